@@ -1,0 +1,400 @@
+//! Validation of one untrusted event: JSON value in, typed [`Event`] or a precise error out.
+//!
+//! Every rule has its own message that names the field (as a path such as `properties.color`),
+//! what was expected and what was found, so a client developer can fix the sender without reading
+//! our code. Unknown fields are refused: a typo such as `stauts` would otherwise lose data silently.
+
+use crate::event::{ApiCall, Direction, Event, Outcome, SCHEMA_VERSION};
+use crate::time::{HOUR_MS, parse_rfc3339};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Size and count limits applied to every event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_event_id_bytes: usize,
+    pub max_route_bytes: usize,
+    pub max_name_bytes: usize,
+    pub max_id_bytes: usize,
+    pub max_properties: usize,
+    pub max_property_key_bytes: usize,
+    pub max_property_value_bytes: usize,
+    pub max_experiments: usize,
+    /// How far in the future a (skew-corrected) timestamp may lie.
+    pub max_future_ms: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_event_id_bytes: 128,
+            max_route_bytes: 256,
+            max_name_bytes: 64,
+            max_id_bytes: 256,
+            max_properties: 64,
+            max_property_key_bytes: 128,
+            max_property_value_bytes: 1024,
+            max_experiments: 16,
+            max_future_ms: 24 * HOUR_MS,
+        }
+    }
+}
+
+/// A broken rule: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// Path of the offending field (`status`, `properties.color`), or empty for the whole event.
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.field, self.message) }
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+type Result<T> = std::result::Result<T, ValidationError>;
+
+/// A validated event with the clock-skew correction that was applied to its timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validated {
+    pub event: Event,
+    /// Milliseconds added to the client's timestamp (`received_at - sent_at`), 0 without `sent_at`.
+    pub skew_ms: i64,
+}
+
+/// Validates one event received at `received_at_ms` (server clock).
+///
+/// When `sent_at` is present the timestamp is corrected by the difference between the server's
+/// receive time and the client's send time (clients with a wrong clock are common on mobile).
+pub fn validate_event(value: &Value, received_at_ms: i64, limits: &Limits) -> Result<Validated> {
+    let Value::Object(object) = value else {
+        return Err(ValidationError::new("", format!("an event must be a JSON object, got {}", kind_of(value))));
+    };
+    let mut reader = Reader { object, limits };
+    let event_type = reader.required_str("type", 32)?;
+    let version = reader.required_u64("schema_version")?;
+    if version != u64::from(SCHEMA_VERSION) {
+        return Err(ValidationError::new(
+            "schema_version",
+            format!("unsupported schema_version {version}; this server understands {SCHEMA_VERSION}"),
+        ));
+    }
+    let (mut event, allowed): (Event, &[&str]) = match event_type.as_str() {
+        "api_call" => (Event::ApiCall(reader.api_call()?), API_CALL_FIELDS),
+        "outcome" => (Event::Outcome(reader.outcome()?), OUTCOME_FIELDS),
+        other => {
+            return Err(ValidationError::new("type", format!("unknown event type `{other}`; expected `api_call` or `outcome`")));
+        }
+    };
+    if let Some(unknown) = object.keys().find(|key| !allowed.contains(&key.as_str())) {
+        return Err(ValidationError::new(
+            unknown.as_str(),
+            format!("unknown field `{unknown}` for a {event_type} event; custom data belongs in `properties`"),
+        ));
+    }
+    let skew_ms = correct_skew(&mut event, received_at_ms, limits)?;
+    Ok(Validated { event, skew_ms })
+}
+
+const API_CALL_FIELDS: &[&str] = &[
+    "type", "schema_version", "event_id", "timestamp", "sent_at", "service", "method", "route", "status",
+    "latency_ms", "request_bytes", "response_bytes", "user_id", "account_id", "session_id", "plan", "segment",
+    "experiments", "app_version", "sdk", "error_type", "direction", "provider", "value", "currency", "properties",
+];
+
+const OUTCOME_FIELDS: &[&str] = &[
+    "type", "schema_version", "event_id", "timestamp", "sent_at", "name", "user_id", "account_id", "session_id",
+    "value", "currency", "properties",
+];
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+
+fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Result<i64> {
+    let (timestamp, sent_at) = match event {
+        Event::ApiCall(call) => (&mut call.timestamp, call.sent_at),
+        Event::Outcome(outcome) => (&mut outcome.timestamp, outcome.sent_at),
+    };
+    let skew_ms = sent_at.map_or(0, |sent_at| received_at_ms - sent_at);
+    *timestamp += skew_ms;
+    let ahead = *timestamp - received_at_ms;
+    if ahead > limits.max_future_ms {
+        return Err(ValidationError::new(
+            "timestamp",
+            format!(
+                "lies {:.1} h in the future after clock-skew correction (limit {} h); check the client's clock or send `sent_at`",
+                ahead as f64 / HOUR_MS as f64,
+                limits.max_future_ms / HOUR_MS
+            ),
+        ));
+    }
+    Ok(skew_ms)
+}
+
+struct Reader<'a> {
+    object: &'a Map<String, Value>,
+    limits: &'a Limits,
+}
+
+impl Reader<'_> {
+    fn api_call(&mut self) -> Result<ApiCall> {
+        let limits = self.limits;
+        let direction = match self.optional_str("direction", 16)?.as_deref() {
+            None | Some("inbound") => Direction::Inbound,
+            Some("outbound") => Direction::Outbound,
+            Some(other) => {
+                return Err(ValidationError::new("direction", format!("must be `inbound` or `outbound`, got `{other}`")));
+            }
+        };
+        let provider = self.optional_str("provider", limits.max_name_bytes)?;
+        if direction == Direction::Outbound && provider.is_none() {
+            return Err(ValidationError::new("provider", "is required when direction is `outbound` (e.g. `stripe`)"));
+        }
+        let (value, currency) = self.value_and_currency()?;
+        Ok(ApiCall {
+            schema_version: SCHEMA_VERSION,
+            event_id: self.event_id()?,
+            timestamp: self.required_time("timestamp")?,
+            sent_at: self.optional_time("sent_at")?,
+            service: self.required_str("service", limits.max_name_bytes)?,
+            method: self.method()?,
+            route: self.route()?,
+            status: self.status()?,
+            latency_ms: self.latency()?,
+            request_bytes: self.optional_u64("request_bytes")?,
+            response_bytes: self.optional_u64("response_bytes")?,
+            user_id: self.optional_str("user_id", limits.max_id_bytes)?,
+            account_id: self.optional_str("account_id", limits.max_id_bytes)?,
+            session_id: self.optional_str("session_id", limits.max_id_bytes)?,
+            plan: self.optional_str("plan", limits.max_name_bytes)?,
+            segment: self.optional_str("segment", limits.max_name_bytes)?,
+            experiments: self.string_map("experiments", limits.max_experiments, limits.max_name_bytes, limits.max_name_bytes)?,
+            app_version: self.optional_str("app_version", limits.max_name_bytes)?,
+            sdk: self.optional_str("sdk", limits.max_name_bytes)?,
+            error_type: self.optional_str("error_type", limits.max_name_bytes)?,
+            direction,
+            provider,
+            value,
+            currency,
+            properties: self.properties()?,
+        })
+    }
+
+    fn outcome(&mut self) -> Result<Outcome> {
+        let limits = self.limits;
+        let (value, currency) = self.value_and_currency()?;
+        Ok(Outcome {
+            schema_version: SCHEMA_VERSION,
+            event_id: self.event_id()?,
+            timestamp: self.required_time("timestamp")?,
+            sent_at: self.optional_time("sent_at")?,
+            name: self.required_str("name", limits.max_name_bytes)?,
+            user_id: self.optional_str("user_id", limits.max_id_bytes)?,
+            account_id: self.optional_str("account_id", limits.max_id_bytes)?,
+            session_id: self.optional_str("session_id", limits.max_id_bytes)?,
+            value,
+            currency,
+            properties: self.properties()?,
+        })
+    }
+
+    fn event_id(&self) -> Result<String> {
+        self.required_str("event_id", self.limits.max_event_id_bytes)
+    }
+
+    fn method(&self) -> Result<String> {
+        let method = self.required_str("method", 16)?.to_ascii_uppercase();
+        if !METHODS.contains(&method.as_str()) {
+            return Err(ValidationError::new("method", format!("`{method}` is not an HTTP method; expected one of {}", METHODS.join(", "))));
+        }
+        Ok(method)
+    }
+
+    fn route(&self) -> Result<String> {
+        let route = self.required_str("route", self.limits.max_route_bytes)?;
+        if !route.starts_with('/') {
+            return Err(ValidationError::new("route", format!("must start with `/`, got `{route}`")));
+        }
+        if route.contains('?') || route.contains('#') {
+            return Err(ValidationError::new("route", "must be a route template without query string or fragment (e.g. `/api/orders/{id}`)"));
+        }
+        if let Some(segment) = route.split('/').find(|segment| looks_like_raw_id(segment)) {
+            return Err(ValidationError::new(
+                "route",
+                format!("segment `{segment}` looks like a raw id; send the route template (e.g. `/api/orders/{{id}}`) so that endpoints stay countable"),
+            ));
+        }
+        Ok(route)
+    }
+
+    fn status(&self) -> Result<u16> {
+        let status = self.required_u64("status")?;
+        if !(100..=599).contains(&status) {
+            return Err(ValidationError::new("status", format!("must be an HTTP status between 100 and 599, got {status}")));
+        }
+        Ok(status as u16)
+    }
+
+    fn latency(&self) -> Result<f64> {
+        let latency = self.required_f64("latency_ms")?;
+        if latency < 0.0 {
+            return Err(ValidationError::new("latency_ms", format!("must be ≥ 0, got {latency}")));
+        }
+        Ok(latency)
+    }
+
+    fn value_and_currency(&self) -> Result<(Option<f64>, Option<String>)> {
+        let value = match self.object.get("value") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(self.required_f64("value")?),
+        };
+        let currency = self.optional_str("currency", 3)?;
+        if let Some(currency) = &currency
+            && (currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(ValidationError::new("currency", format!("must be an ISO 4217 code such as `EUR`, got `{currency}`")));
+        }
+        Ok((value, currency))
+    }
+
+    fn properties(&self) -> Result<BTreeMap<String, String>> {
+        let limits = self.limits;
+        self.string_map("properties", limits.max_properties, limits.max_property_key_bytes, limits.max_property_value_bytes)
+    }
+
+    fn required_time(&self, field: &str) -> Result<i64> {
+        match self.optional_time(field)? {
+            Some(time) => Ok(time),
+            None => Err(missing(field)),
+        }
+    }
+
+    fn optional_time(&self, field: &str) -> Result<Option<i64>> {
+        const EARLIEST_MS: i64 = 946_684_800_000; // 2000-01-01: anything earlier is a unit mistake
+        let time = match self.object.get(field) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(text)) => parse_rfc3339(text).ok_or_else(|| {
+                ValidationError::new(field, format!("`{text}` is not an RFC 3339 timestamp (e.g. `2026-11-21T10:15:30.123Z`)"))
+            })?,
+            Some(Value::Number(number)) => number.as_i64().ok_or_else(|| {
+                ValidationError::new(field, format!("must be epoch milliseconds as an integer, got {number}"))
+            })?,
+            Some(other) => {
+                return Err(ValidationError::new(field, format!("must be an RFC 3339 string or epoch milliseconds, got {}", kind_of(other))));
+            }
+        };
+        if time < EARLIEST_MS {
+            return Err(ValidationError::new(field, format!("{time} is before 2000-01-01; timestamps are epoch milliseconds, not seconds")));
+        }
+        Ok(Some(time))
+    }
+
+    fn required_str(&self, field: &str, max_bytes: usize) -> Result<String> {
+        self.optional_str(field, max_bytes)?.ok_or_else(|| missing(field))
+    }
+
+    fn optional_str(&self, field: &str, max_bytes: usize) -> Result<Option<String>> {
+        match self.object.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => check_text(field, text, max_bytes).map(|()| Some(text.clone())),
+            Some(other) => Err(ValidationError::new(field, format!("must be a string, got {}", kind_of(other)))),
+        }
+    }
+
+    fn required_u64(&self, field: &str) -> Result<u64> {
+        self.optional_u64(field)?.ok_or_else(|| missing(field))
+    }
+
+    fn optional_u64(&self, field: &str) -> Result<Option<u64>> {
+        match self.object.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(number)) => number
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| ValidationError::new(field, format!("must be a non-negative integer, got {number}"))),
+            Some(other) => Err(ValidationError::new(field, format!("must be a non-negative integer, got {}", kind_of(other)))),
+        }
+    }
+
+    fn required_f64(&self, field: &str) -> Result<f64> {
+        match self.object.get(field) {
+            None | Some(Value::Null) => Err(missing(field)),
+            Some(Value::Number(number)) => match number.as_f64() {
+                Some(value) if value.is_finite() => Ok(value),
+                _ => Err(ValidationError::new(field, format!("must be a finite number, got {number}"))),
+            },
+            Some(other) => Err(ValidationError::new(field, format!("must be a number, got {}", kind_of(other)))),
+        }
+    }
+
+    fn string_map(&self, field: &str, max_entries: usize, max_key: usize, max_value: usize) -> Result<BTreeMap<String, String>> {
+        let object = match self.object.get(field) {
+            None | Some(Value::Null) => return Ok(BTreeMap::new()),
+            Some(Value::Object(object)) => object,
+            Some(other) => return Err(ValidationError::new(field, format!("must be an object of strings, got {}", kind_of(other)))),
+        };
+        if object.len() > max_entries {
+            return Err(ValidationError::new(field, format!("has {} entries; at most {max_entries} are allowed", object.len())));
+        }
+        let mut map = BTreeMap::new();
+        for (key, value) in object {
+            let path = format!("{field}.{key}");
+            check_text(&path, key, max_key).map_err(|error| ValidationError::new(path.clone(), format!("key {}", error.message)))?;
+            let Value::String(text) = value else {
+                return Err(ValidationError::new(path, format!("must be a string, got {}", kind_of(value))));
+            };
+            check_text(&path, text, max_value)?;
+            map.insert(key.clone(), text.clone());
+        }
+        Ok(map)
+    }
+}
+
+fn check_text(field: &str, text: &str, max_bytes: usize) -> Result<()> {
+    if text.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if text.len() > max_bytes {
+        return Err(ValidationError::new(field, format!("is {} bytes long; at most {max_bytes} are allowed", text.len())));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ValidationError::new(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn missing(field: &str) -> ValidationError {
+    ValidationError::new(field, "is required")
+}
+
+/// Numbers of two or more digits, UUIDs and long hex strings are ids, not route segments.
+fn looks_like_raw_id(segment: &str) -> bool {
+    let all_digits = segment.len() >= 2 && segment.bytes().all(|b| b.is_ascii_digit());
+    let uuid = segment.len() == 36 && segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    let long_hex = segment.len() >= 16 && segment.bytes().all(|b| b.is_ascii_hexdigit());
+    all_digits || uuid || long_hex
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests;
