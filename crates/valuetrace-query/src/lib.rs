@@ -1,1 +1,47 @@
-//! placeholder
+//! Typed query specs and the kernels that answer them over the embedded store.
+//!
+//! Read path: a query names a project, a window `[from, to)` (any millisecond) and filters.
+//! [`window::decompose`] splits the window into whole rollup buckets (day, hour, minute cells)
+//! and raw edges; [`summary`] merges the cells and scans only the raw edges, so counts and sums
+//! are exact for any window and quantiles / distinct counts carry the sketches' stated error.
+//! Answers ([`EndpointsAnswer`], [`TimeseriesAnswer`]) are serde types shared by the JSON API and
+//! the CLI.
+//!
+//! [`QueryBackend`] is the seam a ClickHouse backend implements behind the same API.
+
+pub mod endpoints;
+pub mod filter;
+pub mod summary;
+pub mod timeseries;
+pub mod window;
+
+pub use endpoints::{EndpointRow, EndpointsAnswer, EndpointsQuery, SortKey};
+pub use filter::Filter;
+pub use timeseries::{Interval, Metric, TimeseriesAnswer, TimeseriesPoint, TimeseriesQuery};
+
+/// Every backend answers the same typed queries.
+pub trait QueryBackend: Send + Sync {
+    fn endpoints(&self, query: &EndpointsQuery) -> Result<EndpointsAnswer>;
+    fn timeseries(&self, query: &TimeseriesQuery) -> Result<TimeseriesAnswer>;
+}
+
+impl QueryBackend for valuetrace_store::EmbeddedStore {
+    fn endpoints(&self, query: &EndpointsQuery) -> Result<EndpointsAnswer> {
+        endpoints::run(self, query)
+    }
+
+    fn timeseries(&self, query: &TimeseriesQuery) -> Result<TimeseriesAnswer> {
+        timeseries::run(self, query)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The query itself is wrong: the message tells the user what to change.
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("store error")]
+    Store(#[from] valuetrace_store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,186 @@
+//! The endpoint summary kernel: merge rollup cells for whole buckets, scan raw rows at the edges.
+
+use crate::filter::{Filter, RawDims, resolve};
+use crate::window::{Piece, decompose};
+use crate::Result;
+use arrow_array::Array;
+use std::collections::HashMap;
+use valuetrace_store::project::{ScanSet, user_hash};
+use valuetrace_store::rollup::{CallFacts, Cell, RouteKey};
+use valuetrace_store::schema::Columns;
+use valuetrace_store::sketch::{DistinctSketch, LatencyAccumulator};
+use valuetrace_store::{EmbeddedStore, Table};
+
+/// An endpoint by name: route template, method, service and provider (outbound calls).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointKey {
+    pub route: String,
+    pub method: String,
+    pub service: String,
+    pub provider: Option<String>,
+}
+
+/// Everything merged for one endpoint over a window.
+#[derive(Debug, Clone, Default)]
+pub struct Accum {
+    pub count: u64,
+    pub status_classes: [u64; 5],
+    pub errors: u64,
+    pub latency_sum_ms: f64,
+    pub value_sum: f64,
+    pub value_calls: u64,
+    pub latency: LatencyAccumulator,
+    pub users: DistinctSketch,
+}
+
+impl Accum {
+    pub fn add_cell(&mut self, cell: &Cell) {
+        self.count += cell.count;
+        for (mine, theirs) in self.status_classes.iter_mut().zip(cell.status_classes) {
+            *mine += theirs;
+        }
+        self.errors += cell.errors;
+        self.latency_sum_ms += cell.latency_sum_ms;
+        self.value_sum += cell.value_sum;
+        self.value_calls += cell.value_calls;
+        self.latency.add(&cell.latency);
+        self.users.merge(&cell.users);
+    }
+
+    pub fn merge(&mut self, other: &Accum) {
+        self.count += other.count;
+        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
+            *mine += theirs;
+        }
+        self.errors += other.errors;
+        self.latency_sum_ms += other.latency_sum_ms;
+        self.value_sum += other.value_sum;
+        self.value_calls += other.value_calls;
+        self.latency.merge(&other.latency);
+        self.users.merge(&other.users);
+    }
+}
+
+/// The merged answer for a window, per endpoint.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub endpoints: HashMap<EndpointKey, Accum>,
+    pub cells_merged: u64,
+    pub raw_rows_scanned: u64,
+}
+
+impl Summary {
+    /// All endpoints merged into one.
+    pub fn total(&self) -> Accum {
+        let mut total = Accum::default();
+        for accum in self.endpoints.values() {
+            total.merge(accum);
+        }
+        total
+    }
+}
+
+/// Summarizes the project's API calls in `[from, to)` that match `filter`, per endpoint.
+pub fn summarize(store: &EmbeddedStore, project: &str, from: i64, to: i64, filter: &Filter) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let Some(shared) = store.existing_project(project) else { return Ok(summary) };
+    let mut raw_ranges: Vec<(i64, i64, ScanSet)> = Vec::new();
+    {
+        let data = shared.read().map_err(|_| valuetrace_store::Error::Internal("project lock poisoned".into()))?;
+        let rollups = &data.rollups;
+        let Some(resolved) = resolve(filter, &rollups.interner) else { return Ok(summary) };
+        let mut by_key: HashMap<RouteKey, Accum> = HashMap::new();
+        for piece in decompose(from, to, rollups.minute_floor()) {
+            match piece {
+                Piece::Cells(level, start) => {
+                    let Some(bucket) = rollups.level(level).get(&start) else { continue };
+                    if filter.needs_detail() {
+                        for (key, cell) in bucket.details.iter().filter(|(key, _)| resolved.matches_detail(key)) {
+                            by_key.entry(key.route).or_default().add_cell(cell);
+                            summary.cells_merged += 1;
+                        }
+                    } else {
+                        for (key, cell) in bucket.routes.iter().filter(|(key, _)| resolved.matches_route(key)) {
+                            by_key.entry(*key).or_default().add_cell(cell);
+                            summary.cells_merged += 1;
+                        }
+                    }
+                }
+                Piece::Raw(raw_from, raw_to) => raw_ranges.push((raw_from, raw_to, data.table(Table::ApiCalls).scan_set(raw_from, raw_to))),
+            }
+        }
+        let interner = &rollups.interner;
+        for (key, accum) in by_key {
+            let name = EndpointKey {
+                route: interner.resolve(key.route).to_owned(),
+                method: interner.resolve(key.method).to_owned(),
+                service: interner.resolve(key.service).to_owned(),
+                provider: (key.provider != 0).then(|| interner.resolve(key.provider).to_owned()),
+            };
+            summary.endpoints.insert(name, accum);
+        }
+    }
+    for (raw_from, raw_to, set) in raw_ranges {
+        scan_raw(&set, raw_from, raw_to, filter, &mut summary)?;
+    }
+    Ok(summary)
+}
+
+fn text(array: &arrow_array::StringArray, row: usize) -> Option<&str> {
+    array.is_valid(row).then(|| array.value(row))
+}
+
+const RAW_COLUMNS: &[&str] = &[
+    "timestamp", "route", "method", "service", "direction", "provider", "status", "latency_ms", "error_type", "value", "user_id", "plan",
+    "segment", "experiments",
+];
+
+fn scan_raw(set: &ScanSet, from: i64, to: i64, filter: &Filter, summary: &mut Summary) -> Result<()> {
+    let mut cells: HashMap<EndpointKey, Cell> = HashMap::new();
+    set.scan(from, to, RAW_COLUMNS, |batch| {
+        let c = Columns::new(batch);
+        let (timestamp, route, method, service) = (c.time("timestamp")?, c.text("route")?, c.text("method")?, c.text("service")?);
+        let (direction, provider, status, latency) = (c.text("direction")?, c.text("provider")?, c.u16("status")?, c.f64("latency_ms")?);
+        let (error_type, value, user) = (c.text("error_type")?, c.f64("value")?, c.text("user_id")?);
+        let (plan, segment, experiments) = (c.text("plan")?, c.text("segment")?, c.text("experiments")?);
+        for row in 0..batch.num_rows() {
+            let ts = timestamp.value(row);
+            if ts < from || ts >= to {
+                continue;
+            }
+            summary.raw_rows_scanned += 1;
+            let dims = RawDims {
+                route: route.value(row),
+                method: method.value(row),
+                service: service.value(row),
+                direction: direction.value(row),
+                plan: text(plan, row),
+                segment: text(segment, row),
+                experiments_json: text(experiments, row),
+            };
+            if !filter.matches_raw(&dims) {
+                continue;
+            }
+            let facts = CallFacts {
+                timestamp: ts,
+                status: status.value(row),
+                latency_ms: latency.value(row),
+                has_error_type: error_type.is_valid(row),
+                value: value.is_valid(row).then(|| value.value(row)),
+                user_hash: text(user, row).map(user_hash),
+            };
+            let key = EndpointKey {
+                route: dims.route.to_owned(),
+                method: dims.method.to_owned(),
+                service: dims.service.to_owned(),
+                provider: text(provider, row).map(str::to_owned),
+            };
+            cells.entry(key).or_default().add(&facts);
+        }
+        Ok(())
+    })?;
+    for (key, cell) in cells {
+        summary.endpoints.entry(key).or_default().add_cell(&cell);
+    }
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! [`EmbeddedStore`]: the single-machine backend.
+
+use crate::parquet_io::{self, FileInfo};
+use crate::project::{BufferedBatch, ProjectData};
+use crate::schema::{self, Table};
+use crate::{AppendOutcome, Error, Result, Store, StoredEvent};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use valuetrace_model::time::{DAY_MS, HOUR_MS, format_day};
+
+/// Tuning of the embedded store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub data_dir: PathBuf,
+    /// How long minute rollups are kept (older windows use hour cells plus raw edges).
+    pub minute_retention_ms: i64,
+    /// How long an event id is remembered for deduplication (≥ 24 h).
+    pub dedup_window_ms: i64,
+    pub row_group_rows: usize,
+    /// Compact a day partition once it has this many files.
+    pub compact_min_files: usize,
+}
+
+impl StoreOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreOptions {
+            data_dir: data_dir.into(),
+            minute_retention_ms: 48 * HOUR_MS,
+            dedup_window_ms: 48 * HOUR_MS,
+            row_group_rows: 65_536,
+            compact_min_files: 4,
+        }
+    }
+}
+
+/// Statistics of one persist.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PersistStats {
+    pub files_written: usize,
+    pub rows_written: usize,
+    pub files_compacted: usize,
+}
+
+/// Proof that buffers were moved aside for persisting; pass it to `finish_persist`.
+#[must_use]
+pub struct PersistTicket(());
+
+type SharedProject = Arc<RwLock<ProjectData>>;
+
+pub struct EmbeddedStore {
+    options: StoreOptions,
+    projects: RwLock<HashMap<String, SharedProject>>,
+    persist_lock: Mutex<()>,
+    file_seq: AtomicU64,
+}
+
+fn poisoned() -> Error {
+    Error::Internal("a store lock was poisoned by a panic".into())
+}
+
+impl EmbeddedStore {
+    /// Opens the store, rebuilding rollups and the dedup index from the persisted files.
+    pub fn open(options: StoreOptions, now_ms: i64) -> Result<Self> {
+        let store = EmbeddedStore { options, projects: RwLock::new(HashMap::new()), persist_lock: Mutex::new(()), file_seq: AtomicU64::new(now_ms as u64) };
+        let root = store.projects_dir();
+        std::fs::create_dir_all(&root).map_err(|source| Error::io(&root, source))?;
+        for project in list_dirs(&root)? {
+            let name = file_name(&project);
+            let data = store.load_project(&project, now_ms)?;
+            store.projects.write().map_err(|_| poisoned())?.insert(name, Arc::new(RwLock::new(data)));
+        }
+        Ok(store)
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    fn projects_dir(&self) -> PathBuf {
+        self.options.data_dir.join("projects")
+    }
+
+    fn load_project(&self, dir: &Path, now_ms: i64) -> Result<ProjectData> {
+        let mut data = ProjectData::new(self.options.minute_retention_ms, self.options.dedup_window_ms, now_ms);
+        let dedup_horizon = now_ms - self.options.dedup_window_ms;
+        for table in Table::ALL {
+            let table_dir = dir.join(table.dir_name());
+            if !table_dir.exists() {
+                continue;
+            }
+            for day_dir in list_dirs(&table_dir)? {
+                let Some(day) = parse_day_dir(&day_dir) else { continue };
+                for info in load_day_files(&day_dir)? {
+                    parquet_io::read_range(&info, i64::MIN, i64::MAX, &[], |batch| {
+                        let rows = schema::from_batch(table, batch)?;
+                        for row in &rows {
+                            if row.received_at >= dedup_horizon {
+                                data.dedup.insert(row.event.event_id(), row.received_at);
+                            }
+                        }
+                        data.counters.stored += rows.len() as u64;
+                        data.roll_up(&rows);
+                        Ok(())
+                    })?;
+                    data.table_mut(table).files.entry(day).or_default().push(info);
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    /// The project's data, created on first use.
+    pub fn project(&self, project: &str) -> Result<SharedProject> {
+        if let Some(data) = self.projects.read().map_err(|_| poisoned())?.get(project) {
+            return Ok(data.clone());
+        }
+        let mut projects = self.projects.write().map_err(|_| poisoned())?;
+        let now = wall_clock_ms();
+        let data = projects
+            .entry(project.to_owned())
+            .or_insert_with(|| Arc::new(RwLock::new(ProjectData::new(self.options.minute_retention_ms, self.options.dedup_window_ms, now))));
+        Ok(data.clone())
+    }
+
+    /// The project's data if it has any.
+    pub fn existing_project(&self, project: &str) -> Option<SharedProject> {
+        self.projects.read().ok()?.get(project).cloned()
+    }
+
+    /// Moves every buffer aside (still visible to queries). Call while no append is in flight
+    /// between a WAL append and `append` (the server holds its ingest gate), right after rotating
+    /// the WAL, so that the rotated segments hold exactly what is being persisted.
+    pub fn begin_persist(&self) -> Result<PersistTicket> {
+        let projects: Vec<SharedProject> = self.projects.read().map_err(|_| poisoned())?.values().cloned().collect();
+        for project in projects {
+            let mut data = project.write().map_err(|_| poisoned())?;
+            for table in Table::ALL {
+                let table_data = data.table_mut(table);
+                let buffer = std::mem::take(&mut table_data.buffer);
+                for (day, batches) in buffer {
+                    table_data.persisting.entry(day).or_default().extend(batches);
+                }
+                table_data.buffered_rows = 0;
+            }
+        }
+        Ok(PersistTicket(()))
+    }
+
+    /// Writes what `begin_persist` moved aside to Parquet. When this returns Ok, those rows are
+    /// durable in Parquet and the WAL segments rotated before `begin_persist` may be deleted.
+    pub fn finish_persist(&self, _ticket: PersistTicket, now_ms: i64) -> Result<PersistStats> {
+        let _guard = self.persist_lock.lock().map_err(|_| poisoned())?;
+        let mut stats = PersistStats::default();
+        let projects: Vec<(String, SharedProject)> =
+            self.projects.read().map_err(|_| poisoned())?.iter().map(|(name, data)| (name.clone(), data.clone())).collect();
+        for (name, project) in projects {
+            for table in Table::ALL {
+                let pending: BTreeMap<i64, Vec<BufferedBatch>> = project.read().map_err(|_| poisoned())?.table(table).persisting.clone();
+                for (day, batches) in pending {
+                    let dir = self.day_dir(&name, table, day);
+                    std::fs::create_dir_all(&dir).map_err(|source| Error::io(&dir, source))?;
+                    let all: Vec<_> = batches.iter().map(|b| b.batch.clone()).collect();
+                    let merged = arrow_select::concat::concat_batches(&table.schema(), &all)?;
+                    let path = dir.join(format!("{:020}.parquet", self.next_seq()));
+                    let info = parquet_io::write_sorted(&path, &merged, self.options.row_group_rows, &[])?;
+                    stats.files_written += 1;
+                    stats.rows_written += merged.num_rows();
+                    let mut data = project.write().map_err(|_| poisoned())?;
+                    let table_data = data.table_mut(table);
+                    table_data.persisting.remove(&day);
+                    table_data.files.entry(day).or_default().push(info);
+                }
+                stats.files_compacted += self.compact(&name, &project, table)?;
+            }
+            let mut data = project.write().map_err(|_| poisoned())?;
+            data.dedup.prune(now_ms);
+            data.rollups.prune_minutes(now_ms);
+        }
+        Ok(stats)
+    }
+
+    fn compact(&self, name: &str, project: &SharedProject, table: Table) -> Result<usize> {
+        let candidates: Vec<(i64, Vec<FileInfo>)> = project
+            .read()
+            .map_err(|_| poisoned())?
+            .table(table)
+            .files
+            .iter()
+            .filter(|(_, files)| files.len() >= self.options.compact_min_files)
+            .map(|(day, files)| (*day, files.clone()))
+            .collect();
+        let mut compacted = 0;
+        for (day, files) in candidates {
+            let mut batches = Vec::new();
+            for file in &files {
+                parquet_io::read_range(file, i64::MIN, i64::MAX, &[], |batch| {
+                    batches.push(batch.clone());
+                    Ok(())
+                })?;
+            }
+            let merged = arrow_select::concat::concat_batches(&table.schema(), &batches)?;
+            let replaces: Vec<String> = files.iter().map(|file| file_name(&file.path)).collect();
+            let path = self.day_dir(name, table, day).join(format!("{:020}.parquet", self.next_seq()));
+            let info = parquet_io::write_sorted(&path, &merged, self.options.row_group_rows, &replaces)?;
+            {
+                let mut data = project.write().map_err(|_| poisoned())?;
+                let day_files = data.table_mut(table).files.entry(day).or_default();
+                day_files.retain(|file| !replaces.contains(&file_name(&file.path)));
+                day_files.push(info);
+            }
+            for file in &files {
+                std::fs::remove_file(&file.path).map_err(|source| Error::io(&file.path, source))?;
+            }
+            compacted += files.len();
+        }
+        Ok(compacted)
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.file_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn day_dir(&self, project: &str, table: Table, day: i64) -> PathBuf {
+        self.projects_dir().join(project).join(table.dir_name()).join(format!("day={}", format_day(day)))
+    }
+
+    /// Rows buffered in memory across projects (a persist trigger).
+    pub fn buffered_rows(&self) -> usize {
+        let Ok(projects) = self.projects.read() else { return 0 };
+        projects
+            .values()
+            .filter_map(|project| project.read().ok().map(|data| Table::ALL.iter().map(|&t| data.table(t).buffered_rows).sum::<usize>()))
+            .sum()
+    }
+
+    pub fn project_names(&self) -> Vec<String> {
+        self.projects.read().map(|projects| projects.keys().cloned().collect()).unwrap_or_default()
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn append(&self, project: &str, events: Vec<StoredEvent>) -> Result<AppendOutcome> {
+        let shared = self.project(project)?;
+        let mut data = shared.write().map_err(|_| poisoned())?;
+        let mut fresh = Vec::with_capacity(events.len());
+        let mut outcome = AppendOutcome::default();
+        for event in events {
+            if data.dedup.insert(event.event.event_id(), event.received_at) {
+                fresh.push(event);
+            } else {
+                outcome.duplicates += 1;
+            }
+        }
+        outcome.stored = fresh.len();
+        data.counters.stored += fresh.len() as u64;
+        data.counters.duplicates += outcome.duplicates as u64;
+        data.roll_up(&fresh);
+        let mut by_partition: BTreeMap<(i64, bool), Vec<&StoredEvent>> = BTreeMap::new();
+        for event in &fresh {
+            let day = event.event.timestamp().div_euclid(DAY_MS) * DAY_MS;
+            by_partition.entry((day, Table::of(&event.event) == Table::ApiCalls)).or_default().push(event);
+        }
+        for ((day, is_call), rows) in by_partition {
+            let table = if is_call { Table::ApiCalls } else { Table::Outcomes };
+            let batch = schema::to_batch(table, &rows)?;
+            let (min_ts, max_ts) = parquet_io::timestamp_range(&batch)?.unwrap_or((day, day));
+            let table_data = data.table_mut(table);
+            table_data.buffered_rows += batch.num_rows();
+            table_data.buffer.entry(day).or_default().push(BufferedBatch { batch, min_ts, max_ts });
+        }
+        Ok(outcome)
+    }
+
+    fn contains(&self, project: &str, event_id: &str) -> bool {
+        self.existing_project(project).and_then(|shared| shared.read().ok().map(|data| data.dedup.contains(event_id))).unwrap_or(false)
+    }
+}
+
+/// Lists `*.parquet` files of a day directory, deleting temp files and finishing compactions.
+fn load_day_files(dir: &Path) -> Result<Vec<FileInfo>> {
+    let mut infos = Vec::new();
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).map_err(|source| Error::io(dir, source))?.filter_map(|entry| entry.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for path in entries {
+        let name = file_name(&path);
+        if name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(&path);
+        } else if name.ends_with(".parquet") {
+            match parquet_io::read_info(&path) {
+                Ok(info) => infos.push(info),
+                Err(error) => tracing::error!(%error, path = %path.display(), "unreadable parquet file skipped"),
+            }
+        }
+    }
+    let replaced: Vec<String> = infos.iter().flat_map(|info| info.replaces.clone()).collect();
+    for info in &infos {
+        if replaced.contains(&file_name(&info.path)) {
+            std::fs::remove_file(&info.path).map_err(|source| Error::io(&info.path, source))?;
+        }
+    }
+    infos.retain(|info| !replaced.contains(&file_name(&info.path)));
+    Ok(infos)
+}
+
+fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| Error::io(dir, source))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn parse_day_dir(dir: &Path) -> Option<i64> {
+    let name = file_name(dir);
+    let day = name.strip_prefix("day=")?;
+    valuetrace_model::time::parse_rfc3339(&format!("{day}T00:00:00Z"))
+}
+
+/// Milliseconds since the epoch by the system clock.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

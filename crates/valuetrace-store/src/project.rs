@@ -1,0 +1,152 @@
+//! One project's data: rollups, dedup index, and per table the in-memory Arrow buffer and the
+//! persisted Parquet files, partitioned by UTC day of the event timestamp.
+
+use crate::dedup::DedupIndex;
+use crate::parquet_io::{self, FileInfo};
+use crate::rollup::{CallFacts, DetailKey, RouteKey, Rollups, variant_key};
+use crate::schema::Table;
+use crate::{Result, StoredEvent};
+use arrow_array::RecordBatch;
+use std::collections::{BTreeMap, HashMap};
+use valuetrace_model::Event;
+use valuetrace_model::time::DAY_MS;
+
+/// An immutable Arrow batch of buffered rows with its timestamp range.
+#[derive(Debug, Clone)]
+pub struct BufferedBatch {
+    pub batch: RecordBatch,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+/// One raw table of a project.
+#[derive(Debug, Default)]
+pub struct TableData {
+    /// Day start → batches not yet persisted.
+    pub buffer: BTreeMap<i64, Vec<BufferedBatch>>,
+    /// Day start → batches being written to Parquet (still visible to queries).
+    pub persisting: BTreeMap<i64, Vec<BufferedBatch>>,
+    /// Day start → persisted files.
+    pub files: BTreeMap<i64, Vec<FileInfo>>,
+    pub buffered_rows: usize,
+}
+
+/// What a raw scan of `[from, to)` must read, captured under the lock and read without it.
+#[derive(Debug, Default)]
+pub struct ScanSet {
+    pub batches: Vec<RecordBatch>,
+    pub files: Vec<FileInfo>,
+}
+
+impl ScanSet {
+    /// Calls `each` with every batch that may hold rows in `[from, to)`; rows outside the range
+    /// may be included (callers filter by timestamp).
+    pub fn scan(&self, from: i64, to: i64, columns: &[&str], mut each: impl FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
+        for batch in &self.batches {
+            each(batch)?;
+        }
+        for file in &self.files {
+            parquet_io::read_range(file, from, to, columns, &mut each)?;
+        }
+        Ok(())
+    }
+}
+
+impl TableData {
+    pub fn scan_set(&self, from: i64, to: i64) -> ScanSet {
+        let mut set = ScanSet::default();
+        let first_day = from.div_euclid(DAY_MS) * DAY_MS;
+        for source in [&self.buffer, &self.persisting] {
+            for (_, batches) in source.range(first_day..to) {
+                let overlapping = batches.iter().filter(|b| b.max_ts >= from && b.min_ts < to);
+                set.batches.extend(overlapping.map(|b| b.batch.clone()));
+            }
+        }
+        for (_, files) in self.files.range(first_day..to) {
+            set.files.extend(files.iter().filter(|f| f.max_ts >= from && f.min_ts < to).cloned());
+        }
+        set
+    }
+}
+
+/// Everything the store keeps for one project.
+#[derive(Debug)]
+pub struct ProjectData {
+    pub rollups: Rollups,
+    pub dedup: DedupIndex,
+    pub tables: HashMap<TableKind, TableData>,
+    pub counters: ProjectCounters,
+}
+
+/// `Table` is not `Hash`-stable across versions of this file; keep a local alias.
+pub type TableKind = Table;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProjectCounters {
+    pub stored: u64,
+    pub duplicates: u64,
+}
+
+impl ProjectData {
+    pub fn new(minute_retention_ms: i64, dedup_window_ms: i64, now_ms: i64) -> Self {
+        let mut tables = HashMap::new();
+        for table in Table::ALL {
+            tables.insert(table, TableData::default());
+        }
+        ProjectData {
+            rollups: Rollups::new(minute_retention_ms, now_ms),
+            dedup: DedupIndex::new(dedup_window_ms),
+            tables,
+            counters: ProjectCounters::default(),
+        }
+    }
+
+    pub fn table(&self, table: Table) -> &TableData {
+        self.tables.get(&table).expect("every table is created in ProjectData::new")
+    }
+
+    pub fn table_mut(&mut self, table: Table) -> &mut TableData {
+        self.tables.get_mut(&table).expect("every table is created in ProjectData::new")
+    }
+
+    /// Updates rollups with the API calls among `events`.
+    pub fn roll_up(&mut self, events: &[StoredEvent]) {
+        for stored in events {
+            if let Event::ApiCall(call) = &stored.event {
+                let interner = &mut self.rollups.interner;
+                let route = RouteKey {
+                    route: interner.intern(&call.route),
+                    method: interner.intern(&call.method),
+                    service: interner.intern(&call.service),
+                    provider: interner.intern_optional(call.provider.as_deref()),
+                };
+                let variant = variant_key(&call.experiments);
+                let key = DetailKey {
+                    route,
+                    plan: interner.intern_optional(call.plan.as_deref()),
+                    segment: interner.intern_optional(call.segment.as_deref()),
+                    variant: interner.intern_optional(variant.as_deref()),
+                };
+                let facts = facts_of(call);
+                self.rollups.add(key, &facts);
+            }
+        }
+    }
+}
+
+/// The rollup facts of one call.
+pub fn facts_of(call: &valuetrace_model::ApiCall) -> CallFacts {
+    CallFacts {
+        timestamp: call.timestamp,
+        status: call.status,
+        latency_ms: call.latency_ms,
+        has_error_type: call.error_type.is_some(),
+        value: call.value,
+        user_hash: call.user_id.as_deref().map(user_hash),
+    }
+}
+
+/// Hash of a pseudonymous user id for distinct counting.
+pub fn user_hash(user: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(user.as_bytes())
+}

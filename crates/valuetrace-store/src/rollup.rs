@@ -1,0 +1,227 @@
+//! Rollups kept at write time so that health queries never scan raw events.
+//!
+//! Three levels — minute, hour, day — each a map from bucket start to the cells of that bucket.
+//! Every API call updates, at each level, one *route cell* (route, method, service, provider) and
+//! one *detail cell* (the same plus plan, segment and experiment variants). Unfiltered queries and
+//! service filters read route cells only; plan/segment/variant filters read detail cells.
+//!
+//! Minute cells are kept for `minute_retention_ms` (recent windows need minute precision); hour
+//! and day cells are kept forever. Events older than the minute floor update hours and days only,
+//! so each level is complete for the range it claims ([`Rollups::minute_floor`]).
+
+use crate::interner::Interner;
+use crate::sketch::{DistinctSketch, LatencySketch};
+use std::collections::{BTreeMap, HashMap};
+use valuetrace_model::time::{DAY_MS, HOUR_MS, MINUTE_MS};
+
+/// Identifies an endpoint: interned route, method, service and provider (0 = inbound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteKey {
+    pub route: u32,
+    pub method: u32,
+    pub service: u32,
+    pub provider: u32,
+}
+
+/// A route key refined by the dimensions users filter and break down by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DetailKey {
+    pub route: RouteKey,
+    pub plan: u32,
+    pub segment: u32,
+    /// Interned canonical `experiment=variant;...` string of the call's experiments.
+    pub variant: u32,
+}
+
+/// Aggregates of the calls in one bucket and key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cell {
+    pub count: u64,
+    /// Calls per status class: index 0 = 1xx .. 4 = 5xx.
+    pub status_classes: [u64; 5],
+    /// Calls with an `error_type`, or with a 5xx status.
+    pub errors: u64,
+    pub latency_sum_ms: f64,
+    /// Sum of `value` over successful (< 400) calls that carried one.
+    pub value_sum: f64,
+    pub value_calls: u64,
+    pub latency: LatencySketch,
+    pub users: DistinctSketch,
+}
+
+/// The fields of one API call that rollups need.
+#[derive(Debug, Clone, Copy)]
+pub struct CallFacts {
+    pub timestamp: i64,
+    pub status: u16,
+    pub latency_ms: f64,
+    pub has_error_type: bool,
+    pub value: Option<f64>,
+    /// xxh3 of the pseudonymous user id.
+    pub user_hash: Option<u64>,
+}
+
+impl Cell {
+    pub fn add(&mut self, facts: &CallFacts) {
+        self.count += 1;
+        let class = usize::from(facts.status / 100).clamp(1, 5) - 1;
+        self.status_classes[class] += 1;
+        if facts.has_error_type || facts.status >= 500 {
+            self.errors += 1;
+        }
+        self.latency_sum_ms += facts.latency_ms;
+        if let Some(value) = facts.value
+            && facts.status < 400
+        {
+            self.value_sum += value;
+            self.value_calls += 1;
+        }
+        self.latency.insert(facts.latency_ms);
+        if let Some(hash) = facts.user_hash {
+            self.users.insert(hash);
+        }
+    }
+
+    pub fn merge(&mut self, other: &Cell) {
+        self.count += other.count;
+        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
+            *mine += theirs;
+        }
+        self.errors += other.errors;
+        self.latency_sum_ms += other.latency_sum_ms;
+        self.value_sum += other.value_sum;
+        self.value_calls += other.value_calls;
+        self.latency.merge(&other.latency);
+        self.users.merge(&other.users);
+    }
+}
+
+/// The cells of one bucket.
+#[derive(Debug, Default)]
+pub struct Bucket {
+    pub routes: HashMap<RouteKey, Cell>,
+    pub details: HashMap<DetailKey, Cell>,
+}
+
+/// Granularity of a rollup level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Level {
+    pub const ALL: [Level; 3] = [Level::Day, Level::Hour, Level::Minute];
+
+    pub fn width_ms(self) -> i64 {
+        match self {
+            Level::Minute => MINUTE_MS,
+            Level::Hour => HOUR_MS,
+            Level::Day => DAY_MS,
+        }
+    }
+}
+
+/// All rollup levels of one project.
+#[derive(Debug)]
+pub struct Rollups {
+    pub interner: Interner,
+    minutes: BTreeMap<i64, Bucket>,
+    hours: BTreeMap<i64, Bucket>,
+    days: BTreeMap<i64, Bucket>,
+    minute_retention_ms: i64,
+    /// Minute buckets are complete from here on (inclusive).
+    minute_floor: i64,
+}
+
+impl Rollups {
+    pub fn new(minute_retention_ms: i64, now_ms: i64) -> Self {
+        Rollups {
+            interner: Interner::default(),
+            minutes: BTreeMap::new(),
+            hours: BTreeMap::new(),
+            days: BTreeMap::new(),
+            minute_retention_ms,
+            minute_floor: floor_to(now_ms - minute_retention_ms, HOUR_MS),
+        }
+    }
+
+    pub fn add(&mut self, key: DetailKey, facts: &CallFacts) {
+        for level in Level::ALL {
+            if level == Level::Minute && facts.timestamp < self.minute_floor {
+                continue;
+            }
+            let start = floor_to(facts.timestamp, level.width_ms());
+            let bucket = self.level_mut(level).entry(start).or_default();
+            bucket.routes.entry(key.route).or_default().add(facts);
+            bucket.details.entry(key).or_default().add(facts);
+        }
+    }
+
+    /// Lowers the minute floor, e.g. while rebuilding history at start-up before pruning.
+    pub fn set_minute_floor(&mut self, floor_ms: i64) {
+        self.minute_floor = floor_to(floor_ms, HOUR_MS);
+    }
+
+    /// Drops minute buckets older than the retention; called periodically.
+    pub fn prune_minutes(&mut self, now_ms: i64) {
+        let floor = floor_to(now_ms - self.minute_retention_ms, HOUR_MS);
+        if floor > self.minute_floor {
+            self.minute_floor = floor;
+            self.minutes = self.minutes.split_off(&floor);
+        }
+    }
+
+    pub fn minute_floor(&self) -> i64 {
+        self.minute_floor
+    }
+
+    pub fn level(&self, level: Level) -> &BTreeMap<i64, Bucket> {
+        match level {
+            Level::Minute => &self.minutes,
+            Level::Hour => &self.hours,
+            Level::Day => &self.days,
+        }
+    }
+
+    fn level_mut(&mut self, level: Level) -> &mut BTreeMap<i64, Bucket> {
+        match level {
+            Level::Minute => &mut self.minutes,
+            Level::Hour => &mut self.hours,
+            Level::Day => &mut self.days,
+        }
+    }
+
+    /// Number of cells per level (minute, hour, day), for memory reporting.
+    pub fn cell_counts(&self) -> [usize; 3] {
+        let count = |level: &BTreeMap<i64, Bucket>| level.values().map(|b| b.routes.len() + b.details.len()).sum();
+        [count(&self.minutes), count(&self.hours), count(&self.days)]
+    }
+}
+
+/// Rounds `ms` down to a multiple of `width`.
+pub fn floor_to(ms: i64, width: i64) -> i64 {
+    ms.div_euclid(width) * width
+}
+
+/// The canonical variant string of an experiment map: `exp=variant;exp2=variant2` (sorted).
+pub fn variant_key(experiments: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    if experiments.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = experiments.iter().map(|(experiment, variant)| format!("{experiment}={variant}")).collect();
+    Some(parts.join(";"))
+}
+
+/// Whether a canonical variant string matches a user's filter: `ml_v2`, `reco=ml_v2` or `reco:ml_v2`.
+pub fn variant_matches(canonical: &str, filter: &str) -> bool {
+    let filter = filter.replacen(':', "=", 1);
+    canonical.split(';').any(|pair| {
+        if filter.contains('=') {
+            pair == filter
+        } else {
+            pair.split_once('=').is_some_and(|(_, variant)| variant == filter)
+        }
+    })
+}

@@ -1,0 +1,224 @@
+//! DDSketch-style latency sketch (Masson, Rim, Lee: "DDSketch", VLDB 2019).
+//!
+//! A value `x > 0` falls in bucket `k = ceil(log_gamma(x))` with `gamma = (1 + a) / (1 - a)`;
+//! reporting `2 gamma^k / (gamma + 1)` for a quantile is within relative error `a` of the true
+//! sample quantile. Buckets are stored sparse (sorted `(key, count)` pairs) because most cells see
+//! a handful of distinct buckets; [`LatencyAccumulator`] is the dense form used while merging many
+//! cells at query time.
+
+/// Relative error of every quantile this sketch reports.
+pub const RELATIVE_ERROR: f64 = 0.01;
+/// Values below this (ms) are counted as zero: 1 µs is below any meaningful API latency.
+const MIN_VALUE_MS: f64 = 0.001;
+/// Smallest and largest bucket keys: 1 µs .. ~ 10^7 ms (2.8 h); larger values saturate.
+const MIN_KEY: i32 = -350;
+const MAX_KEY: i32 = 820;
+const DENSE_LEN: usize = (MAX_KEY - MIN_KEY + 1) as usize;
+
+fn gamma() -> f64 {
+    (1.0 + RELATIVE_ERROR) / (1.0 - RELATIVE_ERROR)
+}
+
+fn key_of(value_ms: f64) -> Option<i16> {
+    if value_ms < MIN_VALUE_MS || value_ms.is_nan() {
+        return None;
+    }
+    let key = (value_ms.ln() / gamma().ln()).ceil() as i32;
+    Some(key.clamp(MIN_KEY, MAX_KEY) as i16)
+}
+
+fn value_of(key: i32) -> f64 {
+    let gamma = gamma();
+    2.0 * gamma.powi(key) / (gamma + 1.0)
+}
+
+/// A mergeable latency distribution with sparse buckets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencySketch {
+    zeros: u32,
+    bins: Vec<(i16, u32)>,
+}
+
+impl LatencySketch {
+    pub fn insert(&mut self, value_ms: f64) {
+        let Some(key) = key_of(value_ms) else {
+            self.zeros += 1;
+            return;
+        };
+        match self.bins.binary_search_by_key(&key, |&(k, _)| k) {
+            Ok(index) => self.bins[index].1 += 1,
+            Err(index) => self.bins.insert(index, (key, 1)),
+        }
+    }
+
+    pub fn merge(&mut self, other: &LatencySketch) {
+        self.zeros += other.zeros;
+        if other.bins.is_empty() {
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.bins.len() + other.bins.len());
+        let (mut left, mut right) = (self.bins.iter().peekable(), other.bins.iter().peekable());
+        loop {
+            match (left.peek(), right.peek()) {
+                (Some(&&(a, ca)), Some(&&(b, cb))) => {
+                    if a == b {
+                        merged.push((a, ca + cb));
+                        left.next();
+                        right.next();
+                    } else if a < b {
+                        merged.push((a, ca));
+                        left.next();
+                    } else {
+                        merged.push((b, cb));
+                        right.next();
+                    }
+                }
+                (Some(&&pair), None) => {
+                    merged.push(pair);
+                    left.next();
+                }
+                (None, Some(&&pair)) => {
+                    merged.push(pair);
+                    right.next();
+                }
+                (None, None) => break,
+            }
+        }
+        self.bins = merged;
+    }
+
+    pub fn count(&self) -> u64 {
+        u64::from(self.zeros) + self.bins.iter().map(|&(_, count)| u64::from(count)).sum::<u64>()
+    }
+
+    /// The quantile `q` in [0, 1], or `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let mut accumulator = LatencyAccumulator::default();
+        accumulator.add(self);
+        accumulator.quantile(q)
+    }
+
+    /// Approximate heap bytes, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.bins.capacity() * std::mem::size_of::<(i16, u32)>()
+    }
+}
+
+/// Dense accumulator: merging thousands of cells into it costs one add per bucket.
+#[derive(Debug, Clone)]
+pub struct LatencyAccumulator {
+    zeros: u64,
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Default for LatencyAccumulator {
+    fn default() -> Self {
+        LatencyAccumulator { zeros: 0, counts: Vec::new(), total: 0 }
+    }
+}
+
+impl LatencyAccumulator {
+    pub fn add(&mut self, sketch: &LatencySketch) {
+        if self.counts.is_empty() && !sketch.bins.is_empty() {
+            self.counts = vec![0; DENSE_LEN];
+        }
+        self.zeros += u64::from(sketch.zeros);
+        self.total += u64::from(sketch.zeros);
+        for &(key, count) in &sketch.bins {
+            self.counts[(i32::from(key) - MIN_KEY) as usize] += u64::from(count);
+            self.total += u64::from(count);
+        }
+    }
+
+    pub fn merge(&mut self, other: &LatencyAccumulator) {
+        if other.total == 0 {
+            return;
+        }
+        if self.counts.is_empty() && !other.counts.is_empty() {
+            self.counts = vec![0; DENSE_LEN];
+        }
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.zeros += other.zeros;
+        self.total += other.total;
+    }
+
+    pub fn add_value(&mut self, value_ms: f64) {
+        let mut single = LatencySketch::default();
+        single.insert(value_ms);
+        self.add(&single);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The quantile `q` in [0, 1] by the lower rank convention (rank = q × (n − 1)).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * (self.total - 1) as f64).floor() as u64;
+        if rank < self.zeros {
+            return Some(0.0);
+        }
+        let mut seen = self.zeros;
+        for (index, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen > rank {
+                return Some(value_of(index as i32 + MIN_KEY));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+        sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    }
+
+    #[test]
+    fn quantiles_stay_within_relative_error_after_merges() {
+        let mut values = Vec::new();
+        let mut parts = vec![LatencySketch::default(); 7];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let uniform = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let value = 0.5 * (uniform * 12.0).exp(); // 0.5 ms .. ~80 s, heavy tail
+            values.push(value);
+            parts[i % 7].insert(value);
+        }
+        let mut merged = LatencySketch::default();
+        for part in &parts {
+            merged.merge(part);
+        }
+        values.sort_by(f64::total_cmp);
+        assert_eq!(merged.count(), 20_000);
+        for q in [0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            let exact = exact_quantile(&values, q);
+            let estimate = merged.quantile(q).expect("non-empty");
+            assert!((estimate - exact).abs() <= RELATIVE_ERROR * exact + 1e-9, "q={q} exact={exact} estimate={estimate}");
+        }
+    }
+
+    #[test]
+    fn zeros_and_empty() {
+        let mut sketch = LatencySketch::default();
+        assert_eq!(sketch.quantile(0.5), None);
+        sketch.insert(0.0);
+        sketch.insert(0.0);
+        sketch.insert(10.0);
+        assert_eq!(sketch.quantile(0.0), Some(0.0));
+        let p100 = sketch.quantile(1.0).expect("non-empty");
+        assert!((p100 - 10.0).abs() <= 0.1);
+    }
+}
