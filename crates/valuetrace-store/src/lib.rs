@@ -24,7 +24,7 @@ pub mod schema;
 pub mod sketch;
 mod embedded;
 
-pub use embedded::{EmbeddedStore, PersistStats, PersistTicket, StoreOptions};
+pub use embedded::{EmbeddedStore, PersistStats, PersistTicket, StoreOptions, wall_clock_ms};
 pub use project::ProjectData;
 pub use schema::Table;
 

@@ -1,0 +1,83 @@
+//! Pseudonymization at ingest: user, account and session ids become HMAC-SHA256 under a
+//! per-project secret, so raw ids never reach the WAL, the store or the logs.
+//!
+//! The same raw id always maps to the same pseudonym within a project (journeys and joins work),
+//! differs across projects, and cannot be reversed without the secret.
+
+use crate::auth::hex;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::io::Write;
+use std::path::Path;
+use valuetrace_model::Event;
+
+#[derive(Clone)]
+pub struct Pseudonymizer {
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Pseudonymizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonymizer(<secret>)")
+    }
+}
+
+impl Pseudonymizer {
+    pub fn new(secret: Vec<u8>) -> Self {
+        Pseudonymizer { secret }
+    }
+
+    /// 128 bits of HMAC-SHA256(secret, field || 0 || raw) as hex.
+    pub fn pseudonym(&self, field: &str, raw: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("hmac accepts keys of any length");
+        mac.update(field.as_bytes());
+        mac.update(&[0]);
+        mac.update(raw.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        hex(&digest[..16])
+    }
+
+    pub fn apply(&self, event: &mut Event) {
+        let (user, account, session) = match event {
+            Event::ApiCall(call) => (&mut call.user_id, &mut call.account_id, &mut call.session_id),
+            Event::Outcome(outcome) => (&mut outcome.user_id, &mut outcome.account_id, &mut outcome.session_id),
+        };
+        for (field, value) in [("user_id", user), ("account_id", account), ("session_id", session)] {
+            if let Some(raw) = value.as_deref() {
+                *value = Some(self.pseudonym(field, raw));
+            }
+        }
+    }
+}
+
+/// The project's secret: from the environment variable when set, else from
+/// `<data_dir>/secrets/<project>.key`, generated (32 random bytes, mode 0600) on first start.
+pub fn load_or_create_secret(data_dir: &Path, project: &str, env: Option<&str>) -> std::io::Result<Vec<u8>> {
+    if let Some(name) = env
+        && let Ok(value) = std::env::var(name)
+        && !value.is_empty()
+    {
+        return Ok(value.into_bytes());
+    }
+    let dir = data_dir.join("secrets");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{project}.key"));
+    match std::fs::read(&path) {
+        Ok(secret) if secret.len() >= 16 => return Ok(secret),
+        Ok(_) => return Err(std::io::Error::other(format!("{} is shorter than 16 bytes", path.display()))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut secret = vec![0u8; 32];
+    getrandom::fill(&mut secret).map_err(|error| std::io::Error::other(error.to_string()))?;
+    let tmp = path.with_extension("key.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(&secret)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(secret)
+}
