@@ -1,1 +1,63 @@
-fn main() {}
+//! `valuetrace`: one binary for the server, the demo and the command-line queries.
+//!
+//! A thin layer over the library crates: argument parsing ([`Cli`]), logging, and one module per
+//! command under `commands/`.
+
+mod commands;
+mod demo;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "valuetrace", version, about = "API analytics that answers in business language")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server with a configuration file.
+    Serve {
+        /// Path to valuetrace.toml (see config/valuetrace.example.toml).
+        #[arg(long, default_value = "valuetrace.toml")]
+        config: PathBuf,
+        /// Overrides `listen` from the file and VALUETRACE_LISTEN.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Overrides `data_dir` from the file and VALUETRACE_DATA_DIR.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Start a server on the embedded store and feed it realistic e-commerce traffic.
+    Demo(commands::demo::DemoArgs),
+    /// Ask a running server a question and print the answer as a table (or JSON).
+    #[command(subcommand)]
+    Query(commands::query::QueryCommand),
+    /// Print a new API key and the hash to put in valuetrace.toml.
+    Keygen {
+        /// `ingest` or `read`.
+        #[arg(long, default_value = "ingest")]
+        role: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VALUETRACE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Serve { config, listen, data_dir } => commands::serve::run(&config, listen, data_dir),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Query(query) => commands::query::run(query),
+        Command::Keygen { role } => commands::keygen(&role),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,117 +1,94 @@
-//! Static data for the demo traffic generator: the route table of the
-//! simulated e-commerce API (inbound routes and outbound third-party calls),
-//! client versions, diurnal traffic profiles and a small deterministic PRNG.
-//!
-//! Everything here is pure and allocation-free so that the generator in
+//! World model of the demo traffic generator: the route table of the simulated
+//! e-commerce API (inbound routes and outbound third-party calls) with its status and
+//! latency models, the user/account population, diurnal traffic profiles, incidents and
+//! a small deterministic PRNG. Nothing here reads the clock or iterates a hash map, so
 //! `traffic.rs` stays byte-for-byte deterministic for a given seed.
 
-/// One route of the simulated API.
+pub const DAY_MS: i64 = 86_400_000;
+pub const HOUR_MS: i64 = 3_600_000;
+pub const MIN_MS: i64 = 60_000;
+
+/// One route of the simulated API: success status, log-normal latency (median, sigma) and
+/// typical request/response body sizes.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
     pub service: &'static str,
     pub method: &'static str,
     pub template: &'static str,
-    /// Status code returned on success.
     pub ok: u16,
-    /// Median latency in milliseconds (log-normal).
     pub median_ms: f64,
-    /// Log-normal shape parameter (spread of the tail).
     pub sigma: f64,
-    /// Typical request body size (0 for bodiless requests).
     pub req_bytes: f64,
-    /// Typical response body size.
     pub resp_bytes: f64,
 }
 
-const fn s(
-    service: &'static str,
-    method: &'static str,
-    template: &'static str,
-    ok: u16,
-    median_ms: f64,
-    sigma: f64,
-    req_bytes: f64,
-    resp_bytes: f64,
-) -> Spec {
-    Spec { service, method, template, ok, median_ms, sigma, req_bytes, resp_bytes }
-}
+macro_rules! routes {
+    ($($name:ident => ($svc:expr, $m:expr, $path:expr, $ok:expr, $med:expr, $sig:expr, $req:expr, $resp:expr)),* $(,)?) => {
+        /// Every route the generator can emit (the last five are outbound provider calls).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum R { $($name),* }
 
-/// Every route the generator can emit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum R {
-    Healthz, Search, Suggest, Products, Product, Reviews, ReviewPost, Availability, Categories,
-    CategoryProducts, Brands, Reco, RecoSimilar, RecoFeedback, Cart, CartAdd, CartUpdate,
-    CartRemove, CartCoupon, Checkout, CheckoutGet, CheckoutShipping, ShippingOptions, Payments,
-    PaymentConfirm, PaymentGet, WebhookStripe, WebhookPaypal, Me, MeUpdate, Orders, Order,
-    Wishlist, WishlistAdd, Login, Refresh, Logout, Signup, Notifications, NotificationRead,
-    NotificationPrefs, SupportTicket,
-    // Outbound calls to payment providers.
-    StripeIntent, StripeConfirm, StripeCharge, PaypalOrder, PaypalCapture,
-}
+        impl R {
+            pub const ALL: &'static [R] = &[$(R::$name),*];
 
-impl R {
-    pub const ALL: [R; 47] = [
-        R::Healthz, R::Search, R::Suggest, R::Products, R::Product, R::Reviews, R::ReviewPost,
-        R::Availability, R::Categories, R::CategoryProducts, R::Brands, R::Reco, R::RecoSimilar,
-        R::RecoFeedback, R::Cart, R::CartAdd, R::CartUpdate, R::CartRemove, R::CartCoupon,
-        R::Checkout, R::CheckoutGet, R::CheckoutShipping, R::ShippingOptions, R::Payments,
-        R::PaymentConfirm, R::PaymentGet, R::WebhookStripe, R::WebhookPaypal, R::Me, R::MeUpdate,
-        R::Orders, R::Order, R::Wishlist, R::WishlistAdd, R::Login, R::Refresh, R::Logout,
-        R::Signup, R::Notifications, R::NotificationRead, R::NotificationPrefs, R::SupportTicket,
-        R::StripeIntent, R::StripeConfirm, R::StripeCharge, R::PaypalOrder, R::PaypalCapture,
-    ];
-
-    pub const fn spec(self) -> Spec {
-        match self {
-            R::Healthz => s("gateway", "GET", "/healthz", 200, 1.0, 0.4, 0.0, 40.0),
-            R::Search => s("search", "GET", "/api/search", 200, 40.0, 0.55, 0.0, 9_000.0),
-            R::Suggest => s("search", "GET", "/api/search/suggest", 200, 15.0, 0.45, 0.0, 900.0),
-            R::Products => s("catalog", "GET", "/api/products", 200, 25.0, 0.5, 0.0, 14_000.0),
-            R::Product => s("catalog", "GET", "/api/products/{id}", 200, 20.0, 0.45, 0.0, 4_500.0),
-            R::Reviews => s("catalog", "GET", "/api/products/{id}/reviews", 200, 30.0, 0.5, 0.0, 6_000.0),
-            R::ReviewPost => s("catalog", "POST", "/api/products/{id}/reviews", 201, 45.0, 0.5, 700.0, 300.0),
-            R::Availability => s("catalog", "GET", "/api/products/{id}/availability", 200, 18.0, 0.5, 0.0, 250.0),
-            R::Categories => s("catalog", "GET", "/api/categories", 200, 10.0, 0.4, 0.0, 2_500.0),
-            R::CategoryProducts => s("catalog", "GET", "/api/categories/{slug}/products", 200, 30.0, 0.5, 0.0, 12_000.0),
-            R::Brands => s("catalog", "GET", "/api/brands", 200, 12.0, 0.4, 0.0, 3_000.0),
-            R::Reco => s("recommendations", "GET", "/api/recommendations", 200, 60.0, 0.5, 0.0, 5_000.0),
-            R::RecoSimilar => s("recommendations", "GET", "/api/recommendations/similar/{id}", 200, 45.0, 0.5, 0.0, 4_000.0),
-            R::RecoFeedback => s("recommendations", "POST", "/api/recommendations/feedback", 202, 15.0, 0.4, 150.0, 30.0),
-            R::Cart => s("cart", "GET", "/api/cart", 200, 15.0, 0.4, 0.0, 1_800.0),
-            R::CartAdd => s("cart", "POST", "/api/cart/items", 201, 25.0, 0.45, 180.0, 1_900.0),
-            R::CartUpdate => s("cart", "PATCH", "/api/cart/items/{id}", 200, 22.0, 0.45, 60.0, 1_900.0),
-            R::CartRemove => s("cart", "DELETE", "/api/cart/items/{id}", 204, 20.0, 0.45, 0.0, 0.0),
-            R::CartCoupon => s("cart", "POST", "/api/cart/coupon", 200, 30.0, 0.5, 60.0, 1_900.0),
-            R::Checkout => s("checkout", "POST", "/api/checkout", 201, 120.0, 0.5, 900.0, 2_200.0),
-            R::CheckoutGet => s("checkout", "GET", "/api/checkout/{id}", 200, 40.0, 0.45, 0.0, 2_200.0),
-            R::CheckoutShipping => s("checkout", "PUT", "/api/checkout/{id}/shipping", 200, 90.0, 0.5, 600.0, 2_300.0),
-            R::ShippingOptions => s("checkout", "GET", "/api/checkout/{id}/shipping-options", 200, 70.0, 0.5, 0.0, 1_200.0),
-            R::Payments => s("payments", "POST", "/api/payments", 201, 400.0, 0.35, 500.0, 700.0),
-            R::PaymentConfirm => s("payments", "POST", "/api/payments/{id}/confirm", 200, 250.0, 0.35, 120.0, 500.0),
-            R::PaymentGet => s("payments", "GET", "/api/payments/{id}", 200, 30.0, 0.4, 0.0, 600.0),
-            R::WebhookStripe => s("payments", "POST", "/api/webhooks/stripe", 200, 35.0, 0.45, 3_200.0, 20.0),
-            R::WebhookPaypal => s("payments", "POST", "/api/webhooks/paypal", 200, 40.0, 0.45, 2_600.0, 20.0),
-            R::Me => s("users", "GET", "/api/users/me", 200, 15.0, 0.4, 0.0, 1_100.0),
-            R::MeUpdate => s("users", "PATCH", "/api/users/me", 200, 35.0, 0.45, 300.0, 1_100.0),
-            R::Orders => s("users", "GET", "/api/users/me/orders", 200, 45.0, 0.5, 0.0, 7_000.0),
-            R::Order => s("users", "GET", "/api/users/me/orders/{id}", 200, 30.0, 0.45, 0.0, 2_500.0),
-            R::Wishlist => s("users", "GET", "/api/users/me/wishlist", 200, 20.0, 0.45, 0.0, 3_000.0),
-            R::WishlistAdd => s("users", "POST", "/api/users/me/wishlist", 201, 22.0, 0.45, 80.0, 200.0),
-            R::Login => s("users", "POST", "/api/auth/login", 200, 80.0, 0.3, 200.0, 900.0),
-            R::Refresh => s("users", "POST", "/api/auth/refresh", 200, 12.0, 0.35, 400.0, 900.0),
-            R::Logout => s("users", "POST", "/api/auth/logout", 204, 8.0, 0.35, 0.0, 0.0),
-            R::Signup => s("users", "POST", "/api/users/signup", 201, 150.0, 0.35, 400.0, 1_000.0),
-            R::Notifications => s("notifications", "GET", "/api/notifications", 200, 20.0, 0.45, 0.0, 2_000.0),
-            R::NotificationRead => s("notifications", "PATCH", "/api/notifications/{id}/read", 200, 12.0, 0.4, 20.0, 60.0),
-            R::NotificationPrefs => s("notifications", "PUT", "/api/notifications/preferences", 200, 25.0, 0.4, 250.0, 250.0),
-            R::SupportTicket => s("users", "POST", "/api/support/tickets", 201, 60.0, 0.45, 1_200.0, 300.0),
-            R::StripeIntent => s("payments", "POST", "/v1/payment_intents", 200, 300.0, 0.3, 400.0, 1_500.0),
-            R::StripeConfirm => s("payments", "POST", "/v1/payment_intents/{id}/confirm", 200, 220.0, 0.3, 150.0, 1_500.0),
-            R::StripeCharge => s("payments", "POST", "/v1/charges", 200, 320.0, 0.3, 350.0, 1_800.0),
-            R::PaypalOrder => s("payments", "POST", "/v2/checkout/orders", 201, 600.0, 0.3, 600.0, 1_200.0),
-            R::PaypalCapture => s("payments", "POST", "/v2/checkout/orders/{id}/capture", 201, 450.0, 0.3, 50.0, 1_600.0),
+            pub const fn spec(self) -> Spec {
+                match self {
+                    $(R::$name => Spec { service: $svc, method: $m, template: $path, ok: $ok,
+                        median_ms: $med, sigma: $sig, req_bytes: $req, resp_bytes: $resp }),*
+                }
+            }
         }
-    }
+    };
+}
+
+routes! {
+    Healthz => ("gateway", "GET", "/healthz", 200, 1.0, 0.4, 0.0, 40.0),
+    Search => ("search", "GET", "/api/search", 200, 40.0, 0.55, 0.0, 9_000.0),
+    Suggest => ("search", "GET", "/api/search/suggest", 200, 15.0, 0.45, 0.0, 900.0),
+    Products => ("catalog", "GET", "/api/products", 200, 25.0, 0.5, 0.0, 14_000.0),
+    Product => ("catalog", "GET", "/api/products/{id}", 200, 20.0, 0.45, 0.0, 4_500.0),
+    Reviews => ("catalog", "GET", "/api/products/{id}/reviews", 200, 30.0, 0.5, 0.0, 6_000.0),
+    ReviewPost => ("catalog", "POST", "/api/products/{id}/reviews", 201, 45.0, 0.5, 700.0, 300.0),
+    Availability => ("catalog", "GET", "/api/products/{id}/availability", 200, 18.0, 0.5, 0.0, 250.0),
+    Categories => ("catalog", "GET", "/api/categories", 200, 10.0, 0.4, 0.0, 2_500.0),
+    CategoryProducts => ("catalog", "GET", "/api/categories/{slug}/products", 200, 30.0, 0.5, 0.0, 12_000.0),
+    Brands => ("catalog", "GET", "/api/brands", 200, 12.0, 0.4, 0.0, 3_000.0),
+    Reco => ("recommendations", "GET", "/api/recommendations", 200, 60.0, 0.5, 0.0, 5_000.0),
+    RecoSimilar => ("recommendations", "GET", "/api/recommendations/similar/{id}", 200, 45.0, 0.5, 0.0, 4_000.0),
+    RecoFeedback => ("recommendations", "POST", "/api/recommendations/feedback", 202, 15.0, 0.4, 150.0, 30.0),
+    Cart => ("cart", "GET", "/api/cart", 200, 15.0, 0.4, 0.0, 1_800.0),
+    CartAdd => ("cart", "POST", "/api/cart/items", 201, 25.0, 0.45, 180.0, 1_900.0),
+    CartUpdate => ("cart", "PATCH", "/api/cart/items/{id}", 200, 22.0, 0.45, 60.0, 1_900.0),
+    CartRemove => ("cart", "DELETE", "/api/cart/items/{id}", 204, 20.0, 0.45, 0.0, 0.0),
+    CartCoupon => ("cart", "POST", "/api/cart/coupon", 200, 30.0, 0.5, 60.0, 1_900.0),
+    Checkout => ("checkout", "POST", "/api/checkout", 201, 120.0, 0.5, 900.0, 2_200.0),
+    CheckoutGet => ("checkout", "GET", "/api/checkout/{id}", 200, 40.0, 0.45, 0.0, 2_200.0),
+    CheckoutShipping => ("checkout", "PUT", "/api/checkout/{id}/shipping", 200, 90.0, 0.5, 600.0, 2_300.0),
+    ShippingOptions => ("checkout", "GET", "/api/checkout/{id}/shipping-options", 200, 70.0, 0.5, 0.0, 1_200.0),
+    Payments => ("payments", "POST", "/api/payments", 201, 400.0, 0.35, 500.0, 700.0),
+    PaymentConfirm => ("payments", "POST", "/api/payments/{id}/confirm", 200, 250.0, 0.35, 120.0, 500.0),
+    PaymentGet => ("payments", "GET", "/api/payments/{id}", 200, 30.0, 0.4, 0.0, 600.0),
+    WebhookStripe => ("payments", "POST", "/api/webhooks/stripe", 200, 35.0, 0.45, 3_200.0, 20.0),
+    WebhookPaypal => ("payments", "POST", "/api/webhooks/paypal", 200, 40.0, 0.45, 2_600.0, 20.0),
+    Me => ("users", "GET", "/api/users/me", 200, 15.0, 0.4, 0.0, 1_100.0),
+    MeUpdate => ("users", "PATCH", "/api/users/me", 200, 35.0, 0.45, 300.0, 1_100.0),
+    Orders => ("users", "GET", "/api/users/me/orders", 200, 45.0, 0.5, 0.0, 7_000.0),
+    Order => ("users", "GET", "/api/users/me/orders/{id}", 200, 30.0, 0.45, 0.0, 2_500.0),
+    Wishlist => ("users", "GET", "/api/users/me/wishlist", 200, 20.0, 0.45, 0.0, 3_000.0),
+    WishlistAdd => ("users", "POST", "/api/users/me/wishlist", 201, 22.0, 0.45, 80.0, 200.0),
+    Login => ("users", "POST", "/api/auth/login", 200, 80.0, 0.3, 200.0, 900.0),
+    Refresh => ("users", "POST", "/api/auth/refresh", 200, 12.0, 0.35, 400.0, 900.0),
+    Logout => ("users", "POST", "/api/auth/logout", 204, 8.0, 0.35, 0.0, 0.0),
+    Signup => ("users", "POST", "/api/users/signup", 201, 150.0, 0.35, 400.0, 1_000.0),
+    Notifications => ("notifications", "GET", "/api/notifications", 200, 20.0, 0.45, 0.0, 2_000.0),
+    NotificationRead => ("notifications", "PATCH", "/api/notifications/{id}/read", 200, 12.0, 0.4, 20.0, 60.0),
+    NotificationPrefs => ("notifications", "PUT", "/api/notifications/preferences", 200, 25.0, 0.4, 250.0, 250.0),
+    SupportTicket => ("users", "POST", "/api/support/tickets", 201, 60.0, 0.45, 1_200.0, 300.0),
+    StripeIntent => ("payments", "POST", "/v1/payment_intents", 200, 300.0, 0.3, 400.0, 1_500.0),
+    StripeConfirm => ("payments", "POST", "/v1/payment_intents/{id}/confirm", 200, 220.0, 0.3, 150.0, 1_500.0),
+    StripeCharge => ("payments", "POST", "/v1/charges", 200, 320.0, 0.3, 350.0, 1_800.0),
+    PaypalOrder => ("payments", "POST", "/v2/checkout/orders", 201, 600.0, 0.3, 600.0, 1_200.0),
+    PaypalCapture => ("payments", "POST", "/v2/checkout/orders/{id}/capture", 201, 450.0, 0.3, 50.0, 1_600.0),
 }
 
 /// Number of distinct route templates (method-independent) in the table.
@@ -125,12 +102,15 @@ pub fn distinct_templates() -> usize {
 /// Browsing actions ordered by popularity; picked with a Zipf-like skew.
 pub const BROWSE: [R; 14] = [
     R::Product, R::Search, R::CategoryProducts, R::Products, R::Reco, R::RecoSimilar, R::Reviews,
-    R::Availability, R::Categories, R::Wishlist, R::Brands, R::WishlistAdd, R::PaymentGet,
+    R::Availability, R::Categories, R::Wishlist, R::Brands, R::WishlistAdd, R::Orders,
     R::ReviewPost,
 ];
 
 pub const PLANS: [&str; 3] = ["free", "pro", "enterprise"];
 pub const PLAN_WEIGHTS: [f64; 3] = [0.70, 0.25, 0.05];
+/// Users per account (1–5) by plan: enterprise accounts are larger.
+pub const ACCOUNT_SIZE_WEIGHTS: [[f64; 5]; 3] =
+    [[0.6, 0.2, 0.1, 0.07, 0.03], [0.3, 0.25, 0.2, 0.15, 0.1], [0.05, 0.1, 0.2, 0.3, 0.35]];
 pub const APP_VERSIONS: [&str; 6] =
     ["web-4.2.0", "web-4.1.3", "ios-3.1.1", "ios-3.0.4", "android-3.0.9", "android-2.9.2"];
 pub const APP_WEIGHTS: [f64; 6] = [0.45, 0.10, 0.20, 0.05, 0.15, 0.05];
@@ -138,11 +118,13 @@ pub const SIGNUP_CHANNELS: [&str; 4] = ["organic", "ads", "referral", "partner"]
 pub const SIGNUP_CHANNEL_WEIGHTS: [f64; 4] = [0.45, 0.30, 0.18, 0.07];
 pub const PRODUCT_CATEGORIES: [&str; 6] = ["shoes", "apparel", "electronics", "home", "beauty", "sports"];
 
+#[rustfmt::skip]
 /// Relative session intensity per UTC hour on weekdays (busy evenings).
 pub const WEEKDAY_HOURS: [f64; 24] = [
     0.25, 0.15, 0.10, 0.08, 0.08, 0.12, 0.30, 0.60, 0.90, 1.00, 1.05, 1.10, 1.25, 1.15, 1.05, 1.05,
     1.10, 1.25, 1.50, 1.80, 2.00, 1.90, 1.40, 0.70,
 ];
+#[rustfmt::skip]
 /// Weekends start later and stay busy through the afternoon.
 pub const WEEKEND_HOURS: [f64; 24] = [
     0.35, 0.25, 0.15, 0.10, 0.08, 0.08, 0.12, 0.25, 0.50, 0.80, 1.10, 1.30, 1.40, 1.40, 1.35, 1.30,
@@ -226,16 +208,8 @@ impl Rng {
 
     /// Zipf-like rank in [0, n): P(k) ∝ 1 / (k + 1)^s.
     pub fn zipf(&mut self, n: usize, s: f64) -> usize {
-        let total: f64 = (1..=n).map(|k| (k as f64).powf(-s)).sum();
-        let mut x = self.f64() * total;
-        for k in 1..=n {
-            let w = (k as f64).powf(-s);
-            if x < w {
-                return k - 1;
-            }
-            x -= w;
-        }
-        n.saturating_sub(1)
+        let weights: Vec<f64> = (1..=n).map(|k| (k as f64).powf(-s)).collect();
+        self.weighted(&weights)
     }
 
     /// Standard normal via Box–Muller.
@@ -253,5 +227,232 @@ impl Rng {
     /// Exponential with the given mean.
     pub fn exp(&mut self, mean: f64) -> f64 {
         -mean * (1.0 - self.f64()).ln()
+    }
+}
+
+/// Relative session intensity at `t` for one profile (mean 1 over the day).
+fn profile_value(prof: &[f64; 24], factor: f64, hour: f64) -> f64 {
+    let mean = prof.iter().sum::<f64>() / 24.0;
+    let i = (hour.floor() as usize) % 24;
+    let frac = hour - hour.floor();
+    (prof[i] * (1.0 - frac) + prof[(i + 1) % 24] * frac) / mean * factor
+}
+
+/// Relative session intensity at epoch-ms `t` (UTC; mean ≈ 1 over a week).
+pub fn intensity(t: i64) -> f64 {
+    let weekend = (t.div_euclid(DAY_MS) + 3).rem_euclid(7) >= 5; // 1970-01-01 was a Thursday
+    let hour = t.rem_euclid(DAY_MS) as f64 / HOUR_MS as f64;
+    if weekend {
+        profile_value(&WEEKEND_HOURS, WEEKEND_FACTOR, hour)
+    } else {
+        profile_value(&WEEKDAY_HOURS, WEEKDAY_FACTOR, hour)
+    }
+}
+
+/// Upper bound of `intensity` (for Poisson thinning).
+pub fn peak_intensity() -> f64 {
+    [(&WEEKDAY_HOURS, WEEKDAY_FACTOR), (&WEEKEND_HOURS, WEEKEND_FACTOR)]
+        .iter()
+        .flat_map(|(p, f)| (0..24).map(move |h| profile_value(p, *f, f64::from(h))))
+        .fold(0.0, f64::max)
+}
+
+/// A scripted incident inside the history window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incident {
+    pub name: &'static str,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl Incident {
+    pub fn active(inc: Option<Incident>, t: i64) -> bool {
+        inc.is_some_and(|i| i.start_ms <= t && t < i.end_ms)
+    }
+
+    /// Checkout/payments error burst (day N-3, 45 min) and search slowdown (day N-5, 2 h),
+    /// each kept only if it lies inside `[start_ms, end_ms)`.
+    pub fn scripted(start_ms: i64, end_ms: i64) -> (Option<Incident>, Option<Incident>) {
+        let day0 = end_ms.div_euclid(DAY_MS) * DAY_MS;
+        let inside = |i: Incident| (start_ms <= i.start_ms && i.end_ms <= end_ms).then_some(i);
+        let b0 = day0 - 3 * DAY_MS + 14 * HOUR_MS + 20 * MIN_MS;
+        let s0 = day0 - 5 * DAY_MS + 19 * HOUR_MS;
+        (
+            inside(Incident { name: "checkout_error_burst", start_ms: b0, end_ms: b0 + 45 * MIN_MS }),
+            inside(Incident { name: "search_slowdown", start_ms: s0, end_ms: s0 + 2 * HOUR_MS }),
+        )
+    }
+}
+
+pub type Status = (u16, Option<&'static str>);
+pub const TIMEOUT: Option<&str> = Some("upstream_timeout");
+
+/// Status of one call: mostly success, validation errors on writes, 401 on auth, rare 429
+/// and 5xx; during the error `burst` checkout/payments fail ~30% of the time.
+pub fn status_for(rng: &mut Rng, r: R, burst: bool) -> Status {
+    let spec = r.spec();
+    if burst && matches!(spec.service, "checkout" | "payments") && rng.chance(0.3) {
+        return [(500, Some("internal")), (502, Some("upstream_error")), (503, Some("unknown"))]
+            [rng.weighted(&[0.5, 0.3, 0.2])];
+    }
+    let p401 = match r {
+        R::Login => 0.07,
+        R::Refresh => 0.03,
+        R::Signup | R::WebhookStripe | R::WebhookPaypal => 0.0,
+        _ => 0.002,
+    };
+    if rng.chance(p401) {
+        return (401, Some("auth"));
+    }
+    let lookup = matches!(r, R::Product | R::Reviews | R::Availability | R::RecoSimilar);
+    let invalid = match r {
+        R::CartCoupon => 0.18,
+        R::Signup => 0.05,
+        _ if lookup => 0.01,
+        _ if spec.method != "GET" => 0.03,
+        _ => 0.0,
+    };
+    if rng.chance(invalid) {
+        let status = match r {
+            _ if lookup => 404,
+            R::Signup | R::CartAdd => 409,
+            _ => [400, 422][rng.weighted(&[0.6, 0.4])],
+        };
+        return (status, Some("validation"));
+    }
+    let p429 = if spec.service == "search" { 0.004 } else { 0.0008 };
+    let rare = [(p429, (429, Some("rate_limited"))), (0.0015, (500, Some("internal"))), (0.0006, (503, Some("unknown")))];
+    rare.into_iter().find(|(p, _)| rng.chance(*p)).map_or((spec.ok, None), |(_, st)| st)
+}
+
+/// Log-normal latency around `median`; client errors are fast, 5xx slow, timeouts ~10 s.
+pub fn latency_for(rng: &mut Rng, sigma: f64, median: f64, (status, err): Status) -> f64 {
+    match status {
+        _ if err == TIMEOUT => rng.lognormal(10_000.0, 0.05),
+        500.. => rng.lognormal(median * 3.0, sigma + 0.5),
+        400.. => rng.lognormal(median * 0.5, sigma),
+        _ => rng.lognormal(median, sigma),
+    }
+}
+
+/// One attempt of POST /api/payments proxying the provider call `out`: our status and the
+/// provider's (`None` when we failed before calling out). Enterprise payments time out at
+/// the provider 6× more often than others (the seeded case).
+pub fn payment_attempt(rng: &mut Rng, out: R, plan: u8, burst: bool) -> (Status, Option<(R, u16)>) {
+    let p_timeout = if plan == 2 { 0.06 } else { 0.01 };
+    let x = rng.f64();
+    if burst && rng.chance(0.3) {
+        ([(500, Some("internal")), (503, Some("unknown"))][rng.weighted(&[0.6, 0.4])], None)
+    } else if x < p_timeout {
+        ((504, TIMEOUT), Some((out, 504)))
+    } else if x < p_timeout + 0.012 {
+        ((502, Some("upstream_error")), Some((out, [500, 503][rng.below(2) as usize])))
+    } else if x < p_timeout + 0.037 {
+        ((402, Some("validation")), Some((out, 402)))
+    } else {
+        ((201, None), Some((out, out.spec().ok)))
+    }
+}
+
+/// Order value in EUR (cents precision): log-normal around 60, more for bigger plans/carts.
+pub fn order_value(rng: &mut Rng, plan: u8, items: u32) -> f64 {
+    let mult = [1.0, 1.3, 2.8][usize::from(plan.min(2))];
+    (rng.lognormal(60.0, 0.55) * mult * (0.8 + 0.2 * f64::from(items)) * 100.0).round() / 100.0
+}
+
+/// One simulated user (users of an account share its plan).
+#[derive(Debug, Clone, Copy)]
+pub struct User {
+    pub account: u32,
+    /// Index into `PLANS` and `APP_VERSIONS`.
+    pub plan: u8,
+    pub app: u8,
+    pub power: bool,
+    /// Stable A/B assignment to `reco_algo=ml_v2` (by hash of the user id).
+    pub ml_v2: bool,
+    pub sessions: u32,
+    pub activated: bool,
+    pub churned: bool,
+}
+
+impl User {
+    pub fn segment(&self) -> &'static str {
+        if self.sessions < 3 { "new" } else if self.power { "power" } else { "returning" }
+    }
+}
+
+/// The user population: accounts of 1–5 users, existing users and future signups.
+pub struct Population {
+    pub users: Vec<User>,
+    joins: Vec<(i64, usize)>,
+    next_join: usize,
+    regular: Vec<u32>,
+    power: Vec<u32>,
+}
+
+impl Population {
+    /// 65% of users predate the history; the rest sign up uniformly over the last
+    /// `max(end - start, 14 days)` before `end_ms` (those before `start_ms` already exist).
+    pub fn new(rng: &mut Rng, n: usize, start_ms: i64, end_ms: i64) -> Self {
+        let mut users = Vec::with_capacity(n);
+        let mut account = 0u32;
+        while users.len() < n {
+            let plan = rng.weighted(&PLAN_WEIGHTS) as u8;
+            let size = 1 + rng.weighted(&ACCOUNT_SIZE_WEIGHTS[usize::from(plan)]);
+            for _ in 0..size.min(n - users.len()) {
+                let id = format!("user-{}", users.len() + 1);
+                let app = rng.weighted(&APP_WEIGHTS) as u8;
+                let power = rng.chance(0.15);
+                let ml_v2 = fnv1a(&id) & 1 == 1;
+                let u = User { account, plan, app, power, ml_v2, sessions: 0, activated: false, churned: false };
+                users.push(u);
+            }
+            account += 1;
+        }
+        let window = (end_ms - start_ms).max(14 * DAY_MS);
+        let mut pop = Population { users, joins: Vec::new(), next_join: 0, regular: Vec::new(), power: Vec::new() };
+        for i in 0..n {
+            let join = if rng.chance(0.65) { i64::MIN } else { end_ms - window + rng.range(0, window) };
+            if join >= start_ms {
+                pop.joins.push((join, i));
+                continue;
+            }
+            let u = &mut pop.users[i];
+            u.sessions = if join == i64::MIN { 3 + rng.below(40) as u32 } else { rng.below(3) as u32 };
+            u.activated = u.sessions >= 3 && rng.chance(0.8);
+            pop.enroll(i);
+        }
+        pop.joins.sort_unstable();
+        pop
+    }
+
+    fn enroll(&mut self, i: usize) {
+        let list = if self.users[i].power { &mut self.power } else { &mut self.regular };
+        list.push(i as u32);
+    }
+
+    /// User of a session starting at `t`: the next due signup (returns `true`), otherwise
+    /// an existing non-churned user (power users 4× as active), or `None` for an
+    /// anonymous visitor (~12%).
+    pub fn pick(&mut self, rng: &mut Rng, t: i64) -> (Option<usize>, bool) {
+        if let Some(&(_, i)) = self.joins.get(self.next_join).filter(|(jt, _)| *jt <= t) {
+            self.next_join += 1;
+            self.enroll(i);
+            return (Some(i), true);
+        }
+        if rng.chance(0.12) {
+            return (None, false);
+        }
+        let wp = 4.0 * self.power.len() as f64;
+        let total = wp + self.regular.len() as f64;
+        for _ in 0..8 {
+            let list = if rng.f64() * total < wp { &self.power } else { &self.regular };
+            let k = rng.below(list.len() as u64) as usize;
+            match list.get(k) {
+                Some(&i) if !self.users[i as usize].churned => return (Some(i as usize), false),
+                _ => {}
+            }
+        }
+        (None, false)
     }
 }

@@ -1,0 +1,262 @@
+//! `valuetrace demo`: the whole product on generated traffic, in one command.
+//!
+//! Starts the server on the embedded store, creates project `demo`, backfills `--days` of
+//! realistic e-commerce traffic through the real ingest API (`POST /v1/batch`), prints the
+//! address, the keys and a summary table, writes them to `<data_dir>/demo.json`, then keeps
+//! sending live traffic until Ctrl-C.
+
+use crate::demo::traffic::{Generator, TrafficConfig};
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use valuetrace_model::time::{DAY_MS, HOUR_MS};
+use valuetrace_server::Server;
+use valuetrace_server::auth::{generate_key, key_hash_string};
+use valuetrace_server::config::{Config, ProjectConfig};
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo keeps its data (wiped at start); default: the user's data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: std::net::SocketAddr,
+    /// Days of history to backfill.
+    #[arg(long, default_value_t = 14)]
+    pub days: u32,
+    /// Seed of the traffic generator: the same seed gives the same traffic.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Exit after the backfill and the summary instead of sending live traffic.
+    #[arg(long)]
+    pub no_live: bool,
+}
+
+/// What the demo writes to `demo.json` for scripts and `valuetrace query`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoFile {
+    pub url: String,
+    pub project: String,
+    pub ingest_key: String,
+    pub read_key: String,
+}
+
+const PROJECT: &str = "demo";
+const BATCH_SIZE: usize = 500;
+const IN_FLIGHT: usize = 4;
+
+/// `$XDG_DATA_HOME/valuetrace/demo`, else `~/.local/share/valuetrace/demo`.
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("valuetrace").join("demo")
+}
+
+pub fn read_demo_file(dir: &Path) -> Option<DemoFile> {
+    serde_json::from_slice(&std::fs::read(dir.join("demo.json")).ok()?).ok()
+}
+
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)?.next().is_none();
+        if !empty && !dir.join("demo.json").exists() {
+            bail!("{} is not empty and was not created by the demo; pass another --data-dir", dir.display());
+        }
+        for sub in ["store", "wal", "secrets", "demo.json"] {
+            let path = dir.join(sub);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).with_context(|| format!("cannot clear {}", path.display()))?;
+            } else if path.exists() {
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    prepare_data_dir(&data_dir)?;
+    let ingest_key = generate_key("vt_ingest");
+    let read_key = generate_key("vt_read");
+    let config = Config {
+        listen: args.listen,
+        data_dir: data_dir.clone(),
+        projects: vec![ProjectConfig {
+            id: PROJECT.into(),
+            name: "Demo Shop API".into(),
+            ingest_key_hashes: vec![key_hash_string(&ingest_key)],
+            read_key_hashes: vec![key_hash_string(&read_key)],
+            secret_env: None,
+        }],
+        ..Config::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {} (pass --listen 127.0.0.1:0 for a free port)", args.listen))?;
+        let address = listener.local_addr()?;
+        let url = format!("http://{address}");
+        let server = Server::open(config).map_err(anyhow::Error::msg)?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.run(listener, async move {
+            let _ = stop_rx.await;
+        }));
+        let demo = DemoFile { url: url.clone(), project: PROJECT.into(), ingest_key, read_key };
+        let outcome = drive(&args, &demo, &data_dir).await;
+        let _ = stop_tx.send(());
+        serving.await.context("server task failed")?.context("server failed")?;
+        outcome
+    })
+}
+
+async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().build()?;
+    let sender = Arc::new(Sender { client, url: format!("{}/v1/batch", demo.url), key: demo.ingest_key.clone() });
+    let now = valuetrace_store::wall_clock_ms();
+    let start = now - i64::from(args.days) * DAY_MS;
+    let mut generator = Generator::new(TrafficConfig::new(args.seed, start, now));
+    eprintln!("valuetrace demo: backfilling {} days of traffic through {} ...", args.days, sender.url);
+    let began = Instant::now();
+    let mut totals = Totals::default();
+    let mut cursor = start;
+    while cursor < now {
+        cursor = (cursor + HOUR_MS).min(now);
+        let mut events = generator.next_until(cursor);
+        for event in &mut events {
+            // A backfill is an import: `sent_at` would describe a send that never happened.
+            if let Some(object) = event.as_object_mut() {
+                object.remove("sent_at");
+            }
+        }
+        totals.add(sender.send_all(events).await?);
+        if (cursor - start) % DAY_MS == 0 {
+            eprintln!("  day {:>2}/{}: {} events accepted so far", (cursor - start) / DAY_MS, args.days, totals.accepted);
+        }
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    eprintln!(
+        "backfill done: {} accepted, {} duplicates, {} rejected in {elapsed:.1} s ({:.0} events/s)",
+        totals.accepted,
+        totals.duplicates,
+        totals.rejected,
+        totals.accepted as f64 / elapsed.max(1e-9)
+    );
+    std::fs::write(data_dir.join("demo.json"), serde_json::to_vec_pretty(demo)?)?;
+    print_summary(demo, data_dir).await?;
+    if args.no_live {
+        return Ok(());
+    }
+    eprintln!("sending live traffic; press Ctrl-C to stop");
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            () = crate::commands::shutdown_signal() => break,
+            _ = tick.tick() => {
+                let events = generator.next_until(valuetrace_store::wall_clock_ms());
+                if let Err(error) = sender.send_all(events).await {
+                    eprintln!("live traffic: {error:#}");
+                }
+            }
+        }
+    }
+    eprintln!("stopping: persisting buffered data ...");
+    Ok(())
+}
+
+async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/projects/{}/endpoints?since=24h&limit=15", demo.url, demo.project))
+        .bearer_auth(&demo.read_key)
+        .send()
+        .await?;
+    let answer: Value = serde_json::from_slice(&response.bytes().await?)?;
+    println!();
+    println!("valuetrace demo is running at {}", demo.url);
+    println!("  project:    {}", demo.project);
+    println!("  ingest key: {}", demo.ingest_key);
+    println!("  read key:   {}", demo.read_key);
+    println!("  data dir:   {}  (address and keys in demo.json)", data_dir.display());
+    println!();
+    println!("Top endpoints, last 24 h ({} endpoints in all):", answer["total_endpoints"]);
+    println!("{}", crate::commands::query::endpoints_table(&answer));
+    println!();
+    println!("Try:");
+    println!("  valuetrace query endpoints --since 7d --sort p95");
+    println!("  valuetrace query endpoints --plan enterprise --service payments");
+    println!("  valuetrace query timeseries --metric error_rate --interval 1h --since 3d");
+    println!("  curl -H 'Authorization: Bearer {}' '{}/api/v1/projects/{}/endpoints?since=24h'", demo.read_key, demo.url, demo.project);
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    accepted: u64,
+    duplicates: u64,
+    rejected: u64,
+}
+
+impl Totals {
+    fn add(&mut self, other: Totals) {
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+    }
+}
+
+struct Sender {
+    client: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+impl Sender {
+    /// Sends events in batches of 500, a few batches in flight at once.
+    async fn send_all(self: &Arc<Self>, events: Vec<Value>) -> anyhow::Result<Totals> {
+        let mut totals = Totals::default();
+        let mut in_flight = JoinSet::new();
+        for chunk in events.chunks(BATCH_SIZE) {
+            let body = serde_json::to_vec(chunk)?;
+            let sender = self.clone();
+            in_flight.spawn(async move { sender.send(body).await });
+            if in_flight.len() >= IN_FLIGHT
+                && let Some(result) = in_flight.join_next().await
+            {
+                totals.add(result??);
+            }
+        }
+        while let Some(result) = in_flight.join_next().await {
+            totals.add(result??);
+        }
+        Ok(totals)
+    }
+
+    async fn send(&self, body: Vec<u8>) -> anyhow::Result<Totals> {
+        let response = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .context("sending a batch")?;
+        let status = response.status();
+        let answer: Value = serde_json::from_slice(&response.bytes().await?).context("reading the batch answer")?;
+        if !status.is_success() {
+            bail!("batch refused with {status}: {}", answer["error"]["message"]);
+        }
+        let rejected = answer["rejected"].as_array().map_or(0, Vec::len) as u64;
+        if let Some(first) = answer["rejected"].as_array().and_then(|list| list.first()) {
+            tracing::warn!(error = %first["error"], "demo event rejected");
+        }
+        Ok(Totals { accepted: answer["accepted"].as_u64().unwrap_or(0), duplicates: answer["duplicates"].as_u64().unwrap_or(0), rejected })
+    }
+}

@@ -1,0 +1,222 @@
+//! `valuetrace query ...`: asks a running server's JSON API and prints a table (or `--json`).
+//!
+//! The server address and read key come from `--url`/`--key`, else `VALUETRACE_URL` /
+//! `VALUETRACE_READ_KEY`, else the `demo.json` that `valuetrace demo` wrote.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use serde_json::Value;
+
+
+#[derive(Subcommand)]
+pub enum QueryCommand {
+    /// Per route and method: requests, users, error rates, latency quantiles, value.
+    Endpoints {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// requests, users, error_rate, p95, value or route.
+        #[arg(long, default_value = "requests")]
+        sort: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One metric over time: requests, error_rate, p95, users or value.
+    Timeseries {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long, default_value = "requests")]
+        metric: String,
+        /// 1m, 1h or 1d.
+        #[arg(long, default_value = "1h")]
+        interval: String,
+    },
+}
+
+#[derive(Args)]
+pub struct CommonArgs {
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Window length back from now (15m, 24h, 7d); ignored when --from is given.
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// Window start, RFC 3339 or epoch ms.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Window end (exclusive), RFC 3339 or epoch ms; default now.
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long)]
+    pub plan: Option<String>,
+    #[arg(long)]
+    pub segment: Option<String>,
+    /// `ml_v2` or `experiment=variant`.
+    #[arg(long)]
+    pub variant: Option<String>,
+    #[arg(long)]
+    pub service: Option<String>,
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Print the JSON answer instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Server address, e.g. http://127.0.0.1:7070.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Read key of the project.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+struct Target {
+    url: String,
+    key: String,
+    project: String,
+}
+
+fn target(common: &CommonArgs) -> anyhow::Result<Target> {
+    let demo = crate::commands::demo::read_demo_file(&crate::commands::demo::default_data_dir());
+    let url = common.url.clone().or_else(|| std::env::var("VALUETRACE_URL").ok()).or_else(|| demo.as_ref().map(|d| d.url.clone()));
+    let key = common.key.clone().or_else(|| std::env::var("VALUETRACE_READ_KEY").ok()).or_else(|| demo.as_ref().map(|d| d.read_key.clone()));
+    let project = common.project.clone().or_else(|| demo.as_ref().map(|d| d.project.clone()));
+    match (url, key, project) {
+        (Some(url), Some(key), Some(project)) => Ok(Target { url: url.trim_end_matches('/').to_owned(), key, project }),
+        _ => bail!("no server to ask: pass --url, --key and --project (or set VALUETRACE_URL and VALUETRACE_READ_KEY), or run `valuetrace demo` first"),
+    }
+}
+
+fn params(common: &CommonArgs) -> Vec<(&'static str, String)> {
+    let mut params = Vec::new();
+    match &common.from {
+        Some(from) => params.push(("from", from.clone())),
+        None => params.push(("since", common.since.clone())),
+    }
+    let optional = [
+        ("to", &common.to),
+        ("plan", &common.plan),
+        ("segment", &common.segment),
+        ("variant", &common.variant),
+        ("service", &common.service),
+        ("route", &common.route),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            params.push((name, value.clone()));
+        }
+    }
+    params
+}
+
+fn encode(params: &[(&str, String)]) -> String {
+    params
+        .iter()
+        .map(|(name, value)| {
+            let escaped: String = value
+                .bytes()
+                .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+                .collect();
+            format!("{name}={escaped}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn get(target: &Target, path: &str, params: &[(&str, String)]) -> anyhow::Result<Value> {
+    let url = format!("{}/api/v1/projects/{}/{path}?{}", target.url, target.project, encode(params));
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&target.key)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", target.url))?;
+    let status = response.status();
+    let body = response.bytes().await.context("reading the answer")?;
+    let value: Value = serde_json::from_slice(&body).with_context(|| format!("the server answered {status} with non-JSON"))?;
+    if !status.is_success() {
+        let message = value["error"]["message"].as_str().unwrap_or("unknown error");
+        bail!("the server answered {status}: {message}");
+    }
+    Ok(value)
+}
+
+pub fn run(command: QueryCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match command {
+            QueryCommand::Endpoints { common, sort, limit } => {
+                let target = target(&common)?;
+                let mut query = params(&common);
+                query.push(("sort", sort));
+                query.push(("limit", limit.to_string()));
+                let answer = get(&target, "endpoints", &query).await?;
+                if common.json {
+                    println!("{}", serde_json::to_string_pretty(&answer)?);
+                } else {
+                    println!("{}", endpoints_table(&answer));
+                    println!("{} of {} endpoints · latency quantiles within ±1% · users exact up to 512 per cell", answer["endpoints"].as_array().map_or(0, Vec::len), answer["total_endpoints"]);
+                }
+            }
+            QueryCommand::Timeseries { common, metric, interval } => {
+                let target = target(&common)?;
+                let mut query = params(&common);
+                query.push(("metric", metric.clone()));
+                query.push(("interval", interval));
+                let answer = get(&target, "timeseries", &query).await?;
+                if common.json {
+                    println!("{}", serde_json::to_string_pretty(&answer)?);
+                } else {
+                    println!("{}", timeseries_table(&answer, &metric));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn number(value: &Value, decimals: usize) -> String {
+    value.as_f64().map_or_else(|| "–".to_owned(), |number| format!("{number:.decimals$}"))
+}
+
+fn percent(value: &Value) -> String {
+    value.as_f64().map_or_else(|| "–".to_owned(), |share| format!("{:.2}%", share * 100.0))
+}
+
+pub fn endpoints_table(answer: &Value) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_header(["method", "route", "service", "requests", "req/min", "users", "5xx", "4xx", "p50 ms", "p95 ms", "p99 ms", "value"]);
+    for row in answer["endpoints"].as_array().into_iter().flatten() {
+        let route = match row["provider"].as_str() {
+            Some(provider) => format!("{} → {provider}", row["route"].as_str().unwrap_or("")),
+            None => row["route"].as_str().unwrap_or("").to_owned(),
+        };
+        table.add_row(vec![
+            Cell::new(row["method"].as_str().unwrap_or("")),
+            Cell::new(route),
+            Cell::new(row["service"].as_str().unwrap_or("")),
+            Cell::new(row["requests"].to_string()).set_alignment(CellAlignment::Right),
+            Cell::new(number(&row["requests_per_minute"], 2)).set_alignment(CellAlignment::Right),
+            Cell::new(row["unique_users"].to_string()).set_alignment(CellAlignment::Right),
+            Cell::new(percent(&row["server_error_rate"])).set_alignment(CellAlignment::Right),
+            Cell::new(percent(&row["client_error_rate"])).set_alignment(CellAlignment::Right),
+            Cell::new(number(&row["p50_ms"], 1)).set_alignment(CellAlignment::Right),
+            Cell::new(number(&row["p95_ms"], 1)).set_alignment(CellAlignment::Right),
+            Cell::new(number(&row["p99_ms"], 1)).set_alignment(CellAlignment::Right),
+            Cell::new(number(&row["value_sum"], 2)).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    table
+}
+
+fn timeseries_table(answer: &Value, metric: &str) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["start (UTC)", metric, "requests"]);
+    for point in answer["points"].as_array().into_iter().flatten() {
+        let start = point["start"].as_i64().map(valuetrace_model::time::format_rfc3339).unwrap_or_default();
+        let value = if metric == "error_rate" { percent(&point["value"]) } else { number(&point["value"], 2) };
+        table.add_row(vec![Cell::new(start), Cell::new(value).set_alignment(CellAlignment::Right), Cell::new(point["requests"].to_string()).set_alignment(CellAlignment::Right)]);
+    }
+    table
+}
+
