@@ -13,7 +13,8 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -23,7 +24,8 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
@@ -46,7 +48,11 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         if slice.is_empty() || !slice.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(slice.iter().fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0')))
+        Some(
+            slice
+                .iter()
+                .fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0')),
+        )
     };
     let separators_ok = bytes[4] == b'-'
         && bytes[7] == b'-'
@@ -158,10 +164,22 @@ mod tests {
     #[test]
     fn round_trips_known_instants() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2026-11-21T10:15:30.123Z"), Some(1_795_256_130_123));
-        assert_eq!(parse_rfc3339("2026-11-21T11:15:30.123+01:00"), Some(1_795_256_130_123));
-        assert_eq!(parse_rfc3339("2026-11-21 10:15:30.123456Z"), Some(1_795_256_130_123));
-        assert_eq!(format_rfc3339(1_795_256_130_123), "2026-11-21T10:15:30.123Z");
+        assert_eq!(
+            parse_rfc3339("2026-11-21T10:15:30.123Z"),
+            Some(1_795_256_130_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-21T11:15:30.123+01:00"),
+            Some(1_795_256_130_123)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-21 10:15:30.123456Z"),
+            Some(1_795_256_130_123)
+        );
+        assert_eq!(
+            format_rfc3339(1_795_256_130_123),
+            "2026-11-21T10:15:30.123Z"
+        );
         for ms in [0, 951_782_400_000, 1_795_256_130_123, 4_102_444_800_000] {
             assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms));
         }
@@ -169,7 +187,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-21T10:15:30", "2026-11-21T25:00:00Z", "yesterday", "2026-11-21T10:15:30.Z"] {
+        for bad in [
+            "",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-21T10:15:30",
+            "2026-11-21T25:00:00Z",
+            "yesterday",
+            "2026-11-21T10:15:30.Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -51,13 +51,20 @@ pub struct ValidationError {
 
 impl ValidationError {
     fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError { field: field.into(), message: message.into() }
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.field, self.message) }
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
     }
 }
 
@@ -79,7 +86,10 @@ pub struct Validated {
 /// receive time and the client's send time (clients with a wrong clock are common on mobile).
 pub fn validate_event(value: &Value, received_at_ms: i64, limits: &Limits) -> Result<Validated> {
     let Value::Object(object) = value else {
-        return Err(ValidationError::new("", format!("an event must be a JSON object, got {}", kind_of(value))));
+        return Err(ValidationError::new(
+            "",
+            format!("an event must be a JSON object, got {}", kind_of(value)),
+        ));
     };
     let mut reader = Reader { object, limits };
     let event_type = reader.required_str("type", 32)?;
@@ -87,20 +97,27 @@ pub fn validate_event(value: &Value, received_at_ms: i64, limits: &Limits) -> Re
     if version != u64::from(SCHEMA_VERSION) {
         return Err(ValidationError::new(
             "schema_version",
-            format!("unsupported schema_version {version}; this server understands {SCHEMA_VERSION}"),
+            format!(
+                "unsupported schema_version {version}; this server understands {SCHEMA_VERSION}"
+            ),
         ));
     }
     let (mut event, allowed): (Event, &[&str]) = match event_type.as_str() {
         "api_call" => (Event::ApiCall(reader.api_call()?), API_CALL_FIELDS),
         "outcome" => (Event::Outcome(reader.outcome()?), OUTCOME_FIELDS),
         other => {
-            return Err(ValidationError::new("type", format!("unknown event type `{other}`; expected `api_call` or `outcome`")));
+            return Err(ValidationError::new(
+                "type",
+                format!("unknown event type `{other}`; expected `api_call` or `outcome`"),
+            ));
         }
     };
     if let Some(unknown) = object.keys().find(|key| !allowed.contains(&key.as_str())) {
         return Err(ValidationError::new(
             unknown.as_str(),
-            format!("unknown field `{unknown}` for a {event_type} event; custom data belongs in `properties`"),
+            format!(
+                "unknown field `{unknown}` for a {event_type} event; custom data belongs in `properties`"
+            ),
         ));
     }
     let skew_ms = correct_skew(&mut event, received_at_ms, limits)?;
@@ -108,17 +125,52 @@ pub fn validate_event(value: &Value, received_at_ms: i64, limits: &Limits) -> Re
 }
 
 const API_CALL_FIELDS: &[&str] = &[
-    "type", "schema_version", "event_id", "timestamp", "sent_at", "service", "method", "route", "status",
-    "latency_ms", "request_bytes", "response_bytes", "user_id", "account_id", "session_id", "plan", "segment",
-    "experiments", "app_version", "sdk", "error_type", "direction", "provider", "value", "currency", "properties",
+    "type",
+    "schema_version",
+    "event_id",
+    "timestamp",
+    "sent_at",
+    "service",
+    "method",
+    "route",
+    "status",
+    "latency_ms",
+    "request_bytes",
+    "response_bytes",
+    "user_id",
+    "account_id",
+    "session_id",
+    "plan",
+    "segment",
+    "experiments",
+    "app_version",
+    "sdk",
+    "error_type",
+    "direction",
+    "provider",
+    "value",
+    "currency",
+    "properties",
 ];
 
 const OUTCOME_FIELDS: &[&str] = &[
-    "type", "schema_version", "event_id", "timestamp", "sent_at", "name", "user_id", "account_id", "session_id",
-    "value", "currency", "properties",
+    "type",
+    "schema_version",
+    "event_id",
+    "timestamp",
+    "sent_at",
+    "name",
+    "user_id",
+    "account_id",
+    "session_id",
+    "value",
+    "currency",
+    "properties",
 ];
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+const METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
 
 fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Result<i64> {
     let (timestamp, sent_at) = match event {
@@ -153,12 +205,18 @@ impl Reader<'_> {
             None | Some("inbound") => Direction::Inbound,
             Some("outbound") => Direction::Outbound,
             Some(other) => {
-                return Err(ValidationError::new("direction", format!("must be `inbound` or `outbound`, got `{other}`")));
+                return Err(ValidationError::new(
+                    "direction",
+                    format!("must be `inbound` or `outbound`, got `{other}`"),
+                ));
             }
         };
         let provider = self.optional_str("provider", limits.max_name_bytes)?;
         if direction == Direction::Outbound && provider.is_none() {
-            return Err(ValidationError::new("provider", "is required when direction is `outbound` (e.g. `stripe`)"));
+            return Err(ValidationError::new(
+                "provider",
+                "is required when direction is `outbound` (e.g. `stripe`)",
+            ));
         }
         let (value, currency) = self.value_and_currency()?;
         Ok(ApiCall {
@@ -178,7 +236,12 @@ impl Reader<'_> {
             session_id: self.optional_str("session_id", limits.max_id_bytes)?,
             plan: self.optional_str("plan", limits.max_name_bytes)?,
             segment: self.optional_str("segment", limits.max_name_bytes)?,
-            experiments: self.string_map("experiments", limits.max_experiments, limits.max_name_bytes, limits.max_name_bytes)?,
+            experiments: self.string_map(
+                "experiments",
+                limits.max_experiments,
+                limits.max_name_bytes,
+                limits.max_name_bytes,
+            )?,
             app_version: self.optional_str("app_version", limits.max_name_bytes)?,
             sdk: self.optional_str("sdk", limits.max_name_bytes)?,
             error_type: self.optional_str("error_type", limits.max_name_bytes)?,
@@ -215,7 +278,13 @@ impl Reader<'_> {
     fn method(&self) -> Result<String> {
         let method = self.required_str("method", 16)?.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
-            return Err(ValidationError::new("method", format!("`{method}` is not an HTTP method; expected one of {}", METHODS.join(", "))));
+            return Err(ValidationError::new(
+                "method",
+                format!(
+                    "`{method}` is not an HTTP method; expected one of {}",
+                    METHODS.join(", ")
+                ),
+            ));
         }
         Ok(method)
     }
@@ -223,15 +292,23 @@ impl Reader<'_> {
     fn route(&self) -> Result<String> {
         let route = self.required_str("route", self.limits.max_route_bytes)?;
         if !route.starts_with('/') {
-            return Err(ValidationError::new("route", format!("must start with `/`, got `{route}`")));
+            return Err(ValidationError::new(
+                "route",
+                format!("must start with `/`, got `{route}`"),
+            ));
         }
         if route.contains('?') || route.contains('#') {
-            return Err(ValidationError::new("route", "must be a route template without query string or fragment (e.g. `/api/orders/{id}`)"));
+            return Err(ValidationError::new(
+                "route",
+                "must be a route template without query string or fragment (e.g. `/api/orders/{id}`)",
+            ));
         }
         if let Some(segment) = route.split('/').find(|segment| looks_like_raw_id(segment)) {
             return Err(ValidationError::new(
                 "route",
-                format!("segment `{segment}` looks like a raw id; send the route template (e.g. `/api/orders/{{id}}`) so that endpoints stay countable"),
+                format!(
+                    "segment `{segment}` looks like a raw id; send the route template (e.g. `/api/orders/{{id}}`) so that endpoints stay countable"
+                ),
             ));
         }
         Ok(route)
@@ -240,7 +317,10 @@ impl Reader<'_> {
     fn status(&self) -> Result<u16> {
         let status = self.required_u64("status")?;
         if !(100..=599).contains(&status) {
-            return Err(ValidationError::new("status", format!("must be an HTTP status between 100 and 599, got {status}")));
+            return Err(ValidationError::new(
+                "status",
+                format!("must be an HTTP status between 100 and 599, got {status}"),
+            ));
         }
         Ok(status as u16)
     }
@@ -248,7 +328,10 @@ impl Reader<'_> {
     fn latency(&self) -> Result<f64> {
         let latency = self.required_f64("latency_ms")?;
         if latency < 0.0 {
-            return Err(ValidationError::new("latency_ms", format!("must be ≥ 0, got {latency}")));
+            return Err(ValidationError::new(
+                "latency_ms",
+                format!("must be ≥ 0, got {latency}"),
+            ));
         }
         Ok(latency)
     }
@@ -262,14 +345,22 @@ impl Reader<'_> {
         if let Some(currency) = &currency
             && (currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()))
         {
-            return Err(ValidationError::new("currency", format!("must be an ISO 4217 code such as `EUR`, got `{currency}`")));
+            return Err(ValidationError::new(
+                "currency",
+                format!("must be an ISO 4217 code such as `EUR`, got `{currency}`"),
+            ));
         }
         Ok((value, currency))
     }
 
     fn properties(&self) -> Result<BTreeMap<String, String>> {
         let limits = self.limits;
-        self.string_map("properties", limits.max_properties, limits.max_property_key_bytes, limits.max_property_value_bytes)
+        self.string_map(
+            "properties",
+            limits.max_properties,
+            limits.max_property_key_bytes,
+            limits.max_property_value_bytes,
+        )
     }
 
     fn required_time(&self, field: &str) -> Result<i64> {
@@ -284,30 +375,55 @@ impl Reader<'_> {
         let time = match self.object.get(field) {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::String(text)) => parse_rfc3339(text).ok_or_else(|| {
-                ValidationError::new(field, format!("`{text}` is not an RFC 3339 timestamp (e.g. `2026-11-21T10:15:30.123Z`)"))
+                ValidationError::new(
+                    field,
+                    format!(
+                        "`{text}` is not an RFC 3339 timestamp (e.g. `2026-11-21T10:15:30.123Z`)"
+                    ),
+                )
             })?,
             Some(Value::Number(number)) => number.as_i64().ok_or_else(|| {
-                ValidationError::new(field, format!("must be epoch milliseconds as an integer, got {number}"))
+                ValidationError::new(
+                    field,
+                    format!("must be epoch milliseconds as an integer, got {number}"),
+                )
             })?,
             Some(other) => {
-                return Err(ValidationError::new(field, format!("must be an RFC 3339 string or epoch milliseconds, got {}", kind_of(other))));
+                return Err(ValidationError::new(
+                    field,
+                    format!(
+                        "must be an RFC 3339 string or epoch milliseconds, got {}",
+                        kind_of(other)
+                    ),
+                ));
             }
         };
         if time < EARLIEST_MS {
-            return Err(ValidationError::new(field, format!("{time} is before 2000-01-01; timestamps are epoch milliseconds, not seconds")));
+            return Err(ValidationError::new(
+                field,
+                format!(
+                    "{time} is before 2000-01-01; timestamps are epoch milliseconds, not seconds"
+                ),
+            ));
         }
         Ok(Some(time))
     }
 
     fn required_str(&self, field: &str, max_bytes: usize) -> Result<String> {
-        self.optional_str(field, max_bytes)?.ok_or_else(|| missing(field))
+        self.optional_str(field, max_bytes)?
+            .ok_or_else(|| missing(field))
     }
 
     fn optional_str(&self, field: &str, max_bytes: usize) -> Result<Option<String>> {
         match self.object.get(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) => check_text(field, text, max_bytes).map(|()| Some(text.clone())),
-            Some(other) => Err(ValidationError::new(field, format!("must be a string, got {}", kind_of(other)))),
+            Some(Value::String(text)) => {
+                check_text(field, text, max_bytes).map(|()| Some(text.clone()))
+            }
+            Some(other) => Err(ValidationError::new(
+                field,
+                format!("must be a string, got {}", kind_of(other)),
+            )),
         }
     }
 
@@ -318,11 +434,16 @@ impl Reader<'_> {
     fn optional_u64(&self, field: &str) -> Result<Option<u64>> {
         match self.object.get(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(number)) => number
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| ValidationError::new(field, format!("must be a non-negative integer, got {number}"))),
-            Some(other) => Err(ValidationError::new(field, format!("must be a non-negative integer, got {}", kind_of(other)))),
+            Some(Value::Number(number)) => number.as_u64().map(Some).ok_or_else(|| {
+                ValidationError::new(
+                    field,
+                    format!("must be a non-negative integer, got {number}"),
+                )
+            }),
+            Some(other) => Err(ValidationError::new(
+                field,
+                format!("must be a non-negative integer, got {}", kind_of(other)),
+            )),
         }
     }
 
@@ -331,27 +452,55 @@ impl Reader<'_> {
             None | Some(Value::Null) => Err(missing(field)),
             Some(Value::Number(number)) => match number.as_f64() {
                 Some(value) if value.is_finite() => Ok(value),
-                _ => Err(ValidationError::new(field, format!("must be a finite number, got {number}"))),
+                _ => Err(ValidationError::new(
+                    field,
+                    format!("must be a finite number, got {number}"),
+                )),
             },
-            Some(other) => Err(ValidationError::new(field, format!("must be a number, got {}", kind_of(other)))),
+            Some(other) => Err(ValidationError::new(
+                field,
+                format!("must be a number, got {}", kind_of(other)),
+            )),
         }
     }
 
-    fn string_map(&self, field: &str, max_entries: usize, max_key: usize, max_value: usize) -> Result<BTreeMap<String, String>> {
+    fn string_map(
+        &self,
+        field: &str,
+        max_entries: usize,
+        max_key: usize,
+        max_value: usize,
+    ) -> Result<BTreeMap<String, String>> {
         let object = match self.object.get(field) {
             None | Some(Value::Null) => return Ok(BTreeMap::new()),
             Some(Value::Object(object)) => object,
-            Some(other) => return Err(ValidationError::new(field, format!("must be an object of strings, got {}", kind_of(other)))),
+            Some(other) => {
+                return Err(ValidationError::new(
+                    field,
+                    format!("must be an object of strings, got {}", kind_of(other)),
+                ));
+            }
         };
         if object.len() > max_entries {
-            return Err(ValidationError::new(field, format!("has {} entries; at most {max_entries} are allowed", object.len())));
+            return Err(ValidationError::new(
+                field,
+                format!(
+                    "has {} entries; at most {max_entries} are allowed",
+                    object.len()
+                ),
+            ));
         }
         let mut map = BTreeMap::new();
         for (key, value) in object {
             let path = format!("{field}.{key}");
-            check_text(&path, key, max_key).map_err(|error| ValidationError::new(path.clone(), format!("key {}", error.message)))?;
+            check_text(&path, key, max_key).map_err(|error| {
+                ValidationError::new(path.clone(), format!("key {}", error.message))
+            })?;
             let Value::String(text) = value else {
-                return Err(ValidationError::new(path, format!("must be a string, got {}", kind_of(value))));
+                return Err(ValidationError::new(
+                    path,
+                    format!("must be a string, got {}", kind_of(value)),
+                ));
             };
             check_text(&path, text, max_value)?;
             map.insert(key.clone(), text.clone());
@@ -365,10 +514,19 @@ fn check_text(field: &str, text: &str, max_bytes: usize) -> Result<()> {
         return Err(ValidationError::new(field, "must not be empty"));
     }
     if text.len() > max_bytes {
-        return Err(ValidationError::new(field, format!("is {} bytes long; at most {max_bytes} are allowed", text.len())));
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "is {} bytes long; at most {max_bytes} are allowed",
+                text.len()
+            ),
+        ));
     }
     if text.chars().any(char::is_control) {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

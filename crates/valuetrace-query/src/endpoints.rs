@@ -30,7 +30,9 @@ impl SortKey {
             "value" => SortKey::Value,
             "route" => SortKey::Route,
             other => {
-                return Err(Error::InvalidQuery(format!("unknown sort `{other}`; use requests, users, error_rate, p95, value or route")));
+                return Err(Error::InvalidQuery(format!(
+                    "unknown sort `{other}`; use requests, users, error_rate, p95, value or route"
+                )));
             }
         })
     }
@@ -105,7 +107,9 @@ impl Default for Accuracy {
 
 pub fn check_window(from: i64, to: i64) -> Result<()> {
     if from >= to {
-        return Err(Error::InvalidQuery(format!("`from` ({from}) must be before `to` ({to})")));
+        return Err(Error::InvalidQuery(format!(
+            "`from` ({from}) must be before `to` ({to})"
+        )));
     }
     Ok(())
 }
@@ -114,23 +118,49 @@ pub fn run(store: &EmbeddedStore, query: &EndpointsQuery) -> Result<EndpointsAns
     check_window(query.from, query.to)?;
     let summary = summarize(store, &query.project, query.from, query.to, &query.filter)?;
     let minutes = (query.to - query.from) as f64 / MINUTE_MS as f64;
-    let mut rows: Vec<EndpointRow> = summary.endpoints.iter().map(|(key, accum)| row_of(key, accum, minutes)).collect();
+    let mut rows: Vec<EndpointRow> = summary
+        .endpoints
+        .iter()
+        .map(|(key, accum)| row_of(key, accum, minutes))
+        .collect();
     sort_rows(&mut rows, query.sort);
     let total_endpoints = rows.len();
     rows.truncate(query.limit);
-    Ok(EndpointsAnswer { project: query.project.clone(), from: query.from, to: query.to, total_endpoints, endpoints: rows, accuracy: Accuracy::default() })
+    Ok(EndpointsAnswer {
+        project: query.project.clone(),
+        from: query.from,
+        to: query.to,
+        total_endpoints,
+        endpoints: rows,
+        accuracy: Accuracy::default(),
+    })
 }
 
 pub fn row_of(key: &EndpointKey, accum: &Accum, minutes: f64) -> EndpointRow {
-    let share = |count: u64| if accum.count == 0 { 0.0 } else { count as f64 / accum.count as f64 };
+    let share = |count: u64| {
+        if accum.count == 0 {
+            0.0
+        } else {
+            count as f64 / accum.count as f64
+        }
+    };
     EndpointRow {
         route: key.route.clone(),
         method: key.method.clone(),
         service: key.service.clone(),
-        direction: if key.provider.is_some() { "outbound" } else { "inbound" }.into(),
+        direction: if key.provider.is_some() {
+            "outbound"
+        } else {
+            "inbound"
+        }
+        .into(),
         provider: key.provider.clone(),
         requests: accum.count,
-        requests_per_minute: if minutes > 0.0 { accum.count as f64 / minutes } else { 0.0 },
+        requests_per_minute: if minutes > 0.0 {
+            accum.count as f64 / minutes
+        } else {
+            0.0
+        },
         unique_users: accum.users.estimate(),
         server_error_rate: share(accum.status_classes[4]),
         client_error_rate: share(accum.status_classes[3]),
@@ -144,7 +174,8 @@ pub fn row_of(key: &EndpointKey, accum: &Accum, minutes: f64) -> EndpointRow {
 }
 
 fn sort_rows(rows: &mut [EndpointRow], sort: SortKey) {
-    let by_route = |a: &EndpointRow, b: &EndpointRow| (&a.route, &a.method).cmp(&(&b.route, &b.method));
+    let by_route =
+        |a: &EndpointRow, b: &EndpointRow| (&a.route, &a.method).cmp(&(&b.route, &b.method));
     rows.sort_by(|a, b| {
         let primary = match sort {
             SortKey::Requests => b.requests.cmp(&a.requests),

@@ -45,7 +45,11 @@ pub fn resolve(filter: &Filter, interner: &Interner) -> Option<Resolved> {
         }
     };
     let variants = filter.variant.as_ref().map(|wanted| {
-        interner.iter().filter(|(_, text)| text.contains('=') && variant_matches(text, wanted)).map(|(id, _)| id).collect()
+        interner
+            .iter()
+            .filter(|(_, text)| text.contains('=') && variant_matches(text, wanted))
+            .map(|(id, _)| id)
+            .collect()
     });
     Some(Resolved {
         plan: id(&filter.plan)?,
@@ -54,7 +58,10 @@ pub fn resolve(filter: &Filter, interner: &Interner) -> Option<Resolved> {
         service: id(&filter.service)?,
         route: id(&filter.route)?,
         method: id(&filter.method.as_ref().map(|m| m.to_ascii_uppercase()))?,
-        outbound: filter.direction.as_deref().map(|direction| direction == "outbound"),
+        outbound: filter
+            .direction
+            .as_deref()
+            .map(|direction| direction == "outbound"),
     })
 }
 
@@ -63,14 +70,19 @@ impl Resolved {
         self.service.is_none_or(|id| id == key.service)
             && self.route.is_none_or(|id| id == key.route)
             && self.method.is_none_or(|id| id == key.method)
-            && self.outbound.is_none_or(|outbound| outbound == (key.provider != NONE))
+            && self
+                .outbound
+                .is_none_or(|outbound| outbound == (key.provider != NONE))
     }
 
     pub fn matches_detail(&self, key: &DetailKey) -> bool {
         self.matches_route(&key.route)
             && self.plan.is_none_or(|id| id == key.plan)
             && self.segment.is_none_or(|id| id == key.segment)
-            && self.variants.as_ref().is_none_or(|ids| ids.contains(&key.variant))
+            && self
+                .variants
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&key.variant))
     }
 }
 
@@ -88,16 +100,24 @@ pub struct RawDims<'a> {
 impl Filter {
     /// The same predicate as [`Resolved`], applied to a raw row.
     pub fn matches_raw(&self, row: &RawDims<'_>) -> bool {
-        let same = |wanted: &Option<String>, actual: Option<&str>| wanted.as_deref().is_none_or(|w| Some(w) == actual);
+        let same = |wanted: &Option<String>, actual: Option<&str>| {
+            wanted.as_deref().is_none_or(|w| Some(w) == actual)
+        };
         let variant_ok = self.variant.as_deref().is_none_or(|wanted| {
-            let experiments = row.experiments_json.and_then(|json| serde_json::from_str(json).ok()).unwrap_or_default();
+            let experiments = row
+                .experiments_json
+                .and_then(|json| serde_json::from_str(json).ok())
+                .unwrap_or_default();
             variant_key(&experiments).is_some_and(|canonical| variant_matches(&canonical, wanted))
         });
         same(&self.plan, row.plan)
             && same(&self.segment, row.segment)
             && same(&self.service, Some(row.service))
             && same(&self.route, Some(row.route))
-            && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(row.method))
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(row.method))
             && same(&self.direction, Some(row.direction))
             && variant_ok
     }

@@ -1,8 +1,8 @@
 //! The endpoint summary kernel: merge rollup cells for whole buckets, scan raw rows at the edges.
 
+use crate::Result;
 use crate::filter::{Filter, RawDims, resolve};
 use crate::window::{Piece, decompose};
-use crate::Result;
 use arrow_array::Array;
 use std::collections::HashMap;
 use valuetrace_store::project::{ScanSet, user_hash};
@@ -81,32 +81,58 @@ impl Summary {
 }
 
 /// Summarizes the project's API calls in `[from, to)` that match `filter`, per endpoint.
-pub fn summarize(store: &EmbeddedStore, project: &str, from: i64, to: i64, filter: &Filter) -> Result<Summary> {
+pub fn summarize(
+    store: &EmbeddedStore,
+    project: &str,
+    from: i64,
+    to: i64,
+    filter: &Filter,
+) -> Result<Summary> {
     let mut summary = Summary::default();
-    let Some(shared) = store.existing_project(project) else { return Ok(summary) };
+    let Some(shared) = store.existing_project(project) else {
+        return Ok(summary);
+    };
     let mut raw_ranges: Vec<(i64, i64, ScanSet)> = Vec::new();
     {
-        let data = shared.read().map_err(|_| valuetrace_store::Error::Internal("project lock poisoned".into()))?;
+        let data = shared
+            .read()
+            .map_err(|_| valuetrace_store::Error::Internal("project lock poisoned".into()))?;
         let rollups = &data.rollups;
-        let Some(resolved) = resolve(filter, &rollups.interner) else { return Ok(summary) };
+        let Some(resolved) = resolve(filter, &rollups.interner) else {
+            return Ok(summary);
+        };
         let mut by_key: HashMap<RouteKey, Accum> = HashMap::new();
         for piece in decompose(from, to, rollups.minute_floor()) {
             match piece {
                 Piece::Cells(level, start) => {
-                    let Some(bucket) = rollups.level(level).get(&start) else { continue };
+                    let Some(bucket) = rollups.level(level).get(&start) else {
+                        continue;
+                    };
                     if filter.needs_detail() {
-                        for (key, cell) in bucket.details.iter().filter(|(key, _)| resolved.matches_detail(key)) {
+                        for (key, cell) in bucket
+                            .details
+                            .iter()
+                            .filter(|(key, _)| resolved.matches_detail(key))
+                        {
                             by_key.entry(key.route).or_default().add_cell(cell);
                             summary.cells_merged += 1;
                         }
                     } else {
-                        for (key, cell) in bucket.routes.iter().filter(|(key, _)| resolved.matches_route(key)) {
+                        for (key, cell) in bucket
+                            .routes
+                            .iter()
+                            .filter(|(key, _)| resolved.matches_route(key))
+                        {
                             by_key.entry(*key).or_default().add_cell(cell);
                             summary.cells_merged += 1;
                         }
                     }
                 }
-                Piece::Raw(raw_from, raw_to) => raw_ranges.push((raw_from, raw_to, data.table(Table::ApiCalls).scan_set(raw_from, raw_to))),
+                Piece::Raw(raw_from, raw_to) => raw_ranges.push((
+                    raw_from,
+                    raw_to,
+                    data.table(Table::ApiCalls).scan_set(raw_from, raw_to),
+                )),
             }
         }
         let interner = &rollups.interner;
@@ -131,18 +157,48 @@ fn text(array: &arrow_array::StringArray, row: usize) -> Option<&str> {
 }
 
 const RAW_COLUMNS: &[&str] = &[
-    "timestamp", "route", "method", "service", "direction", "provider", "status", "latency_ms", "error_type", "value", "user_id", "plan",
-    "segment", "experiments",
+    "timestamp",
+    "route",
+    "method",
+    "service",
+    "direction",
+    "provider",
+    "status",
+    "latency_ms",
+    "error_type",
+    "value",
+    "user_id",
+    "plan",
+    "segment",
+    "experiments",
 ];
 
-fn scan_raw(set: &ScanSet, from: i64, to: i64, filter: &Filter, summary: &mut Summary) -> Result<()> {
+fn scan_raw(
+    set: &ScanSet,
+    from: i64,
+    to: i64,
+    filter: &Filter,
+    summary: &mut Summary,
+) -> Result<()> {
     let mut cells: HashMap<EndpointKey, Cell> = HashMap::new();
     set.scan(from, to, RAW_COLUMNS, |batch| {
         let c = Columns::new(batch);
-        let (timestamp, route, method, service) = (c.time("timestamp")?, c.text("route")?, c.text("method")?, c.text("service")?);
-        let (direction, provider, status, latency) = (c.text("direction")?, c.text("provider")?, c.u16("status")?, c.f64("latency_ms")?);
-        let (error_type, value, user) = (c.text("error_type")?, c.f64("value")?, c.text("user_id")?);
-        let (plan, segment, experiments) = (c.text("plan")?, c.text("segment")?, c.text("experiments")?);
+        let (timestamp, route, method, service) = (
+            c.time("timestamp")?,
+            c.text("route")?,
+            c.text("method")?,
+            c.text("service")?,
+        );
+        let (direction, provider, status, latency) = (
+            c.text("direction")?,
+            c.text("provider")?,
+            c.u16("status")?,
+            c.f64("latency_ms")?,
+        );
+        let (error_type, value, user) =
+            (c.text("error_type")?, c.f64("value")?, c.text("user_id")?);
+        let (plan, segment, experiments) =
+            (c.text("plan")?, c.text("segment")?, c.text("experiments")?);
         for row in 0..batch.num_rows() {
             let ts = timestamp.value(row);
             if ts < from || ts >= to {

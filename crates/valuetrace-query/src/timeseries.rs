@@ -29,7 +29,11 @@ impl Metric {
             "p95" => Metric::P95,
             "users" => Metric::Users,
             "value" => Metric::Value,
-            other => return Err(Error::InvalidQuery(format!("unknown metric `{other}`; use requests, error_rate, p95, users or value"))),
+            other => {
+                return Err(Error::InvalidQuery(format!(
+                    "unknown metric `{other}`; use requests, error_rate, p95, users or value"
+                )));
+            }
         })
     }
 }
@@ -50,7 +54,11 @@ impl Interval {
             "1m" => Interval::Minute,
             "1h" => Interval::Hour,
             "1d" => Interval::Day,
-            other => return Err(Error::InvalidQuery(format!("unknown interval `{other}`; use 1m, 1h or 1d"))),
+            other => {
+                return Err(Error::InvalidQuery(format!(
+                    "unknown interval `{other}`; use 1m, 1h or 1d"
+                )));
+            }
         })
     }
 
@@ -110,13 +118,27 @@ pub fn run(store: &EmbeddedStore, query: &TimeseriesQuery) -> Result<TimeseriesA
         let total = summarize(store, &query.project, start, end, &query.filter)?.total();
         let value = match query.metric {
             Metric::Requests => Some(total.count as f64),
-            Metric::ErrorRate => (total.count > 0).then(|| total.status_classes[4] as f64 / total.count as f64),
+            Metric::ErrorRate => {
+                (total.count > 0).then(|| total.status_classes[4] as f64 / total.count as f64)
+            }
             Metric::P95 => total.latency.quantile(0.95),
             Metric::Users => Some(total.users.estimate() as f64),
             Metric::Value => Some(total.value_sum),
         };
-        points.push(TimeseriesPoint { start, end, value, requests: total.count });
+        points.push(TimeseriesPoint {
+            start,
+            end,
+            value,
+            requests: total.count,
+        });
         start = end;
     }
-    Ok(TimeseriesAnswer { project: query.project.clone(), metric: query.metric, interval: query.interval, from: query.from, to: query.to, points })
+    Ok(TimeseriesAnswer {
+        project: query.project.clone(),
+        metric: query.metric,
+        interval: query.interval,
+        from: query.from,
+        to: query.to,
+        points,
+    })
 }

@@ -20,7 +20,9 @@ pub fn decompose(from: i64, to: i64, minute_floor: i64) -> Vec<Piece> {
     while at < to {
         let fitting = Level::ALL.into_iter().find(|&level| {
             let width = level.width_ms();
-            at.rem_euclid(width) == 0 && at + width <= to && (level != Level::Minute || at >= minute_floor)
+            at.rem_euclid(width) == 0
+                && at + width <= to
+                && (level != Level::Minute || at >= minute_floor)
         });
         if let Some(level) = fitting {
             pieces.push(Piece::Cells(level, at));
@@ -28,7 +30,11 @@ pub fn decompose(from: i64, to: i64, minute_floor: i64) -> Vec<Piece> {
             continue;
         }
         let next_minute = next_boundary(at, Level::Minute.width_ms());
-        let next = if next_minute >= minute_floor { next_minute } else { next_boundary(at, Level::Hour.width_ms()) };
+        let next = if next_minute >= minute_floor {
+            next_minute
+        } else {
+            next_boundary(at, Level::Hour.width_ms())
+        };
         let end = next.min(to);
         match pieces.last_mut() {
             Some(Piece::Raw(_, last_end)) if *last_end == at => *last_end = end,
@@ -62,8 +68,16 @@ mod tests {
     fn pieces_tile_the_window_exactly() {
         let day = 20_000 * DAY_MS;
         let cases = [
-            (day + 30_500, day + 3 * DAY_MS + 5 * HOUR_MS + 7 * MINUTE_MS + 1, day),
-            (day + 30_500, day + 3 * DAY_MS + 5 * HOUR_MS + 7 * MINUTE_MS + 1, day + 2 * DAY_MS),
+            (
+                day + 30_500,
+                day + 3 * DAY_MS + 5 * HOUR_MS + 7 * MINUTE_MS + 1,
+                day,
+            ),
+            (
+                day + 30_500,
+                day + 3 * DAY_MS + 5 * HOUR_MS + 7 * MINUTE_MS + 1,
+                day + 2 * DAY_MS,
+            ),
             (day, day + DAY_MS, day + 5 * DAY_MS),
             (day + 10, day + 20, 0),
         ];
@@ -76,9 +90,20 @@ mod tests {
             }
         }
         let pieces = decompose(day + 30_500, day + DAY_MS + 90_000, 0);
-        assert_eq!(pieces.first(), Some(&Piece::Raw(day + 30_500, day + MINUTE_MS)));
-        assert!(pieces.contains(&Piece::Cells(Level::Day, day + DAY_MS)) || pieces.iter().any(|p| matches!(p, Piece::Cells(Level::Hour, _))));
-        let raw_count = pieces.iter().filter(|p| matches!(p, Piece::Raw(..))).count();
+        assert_eq!(
+            pieces.first(),
+            Some(&Piece::Raw(day + 30_500, day + MINUTE_MS))
+        );
+        assert!(
+            pieces.contains(&Piece::Cells(Level::Day, day + DAY_MS))
+                || pieces
+                    .iter()
+                    .any(|p| matches!(p, Piece::Cells(Level::Hour, _)))
+        );
+        let raw_count = pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Raw(..)))
+            .count();
         assert_eq!(raw_count, 2);
     }
 
@@ -86,6 +111,13 @@ mod tests {
     fn without_minute_cells_edges_fall_back_to_hours() {
         let day = 20_000 * DAY_MS;
         let pieces = decompose(day + 30 * MINUTE_MS, day + 3 * HOUR_MS, i64::MAX);
-        assert_eq!(pieces, vec![Piece::Raw(day + 30 * MINUTE_MS, day + HOUR_MS), Piece::Cells(Level::Hour, day + HOUR_MS), Piece::Cells(Level::Hour, day + 2 * HOUR_MS)]);
+        assert_eq!(
+            pieces,
+            vec![
+                Piece::Raw(day + 30 * MINUTE_MS, day + HOUR_MS),
+                Piece::Cells(Level::Hour, day + HOUR_MS),
+                Piece::Cells(Level::Hour, day + 2 * HOUR_MS)
+            ]
+        );
     }
 }

@@ -47,7 +47,12 @@ pub struct IngestLimits {
 
 impl Default for IngestLimits {
     fn default() -> Self {
-        IngestLimits { max_body_bytes: 5 << 20, max_decompressed_bytes: 20 << 20, max_event_bytes: 32 << 10, max_batch_events: 10_000 }
+        IngestLimits {
+            max_body_bytes: 5 << 20,
+            max_decompressed_bytes: 20 << 20,
+            max_event_bytes: 32 << 10,
+            max_batch_events: 10_000,
+        }
     }
 }
 
@@ -112,14 +117,17 @@ pub struct StorageDurations {
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &std::path::Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
         toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
     }
 
     /// Applies `VALUETRACE_LISTEN` and `VALUETRACE_DATA_DIR` when set.
     pub fn apply_env(&mut self) -> Result<(), String> {
         if let Ok(listen) = std::env::var("VALUETRACE_LISTEN") {
-            self.listen = listen.parse().map_err(|error| format!("VALUETRACE_LISTEN `{listen}`: {error}"))?;
+            self.listen = listen
+                .parse()
+                .map_err(|error| format!("VALUETRACE_LISTEN `{listen}`: {error}"))?;
         }
         if let Ok(dir) = std::env::var("VALUETRACE_DATA_DIR") {
             self.data_dir = PathBuf::from(dir);
@@ -131,22 +139,39 @@ impl Config {
     pub fn validate(&self) -> Result<StorageDurations, String> {
         let mut problems = Vec::new();
         let duration = |field: &str, text: &str, problems: &mut Vec<String>| {
-            parse_duration(text).filter(|ms| *ms > 0).unwrap_or_else(|| {
-                problems.push(format!("storage.{field}: `{text}` is not a duration such as `30s`, `15m`, `48h`"));
-                0
-            })
+            parse_duration(text)
+                .filter(|ms| *ms > 0)
+                .unwrap_or_else(|| {
+                    problems.push(format!(
+                        "storage.{field}: `{text}` is not a duration such as `30s`, `15m`, `48h`"
+                    ));
+                    0
+                })
         };
         let durations = StorageDurations {
-            persist_interval_ms: duration("persist_interval", &self.storage.persist_interval, &mut problems),
-            minute_rollup_retention_ms: duration("minute_rollup_retention", &self.storage.minute_rollup_retention, &mut problems),
+            persist_interval_ms: duration(
+                "persist_interval",
+                &self.storage.persist_interval,
+                &mut problems,
+            ),
+            minute_rollup_retention_ms: duration(
+                "minute_rollup_retention",
+                &self.storage.minute_rollup_retention,
+                &mut problems,
+            ),
             dedup_window_ms: duration("dedup_window", &self.storage.dedup_window, &mut problems),
         };
         if durations.dedup_window_ms > 0 && durations.dedup_window_ms < 24 * 3_600_000 {
-            problems.push("storage.dedup_window: must be at least 24h so that client retries are recognised".into());
+            problems.push(
+                "storage.dedup_window: must be at least 24h so that client retries are recognised"
+                    .into(),
+            );
         }
         let limits = &self.limits;
         if limits.max_decompressed_bytes < limits.max_body_bytes {
-            problems.push("limits.max_decompressed_bytes: must be at least limits.max_body_bytes".into());
+            problems.push(
+                "limits.max_decompressed_bytes: must be at least limits.max_body_bytes".into(),
+            );
         }
         if limits.max_event_bytes == 0 || limits.max_batch_events == 0 {
             problems.push("limits: max_event_bytes and max_batch_events must be positive".into());
@@ -155,19 +180,35 @@ impl Config {
         for (index, project) in self.projects.iter().enumerate() {
             let valid_id = !project.id.is_empty()
                 && project.id.len() <= 64
-                && project.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && project.id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !valid_id {
-                problems.push(format!("projects[{index}].id: `{}` must be 1-64 of a-z, 0-9, `-`, `_`", project.id));
+                problems.push(format!(
+                    "projects[{index}].id: `{}` must be 1-64 of a-z, 0-9, `-`, `_`",
+                    project.id
+                ));
             }
             if !seen.insert(project.id.clone()) {
-                problems.push(format!("projects[{index}].id: `{}` is defined twice", project.id));
+                problems.push(format!(
+                    "projects[{index}].id: `{}` is defined twice",
+                    project.id
+                ));
             }
-            for hash in project.ingest_key_hashes.iter().chain(&project.read_key_hashes) {
+            for hash in project
+                .ingest_key_hashes
+                .iter()
+                .chain(&project.read_key_hashes)
+            {
                 if crate::auth::parse_key_hash(hash).is_none() {
                     problems.push(format!("projects[{index}] ({}): key hash `{hash}` must be `sha256:` followed by 64 hex digits", project.id));
                 }
             }
         }
-        if problems.is_empty() { Ok(durations) } else { Err(problems.join("\n")) }
+        if problems.is_empty() {
+            Ok(durations)
+        } else {
+            Err(problems.join("\n"))
+        }
     }
 }

@@ -43,7 +43,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { kind, code, message: message.into() }
+        ApiError {
+            kind,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -51,17 +55,29 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(ErrorKind::Unauthorized, "unauthorized", "missing or invalid API key; send `Authorization: Bearer <key>`")
+        Self::new(
+            ErrorKind::Unauthorized,
+            "unauthorized",
+            "missing or invalid API key; send `Authorization: Bearer <key>`",
+        )
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(ErrorKind::NotFound, "not_found", format!("{what} not found"))
+        Self::new(
+            ErrorKind::NotFound,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// Logs the detail and answers a generic 500.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(ErrorKind::Internal, "internal", "internal error; the server log has the details")
+        Self::new(
+            ErrorKind::Internal,
+            "internal",
+            "internal error; the server log has the details",
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -74,7 +90,9 @@ impl IntoResponse for ApiError {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
         let mut response = (self.kind.status(), body).into_response();
         if self.kind == ErrorKind::Unavailable {
-            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
         response
     }
@@ -83,7 +101,9 @@ impl IntoResponse for ApiError {
 impl From<valuetrace_query::Error> for ApiError {
     fn from(error: valuetrace_query::Error) -> Self {
         match error {
-            valuetrace_query::Error::InvalidQuery(message) => ApiError::bad_request("invalid_query", message),
+            valuetrace_query::Error::InvalidQuery(message) => {
+                ApiError::bad_request("invalid_query", message)
+            }
             valuetrace_query::Error::Store(error) => ApiError::internal(&display_chain(&error)),
         }
     }

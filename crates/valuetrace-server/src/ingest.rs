@@ -48,22 +48,53 @@ enum Encoding {
     Zstd,
 }
 
-pub async fn batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Json<BatchResponse>, ApiError> {
-    let project = crate::bearer(&headers).and_then(|key| state.keys.project_of(key, crate::auth::KeyRole::Ingest)).ok_or_else(ApiError::unauthorized)?;
+pub async fn batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let project = crate::bearer(&headers)
+        .and_then(|key| state.keys.project_of(key, crate::auth::KeyRole::Ingest))
+        .ok_or_else(ApiError::unauthorized)?;
     let format = body_format(&headers)?;
     let encoding = body_encoding(&headers)?;
     let limits = state.limits.clone();
-    if let Some(length) = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+    if let Some(length) = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
         && length > limits.max_body_bytes
     {
-        return Err(too_large("body", length, limits.max_body_bytes, "max_body_bytes"));
+        return Err(too_large(
+            "body",
+            length,
+            limits.max_body_bytes,
+            "max_body_bytes",
+        ));
     }
-    let raw = match http_body_util::Limited::new(body, limits.max_body_bytes).collect().await {
+    let raw = match http_body_util::Limited::new(body, limits.max_body_bytes)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
-        Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Err(too_large("body", limits.max_body_bytes + 1, limits.max_body_bytes, "max_body_bytes"));
+        Err(error)
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(too_large(
+                "body",
+                limits.max_body_bytes + 1,
+                limits.max_body_bytes,
+                "max_body_bytes",
+            ));
         }
-        Err(error) => return Err(ApiError::bad_request("body_unreadable", format!("could not read the request body: {error}"))),
+        Err(error) => {
+            return Err(ApiError::bad_request(
+                "body_unreadable",
+                format!("could not read the request body: {error}"),
+            ));
+        }
     };
     let state_for_work = state.clone();
     tokio::task::spawn_blocking(move || process(&state_for_work, &project, format, encoding, &raw))
@@ -72,7 +103,13 @@ pub async fn batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
         .map(Json)
 }
 
-fn process(state: &AppState, project: &str, format: BodyFormat, encoding: Encoding, raw: &[u8]) -> Result<BatchResponse, ApiError> {
+fn process(
+    state: &AppState,
+    project: &str,
+    format: BodyFormat,
+    encoding: Encoding,
+    raw: &[u8],
+) -> Result<BatchResponse, ApiError> {
     let limits = &state.limits;
     let decoded = decompress(raw, encoding, limits.max_decompressed_bytes)?;
     let items = split_events(&decoded, format)?;
@@ -80,47 +117,87 @@ fn process(state: &AppState, project: &str, format: BodyFormat, encoding: Encodi
         return Err(ApiError::new(
             ErrorKind::PayloadTooLarge,
             "too_many_events",
-            format!("batch holds {} events; the limit is {} (max_batch_events): split it", items.len(), limits.max_batch_events),
+            format!(
+                "batch holds {} events; the limit is {} (max_batch_events): split it",
+                items.len(),
+                limits.max_batch_events
+            ),
         ));
     }
-    let runtime = state.projects.get(project).ok_or_else(|| ApiError::not_found("project"))?;
+    let runtime = state
+        .projects
+        .get(project)
+        .ok_or_else(|| ApiError::not_found("project"))?;
     let received_at = (state.clock)();
-    let mut response = BatchResponse { accepted: 0, duplicates: 0, rejected: Vec::new() };
+    let mut response = BatchResponse {
+        accepted: 0,
+        duplicates: 0,
+        rejected: Vec::new(),
+    };
     let mut fresh = Vec::with_capacity(items.len());
     let mut seen_in_batch = HashSet::new();
     for (index, item) in items.into_iter().enumerate() {
         let text = match item {
             Ok(text) => text,
             Err(error) => {
-                response.rejected.push(Rejected { index, event_id: None, error });
+                response.rejected.push(Rejected {
+                    index,
+                    event_id: None,
+                    error,
+                });
                 continue;
             }
         };
         if text.len() > limits.max_event_bytes {
-            let error = format!("event is {} bytes; the limit is {} (max_event_bytes)", text.len(), limits.max_event_bytes);
-            response.rejected.push(Rejected { index, event_id: None, error });
+            let error = format!(
+                "event is {} bytes; the limit is {} (max_event_bytes)",
+                text.len(),
+                limits.max_event_bytes
+            );
+            response.rejected.push(Rejected {
+                index,
+                event_id: None,
+                error,
+            });
             continue;
         }
         let value: serde_json::Value = match serde_json::from_str(text) {
             Ok(value) => value,
             Err(error) => {
-                response.rejected.push(Rejected { index, event_id: None, error: format!("invalid JSON: {error}") });
+                response.rejected.push(Rejected {
+                    index,
+                    event_id: None,
+                    error: format!("invalid JSON: {error}"),
+                });
                 continue;
             }
         };
-        let event_id = value.get("event_id").and_then(|id| id.as_str()).map(|id| id.chars().take(128).collect::<String>());
+        let event_id = value
+            .get("event_id")
+            .and_then(|id| id.as_str())
+            .map(|id| id.chars().take(128).collect::<String>());
         match validate_event(&value, received_at, &state.validation) {
             Ok(valid) => {
                 let id = valid.event.event_id().to_owned();
-                if !seen_in_batch.insert(id.clone()) || state.pipeline.store().contains(project, &id) {
+                if !seen_in_batch.insert(id.clone())
+                    || state.pipeline.store().contains(project, &id)
+                {
                     response.duplicates += 1;
                     continue;
                 }
                 let mut event = valid.event;
                 runtime.pseudonymizer.apply(&mut event);
-                fresh.push(StoredEvent { event, received_at, skew_ms: valid.skew_ms });
+                fresh.push(StoredEvent {
+                    event,
+                    received_at,
+                    skew_ms: valid.skew_ms,
+                });
             }
-            Err(error) => response.rejected.push(Rejected { index, event_id, error: error.to_string() }),
+            Err(error) => response.rejected.push(Rejected {
+                index,
+                event_id,
+                error: error.to_string(),
+            }),
         }
     }
     if !fresh.is_empty() {
@@ -135,38 +212,74 @@ fn process(state: &AppState, project: &str, format: BodyFormat, encoding: Encodi
         response.duplicates += outcome.duplicates;
     }
     if !response.rejected.is_empty() {
-        tracing::debug!(project, rejected = response.rejected.len(), "events rejected");
+        tracing::debug!(
+            project,
+            rejected = response.rejected.len(),
+            "events rejected"
+        );
     }
     Ok(response)
 }
 
 fn too_large(what: &str, size: usize, limit: usize, setting: &str) -> ApiError {
-    let code = if what == "body" { "body_too_large" } else { "decompressed_body_too_large" };
-    let size_text = if size > limit { format!("more than {limit}") } else { size.to_string() };
+    let code = if what == "body" {
+        "body_too_large"
+    } else {
+        "decompressed_body_too_large"
+    };
+    let size_text = if size > limit {
+        format!("more than {limit}")
+    } else {
+        size.to_string()
+    };
     ApiError::new(
         ErrorKind::PayloadTooLarge,
         code,
-        format!("{what} is {size_text} bytes; the limit is {limit} bytes ({setting}): send smaller batches"),
+        format!(
+            "{what} is {size_text} bytes; the limit is {limit} bytes ({setting}): send smaller batches"
+        ),
     )
 }
 
 fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
-    let Some(content_type) = headers.get("content-type") else { return Ok(BodyFormat::Json) };
-    let content_type = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(content_type) = headers.get("content-type") else {
+        return Ok(BodyFormat::Json);
+    };
+    let content_type = content_type
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match content_type.as_str() {
         "application/json" | "text/json" => Ok(BodyFormat::Json),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => Ok(BodyFormat::Ndjson),
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines" => Ok(BodyFormat::Ndjson),
         other => Err(ApiError::new(
             ErrorKind::UnsupportedMediaType,
             "unsupported_content_type",
-            format!("content type `{other}` is not supported; send application/json or application/x-ndjson"),
+            format!(
+                "content type `{other}` is not supported; send application/json or application/x-ndjson"
+            ),
         )),
     }
 }
 
 fn body_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
-    let Some(encoding) = headers.get("content-encoding") else { return Ok(Encoding::Identity) };
-    match encoding.to_str().unwrap_or("").trim().to_ascii_lowercase().as_str() {
+    let Some(encoding) = headers.get("content-encoding") else {
+        return Ok(Encoding::Identity);
+    };
+    match encoding
+        .to_str()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "" | "identity" => Ok(Encoding::Identity),
         "gzip" | "x-gzip" => Ok(Encoding::Gzip),
         "zstd" => Ok(Encoding::Zstd),
@@ -184,17 +297,27 @@ fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, A
     let reader: Box<dyn Read + '_> = match encoding {
         Encoding::Identity => return Ok(raw.to_vec()),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-        Encoding::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(raw).map_err(|error| ApiError::bad_request("bad_compression", format!("invalid zstd body: {error}")))?,
-        ),
+        Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|error| {
+            ApiError::bad_request("bad_compression", format!("invalid zstd body: {error}"))
+        })?),
     };
     let mut decoded = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
     reader
         .take(limit as u64 + 1)
         .read_to_end(&mut decoded)
-        .map_err(|error| ApiError::bad_request("bad_compression", format!("could not decompress the body: {error}")))?;
+        .map_err(|error| {
+            ApiError::bad_request(
+                "bad_compression",
+                format!("could not decompress the body: {error}"),
+            )
+        })?;
     if decoded.len() > limit {
-        return Err(too_large("decompressed body", limit + 1, limit, "max_decompressed_bytes"));
+        return Err(too_large(
+            "decompressed body",
+            limit + 1,
+            limit,
+            "max_decompressed_bytes",
+        ));
     }
     Ok(decoded)
 }
@@ -203,7 +326,9 @@ fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, A
 type Item<'a> = Result<&'a str, String>;
 
 fn split_events(body: &[u8], format: BodyFormat) -> Result<Vec<Item<'_>>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|error| ApiError::bad_request("invalid_utf8", format!("body is not UTF-8: {error}")))?;
+    let text = std::str::from_utf8(body).map_err(|error| {
+        ApiError::bad_request("invalid_utf8", format!("body is not UTF-8: {error}"))
+    })?;
     match format {
         BodyFormat::Ndjson => Ok(text
             .lines()
@@ -214,15 +339,24 @@ fn split_events(body: &[u8], format: BodyFormat) -> Result<Vec<Item<'_>>, ApiErr
         BodyFormat::Json => {
             let trimmed = text.trim_start();
             let events: Vec<&RawValue> = if trimmed.starts_with('[') {
-                serde_json::from_str(trimmed).map_err(|error| ApiError::bad_request("invalid_json", format!("body is not a JSON array of events: {error}")))?
+                serde_json::from_str(trimmed).map_err(|error| {
+                    ApiError::bad_request(
+                        "invalid_json",
+                        format!("body is not a JSON array of events: {error}"),
+                    )
+                })?
             } else if trimmed.starts_with('{') {
                 #[derive(serde::Deserialize)]
                 struct Envelope<'a> {
                     #[serde(borrow)]
                     batch: Vec<&'a RawValue>,
                 }
-                let envelope: Envelope<'_> = serde_json::from_str(trimmed)
-                    .map_err(|error| ApiError::bad_request("invalid_json", format!("body must be `{{\"batch\": [...]}}`: {error}")))?;
+                let envelope: Envelope<'_> = serde_json::from_str(trimmed).map_err(|error| {
+                    ApiError::bad_request(
+                        "invalid_json",
+                        format!("body must be `{{\"batch\": [...]}}`: {error}"),
+                    )
+                })?;
                 envelope.batch
             } else {
                 return Err(ApiError::bad_request(

@@ -59,7 +59,10 @@ pub struct Server {
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get("authorization")?.to_str().ok()?;
     let (scheme, key) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(key.trim()).filter(|key| !key.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(key.trim())
+        .filter(|key| !key.is_empty())
 }
 
 impl Server {
@@ -70,31 +73,72 @@ impl Server {
 
     pub fn open_with_clock(config: Config, clock: Clock) -> Result<Server, String> {
         let durations = config.validate()?;
-        std::fs::create_dir_all(&config.data_dir).map_err(|error| format!("cannot create data dir {}: {error}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|error| {
+            format!(
+                "cannot create data dir {}: {error}",
+                config.data_dir.display()
+            )
+        })?;
         let mut store_options = StoreOptions::new(config.data_dir.join("store"));
         store_options.minute_retention_ms = durations.minute_rollup_retention_ms;
         store_options.dedup_window_ms = durations.dedup_window_ms;
         let now = clock();
-        let store = Arc::new(EmbeddedStore::open(store_options, now).map_err(|error| format!("cannot open the store: {}", error::display_chain(&error)))?);
+        let store =
+            Arc::new(EmbeddedStore::open(store_options, now).map_err(|error| {
+                format!("cannot open the store: {}", error::display_chain(&error))
+            })?);
         let mut wal_options = WalOptions::new(config.data_dir.join("wal"));
         wal_options.segment_max_bytes = config.storage.wal_segment_bytes;
         wal_options.sync = config.storage.fsync;
-        let pipeline = Pipeline::open(store, wal_options).map_err(|error| format!("cannot open the write-ahead log: {error}"))?;
+        let pipeline = Pipeline::open(store, wal_options)
+            .map_err(|error| format!("cannot open the write-ahead log: {error}"))?;
         let replay = &pipeline.replay;
-        tracing::info!(frames = replay.frames, corrupt_frames = replay.corrupt_frames, truncated_bytes = replay.truncated_bytes, "wal replayed");
+        tracing::info!(
+            frames = replay.frames,
+            corrupt_frames = replay.corrupt_frames,
+            truncated_bytes = replay.truncated_bytes,
+            "wal replayed"
+        );
         let mut entries = Vec::new();
         let mut projects = HashMap::new();
         for project in &config.projects {
-            for (hashes, role) in [(&project.ingest_key_hashes, KeyRole::Ingest), (&project.read_key_hashes, KeyRole::Read)] {
+            for (hashes, role) in [
+                (&project.ingest_key_hashes, KeyRole::Ingest),
+                (&project.read_key_hashes, KeyRole::Read),
+            ] {
                 for hash in hashes {
-                    let hash = parse_key_hash(hash).ok_or_else(|| format!("project {}: invalid key hash", project.id))?;
-                    entries.push(KeyEntry { hash, role, project: project.id.clone() });
+                    let hash = parse_key_hash(hash)
+                        .ok_or_else(|| format!("project {}: invalid key hash", project.id))?;
+                    entries.push(KeyEntry {
+                        hash,
+                        role,
+                        project: project.id.clone(),
+                    });
                 }
             }
-            let secret = pseudonym::load_or_create_secret(&config.data_dir, &project.id, project.secret_env.as_deref())
-                .map_err(|error| format!("project {}: cannot load the pseudonymization secret: {error}", project.id))?;
-            let name = if project.name.is_empty() { project.id.clone() } else { project.name.clone() };
-            projects.insert(project.id.clone(), ProjectRuntime { name, pseudonymizer: Pseudonymizer::new(secret) });
+            let secret = pseudonym::load_or_create_secret(
+                &config.data_dir,
+                &project.id,
+                project.secret_env.as_deref(),
+            )
+            .map_err(|error| {
+                format!(
+                    "project {}: cannot load the pseudonymization secret: {error}",
+                    project.id
+                )
+            })?;
+            let name = if project.name.is_empty() {
+                project.id.clone()
+            } else {
+                project.name.clone()
+            };
+            projects.insert(
+                project.id.clone(),
+                ProjectRuntime {
+                    name,
+                    pseudonymizer: Pseudonymizer::new(secret),
+                },
+            );
         }
         let state = AppState {
             pipeline: Arc::new(pipeline),
@@ -104,7 +148,11 @@ impl Server {
             validation: Limits::default(),
             clock,
         };
-        Ok(Server { state: Arc::new(state), config, durations })
+        Ok(Server {
+            state: Arc::new(state),
+            config,
+            durations,
+        })
     }
 
     pub fn router(&self) -> Router {
@@ -112,9 +160,19 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then persists buffered rows.
-    pub async fn run(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let persister = tokio::spawn(persist_loop(self.state.clone(), self.durations, self.config.storage.persist_max_rows));
-        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await?;
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let persister = tokio::spawn(persist_loop(
+            self.state.clone(),
+            self.durations,
+            self.config.storage.persist_max_rows,
+        ));
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
         persister.abort();
         let state = self.state.clone();
         let now = (state.clock)();
@@ -129,16 +187,31 @@ impl Server {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/batch", post(ingest::batch))
-        .route("/api/v1/projects/{project}/endpoints", get(query_api::endpoints))
-        .route("/api/v1/projects/{project}/timeseries", get(query_api::timeseries))
+        .route(
+            "/api/v1/projects/{project}/endpoints",
+            get(query_api::endpoints),
+        )
+        .route(
+            "/api/v1/projects/{project}/timeseries",
+            get(query_api::timeseries),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
 }
 
-async fn readyz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    if state.pipeline.is_ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "write-ahead log failed; not accepting writes\n") }
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> (StatusCode, &'static str) {
+    if state.pipeline.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "write-ahead log failed; not accepting writes\n",
+        )
+    }
 }
 
 async fn persist_loop(state: Arc<AppState>, durations: StorageDurations, max_rows: usize) {
@@ -156,7 +229,12 @@ async fn persist_loop(state: Arc<AppState>, durations: StorageDurations, max_row
         let now = (state.clock)();
         match tokio::task::spawn_blocking(move || worker.pipeline.persist(now)).await {
             Ok(Ok(stats)) if stats.rows_written > 0 => {
-                tracing::info!(files = stats.files_written, rows = stats.rows_written, compacted = stats.files_compacted, "persisted")
+                tracing::info!(
+                    files = stats.files_written,
+                    rows = stats.rows_written,
+                    compacted = stats.files_compacted,
+                    "persisted"
+                )
             }
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::error!(%error, "persist failed; will retry"),

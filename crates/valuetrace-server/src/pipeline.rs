@@ -11,8 +11,8 @@
 
 use crate::error::display_chain;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use valuetrace_store::{AppendOutcome, EmbeddedStore, PersistStats, Store, StoredEvent};
 use valuetrace_wal::{Wal, WalOptions};
 
@@ -54,23 +54,31 @@ impl Pipeline {
     pub fn open(store: Arc<EmbeddedStore>, options: WalOptions) -> Result<Pipeline, PipelineError> {
         let counters = PipelineCounters::default();
         let mut replay_error = None;
-        let (wal, replay) = Wal::open(options, |_seq, payload| match serde_json::from_slice::<Frame>(payload) {
-            Ok(frame) => {
-                counters.replayed_frames.fetch_add(1, Ordering::Relaxed);
-                if let Err(error) = store.append(&frame.project, frame.events) {
-                    replay_error = Some(display_chain(&error));
+        let (wal, replay) = Wal::open(options, |_seq, payload| {
+            match serde_json::from_slice::<Frame>(payload) {
+                Ok(frame) => {
+                    counters.replayed_frames.fetch_add(1, Ordering::Relaxed);
+                    if let Err(error) = store.append(&frame.project, frame.events) {
+                        replay_error = Some(display_chain(&error));
+                    }
                 }
-            }
-            Err(error) => {
-                counters.unreadable_frames.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(%error, "unreadable wal frame skipped");
+                Err(error) => {
+                    counters.unreadable_frames.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%error, "unreadable wal frame skipped");
+                }
             }
         })
         .map_err(|error| PipelineError::Wal(display_chain(&error)))?;
         if let Some(error) = replay_error {
             return Err(PipelineError::Store(error));
         }
-        Ok(Pipeline { wal, store, gate: RwLock::new(()), counters, replay })
+        Ok(Pipeline {
+            wal,
+            store,
+            gate: RwLock::new(()),
+            counters,
+            replay,
+        })
     }
 
     pub fn store(&self) -> &Arc<EmbeddedStore> {
@@ -83,31 +91,62 @@ impl Pipeline {
 
     /// Makes `events` durable and visible. Blocking: call from a blocking thread.
     /// When this returns Ok, the events survive a crash.
-    pub fn commit(&self, project: &str, events: Vec<StoredEvent>) -> Result<AppendOutcome, PipelineError> {
-        let frame = Frame { project: project.to_owned(), events };
-        let payload = serde_json::to_vec(&frame).map_err(|error| PipelineError::Store(error.to_string()))?;
-        let _gate = self.gate.read().map_err(|_| PipelineError::Store("ingest gate poisoned".into()))?;
-        self.wal.append(&payload).map_err(|error| PipelineError::Wal(display_chain(&error)))?;
-        self.store.append(project, frame.events).map_err(|error| PipelineError::Store(display_chain(&error)))
+    pub fn commit(
+        &self,
+        project: &str,
+        events: Vec<StoredEvent>,
+    ) -> Result<AppendOutcome, PipelineError> {
+        let frame = Frame {
+            project: project.to_owned(),
+            events,
+        };
+        let payload =
+            serde_json::to_vec(&frame).map_err(|error| PipelineError::Store(error.to_string()))?;
+        let _gate = self
+            .gate
+            .read()
+            .map_err(|_| PipelineError::Store("ingest gate poisoned".into()))?;
+        self.wal
+            .append(&payload)
+            .map_err(|error| PipelineError::Wal(display_chain(&error)))?;
+        self.store
+            .append(project, frame.events)
+            .map_err(|error| PipelineError::Store(display_chain(&error)))
     }
 
     /// Writes buffered rows to Parquet and deletes the WAL segments they came from. Blocking.
     pub fn persist(&self, now_ms: i64) -> Result<PersistStats, PipelineError> {
         let (closed_segment, ticket) = {
-            let _gate = self.gate.write().map_err(|_| PipelineError::Store("ingest gate poisoned".into()))?;
-            let closed = self.wal.rotate().map_err(|error| PipelineError::Wal(display_chain(&error)))?;
-            let ticket = self.store.begin_persist().map_err(|error| PipelineError::Store(display_chain(&error)))?;
+            let _gate = self
+                .gate
+                .write()
+                .map_err(|_| PipelineError::Store("ingest gate poisoned".into()))?;
+            let closed = self
+                .wal
+                .rotate()
+                .map_err(|error| PipelineError::Wal(display_chain(&error)))?;
+            let ticket = self
+                .store
+                .begin_persist()
+                .map_err(|error| PipelineError::Store(display_chain(&error)))?;
             (closed, ticket)
         };
-        let result = self.store.finish_persist(ticket, now_ms).map_err(|error| PipelineError::Store(display_chain(&error)));
+        let result = self
+            .store
+            .finish_persist(ticket, now_ms)
+            .map_err(|error| PipelineError::Store(display_chain(&error)));
         match result {
             Ok(stats) => {
-                self.wal.remove_segments_through(closed_segment).map_err(|error| PipelineError::Wal(display_chain(&error)))?;
+                self.wal
+                    .remove_segments_through(closed_segment)
+                    .map_err(|error| PipelineError::Wal(display_chain(&error)))?;
                 self.counters.persists.fetch_add(1, Ordering::Relaxed);
                 Ok(stats)
             }
             Err(error) => {
-                self.counters.persist_failures.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .persist_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(error)
             }
         }

@@ -29,7 +29,8 @@ impl Pseudonymizer {
 
     /// 128 bits of HMAC-SHA256(secret, field || 0 || raw) as hex.
     pub fn pseudonym(&self, field: &str, raw: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("hmac accepts keys of any length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
+            .expect("hmac accepts keys of any length");
         mac.update(field.as_bytes());
         mac.update(&[0]);
         mac.update(raw.as_bytes());
@@ -39,10 +40,22 @@ impl Pseudonymizer {
 
     pub fn apply(&self, event: &mut Event) {
         let (user, account, session) = match event {
-            Event::ApiCall(call) => (&mut call.user_id, &mut call.account_id, &mut call.session_id),
-            Event::Outcome(outcome) => (&mut outcome.user_id, &mut outcome.account_id, &mut outcome.session_id),
+            Event::ApiCall(call) => (
+                &mut call.user_id,
+                &mut call.account_id,
+                &mut call.session_id,
+            ),
+            Event::Outcome(outcome) => (
+                &mut outcome.user_id,
+                &mut outcome.account_id,
+                &mut outcome.session_id,
+            ),
         };
-        for (field, value) in [("user_id", user), ("account_id", account), ("session_id", session)] {
+        for (field, value) in [
+            ("user_id", user),
+            ("account_id", account),
+            ("session_id", session),
+        ] {
             if let Some(raw) = value.as_deref() {
                 *value = Some(self.pseudonym(field, raw));
             }
@@ -52,7 +65,11 @@ impl Pseudonymizer {
 
 /// The project's secret: from the environment variable when set, else from
 /// `<data_dir>/secrets/<project>.key`, generated (32 random bytes, mode 0600) on first start.
-pub fn load_or_create_secret(data_dir: &Path, project: &str, env: Option<&str>) -> std::io::Result<Vec<u8>> {
+pub fn load_or_create_secret(
+    data_dir: &Path,
+    project: &str,
+    env: Option<&str>,
+) -> std::io::Result<Vec<u8>> {
     if let Some(name) = env
         && let Ok(value) = std::env::var(name)
         && !value.is_empty()
@@ -64,7 +81,12 @@ pub fn load_or_create_secret(data_dir: &Path, project: &str, env: Option<&str>) 
     let path = dir.join(format!("{project}.key"));
     match std::fs::read(&path) {
         Ok(secret) if secret.len() >= 16 => return Ok(secret),
-        Ok(_) => return Err(std::io::Error::other(format!("{} is shorter than 16 bytes", path.display()))),
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} is shorter than 16 bytes",
+                path.display()
+            )));
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }

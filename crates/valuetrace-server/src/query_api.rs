@@ -11,12 +11,17 @@ use axum::http::HeaderMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use valuetrace_model::time::{DAY_MS, parse_duration, parse_time};
-use valuetrace_query::{EndpointsAnswer, EndpointsQuery, Filter, Interval, Metric, QueryBackend, SortKey, TimeseriesAnswer, TimeseriesQuery};
+use valuetrace_query::{
+    EndpointsAnswer, EndpointsQuery, Filter, Interval, Metric, QueryBackend, SortKey,
+    TimeseriesAnswer, TimeseriesQuery,
+};
 
 type Params = HashMap<String, String>;
 
 fn authorize(state: &AppState, headers: &HeaderMap, project: &str) -> Result<(), ApiError> {
-    let key_project = crate::bearer(headers).and_then(|key| state.keys.project_of(key, KeyRole::Read)).ok_or_else(ApiError::unauthorized)?;
+    let key_project = crate::bearer(headers)
+        .and_then(|key| state.keys.project_of(key, KeyRole::Read))
+        .ok_or_else(ApiError::unauthorized)?;
     if key_project != project {
         return Err(ApiError::not_found(&format!("project `{project}`")));
     }
@@ -28,7 +33,10 @@ fn parse_instant(params: &Params, name: &str) -> Result<Option<i64>, ApiError> {
         .get(name)
         .map(|text| {
             parse_time(text).ok_or_else(|| {
-                ApiError::bad_request("invalid_parameter", format!("`{name}={text}` is not an RFC 3339 time or epoch milliseconds"))
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("`{name}={text}` is not an RFC 3339 time or epoch milliseconds"),
+                )
             })
         })
         .transpose()
@@ -40,14 +48,21 @@ pub fn window(params: &Params, now_ms: i64) -> Result<(i64, i64), ApiError> {
     let from = match (parse_instant(params, "from")?, params.get("since")) {
         (Some(from), _) => from,
         (None, Some(since)) => {
-            let span = parse_duration(since)
-                .ok_or_else(|| ApiError::bad_request("invalid_parameter", format!("`since={since}` is not a duration such as 15m, 24h or 30d")))?;
+            let span = parse_duration(since).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("`since={since}` is not a duration such as 15m, 24h or 30d"),
+                )
+            })?;
             to - span
         }
         (None, None) => to - DAY_MS,
     };
     if from >= to {
-        return Err(ApiError::bad_request("invalid_parameter", format!("`from` ({from}) must be before `to` ({to})")));
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("`from` ({from}) must be before `to` ({to})"),
+        ));
     }
     Ok((from, to))
 }
@@ -67,12 +82,26 @@ pub fn filter(params: &Params) -> Filter {
 
 fn check_known(params: &Params, known: &[&str]) -> Result<(), ApiError> {
     match params.keys().find(|key| !known.contains(&key.as_str())) {
-        Some(unknown) => Err(ApiError::bad_request("invalid_parameter", format!("unknown parameter `{unknown}`; known: {}", known.join(", ")))),
+        Some(unknown) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("unknown parameter `{unknown}`; known: {}", known.join(", ")),
+        )),
         None => Ok(()),
     }
 }
 
-const FILTERS: &[&str] = &["from", "to", "since", "plan", "segment", "variant", "service", "route", "method", "direction"];
+const FILTERS: &[&str] = &[
+    "from",
+    "to",
+    "since",
+    "plan",
+    "segment",
+    "variant",
+    "service",
+    "route",
+    "method",
+    "direction",
+];
 
 pub async fn endpoints(
     State(state): State<Arc<AppState>>,
@@ -83,18 +112,36 @@ pub async fn endpoints(
     authorize(&state, &headers, &project)?;
     check_known(&params, &[FILTERS, &["sort", "limit"]].concat())?;
     let (from, to) = window(&params, (state.clock)())?;
-    let sort = params.get("sort").map(|text| SortKey::parse(text)).transpose()?.unwrap_or_default();
+    let sort = params
+        .get("sort")
+        .map(|text| SortKey::parse(text))
+        .transpose()?
+        .unwrap_or_default();
     let limit = match params.get("limit") {
         None => 100,
         Some(text) => text
             .parse::<usize>()
             .ok()
             .filter(|limit| (1..=1000).contains(limit))
-            .ok_or_else(|| ApiError::bad_request("invalid_parameter", format!("`limit={text}` must be an integer from 1 to 1000")))?,
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("`limit={text}` must be an integer from 1 to 1000"),
+                )
+            })?,
     };
-    let query = EndpointsQuery { project, from, to, filter: filter(&params), sort, limit };
+    let query = EndpointsQuery {
+        project,
+        from,
+        to,
+        filter: filter(&params),
+        sort,
+        limit,
+    };
     let store = state.pipeline.store().clone();
-    let answer = tokio::task::spawn_blocking(move || store.endpoints(&query)).await.map_err(|error| ApiError::internal(&error))??;
+    let answer = tokio::task::spawn_blocking(move || store.endpoints(&query))
+        .await
+        .map_err(|error| ApiError::internal(&error))??;
     Ok(Json(answer))
 }
 
@@ -109,8 +156,17 @@ pub async fn timeseries(
     let (from, to) = window(&params, (state.clock)())?;
     let metric = Metric::parse(params.get("metric").map_or("requests", String::as_str))?;
     let interval = Interval::parse(params.get("interval").map_or("1h", String::as_str))?;
-    let query = TimeseriesQuery { project, metric, interval, from, to, filter: filter(&params) };
+    let query = TimeseriesQuery {
+        project,
+        metric,
+        interval,
+        from,
+        to,
+        filter: filter(&params),
+    };
     let store = state.pipeline.store().clone();
-    let answer = tokio::task::spawn_blocking(move || store.timeseries(&query)).await.map_err(|error| ApiError::internal(&error))??;
+    let answer = tokio::task::spawn_blocking(move || store.timeseries(&query))
+        .await
+        .map_err(|error| ApiError::internal(&error))??;
     Ok(Json(answer))
 }

@@ -38,7 +38,10 @@ pub fn id_key(event_id: &str) -> u128 {
 
 impl DedupIndex {
     pub fn new(window_ms: i64) -> Self {
-        DedupIndex { seen: HashMap::default(), window_ms }
+        DedupIndex {
+            seen: HashMap::default(),
+            window_ms,
+        }
     }
 
     pub fn contains(&self, event_id: &str) -> bool {

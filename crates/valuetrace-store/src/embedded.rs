@@ -63,13 +63,22 @@ fn poisoned() -> Error {
 impl EmbeddedStore {
     /// Opens the store, rebuilding rollups and the dedup index from the persisted files.
     pub fn open(options: StoreOptions, now_ms: i64) -> Result<Self> {
-        let store = EmbeddedStore { options, projects: RwLock::new(HashMap::new()), persist_lock: Mutex::new(()), file_seq: AtomicU64::new(now_ms as u64) };
+        let store = EmbeddedStore {
+            options,
+            projects: RwLock::new(HashMap::new()),
+            persist_lock: Mutex::new(()),
+            file_seq: AtomicU64::new(now_ms as u64),
+        };
         let root = store.projects_dir();
         std::fs::create_dir_all(&root).map_err(|source| Error::io(&root, source))?;
         for project in list_dirs(&root)? {
             let name = file_name(&project);
             let data = store.load_project(&project, now_ms)?;
-            store.projects.write().map_err(|_| poisoned())?.insert(name, Arc::new(RwLock::new(data)));
+            store
+                .projects
+                .write()
+                .map_err(|_| poisoned())?
+                .insert(name, Arc::new(RwLock::new(data)));
         }
         Ok(store)
     }
@@ -83,7 +92,11 @@ impl EmbeddedStore {
     }
 
     fn load_project(&self, dir: &Path, now_ms: i64) -> Result<ProjectData> {
-        let mut data = ProjectData::new(self.options.minute_retention_ms, self.options.dedup_window_ms, now_ms);
+        let mut data = ProjectData::new(
+            self.options.minute_retention_ms,
+            self.options.dedup_window_ms,
+            now_ms,
+        );
         let dedup_horizon = now_ms - self.options.dedup_window_ms;
         for table in Table::ALL {
             let table_dir = dir.join(table.dir_name());
@@ -91,7 +104,9 @@ impl EmbeddedStore {
                 continue;
             }
             for day_dir in list_dirs(&table_dir)? {
-                let Some(day) = parse_day_dir(&day_dir) else { continue };
+                let Some(day) = parse_day_dir(&day_dir) else {
+                    continue;
+                };
                 for info in load_day_files(&day_dir)? {
                     parquet_io::read_range(&info, i64::MIN, i64::MAX, &[], |batch| {
                         let rows = schema::from_batch(table, batch)?;
@@ -104,7 +119,11 @@ impl EmbeddedStore {
                         data.roll_up(&rows);
                         Ok(())
                     })?;
-                    data.table_mut(table).files.entry(day).or_default().push(info);
+                    data.table_mut(table)
+                        .files
+                        .entry(day)
+                        .or_default()
+                        .push(info);
                 }
             }
         }
@@ -118,9 +137,13 @@ impl EmbeddedStore {
         }
         let mut projects = self.projects.write().map_err(|_| poisoned())?;
         let now = wall_clock_ms();
-        let data = projects
-            .entry(project.to_owned())
-            .or_insert_with(|| Arc::new(RwLock::new(ProjectData::new(self.options.minute_retention_ms, self.options.dedup_window_ms, now))));
+        let data = projects.entry(project.to_owned()).or_insert_with(|| {
+            Arc::new(RwLock::new(ProjectData::new(
+                self.options.minute_retention_ms,
+                self.options.dedup_window_ms,
+                now,
+            )))
+        });
         Ok(data.clone())
     }
 
@@ -133,14 +156,24 @@ impl EmbeddedStore {
     /// between a WAL append and `append` (the server holds its ingest gate), right after rotating
     /// the WAL, so that the rotated segments hold exactly what is being persisted.
     pub fn begin_persist(&self) -> Result<PersistTicket> {
-        let projects: Vec<SharedProject> = self.projects.read().map_err(|_| poisoned())?.values().cloned().collect();
+        let projects: Vec<SharedProject> = self
+            .projects
+            .read()
+            .map_err(|_| poisoned())?
+            .values()
+            .cloned()
+            .collect();
         for project in projects {
             let mut data = project.write().map_err(|_| poisoned())?;
             for table in Table::ALL {
                 let table_data = data.table_mut(table);
                 let buffer = std::mem::take(&mut table_data.buffer);
                 for (day, batches) in buffer {
-                    table_data.persisting.entry(day).or_default().extend(batches);
+                    table_data
+                        .persisting
+                        .entry(day)
+                        .or_default()
+                        .extend(batches);
                 }
                 table_data.buffered_rows = 0;
             }
@@ -153,18 +186,29 @@ impl EmbeddedStore {
     pub fn finish_persist(&self, _ticket: PersistTicket, now_ms: i64) -> Result<PersistStats> {
         let _guard = self.persist_lock.lock().map_err(|_| poisoned())?;
         let mut stats = PersistStats::default();
-        let projects: Vec<(String, SharedProject)> =
-            self.projects.read().map_err(|_| poisoned())?.iter().map(|(name, data)| (name.clone(), data.clone())).collect();
+        let projects: Vec<(String, SharedProject)> = self
+            .projects
+            .read()
+            .map_err(|_| poisoned())?
+            .iter()
+            .map(|(name, data)| (name.clone(), data.clone()))
+            .collect();
         for (name, project) in projects {
             for table in Table::ALL {
-                let pending: BTreeMap<i64, Vec<BufferedBatch>> = project.read().map_err(|_| poisoned())?.table(table).persisting.clone();
+                let pending: BTreeMap<i64, Vec<BufferedBatch>> = project
+                    .read()
+                    .map_err(|_| poisoned())?
+                    .table(table)
+                    .persisting
+                    .clone();
                 for (day, batches) in pending {
                     let dir = self.day_dir(&name, table, day);
                     std::fs::create_dir_all(&dir).map_err(|source| Error::io(&dir, source))?;
                     let all: Vec<_> = batches.iter().map(|b| b.batch.clone()).collect();
                     let merged = arrow_select::concat::concat_batches(&table.schema(), &all)?;
                     let path = dir.join(format!("{:020}.parquet", self.next_seq()));
-                    let info = parquet_io::write_sorted(&path, &merged, self.options.row_group_rows, &[])?;
+                    let info =
+                        parquet_io::write_sorted(&path, &merged, self.options.row_group_rows, &[])?;
                     stats.files_written += 1;
                     stats.rows_written += merged.num_rows();
                     let mut data = project.write().map_err(|_| poisoned())?;
@@ -202,8 +246,11 @@ impl EmbeddedStore {
             }
             let merged = arrow_select::concat::concat_batches(&table.schema(), &batches)?;
             let replaces: Vec<String> = files.iter().map(|file| file_name(&file.path)).collect();
-            let path = self.day_dir(name, table, day).join(format!("{:020}.parquet", self.next_seq()));
-            let info = parquet_io::write_sorted(&path, &merged, self.options.row_group_rows, &replaces)?;
+            let path = self
+                .day_dir(name, table, day)
+                .join(format!("{:020}.parquet", self.next_seq()));
+            let info =
+                parquet_io::write_sorted(&path, &merged, self.options.row_group_rows, &replaces)?;
             {
                 let mut data = project.write().map_err(|_| poisoned())?;
                 let day_files = data.table_mut(table).files.entry(day).or_default();
@@ -223,20 +270,35 @@ impl EmbeddedStore {
     }
 
     fn day_dir(&self, project: &str, table: Table, day: i64) -> PathBuf {
-        self.projects_dir().join(project).join(table.dir_name()).join(format!("day={}", format_day(day)))
+        self.projects_dir()
+            .join(project)
+            .join(table.dir_name())
+            .join(format!("day={}", format_day(day)))
     }
 
     /// Rows buffered in memory across projects (a persist trigger).
     pub fn buffered_rows(&self) -> usize {
-        let Ok(projects) = self.projects.read() else { return 0 };
+        let Ok(projects) = self.projects.read() else {
+            return 0;
+        };
         projects
             .values()
-            .filter_map(|project| project.read().ok().map(|data| Table::ALL.iter().map(|&t| data.table(t).buffered_rows).sum::<usize>()))
+            .filter_map(|project| {
+                project.read().ok().map(|data| {
+                    Table::ALL
+                        .iter()
+                        .map(|&t| data.table(t).buffered_rows)
+                        .sum::<usize>()
+                })
+            })
             .sum()
     }
 
     pub fn project_names(&self) -> Vec<String> {
-        self.projects.read().map(|projects| projects.keys().cloned().collect()).unwrap_or_default()
+        self.projects
+            .read()
+            .map(|projects| projects.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -260,29 +322,48 @@ impl Store for EmbeddedStore {
         let mut by_partition: BTreeMap<(i64, bool), Vec<&StoredEvent>> = BTreeMap::new();
         for event in &fresh {
             let day = event.event.timestamp().div_euclid(DAY_MS) * DAY_MS;
-            by_partition.entry((day, Table::of(&event.event) == Table::ApiCalls)).or_default().push(event);
+            by_partition
+                .entry((day, Table::of(&event.event) == Table::ApiCalls))
+                .or_default()
+                .push(event);
         }
         for ((day, is_call), rows) in by_partition {
-            let table = if is_call { Table::ApiCalls } else { Table::Outcomes };
+            let table = if is_call {
+                Table::ApiCalls
+            } else {
+                Table::Outcomes
+            };
             let batch = schema::to_batch(table, &rows)?;
             let (min_ts, max_ts) = parquet_io::timestamp_range(&batch)?.unwrap_or((day, day));
             let table_data = data.table_mut(table);
             table_data.buffered_rows += batch.num_rows();
-            table_data.buffer.entry(day).or_default().push(BufferedBatch { batch, min_ts, max_ts });
+            table_data
+                .buffer
+                .entry(day)
+                .or_default()
+                .push(BufferedBatch {
+                    batch,
+                    min_ts,
+                    max_ts,
+                });
         }
         Ok(outcome)
     }
 
     fn contains(&self, project: &str, event_id: &str) -> bool {
-        self.existing_project(project).and_then(|shared| shared.read().ok().map(|data| data.dedup.contains(event_id))).unwrap_or(false)
+        self.existing_project(project)
+            .and_then(|shared| shared.read().ok().map(|data| data.dedup.contains(event_id)))
+            .unwrap_or(false)
     }
 }
 
 /// Lists `*.parquet` files of a day directory, deleting temp files and finishing compactions.
 fn load_day_files(dir: &Path) -> Result<Vec<FileInfo>> {
     let mut infos = Vec::new();
-    let mut entries: Vec<PathBuf> =
-        std::fs::read_dir(dir).map_err(|source| Error::io(dir, source))?.filter_map(|entry| entry.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| Error::io(dir, source))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for path in entries {
         let name = file_name(&path);
@@ -291,11 +372,16 @@ fn load_day_files(dir: &Path) -> Result<Vec<FileInfo>> {
         } else if name.ends_with(".parquet") {
             match parquet_io::read_info(&path) {
                 Ok(info) => infos.push(info),
-                Err(error) => tracing::error!(%error, path = %path.display(), "unreadable parquet file skipped"),
+                Err(error) => {
+                    tracing::error!(%error, path = %path.display(), "unreadable parquet file skipped")
+                }
             }
         }
     }
-    let replaced: Vec<String> = infos.iter().flat_map(|info| info.replaces.clone()).collect();
+    let replaced: Vec<String> = infos
+        .iter()
+        .flat_map(|info| info.replaces.clone())
+        .collect();
     for info in &infos {
         if replaced.contains(&file_name(&info.path)) {
             std::fs::remove_file(&info.path).map_err(|source| Error::io(&info.path, source))?;
@@ -316,7 +402,9 @@ fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn parse_day_dir(dir: &Path) -> Option<i64> {
@@ -327,5 +415,8 @@ fn parse_day_dir(dir: &Path) -> Option<i64> {
 
 /// Milliseconds since the epoch by the system clock.
 pub fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

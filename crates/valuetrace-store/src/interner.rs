@@ -39,11 +39,18 @@ impl Interner {
 
     /// The string of an id; empty for [`NONE`].
     pub fn resolve(&self, id: u32) -> &str {
-        if id == NONE { "" } else { self.strings.get(id as usize - 1).map_or("", String::as_str) }
+        if id == NONE {
+            ""
+        } else {
+            self.strings.get(id as usize - 1).map_or("", String::as_str)
+        }
     }
 
     /// All `(id, string)` pairs, for filters that match by predicate.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
-        self.strings.iter().enumerate().map(|(index, text)| (index as u32 + 1, text.as_str()))
+        self.strings
+            .iter()
+            .enumerate()
+            .map(|(index, text)| (index as u32 + 1, text.as_str()))
     }
 }

@@ -16,13 +16,13 @@
 //! rebuilds rollups and the dedup index from them; the WAL is replayed after that by the caller.
 
 pub mod dedup;
+mod embedded;
 pub mod interner;
 pub mod parquet_io;
 pub mod project;
 pub mod rollup;
 pub mod schema;
 pub mod sketch;
-mod embedded;
 
 pub use embedded::{EmbeddedStore, PersistStats, PersistTicket, StoreOptions, wall_clock_ms};
 pub use project::ProjectData;
@@ -78,7 +78,10 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_owned(), source }
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 

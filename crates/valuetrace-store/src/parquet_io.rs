@@ -33,15 +33,25 @@ pub struct FileInfo {
 }
 
 /// Sorts `batch` by timestamp and writes it atomically to `path`.
-pub fn write_sorted(path: &Path, batch: &RecordBatch, row_group_rows: usize, replaces: &[String]) -> Result<FileInfo> {
+pub fn write_sorted(
+    path: &Path,
+    batch: &RecordBatch,
+    row_group_rows: usize,
+    replaces: &[String],
+) -> Result<FileInfo> {
     let sorted = sort_by_timestamp(batch)?;
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(|source| Error::io(&tmp, source))?;
     let mut properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(Error::Parquet)?))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(Error::Parquet)?,
+        ))
         .set_max_row_group_row_count(Some(row_group_rows.max(1)));
     if !replaces.is_empty() {
-        properties = properties.set_key_value_metadata(Some(vec![KeyValue::new(REPLACES_KEY.to_owned(), replaces.join(","))]));
+        properties = properties.set_key_value_metadata(Some(vec![KeyValue::new(
+            REPLACES_KEY.to_owned(),
+            replaces.join(","),
+        )]));
     }
     let mut writer = ArrowWriter::try_new(file, sorted.schema(), Some(properties.build()))?;
     writer.write(&sorted)?;
@@ -54,7 +64,9 @@ pub fn write_sorted(path: &Path, batch: &RecordBatch, row_group_rows: usize, rep
 }
 
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|handle| handle.sync_all()).map_err(|source| Error::io(dir, source))
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|source| Error::io(dir, source))
 }
 
 fn sort_by_timestamp(batch: &RecordBatch) -> Result<RecordBatch> {
@@ -101,26 +113,52 @@ pub fn read_info(path: &Path) -> Result<FileInfo> {
     Ok(FileInfo {
         path: path.to_owned(),
         rows: metadata.file_metadata().num_rows() as u64,
-        min_ts: row_groups.iter().map(|range| range.0).min().unwrap_or(i64::MAX),
-        max_ts: row_groups.iter().map(|range| range.1).max().unwrap_or(i64::MIN),
+        min_ts: row_groups
+            .iter()
+            .map(|range| range.0)
+            .min()
+            .unwrap_or(i64::MAX),
+        max_ts: row_groups
+            .iter()
+            .map(|range| range.1)
+            .max()
+            .unwrap_or(i64::MIN),
         row_groups,
         replaces,
     })
 }
 
 /// Reads the row groups of `info` overlapping `[from, to)`, only the named columns (all if empty).
-pub fn read_range(info: &FileInfo, from: i64, to: i64, columns: &[&str], mut each: impl FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
-    let groups: Vec<usize> =
-        info.row_groups.iter().enumerate().filter(|(_, (min, max))| *max >= from && *min < to).map(|(index, _)| index).collect();
+pub fn read_range(
+    info: &FileInfo,
+    from: i64,
+    to: i64,
+    columns: &[&str],
+    mut each: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let groups: Vec<usize> = info
+        .row_groups
+        .iter()
+        .enumerate()
+        .filter(|(_, (min, max))| *max >= from && *min < to)
+        .map(|(index, _)| index)
+        .collect();
     if groups.is_empty() {
         return Ok(());
     }
     let file = File::open(&info.path).map_err(|source| Error::io(&info.path, source))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?.with_row_groups(groups).with_batch_size(16_384);
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?
+        .with_row_groups(groups)
+        .with_batch_size(16_384);
     if !columns.is_empty() {
         let schema = builder.parquet_schema();
-        let indices: Vec<usize> =
-            schema.columns().iter().enumerate().filter(|(_, column)| columns.contains(&column.name())).map(|(index, _)| index).collect();
+        let indices: Vec<usize> = schema
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(_, column)| columns.contains(&column.name()))
+            .map(|(index, _)| index)
+            .collect();
         let mask = ProjectionMask::leaves(schema, indices);
         builder = builder.with_projection(mask);
     }

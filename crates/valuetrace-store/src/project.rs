@@ -3,7 +3,7 @@
 
 use crate::dedup::DedupIndex;
 use crate::parquet_io::{self, FileInfo};
-use crate::rollup::{CallFacts, DetailKey, RouteKey, Rollups, variant_key};
+use crate::rollup::{CallFacts, DetailKey, Rollups, RouteKey, variant_key};
 use crate::schema::Table;
 use crate::{Result, StoredEvent};
 use arrow_array::RecordBatch;
@@ -41,7 +41,13 @@ pub struct ScanSet {
 impl ScanSet {
     /// Calls `each` with every batch that may hold rows in `[from, to)`; rows outside the range
     /// may be included (callers filter by timestamp).
-    pub fn scan(&self, from: i64, to: i64, columns: &[&str], mut each: impl FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
+    pub fn scan(
+        &self,
+        from: i64,
+        to: i64,
+        columns: &[&str],
+        mut each: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
         for batch in &self.batches {
             each(batch)?;
         }
@@ -63,7 +69,12 @@ impl TableData {
             }
         }
         for (_, files) in self.files.range(first_day..to) {
-            set.files.extend(files.iter().filter(|f| f.max_ts >= from && f.min_ts < to).cloned());
+            set.files.extend(
+                files
+                    .iter()
+                    .filter(|f| f.max_ts >= from && f.min_ts < to)
+                    .cloned(),
+            );
         }
         set
     }
@@ -102,11 +113,15 @@ impl ProjectData {
     }
 
     pub fn table(&self, table: Table) -> &TableData {
-        self.tables.get(&table).expect("every table is created in ProjectData::new")
+        self.tables
+            .get(&table)
+            .expect("every table is created in ProjectData::new")
     }
 
     pub fn table_mut(&mut self, table: Table) -> &mut TableData {
-        self.tables.get_mut(&table).expect("every table is created in ProjectData::new")
+        self.tables
+            .get_mut(&table)
+            .expect("every table is created in ProjectData::new")
     }
 
     /// Updates rollups with the API calls among `events`.

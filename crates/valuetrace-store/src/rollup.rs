@@ -195,7 +195,12 @@ impl Rollups {
 
     /// Number of cells per level (minute, hour, day), for memory reporting.
     pub fn cell_counts(&self) -> [usize; 3] {
-        let count = |level: &BTreeMap<i64, Bucket>| level.values().map(|b| b.routes.len() + b.details.len()).sum();
+        let count = |level: &BTreeMap<i64, Bucket>| {
+            level
+                .values()
+                .map(|b| b.routes.len() + b.details.len())
+                .sum()
+        };
         [count(&self.minutes), count(&self.hours), count(&self.days)]
     }
 }
@@ -210,7 +215,10 @@ pub fn variant_key(experiments: &std::collections::BTreeMap<String, String>) -> 
     if experiments.is_empty() {
         return None;
     }
-    let parts: Vec<String> = experiments.iter().map(|(experiment, variant)| format!("{experiment}={variant}")).collect();
+    let parts: Vec<String> = experiments
+        .iter()
+        .map(|(experiment, variant)| format!("{experiment}={variant}"))
+        .collect();
     Some(parts.join(";"))
 }
 
@@ -221,7 +229,8 @@ pub fn variant_matches(canonical: &str, filter: &str) -> bool {
         if filter.contains('=') {
             pair == filter
         } else {
-            pair.split_once('=').is_some_and(|(_, variant)| variant == filter)
+            pair.split_once('=')
+                .is_some_and(|(_, variant)| variant == filter)
         }
     })
 }

@@ -6,8 +6,14 @@
 //! `experiments` and `properties` are JSON objects encoded as strings.
 
 use crate::{Error, Result, StoredEvent};
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder, UInt16Builder, UInt64Builder};
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array, UInt64Array};
+use arrow_array::builder::{
+    Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder, UInt16Builder,
+    UInt64Builder,
+};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt16Array, UInt64Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -115,7 +121,11 @@ pub fn outcomes_schema() -> SchemaRef {
 }
 
 fn map_json(map: &BTreeMap<String, String>) -> Option<String> {
-    if map.is_empty() { None } else { serde_json::to_string(map).ok() }
+    if map.is_empty() {
+        None
+    } else {
+        serde_json::to_string(map).ok()
+    }
 }
 
 /// Builds one record batch from rows of a single table (rows of the other table are skipped).
@@ -135,7 +145,8 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
         skew.append_value(row.skew_ms);
         match (&row.event, table) {
             (Event::ApiCall(call), Table::ApiCalls) => {
-                let (experiments, properties) = (map_json(&call.experiments), map_json(&call.properties));
+                let (experiments, properties) =
+                    (map_json(&call.experiments), map_json(&call.properties));
                 let texts: [Option<&str>; 16] = [
                     Some(&call.service),
                     Some(&call.method),
@@ -181,9 +192,16 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
             _ => return Err(Error::Internal("row of the wrong table in to_batch".into())),
         }
     }
-    let head: Vec<ArrayRef> =
-        vec![Arc::new(event_id.finish()), Arc::new(timestamp.finish()), Arc::new(received_at.finish()), Arc::new(skew.finish())];
-    let mut s: Vec<ArrayRef> = strings.iter_mut().map(|builder| Arc::new(builder.finish()) as ArrayRef).collect();
+    let head: Vec<ArrayRef> = vec![
+        Arc::new(event_id.finish()),
+        Arc::new(timestamp.finish()),
+        Arc::new(received_at.finish()),
+        Arc::new(skew.finish()),
+    ];
+    let mut s: Vec<ArrayRef> = strings
+        .iter_mut()
+        .map(|builder| Arc::new(builder.finish()) as ArrayRef)
+        .collect();
     let columns: Vec<ArrayRef> = match table {
         Table::ApiCalls => {
             let mut columns = head;
@@ -219,8 +237,13 @@ impl<'a> Columns<'a> {
     }
 
     fn column<T: 'static>(&self, name: &str) -> Result<&'a T> {
-        let column = self.batch.column_by_name(name).ok_or_else(|| Error::Corrupt(format!("column `{name}` is missing")))?;
-        column.as_any().downcast_ref::<T>().ok_or_else(|| Error::Corrupt(format!("column `{name}` has type {}", column.data_type())))
+        let column = self
+            .batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::Corrupt(format!("column `{name}` is missing")))?;
+        column.as_any().downcast_ref::<T>().ok_or_else(|| {
+            Error::Corrupt(format!("column `{name}` has type {}", column.data_type()))
+        })
     }
 
     pub fn text(&self, name: &str) -> Result<&'a StringArray> {
@@ -248,19 +271,34 @@ fn optional_text(array: &StringArray, row: usize) -> Option<String> {
 }
 
 fn optional_map(array: &StringArray, row: usize) -> BTreeMap<String, String> {
-    optional_text(array, row).and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default()
+    optional_text(array, row)
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
 }
 
-fn optional<T: arrow_array::ArrowPrimitiveType>(array: &arrow_array::PrimitiveArray<T>, row: usize) -> Option<T::Native> {
+fn optional<T: arrow_array::ArrowPrimitiveType>(
+    array: &arrow_array::PrimitiveArray<T>,
+    row: usize,
+) -> Option<T::Native> {
     array.is_valid(row).then(|| array.value(row))
 }
 
 /// Reads rows back from a full-schema batch (start-up rebuild of rollups and dedup).
 pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>> {
     let c = Columns::new(batch);
-    let (event_id, timestamp, received_at, skew) = (c.text("event_id")?, c.time("timestamp")?, c.time("received_at")?, c.i64("skew_ms")?);
-    let (user, account, session) = (c.text("user_id")?, c.text("account_id")?, c.text("session_id")?);
-    let (value, currency, properties) = (c.f64("value")?, c.text("currency")?, c.text("properties")?);
+    let (event_id, timestamp, received_at, skew) = (
+        c.text("event_id")?,
+        c.time("timestamp")?,
+        c.time("received_at")?,
+        c.i64("skew_ms")?,
+    );
+    let (user, account, session) = (
+        c.text("user_id")?,
+        c.text("account_id")?,
+        c.text("session_id")?,
+    );
+    let (value, currency, properties) =
+        (c.f64("value")?, c.text("currency")?, c.text("properties")?);
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         let event = match table {
@@ -285,7 +323,11 @@ pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>>
                 app_version: optional_text(c.text("app_version")?, row),
                 sdk: optional_text(c.text("sdk")?, row),
                 error_type: optional_text(c.text("error_type")?, row),
-                direction: if c.text("direction")?.value(row) == "outbound" { Direction::Outbound } else { Direction::Inbound },
+                direction: if c.text("direction")?.value(row) == "outbound" {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                },
                 provider: optional_text(c.text("provider")?, row),
                 value: optional(value, row),
                 currency: optional_text(currency, row),
@@ -305,7 +347,11 @@ pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>>
                 properties: optional_map(properties, row),
             }),
         };
-        rows.push(StoredEvent { event, received_at: received_at.value(row), skew_ms: skew.value(row) });
+        rows.push(StoredEvent {
+            event,
+            received_at: received_at.value(row),
+            skew_ms: skew.value(row),
+        });
     }
     Ok(rows)
 }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "valuetrace", version, about = "API analytics that answers in business language")]
+#[command(
+    name = "valuetrace",
+    version,
+    about = "API analytics that answers in business language"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,10 +49,18 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VALUETRACE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VALUETRACE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
-        Command::Serve { config, listen, data_dir } => commands::serve::run(&config, listen, data_dir),
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => commands::serve::run(&config, listen, data_dir),
         Command::Demo(args) => commands::demo::run(args),
         Command::Query(query) => commands::query::run(query),
         Command::Keygen { role } => commands::keygen(&role),

@@ -22,7 +22,9 @@ fn with(mut base: Value, field: &str, value: Value) -> Value {
 }
 
 fn without(mut base: Value, field: &str) -> Value {
-    base.as_object_mut().expect("test events are objects").remove(field);
+    base.as_object_mut()
+        .expect("test events are objects")
+        .remove(field);
     base
 }
 
@@ -36,7 +38,9 @@ fn error_of(value: Value) -> String {
 #[test]
 fn accepts_minimal_and_full_events() {
     let valid = validate_event(&call(), NOW, &Limits::default()).expect("valid call");
-    let Event::ApiCall(api_call) = valid.event else { panic!("api call expected") };
+    let Event::ApiCall(api_call) = valid.event else {
+        panic!("api call expected")
+    };
     assert_eq!(api_call.method, "POST");
     assert_eq!(api_call.direction, Direction::Inbound);
     let full = json!({
@@ -63,79 +67,201 @@ fn serialized_events_validate_back_to_themselves() {
 
 #[test]
 fn envelope_rules() {
-    assert_eq!(error_of(json!([1])), "an event must be a JSON object, got an array");
+    assert_eq!(
+        error_of(json!([1])),
+        "an event must be a JSON object, got an array"
+    );
     assert_eq!(error_of(without(call(), "type")), "type: is required");
-    assert_eq!(error_of(with(call(), "type", json!("click"))), "type: unknown event type `click`; expected `api_call` or `outcome`");
-    assert_eq!(error_of(without(call(), "schema_version")), "schema_version: is required");
-    assert_eq!(error_of(with(call(), "schema_version", json!(2))), "schema_version: unsupported schema_version 2; this server understands 1");
-    assert_eq!(error_of(with(call(), "stauts", json!(200))), "stauts: unknown field `stauts` for a api_call event; custom data belongs in `properties`");
+    assert_eq!(
+        error_of(with(call(), "type", json!("click"))),
+        "type: unknown event type `click`; expected `api_call` or `outcome`"
+    );
+    assert_eq!(
+        error_of(without(call(), "schema_version")),
+        "schema_version: is required"
+    );
+    assert_eq!(
+        error_of(with(call(), "schema_version", json!(2))),
+        "schema_version: unsupported schema_version 2; this server understands 1"
+    );
+    assert_eq!(
+        error_of(with(call(), "stauts", json!(200))),
+        "stauts: unknown field `stauts` for a api_call event; custom data belongs in `properties`"
+    );
 }
 
 #[test]
 fn required_fields_of_api_calls() {
-    for field in ["event_id", "timestamp", "service", "method", "route", "status", "latency_ms"] {
-        assert_eq!(error_of(without(call(), field)), format!("{field}: is required"));
+    for field in [
+        "event_id",
+        "timestamp",
+        "service",
+        "method",
+        "route",
+        "status",
+        "latency_ms",
+    ] {
+        assert_eq!(
+            error_of(without(call(), field)),
+            format!("{field}: is required")
+        );
     }
     assert_eq!(error_of(without(outcome(), "name")), "name: is required");
 }
 
 #[test]
 fn types_are_checked() {
-    assert_eq!(error_of(with(call(), "status", json!("200"))), "status: must be a non-negative integer, got a string");
-    assert_eq!(error_of(with(call(), "latency_ms", json!("fast"))), "latency_ms: must be a number, got a string");
-    assert_eq!(error_of(with(call(), "service", json!(7))), "service: must be a string, got a number");
-    assert_eq!(error_of(with(call(), "properties", json!([]))), "properties: must be an object of strings, got an array");
-    assert_eq!(error_of(with(call(), "properties", json!({"n": 1}))), "properties.n: must be a string, got a number");
-    assert_eq!(error_of(with(call(), "request_bytes", json!(-1))), "request_bytes: must be a non-negative integer, got -1");
-    assert_eq!(error_of(with(call(), "event_id", json!(""))), "event_id: must not be empty");
+    assert_eq!(
+        error_of(with(call(), "status", json!("200"))),
+        "status: must be a non-negative integer, got a string"
+    );
+    assert_eq!(
+        error_of(with(call(), "latency_ms", json!("fast"))),
+        "latency_ms: must be a number, got a string"
+    );
+    assert_eq!(
+        error_of(with(call(), "service", json!(7))),
+        "service: must be a string, got a number"
+    );
+    assert_eq!(
+        error_of(with(call(), "properties", json!([]))),
+        "properties: must be an object of strings, got an array"
+    );
+    assert_eq!(
+        error_of(with(call(), "properties", json!({"n": 1}))),
+        "properties.n: must be a string, got a number"
+    );
+    assert_eq!(
+        error_of(with(call(), "request_bytes", json!(-1))),
+        "request_bytes: must be a non-negative integer, got -1"
+    );
+    assert_eq!(
+        error_of(with(call(), "event_id", json!(""))),
+        "event_id: must not be empty"
+    );
 }
 
 #[test]
 fn lengths_are_checked() {
     let long_route = format!("/{}", "a".repeat(256));
-    assert_eq!(error_of(with(call(), "route", json!(long_route))), "route: is 257 bytes long; at most 256 are allowed");
+    assert_eq!(
+        error_of(with(call(), "route", json!(long_route))),
+        "route: is 257 bytes long; at most 256 are allowed"
+    );
     let many: Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
-    assert_eq!(error_of(with(call(), "properties", Value::Object(many))), "properties: has 65 entries; at most 64 are allowed");
-    assert_eq!(error_of(with(call(), "event_id", json!("x".repeat(129)))), "event_id: is 129 bytes long; at most 128 are allowed");
+    assert_eq!(
+        error_of(with(call(), "properties", Value::Object(many))),
+        "properties: has 65 entries; at most 64 are allowed"
+    );
+    assert_eq!(
+        error_of(with(call(), "event_id", json!("x".repeat(129)))),
+        "event_id: is 129 bytes long; at most 128 are allowed"
+    );
     let big_value = json!({"note": "v".repeat(1025)});
-    assert_eq!(error_of(with(call(), "properties", big_value)), "properties.note: is 1025 bytes long; at most 1024 are allowed");
+    assert_eq!(
+        error_of(with(call(), "properties", big_value)),
+        "properties.note: is 1025 bytes long; at most 1024 are allowed"
+    );
 }
 
 #[test]
 fn ranges_are_checked() {
-    assert_eq!(error_of(with(call(), "status", json!(700))), "status: must be an HTTP status between 100 and 599, got 700");
-    assert_eq!(error_of(with(call(), "status", json!(99))), "status: must be an HTTP status between 100 and 599, got 99");
-    assert_eq!(error_of(with(call(), "latency_ms", json!(-0.5))), "latency_ms: must be ≥ 0, got -0.5");
-    assert_eq!(error_of(with(call(), "method", json!("FETCH"))), "method: `FETCH` is not an HTTP method; expected one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, CONNECT, TRACE");
-    assert_eq!(error_of(with(call(), "currency", json!("euro"))), "currency: is 4 bytes long; at most 3 are allowed");
-    assert_eq!(error_of(with(call(), "currency", json!("eur"))), "currency: must be an ISO 4217 code such as `EUR`, got `eur`");
-    assert_eq!(error_of(with(call(), "direction", json!("sideways"))), "direction: must be `inbound` or `outbound`, got `sideways`");
-    assert_eq!(error_of(with(call(), "direction", json!("outbound"))), "provider: is required when direction is `outbound` (e.g. `stripe`)");
+    assert_eq!(
+        error_of(with(call(), "status", json!(700))),
+        "status: must be an HTTP status between 100 and 599, got 700"
+    );
+    assert_eq!(
+        error_of(with(call(), "status", json!(99))),
+        "status: must be an HTTP status between 100 and 599, got 99"
+    );
+    assert_eq!(
+        error_of(with(call(), "latency_ms", json!(-0.5))),
+        "latency_ms: must be ≥ 0, got -0.5"
+    );
+    assert_eq!(
+        error_of(with(call(), "method", json!("FETCH"))),
+        "method: `FETCH` is not an HTTP method; expected one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, CONNECT, TRACE"
+    );
+    assert_eq!(
+        error_of(with(call(), "currency", json!("euro"))),
+        "currency: is 4 bytes long; at most 3 are allowed"
+    );
+    assert_eq!(
+        error_of(with(call(), "currency", json!("eur"))),
+        "currency: must be an ISO 4217 code such as `EUR`, got `eur`"
+    );
+    assert_eq!(
+        error_of(with(call(), "direction", json!("sideways"))),
+        "direction: must be `inbound` or `outbound`, got `sideways`"
+    );
+    assert_eq!(
+        error_of(with(call(), "direction", json!("outbound"))),
+        "provider: is required when direction is `outbound` (e.g. `stripe`)"
+    );
 }
 
 #[test]
 fn routes_must_be_templates() {
-    assert_eq!(error_of(with(call(), "route", json!("api/orders"))), "route: must start with `/`, got `api/orders`");
-    assert_eq!(error_of(with(call(), "route", json!("/api/orders?id=1"))), "route: must be a route template without query string or fragment (e.g. `/api/orders/{id}`)");
-    assert!(error_of(with(call(), "route", json!("/api/orders/12345"))).starts_with("route: segment `12345` looks like a raw id"));
-    assert!(error_of(with(call(), "route", json!("/api/u/3f2a1c9e-1b2c-4d5e-8f90-123456789abc"))).contains("looks like a raw id"));
-    assert!(validate_event(&with(call(), "route", json!("/api/v1/2fa")), NOW, &Limits::default()).is_ok());
+    assert_eq!(
+        error_of(with(call(), "route", json!("api/orders"))),
+        "route: must start with `/`, got `api/orders`"
+    );
+    assert_eq!(
+        error_of(with(call(), "route", json!("/api/orders?id=1"))),
+        "route: must be a route template without query string or fragment (e.g. `/api/orders/{id}`)"
+    );
+    assert!(
+        error_of(with(call(), "route", json!("/api/orders/12345")))
+            .starts_with("route: segment `12345` looks like a raw id")
+    );
+    assert!(
+        error_of(with(
+            call(),
+            "route",
+            json!("/api/u/3f2a1c9e-1b2c-4d5e-8f90-123456789abc")
+        ))
+        .contains("looks like a raw id")
+    );
+    assert!(
+        validate_event(
+            &with(call(), "route", json!("/api/v1/2fa")),
+            NOW,
+            &Limits::default()
+        )
+        .is_ok()
+    );
 }
 
 #[test]
 fn timestamps_are_checked() {
-    assert_eq!(error_of(with(call(), "timestamp", json!("yesterday"))), "timestamp: `yesterday` is not an RFC 3339 timestamp (e.g. `2026-11-21T10:15:30.123Z`)");
-    assert_eq!(error_of(with(call(), "timestamp", json!(1_795_256_130))), "timestamp: 1795256130 is before 2000-01-01; timestamps are epoch milliseconds, not seconds");
-    assert_eq!(error_of(with(call(), "timestamp", json!(1.5e12))), "timestamp: must be epoch milliseconds as an integer, got 1500000000000.0");
+    assert_eq!(
+        error_of(with(call(), "timestamp", json!("yesterday"))),
+        "timestamp: `yesterday` is not an RFC 3339 timestamp (e.g. `2026-11-21T10:15:30.123Z`)"
+    );
+    assert_eq!(
+        error_of(with(call(), "timestamp", json!(1_795_256_130))),
+        "timestamp: 1795256130 is before 2000-01-01; timestamps are epoch milliseconds, not seconds"
+    );
+    assert_eq!(
+        error_of(with(call(), "timestamp", json!(1.5e12))),
+        "timestamp: must be epoch milliseconds as an integer, got 1500000000000.0"
+    );
     let future = with(call(), "timestamp", json!(NOW + 25 * HOUR_MS));
-    assert_eq!(error_of(future), "timestamp: lies 25.0 h in the future after clock-skew correction (limit 24 h); check the client's clock or send `sent_at`");
+    assert_eq!(
+        error_of(future),
+        "timestamp: lies 25.0 h in the future after clock-skew correction (limit 24 h); check the client's clock or send `sent_at`"
+    );
 }
 
 #[test]
 fn skew_correction_moves_timestamps_by_the_client_clock_error() {
     // The client's clock runs 30 h ahead: without sent_at the event is refused, with it it is corrected.
     let ahead = 30 * HOUR_MS;
-    let skewed = with(with(call(), "timestamp", json!(NOW + ahead - 5000)), "sent_at", json!(NOW + ahead));
+    let skewed = with(
+        with(call(), "timestamp", json!(NOW + ahead - 5000)),
+        "sent_at",
+        json!(NOW + ahead),
+    );
     let valid = validate_event(&skewed, NOW, &Limits::default()).expect("corrected");
     assert_eq!(valid.event.timestamp(), NOW - 5000);
     assert_eq!(valid.skew_ms, -ahead);

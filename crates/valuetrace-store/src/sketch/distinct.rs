@@ -107,7 +107,11 @@ fn hll_estimate(registers: &[u8; REGISTERS]) -> u64 {
     let sum: f64 = registers.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
     let raw = alpha * m * m / sum;
     let zeros = registers.iter().filter(|&&r| r == 0).count();
-    let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
+    let estimate = if raw <= 2.5 * m && zeros > 0 {
+        m * (m / zeros as f64).ln()
+    } else {
+        raw
+    };
     estimate.round() as u64
 }
 
@@ -145,7 +149,11 @@ mod tests {
                 merged.merge(part);
             }
             let error = (merged.estimate() as f64 - n as f64).abs() / n as f64;
-            assert!(error < 0.05, "n={n} estimate={} error={error}", merged.estimate());
+            assert!(
+                error < 0.05,
+                "n={n} estimate={} error={error}",
+                merged.estimate()
+            );
         }
     }
 }

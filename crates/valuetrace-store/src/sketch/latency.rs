@@ -88,7 +88,12 @@ impl LatencySketch {
     }
 
     pub fn count(&self) -> u64 {
-        u64::from(self.zeros) + self.bins.iter().map(|&(_, count)| u64::from(count)).sum::<u64>()
+        u64::from(self.zeros)
+            + self
+                .bins
+                .iter()
+                .map(|&(_, count)| u64::from(count))
+                .sum::<u64>()
     }
 
     /// The quantile `q` in [0, 1], or `None` when empty.
@@ -114,7 +119,11 @@ pub struct LatencyAccumulator {
 
 impl Default for LatencyAccumulator {
     fn default() -> Self {
-        LatencyAccumulator { zeros: 0, counts: Vec::new(), total: 0 }
+        LatencyAccumulator {
+            zeros: 0,
+            counts: Vec::new(),
+            total: 0,
+        }
     }
 }
 
@@ -206,7 +215,10 @@ mod tests {
         for q in [0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
             let exact = exact_quantile(&values, q);
             let estimate = merged.quantile(q).expect("non-empty");
-            assert!((estimate - exact).abs() <= RELATIVE_ERROR * exact + 1e-9, "q={q} exact={exact} estimate={estimate}");
+            assert!(
+                (estimate - exact).abs() <= RELATIVE_ERROR * exact + 1e-9,
+                "q={q} exact={exact} estimate={estimate}"
+            );
         }
     }
 

@@ -68,12 +68,16 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         let empty = std::fs::read_dir(dir)?.next().is_none();
         if !empty && !dir.join("demo.json").exists() {
-            bail!("{} is not empty and was not created by the demo; pass another --data-dir", dir.display());
+            bail!(
+                "{} is not empty and was not created by the demo; pass another --data-dir",
+                dir.display()
+            );
         }
         for sub in ["store", "wal", "secrets", "demo.json"] {
             let path = dir.join(sub);
             if path.is_dir() {
-                std::fs::remove_dir_all(&path).with_context(|| format!("cannot clear {}", path.display()))?;
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("cannot clear {}", path.display()))?;
             } else if path.exists() {
                 std::fs::remove_file(&path)?;
             }
@@ -99,9 +103,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }],
         ..Config::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {} (pass --listen 127.0.0.1:0 for a free port)", args.listen))?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (pass --listen 127.0.0.1:0 for a free port)",
+                    args.listen
+                )
+            })?;
         let address = listener.local_addr()?;
         let url = format!("http://{address}");
         let server = Server::open(config).map_err(anyhow::Error::msg)?;
@@ -109,21 +122,36 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let serving = tokio::spawn(server.run(listener, async move {
             let _ = stop_rx.await;
         }));
-        let demo = DemoFile { url: url.clone(), project: PROJECT.into(), ingest_key, read_key };
+        let demo = DemoFile {
+            url: url.clone(),
+            project: PROJECT.into(),
+            ingest_key,
+            read_key,
+        };
         let outcome = drive(&args, &demo, &data_dir).await;
         let _ = stop_tx.send(());
-        serving.await.context("server task failed")?.context("server failed")?;
+        serving
+            .await
+            .context("server task failed")?
+            .context("server failed")?;
         outcome
     })
 }
 
 async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().build()?;
-    let sender = Arc::new(Sender { client, url: format!("{}/v1/batch", demo.url), key: demo.ingest_key.clone() });
+    let sender = Arc::new(Sender {
+        client,
+        url: format!("{}/v1/batch", demo.url),
+        key: demo.ingest_key.clone(),
+    });
     let now = valuetrace_store::wall_clock_ms();
     let start = now - i64::from(args.days) * DAY_MS;
     let mut generator = Generator::new(TrafficConfig::new(args.seed, start, now));
-    eprintln!("valuetrace demo: backfilling {} days of traffic through {} ...", args.days, sender.url);
+    eprintln!(
+        "valuetrace demo: backfilling {} days of traffic through {} ...",
+        args.days, sender.url
+    );
     let began = Instant::now();
     let mut totals = Totals::default();
     let mut cursor = start;
@@ -138,7 +166,12 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
         }
         totals.add(sender.send_all(events).await?);
         if (cursor - start) % DAY_MS == 0 {
-            eprintln!("  day {:>2}/{}: {} events accepted so far", (cursor - start) / DAY_MS, args.days, totals.accepted);
+            eprintln!(
+                "  day {:>2}/{}: {} events accepted so far",
+                (cursor - start) / DAY_MS,
+                args.days,
+                totals.accepted
+            );
         }
     }
     let elapsed = began.elapsed().as_secs_f64();
@@ -173,7 +206,10 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
 
 async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
     let response = reqwest::Client::new()
-        .get(format!("{}/api/v1/projects/{}/endpoints?since=24h&limit=15", demo.url, demo.project))
+        .get(format!(
+            "{}/api/v1/projects/{}/endpoints?since=24h&limit=15",
+            demo.url, demo.project
+        ))
         .bearer_auth(&demo.read_key)
         .send()
         .await?;
@@ -183,16 +219,25 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
     println!("  project:    {}", demo.project);
     println!("  ingest key: {}", demo.ingest_key);
     println!("  read key:   {}", demo.read_key);
-    println!("  data dir:   {}  (address and keys in demo.json)", data_dir.display());
+    println!(
+        "  data dir:   {}  (address and keys in demo.json)",
+        data_dir.display()
+    );
     println!();
-    println!("Top endpoints, last 24 h ({} endpoints in all):", answer["total_endpoints"]);
+    println!(
+        "Top endpoints, last 24 h ({} endpoints in all):",
+        answer["total_endpoints"]
+    );
     println!("{}", crate::commands::query::endpoints_table(&answer));
     println!();
     println!("Try:");
     println!("  valuetrace query endpoints --since 7d --sort p95");
     println!("  valuetrace query endpoints --plan enterprise --service payments");
     println!("  valuetrace query timeseries --metric error_rate --interval 1h --since 3d");
-    println!("  curl -H 'Authorization: Bearer {}' '{}/api/v1/projects/{}/endpoints?since=24h'", demo.read_key, demo.url, demo.project);
+    println!(
+        "  curl -H 'Authorization: Bearer {}' '{}/api/v1/projects/{}/endpoints?since=24h'",
+        demo.read_key, demo.url, demo.project
+    );
     Ok(())
 }
 
@@ -249,14 +294,22 @@ impl Sender {
             .await
             .context("sending a batch")?;
         let status = response.status();
-        let answer: Value = serde_json::from_slice(&response.bytes().await?).context("reading the batch answer")?;
+        let answer: Value =
+            serde_json::from_slice(&response.bytes().await?).context("reading the batch answer")?;
         if !status.is_success() {
-            bail!("batch refused with {status}: {}", answer["error"]["message"]);
+            bail!(
+                "batch refused with {status}: {}",
+                answer["error"]["message"]
+            );
         }
         let rejected = answer["rejected"].as_array().map_or(0, Vec::len) as u64;
         if let Some(first) = answer["rejected"].as_array().and_then(|list| list.first()) {
             tracing::warn!(error = %first["error"], "demo event rejected");
         }
-        Ok(Totals { accepted: answer["accepted"].as_u64().unwrap_or(0), duplicates: answer["duplicates"].as_u64().unwrap_or(0), rejected })
+        Ok(Totals {
+            accepted: answer["accepted"].as_u64().unwrap_or(0),
+            duplicates: answer["duplicates"].as_u64().unwrap_or(0),
+            rejected,
+        })
     }
 }

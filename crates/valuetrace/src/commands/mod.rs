@@ -14,7 +14,9 @@ pub fn keygen(role: &str) -> anyhow::Result<()> {
     let key = valuetrace_server::auth::generate_key(prefix);
     println!("key:  {key}");
     println!("hash: {}", valuetrace_server::auth::key_hash_string(&key));
-    println!("put the hash in `{role}_key_hashes` of the project in valuetrace.toml; give the key to the client");
+    println!(
+        "put the hash in `{role}_key_hashes` of the project in valuetrace.toml; give the key to the client"
+    );
     Ok(())
 }
 

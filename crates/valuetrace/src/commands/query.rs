@@ -8,7 +8,6 @@ use clap::{Args, Subcommand};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
-
 #[derive(Subcommand)]
 pub enum QueryCommand {
     /// Per route and method: requests, users, error rates, latency quantiles, value.
@@ -76,12 +75,29 @@ struct Target {
 
 fn target(common: &CommonArgs) -> anyhow::Result<Target> {
     let demo = crate::commands::demo::read_demo_file(&crate::commands::demo::default_data_dir());
-    let url = common.url.clone().or_else(|| std::env::var("VALUETRACE_URL").ok()).or_else(|| demo.as_ref().map(|d| d.url.clone()));
-    let key = common.key.clone().or_else(|| std::env::var("VALUETRACE_READ_KEY").ok()).or_else(|| demo.as_ref().map(|d| d.read_key.clone()));
-    let project = common.project.clone().or_else(|| demo.as_ref().map(|d| d.project.clone()));
+    let url = common
+        .url
+        .clone()
+        .or_else(|| std::env::var("VALUETRACE_URL").ok())
+        .or_else(|| demo.as_ref().map(|d| d.url.clone()));
+    let key = common
+        .key
+        .clone()
+        .or_else(|| std::env::var("VALUETRACE_READ_KEY").ok())
+        .or_else(|| demo.as_ref().map(|d| d.read_key.clone()));
+    let project = common
+        .project
+        .clone()
+        .or_else(|| demo.as_ref().map(|d| d.project.clone()));
     match (url, key, project) {
-        (Some(url), Some(key), Some(project)) => Ok(Target { url: url.trim_end_matches('/').to_owned(), key, project }),
-        _ => bail!("no server to ask: pass --url, --key and --project (or set VALUETRACE_URL and VALUETRACE_READ_KEY), or run `valuetrace demo` first"),
+        (Some(url), Some(key), Some(project)) => Ok(Target {
+            url: url.trim_end_matches('/').to_owned(),
+            key,
+            project,
+        }),
+        _ => bail!(
+            "no server to ask: pass --url, --key and --project (or set VALUETRACE_URL and VALUETRACE_READ_KEY), or run `valuetrace demo` first"
+        ),
     }
 }
 
@@ -113,7 +129,13 @@ fn encode(params: &[(&str, String)]) -> String {
         .map(|(name, value)| {
             let escaped: String = value
                 .bytes()
-                .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
                 .collect();
             format!("{name}={escaped}")
         })
@@ -122,7 +144,12 @@ fn encode(params: &[(&str, String)]) -> String {
 }
 
 async fn get(target: &Target, path: &str, params: &[(&str, String)]) -> anyhow::Result<Value> {
-    let url = format!("{}/api/v1/projects/{}/{path}?{}", target.url, target.project, encode(params));
+    let url = format!(
+        "{}/api/v1/projects/{}/{path}?{}",
+        target.url,
+        target.project,
+        encode(params)
+    );
     let response = reqwest::Client::new()
         .get(&url)
         .bearer_auth(&target.key)
@@ -131,16 +158,21 @@ async fn get(target: &Target, path: &str, params: &[(&str, String)]) -> anyhow::
         .with_context(|| format!("cannot reach {}", target.url))?;
     let status = response.status();
     let body = response.bytes().await.context("reading the answer")?;
-    let value: Value = serde_json::from_slice(&body).with_context(|| format!("the server answered {status} with non-JSON"))?;
+    let value: Value = serde_json::from_slice(&body)
+        .with_context(|| format!("the server answered {status} with non-JSON"))?;
     if !status.is_success() {
-        let message = value["error"]["message"].as_str().unwrap_or("unknown error");
+        let message = value["error"]["message"]
+            .as_str()
+            .unwrap_or("unknown error");
         bail!("the server answered {status}: {message}");
     }
     Ok(value)
 }
 
 pub fn run(command: QueryCommand) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match command {
             QueryCommand::Endpoints { common, sort, limit } => {
@@ -174,17 +206,26 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
 }
 
 fn number(value: &Value, decimals: usize) -> String {
-    value.as_f64().map_or_else(|| "–".to_owned(), |number| format!("{number:.decimals$}"))
+    value
+        .as_f64()
+        .map_or_else(|| "–".to_owned(), |number| format!("{number:.decimals$}"))
 }
 
 fn percent(value: &Value) -> String {
-    value.as_f64().map_or_else(|| "–".to_owned(), |share| format!("{:.2}%", share * 100.0))
+    value
+        .as_f64()
+        .map_or_else(|| "–".to_owned(), |share| format!("{:.2}%", share * 100.0))
 }
 
 pub fn endpoints_table(answer: &Value) -> Table {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(["method", "route", "service", "requests", "req/min", "users", "5xx", "4xx", "p50 ms", "p95 ms", "p99 ms", "value"]);
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_header([
+        "method", "route", "service", "requests", "req/min", "users", "5xx", "4xx", "p50 ms",
+        "p95 ms", "p99 ms", "value",
+    ]);
     for row in answer["endpoints"].as_array().into_iter().flatten() {
         let route = match row["provider"].as_str() {
             Some(provider) => format!("{} → {provider}", row["route"].as_str().unwrap_or("")),
@@ -213,10 +254,20 @@ fn timeseries_table(answer: &Value, metric: &str) -> Table {
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(["start (UTC)", metric, "requests"]);
     for point in answer["points"].as_array().into_iter().flatten() {
-        let start = point["start"].as_i64().map(valuetrace_model::time::format_rfc3339).unwrap_or_default();
-        let value = if metric == "error_rate" { percent(&point["value"]) } else { number(&point["value"], 2) };
-        table.add_row(vec![Cell::new(start), Cell::new(value).set_alignment(CellAlignment::Right), Cell::new(point["requests"].to_string()).set_alignment(CellAlignment::Right)]);
+        let start = point["start"]
+            .as_i64()
+            .map(valuetrace_model::time::format_rfc3339)
+            .unwrap_or_default();
+        let value = if metric == "error_rate" {
+            percent(&point["value"])
+        } else {
+            number(&point["value"], 2)
+        };
+        table.add_row(vec![
+            Cell::new(start),
+            Cell::new(value).set_alignment(CellAlignment::Right),
+            Cell::new(point["requests"].to_string()).set_alignment(CellAlignment::Right),
+        ]);
     }
     table
 }
-

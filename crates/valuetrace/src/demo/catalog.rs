@@ -1,8 +1,10 @@
 //! World model of the demo traffic generator: the route table of the simulated
 //! e-commerce API (inbound routes and outbound third-party calls) with its status and
 //! latency models, the user/account population, diurnal traffic profiles, incidents and
-//! a small deterministic PRNG. Nothing here reads the clock or iterates a hash map, so
+//! a small deterministic PRNG, plus JSON helpers. Nothing here reads the clock or iterates a hash map, so
 //! `traffic.rs` stays byte-for-byte deterministic for a given seed.
+
+use serde_json::{Map, Value};
 
 pub const DAY_MS: i64 = 86_400_000;
 pub const HOUR_MS: i64 = 3_600_000;
@@ -91,6 +93,17 @@ routes! {
     PaypalCapture => ("payments", "POST", "/v2/checkout/orders/{id}/capture", 201, 450.0, 0.3, 50.0, 1_600.0),
 }
 
+impl R {
+    /// Second provider round-trip after a successful payment (POST /api/payments/{id}/confirm).
+    pub fn confirm_step(self) -> Option<(R, u16)> {
+        match self {
+            R::StripeIntent => Some((R::StripeConfirm, 200)),
+            R::PaypalOrder => Some((R::PaypalCapture, 201)),
+            _ => None,
+        }
+    }
+}
+
 /// Number of distinct route templates (method-independent) in the table.
 pub fn distinct_templates() -> usize {
     let mut t: Vec<&str> = R::ALL.iter().map(|r| r.spec().template).collect();
@@ -101,22 +114,41 @@ pub fn distinct_templates() -> usize {
 
 /// Browsing actions ordered by popularity; picked with a Zipf-like skew.
 pub const BROWSE: [R; 14] = [
-    R::Product, R::Search, R::CategoryProducts, R::Products, R::Reco, R::RecoSimilar, R::Reviews,
-    R::Availability, R::Categories, R::Wishlist, R::Brands, R::WishlistAdd, R::Orders,
+    R::Product,
+    R::Search,
+    R::CategoryProducts,
+    R::Products,
+    R::Reco,
+    R::RecoSimilar,
+    R::Reviews,
+    R::Availability,
+    R::Categories,
+    R::Wishlist,
+    R::Brands,
+    R::WishlistAdd,
+    R::Orders,
     R::ReviewPost,
 ];
 
 pub const PLANS: [&str; 3] = ["free", "pro", "enterprise"];
 pub const PLAN_WEIGHTS: [f64; 3] = [0.70, 0.25, 0.05];
 /// Users per account (1–5) by plan: enterprise accounts are larger.
-pub const ACCOUNT_SIZE_WEIGHTS: [[f64; 5]; 3] =
-    [[0.6, 0.2, 0.1, 0.07, 0.03], [0.3, 0.25, 0.2, 0.15, 0.1], [0.05, 0.1, 0.2, 0.3, 0.35]];
-pub const APP_VERSIONS: [&str; 6] =
-    ["web-4.2.0", "web-4.1.3", "ios-3.1.1", "ios-3.0.4", "android-3.0.9", "android-2.9.2"];
+pub const ACCOUNT_SIZE_WEIGHTS: [[f64; 5]; 3] = [
+    [0.6, 0.2, 0.1, 0.07, 0.03],
+    [0.3, 0.25, 0.2, 0.15, 0.1],
+    [0.05, 0.1, 0.2, 0.3, 0.35],
+];
+pub const APP_VERSIONS: [&str; 6] = [
+    "web-4.2.0",
+    "web-4.1.3",
+    "ios-3.1.1",
+    "ios-3.0.4",
+    "android-3.0.9",
+    "android-2.9.2",
+];
 pub const APP_WEIGHTS: [f64; 6] = [0.45, 0.10, 0.20, 0.05, 0.15, 0.05];
 pub const SIGNUP_CHANNELS: [&str; 4] = ["organic", "ads", "referral", "partner"];
 pub const SIGNUP_CHANNEL_WEIGHTS: [f64; 4] = [0.45, 0.30, 0.18, 0.07];
-pub const PRODUCT_CATEGORIES: [&str; 6] = ["shoes", "apparel", "electronics", "home", "beauty", "sports"];
 
 #[rustfmt::skip]
 /// Relative session intensity per UTC hour on weekdays (busy evenings).
@@ -144,7 +176,9 @@ pub fn splitmix64(state: &mut u64) -> u64 {
 
 /// FNV-1a hash of a string (stable across runs and platforms).
 pub fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// xoshiro256** PRNG with the distribution helpers the generator needs.
@@ -156,7 +190,14 @@ pub struct Rng {
 impl Rng {
     pub fn new(seed: u64) -> Self {
         let mut st = seed;
-        Rng { s: [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)] }
+        Rng {
+            s: [
+                splitmix64(&mut st),
+                splitmix64(&mut st),
+                splitmix64(&mut st),
+                splitmix64(&mut st),
+            ],
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -251,10 +292,13 @@ pub fn intensity(t: i64) -> f64 {
 
 /// Upper bound of `intensity` (for Poisson thinning).
 pub fn peak_intensity() -> f64 {
-    [(&WEEKDAY_HOURS, WEEKDAY_FACTOR), (&WEEKEND_HOURS, WEEKEND_FACTOR)]
-        .iter()
-        .flat_map(|(p, f)| (0..24).map(move |h| profile_value(p, *f, f64::from(h))))
-        .fold(0.0, f64::max)
+    [
+        (&WEEKDAY_HOURS, WEEKDAY_FACTOR),
+        (&WEEKEND_HOURS, WEEKEND_FACTOR),
+    ]
+    .iter()
+    .flat_map(|(p, f)| (0..24).map(move |h| profile_value(p, *f, f64::from(h))))
+    .fold(0.0, f64::max)
 }
 
 /// A scripted incident inside the history window.
@@ -278,8 +322,16 @@ impl Incident {
         let b0 = day0 - 3 * DAY_MS + 14 * HOUR_MS + 20 * MIN_MS;
         let s0 = day0 - 5 * DAY_MS + 19 * HOUR_MS;
         (
-            inside(Incident { name: "checkout_error_burst", start_ms: b0, end_ms: b0 + 45 * MIN_MS }),
-            inside(Incident { name: "search_slowdown", start_ms: s0, end_ms: s0 + 2 * HOUR_MS }),
+            inside(Incident {
+                name: "checkout_error_burst",
+                start_ms: b0,
+                end_ms: b0 + 45 * MIN_MS,
+            }),
+            inside(Incident {
+                name: "search_slowdown",
+                start_ms: s0,
+                end_ms: s0 + 2 * HOUR_MS,
+            }),
         )
     }
 }
@@ -292,8 +344,11 @@ pub const TIMEOUT: Option<&str> = Some("upstream_timeout");
 pub fn status_for(rng: &mut Rng, r: R, burst: bool) -> Status {
     let spec = r.spec();
     if burst && matches!(spec.service, "checkout" | "payments") && rng.chance(0.3) {
-        return [(500, Some("internal")), (502, Some("upstream_error")), (503, Some("unknown"))]
-            [rng.weighted(&[0.5, 0.3, 0.2])];
+        return [
+            (500, Some("internal")),
+            (502, Some("upstream_error")),
+            (503, Some("unknown")),
+        ][rng.weighted(&[0.5, 0.3, 0.2])];
     }
     let p401 = match r {
         R::Login => 0.07,
@@ -304,7 +359,10 @@ pub fn status_for(rng: &mut Rng, r: R, burst: bool) -> Status {
     if rng.chance(p401) {
         return (401, Some("auth"));
     }
-    let lookup = matches!(r, R::Product | R::Reviews | R::Availability | R::RecoSimilar);
+    let lookup = matches!(
+        r,
+        R::Product | R::Reviews | R::Availability | R::RecoSimilar
+    );
     let invalid = match r {
         R::CartCoupon => 0.18,
         R::Signup => 0.05,
@@ -320,13 +378,41 @@ pub fn status_for(rng: &mut Rng, r: R, burst: bool) -> Status {
         };
         return (status, Some("validation"));
     }
-    let p429 = if spec.service == "search" { 0.004 } else { 0.0008 };
-    let rare = [(p429, (429, Some("rate_limited"))), (0.0015, (500, Some("internal"))), (0.0006, (503, Some("unknown")))];
-    rare.into_iter().find(|(p, _)| rng.chance(*p)).map_or((spec.ok, None), |(_, st)| st)
+    let p429 = if spec.service == "search" {
+        0.004
+    } else {
+        0.0008
+    };
+    let rare = [
+        (p429, (429, Some("rate_limited"))),
+        (0.0015, (500, Some("internal"))),
+        (0.0006, (503, Some("unknown"))),
+    ];
+    rare.into_iter()
+        .find(|(p, _)| rng.chance(*p))
+        .map_or((spec.ok, None), |(_, st)| st)
 }
 
-/// Log-normal latency around `median`; client errors are fast, 5xx slow, timeouts ~10 s.
-pub fn latency_for(rng: &mut Rng, sigma: f64, median: f64, (status, err): Status) -> f64 {
+/// Log-normal latency of a route: client errors are fast, 5xx slow, timeouts ~10 s. The
+/// `ml_v2` recommender is 25% slower; search is 4× slower during the `slow` incident.
+pub fn latency_for(rng: &mut Rng, r: R, (status, err): Status, ml_v2: bool, slow: bool) -> f64 {
+    let Spec {
+        mut median_ms,
+        sigma,
+        service,
+        ..
+    } = r.spec();
+    median_ms *= if ml_v2 && matches!(r, R::Reco | R::RecoSimilar) {
+        1.25
+    } else {
+        1.0
+    };
+    let median = median_ms
+        * if slow && service == "search" {
+            4.0
+        } else {
+            1.0
+        };
     match status {
         _ if err == TIMEOUT => rng.lognormal(10_000.0, 0.05),
         500.. => rng.lognormal(median * 3.0, sigma + 0.5),
@@ -342,11 +428,17 @@ pub fn payment_attempt(rng: &mut Rng, out: R, plan: u8, burst: bool) -> (Status,
     let p_timeout = if plan == 2 { 0.06 } else { 0.01 };
     let x = rng.f64();
     if burst && rng.chance(0.3) {
-        ([(500, Some("internal")), (503, Some("unknown"))][rng.weighted(&[0.6, 0.4])], None)
+        (
+            [(500, Some("internal")), (503, Some("unknown"))][rng.weighted(&[0.6, 0.4])],
+            None,
+        )
     } else if x < p_timeout {
         ((504, TIMEOUT), Some((out, 504)))
     } else if x < p_timeout + 0.012 {
-        ((502, Some("upstream_error")), Some((out, [500, 503][rng.below(2) as usize])))
+        (
+            (502, Some("upstream_error")),
+            Some((out, [500, 503][rng.below(2) as usize])),
+        )
     } else if x < p_timeout + 0.037 {
         ((402, Some("validation")), Some((out, 402)))
     } else {
@@ -377,7 +469,13 @@ pub struct User {
 
 impl User {
     pub fn segment(&self) -> &'static str {
-        if self.sessions < 3 { "new" } else if self.power { "power" } else { "returning" }
+        if self.sessions < 3 {
+            "new"
+        } else if self.power {
+            "power"
+        } else {
+            "returning"
+        }
     }
 }
 
@@ -404,21 +502,44 @@ impl Population {
                 let app = rng.weighted(&APP_WEIGHTS) as u8;
                 let power = rng.chance(0.15);
                 let ml_v2 = fnv1a(&id) & 1 == 1;
-                let u = User { account, plan, app, power, ml_v2, sessions: 0, activated: false, churned: false };
+                let u = User {
+                    account,
+                    plan,
+                    app,
+                    power,
+                    ml_v2,
+                    sessions: 0,
+                    activated: false,
+                    churned: false,
+                };
                 users.push(u);
             }
             account += 1;
         }
         let window = (end_ms - start_ms).max(14 * DAY_MS);
-        let mut pop = Population { users, joins: Vec::new(), next_join: 0, regular: Vec::new(), power: Vec::new() };
+        let mut pop = Population {
+            users,
+            joins: Vec::new(),
+            next_join: 0,
+            regular: Vec::new(),
+            power: Vec::new(),
+        };
         for i in 0..n {
-            let join = if rng.chance(0.65) { i64::MIN } else { end_ms - window + rng.range(0, window) };
+            let join = if rng.chance(0.65) {
+                i64::MIN
+            } else {
+                end_ms - window + rng.range(0, window)
+            };
             if join >= start_ms {
                 pop.joins.push((join, i));
                 continue;
             }
             let u = &mut pop.users[i];
-            u.sessions = if join == i64::MIN { 3 + rng.below(40) as u32 } else { rng.below(3) as u32 };
+            u.sessions = if join == i64::MIN {
+                3 + rng.below(40) as u32
+            } else {
+                rng.below(3) as u32
+            };
             u.activated = u.sessions >= 3 && rng.chance(0.8);
             pop.enroll(i);
         }
@@ -427,7 +548,11 @@ impl Population {
     }
 
     fn enroll(&mut self, i: usize) {
-        let list = if self.users[i].power { &mut self.power } else { &mut self.regular };
+        let list = if self.users[i].power {
+            &mut self.power
+        } else {
+            &mut self.regular
+        };
         list.push(i as u32);
     }
 
@@ -446,7 +571,11 @@ impl Population {
         let wp = 4.0 * self.power.len() as f64;
         let total = wp + self.regular.len() as f64;
         for _ in 0..8 {
-            let list = if rng.f64() * total < wp { &self.power } else { &self.regular };
+            let list = if rng.f64() * total < wp {
+                &self.power
+            } else {
+                &self.regular
+            };
             let k = rng.below(list.len() as u64) as usize;
             match list.get(k) {
                 Some(&i) if !self.users[i as usize].churned => return (Some(i as usize), false),
@@ -455,4 +584,30 @@ impl Population {
         }
         (None, false)
     }
+}
+
+pub type Props = Vec<(&'static str, String)>;
+
+pub fn put(m: &mut Map<String, Value>, k: &str, v: impl Into<Value>) {
+    m.insert(k.to_owned(), v.into());
+}
+
+pub fn put_all<const N: usize>(m: &mut Map<String, Value>, kv: [(&str, Value); N]) {
+    m.extend(kv.map(|(k, v)| (k.to_owned(), v)));
+}
+
+/// `value` and `currency`, only when there is a value.
+pub fn put_value(m: &mut Map<String, Value>, value: Option<f64>) {
+    if let Some(v) = value {
+        put_all(m, [("value", v.into()), ("currency", "EUR".into())]);
+    }
+}
+
+pub fn props_value(props: Props) -> Value {
+    Value::Object(
+        props
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::from(v)))
+            .collect(),
+    )
 }

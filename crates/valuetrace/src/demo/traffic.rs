@@ -1,5 +1,4 @@
 //! Deterministic generator of realistic e-commerce API traffic for `valuetrace demo`.
-//!
 //! Sessions arrive as a non-homogeneous Poisson process (daily and weekly cycle) and
 //! follow shopping journeys (auth → browse → cart → checkout → payment). Each session is
 //! simulated in full when it starts and its events are queued by timestamp, so the output
@@ -10,7 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::catalog::{self as cat, Incident, MIN_MS, Population, R, Rng, Status, TIMEOUT, User};
+use super::catalog::{self as cat, Incident, MIN_MS, Population, Props, R, Rng, Status, User};
+use super::catalog::{props_value, put, put_all, put_value};
 
 pub const DEFAULT_USERS: u32 = 3000;
 pub const DEFAULT_SESSIONS_PER_DAY: u32 = 2500;
@@ -32,7 +32,13 @@ pub struct TrafficConfig {
 
 impl TrafficConfig {
     pub fn new(seed: u64, start_ms: i64, end_ms: i64) -> Self {
-        Self { seed, start_ms, end_ms, users: DEFAULT_USERS, sessions_per_day: DEFAULT_SESSIONS_PER_DAY }
+        Self {
+            seed,
+            start_ms,
+            end_ms,
+            users: DEFAULT_USERS,
+            sessions_per_day: DEFAULT_SESSIONS_PER_DAY,
+        }
     }
 }
 
@@ -41,8 +47,6 @@ pub fn route_count() -> usize {
     cat::distinct_templates()
 }
 
-type Props = Vec<(&'static str, String)>;
-
 /// A session being simulated: `t` is its current (true) time, `skew` its client clock error.
 struct Sess {
     user: Option<(usize, User)>,
@@ -50,7 +54,7 @@ struct Sess {
     skew: i64,
     t: i64,
     app: u8,
-    /// Items in the cart, server errors seen (and the last one), recommendations seen.
+    /// Cart items, server errors seen (and the last one), whether recommendations were shown.
     items: u32,
     failures: u32,
     last_error: &'static str,
@@ -63,13 +67,22 @@ struct Call {
     t: i64,
     st: Status,
     lat: f64,
+    /// Outbound provider, if any; `value` is sent with `currency`.
     provider: Option<&'static str>,
     value: Option<f64>,
     props: Props,
 }
 
 fn call(r: R, t: i64, st: Status, lat: f64) -> Call {
-    Call { r, t, st, lat, provider: None, value: None, props: Vec::new() }
+    Call {
+        r,
+        t,
+        st,
+        lat,
+        provider: None,
+        value: None,
+        props: Vec::new(),
+    }
 }
 
 pub struct Generator {
@@ -90,30 +103,33 @@ pub struct Generator {
     slow: Option<Incident>,
 }
 
-fn put(m: &mut Map<String, Value>, k: &str, v: impl Into<Value>) {
-    m.insert(k.to_owned(), v.into());
-}
-
-fn put_value(m: &mut Map<String, Value>, value: Option<f64>) {
-    if let Some(v) = value {
-        put(m, "value", v);
-        put(m, "currency", "EUR");
-    }
-}
-
-fn props_value(props: Props) -> Value {
-    Value::Object(props.into_iter().map(|(k, v)| (k.to_owned(), Value::from(v))).collect())
-}
-
 impl Generator {
     pub fn new(config: TrafficConfig) -> Self {
         let mut rng = Rng::new(config.seed);
-        let pop = Population::new(&mut rng, config.users as usize, config.start_ms, config.end_ms);
+        let pop = Population::new(
+            &mut rng,
+            config.users as usize,
+            config.start_ms,
+            config.end_ms,
+        );
         let (burst, slow) = Incident::scripted(config.start_ms, config.end_ms);
         let (start, peak, queue) = (config.start_ms, cat::peak_intensity(), BTreeMap::new());
-        let (seq, sessions, orders, cfg) = (0, 0, 0, config);
-        let (next_session, next_health) = (start, start);
-        let mut g = Generator { cfg, rng, pop, seq, sessions, orders, next_session, next_health, peak, queue, burst, slow };
+        let (cfg, seq, sessions, orders, next_session, next_health) =
+            (config, 0, 0, 0, start, start);
+        let mut g = Generator {
+            cfg,
+            rng,
+            pop,
+            seq,
+            sessions,
+            orders,
+            next_session,
+            next_health,
+            peak,
+            queue,
+            burst,
+            slow,
+        };
         g.next_session = g.next_arrival(start);
         g
     }
@@ -129,7 +145,11 @@ impl Generator {
         while self.next_health.min(self.next_session) < horizon {
             if self.next_health <= self.next_session {
                 let t = self.next_health;
-                let st = if self.rng.chance(0.0005) { (503, Some("unknown")) } else { (200, None) };
+                let st = if self.rng.chance(0.0005) {
+                    (503, Some("unknown"))
+                } else {
+                    (200, None)
+                };
                 let lat = self.rng.lognormal(1.0, 0.4);
                 self.emit(None, call(R::Healthz, t, st, lat));
                 self.next_health = t + HEALTHZ_EVERY_MS + self.rng.range(-500, 500);
@@ -140,7 +160,9 @@ impl Generator {
             }
         }
         let rest = self.queue.split_off(&(until_ms, 0));
-        std::mem::replace(&mut self.queue, rest).into_values().collect()
+        std::mem::replace(&mut self.queue, rest)
+            .into_values()
+            .collect()
     }
 
     /// Next session start after `from` (Poisson thinning against the daily/weekly profile).
@@ -161,27 +183,47 @@ impl Generator {
     fn header(&mut self, kind: &str, t: i64) -> (Map<String, Value>, (i64, u64)) {
         self.seq += 1;
         let sent = t + self.rng.lognormal(400.0, 1.0).min(30_000.0) as i64;
+        let id = format!("demo-{}-{}", self.cfg.seed, self.seq);
         let mut m = Map::new();
-        put(&mut m, "type", kind);
-        put(&mut m, "schema_version", 1);
-        put(&mut m, "event_id", format!("demo-{}-{}", self.cfg.seed, self.seq));
-        put(&mut m, "timestamp", t);
-        put(&mut m, "sent_at", sent);
+        put_all(
+            &mut m,
+            [
+                ("type", kind.into()),
+                ("schema_version", 1.into()),
+                ("event_id", id.into()),
+            ],
+        );
+        put_all(&mut m, [("timestamp", t.into()), ("sent_at", sent.into())]);
         (m, (t, self.seq))
     }
 
+    /// Session/user fields; api calls also carry plan, segment, experiments and app version.
     fn who(m: &mut Map<String, Value>, s: &Sess, api_call: bool) {
         if let Some((i, u)) = &s.user {
-            put(m, "user_id", format!("user-{}", i + 1));
-            put(m, "account_id", format!("acct-{}", u.account + 1));
+            put_all(
+                m,
+                [
+                    ("user_id", format!("user-{}", i + 1).into()),
+                    ("account_id", format!("acct-{}", u.account + 1).into()),
+                ],
+            );
+            if api_call {
+                let algo = Map::from_iter([(
+                    "reco_algo".into(),
+                    (if u.ml_v2 { "ml_v2" } else { "control" }).into(),
+                )]);
+                let plan = cat::PLANS[usize::from(u.plan)];
+                put_all(
+                    m,
+                    [
+                        ("plan", plan.into()),
+                        ("segment", u.segment().into()),
+                        ("experiments", Value::Object(algo)),
+                    ],
+                );
+            }
         }
         put(m, "session_id", s.sid.clone());
-        if let Some((_, u)) = s.user.as_ref().filter(|_| api_call) {
-            put(m, "plan", cat::PLANS[usize::from(u.plan)]);
-            put(m, "segment", u.segment());
-            let algo = if u.ml_v2 { "ml_v2" } else { "control" };
-            m.insert("experiments".into(), Value::Object(Map::from_iter([("reco_algo".into(), algo.into())])));
-        }
         if api_call {
             put(m, "app_version", cat::APP_VERSIONS[usize::from(s.app)]);
         }
@@ -190,26 +232,53 @@ impl Generator {
     fn emit(&mut self, s: Option<&Sess>, c: Call) {
         let spec = c.r.spec();
         let (mut m, key) = self.header("api_call", c.t + s.map_or(0, |s| s.skew));
-        put(&mut m, "service", spec.service);
-        put(&mut m, "method", spec.method);
-        put(&mut m, "route", spec.template);
-        put(&mut m, "status", c.st.0);
-        put(&mut m, "latency_ms", (c.lat.max(0.05) * 10.0).round() / 10.0);
-        let req = if spec.req_bytes > 0.0 { self.rng.lognormal(spec.req_bytes, 0.3) as u64 } else { 0 };
-        let resp = match c.st.0 {
-            400.. => 60 + self.rng.below(240),
-            204 => 0,
-            _ => self.rng.lognormal(spec.resp_bytes, 0.35) as u64,
+        let latency = (c.lat.max(0.05) * 10.0).round() / 10.0;
+        put_all(
+            &mut m,
+            [
+                ("service", spec.service.into()),
+                ("method", spec.method.into()),
+                ("route", spec.template.into()),
+            ],
+        );
+        put_all(
+            &mut m,
+            [("status", c.st.0.into()), ("latency_ms", latency.into())],
+        );
+        let req = if spec.req_bytes > 0.0 {
+            self.rng.lognormal(spec.req_bytes, 0.3) as u64
+        } else {
+            0
         };
-        put(&mut m, "request_bytes", req);
-        put(&mut m, "response_bytes", resp);
-        if let Some(s) = s {
-            Self::who(&mut m, s, true);
-        }
+        let resp = if c.st.0 >= 400 {
+            60 + self.rng.below(240)
+        } else {
+            self.rng.lognormal(spec.resp_bytes, 0.35) as u64
+        };
+        put_all(
+            &mut m,
+            [
+                ("request_bytes", req.into()),
+                ("response_bytes", resp.into()),
+            ],
+        );
+        s.into_iter().for_each(|s| Self::who(&mut m, s, true));
         put(&mut m, "sdk", SDK);
-        c.st.1.into_iter().for_each(|e| put(&mut m, "error_type", e));
-        put(&mut m, "direction", if c.provider.is_some() { "outbound" } else { "inbound" });
-        c.provider.into_iter().for_each(|p| put(&mut m, "provider", p));
+        c.st.1
+            .into_iter()
+            .for_each(|e| put(&mut m, "error_type", e));
+        put(
+            &mut m,
+            "direction",
+            if c.provider.is_some() {
+                "outbound"
+            } else {
+                "inbound"
+            },
+        );
+        c.provider
+            .into_iter()
+            .for_each(|p| put(&mut m, "provider", p));
         put_value(&mut m, c.value);
         if !c.props.is_empty() {
             m.insert("properties".into(), props_value(c.props));
@@ -226,24 +295,16 @@ impl Generator {
         self.queue.insert(key, Value::Object(m));
     }
 
-    fn call_p(&mut self, s: &mut Sess, r: R, props: Props) -> u16 {
-        let spec = r.spec();
+    fn call(&mut self, s: &mut Sess, r: R) -> u16 {
         let st = cat::status_for(&mut self.rng, r, Incident::active(self.burst, s.t));
-        let mut median = spec.median_ms;
-        if matches!(r, R::Reco | R::RecoSimilar) && s.user.is_some_and(|(_, u)| u.ml_v2) {
-            median *= 1.25;
-        }
-        if spec.service == "search" && Incident::active(self.slow, s.t) {
-            median *= 4.0;
-        }
-        let lat = cat::latency_for(&mut self.rng, spec.sigma, median, st);
-        self.emit(Some(s), Call { props, ..call(r, s.t, st, lat) });
+        let (ml_v2, slow) = (
+            s.user.is_some_and(|(_, u)| u.ml_v2),
+            Incident::active(self.slow, s.t),
+        );
+        let lat = cat::latency_for(&mut self.rng, r, st, ml_v2, slow);
+        self.emit(Some(s), call(r, s.t, st, lat));
         Self::advance(s, lat, st);
         st.0
-    }
-
-    fn call(&mut self, s: &mut Sess, r: R) -> u16 {
-        self.call_p(s, r, Vec::new())
     }
 
     fn advance(s: &mut Sess, lat: f64, st: Status) {
@@ -272,14 +333,29 @@ impl Generator {
         self.sessions += 1;
         let mut h = self.cfg.seed ^ self.sessions.wrapping_mul(0x2545_F491_4F6C_DD1D);
         let sid = format!("sess-{:016x}", cat::splitmix64(&mut h));
-        let mut skew = 0;
-        if t0 >= self.cfg.start_ms + MAX_SKEW_MS && self.rng.chance(0.02) {
-            skew = self.rng.range(MIN_MS, MAX_SKEW_MS) * if self.rng.chance(0.5) { 1 } else { -1 };
-        }
+        let skewed = t0 >= self.cfg.start_ms + MAX_SKEW_MS && self.rng.chance(0.02);
+        let skew = if skewed {
+            self.rng.range(MIN_MS, MAX_SKEW_MS) * [1, -1][self.rng.below(2) as usize]
+        } else {
+            0
+        };
         let (idx, new) = self.pop.pick(&mut self.rng, t0);
         let user = idx.map(|i| (i, self.pop.users[i]));
-        let app = user.map_or_else(|| self.rng.weighted(&cat::APP_WEIGHTS) as u8, |(_, u)| u.app);
-        let mut s = Sess { user, sid, skew, t: t0, app, items: 0, failures: 0, last_error: "", saw_reco: false };
+        let app = user.map_or_else(
+            || self.rng.weighted(&cat::APP_WEIGHTS) as u8,
+            |(_, u)| u.app,
+        );
+        let mut s = Sess {
+            user,
+            sid,
+            skew,
+            t: t0,
+            app,
+            items: 0,
+            failures: 0,
+            last_error: "",
+            saw_reco: false,
+        };
         self.journey(&mut s, new);
         if let Some((i, u)) = s.user {
             self.pop.users[i] = u;
@@ -305,14 +381,26 @@ impl Generator {
                 return;
             }
         }
-        self.maybe(s, &[(0.7, R::Me), (0.35, R::Notifications), (0.1, R::NotificationRead)]);
+        self.maybe(
+            s,
+            &[
+                (0.7, R::Me),
+                (0.35, R::Notifications),
+                (0.1, R::NotificationRead),
+            ],
+        );
         self.maybe(s, &[(0.01, R::NotificationPrefs), (0.02, R::MeUpdate)]);
         let n = 3 + self.rng.exp(if u.power { 10.0 } else { 7.0 }) as u32;
         if self.browse(s, n) {
-            let mut p_cart = 0.22 + if u.power { 0.08 } else { 0.0 };
-            if s.saw_reco {
-                p_cart += if u.ml_v2 { 0.09 } else { 0.04 };
-            }
+            // ml_v2 recommendations convert slightly better into add-to-cart than control.
+            let reco_boost = if !s.saw_reco {
+                0.0
+            } else if u.ml_v2 {
+                0.09
+            } else {
+                0.04
+            };
+            let p_cart = 0.22 + reco_boost + if u.power { 0.08 } else { 0.0 };
             let carted = self.rng.chance(p_cart) && self.cart(s);
             if carted && self.rng.chance(0.5) && self.checkout(s) && self.rng.chance(0.85) {
                 self.payment(s);
@@ -327,14 +415,15 @@ impl Generator {
         for _ in 0..n {
             self.think(s, 7_000.0);
             let mut r = cat::BROWSE[self.rng.zipf(cat::BROWSE.len(), 1.1)];
-            if s.user.is_none() && matches!(r, R::Wishlist | R::WishlistAdd | R::Orders | R::ReviewPost) {
-                r = R::Product;
+            if s.user.is_none()
+                && matches!(r, R::Wishlist | R::WishlistAdd | R::Orders | R::ReviewPost)
+            {
+                r = R::Product; // needs a login
             }
-            if r == R::Search {
-                for _ in 0..self.rng.below(4) {
-                    self.call(s, R::Suggest);
-                    s.t += self.rng.range(250, 1_500);
-                }
+            let typed = if r == R::Search { self.rng.below(4) } else { 0 }; // suggestions while typing
+            for _ in 0..typed {
+                self.call(s, R::Suggest);
+                s.t += self.rng.range(250, 1_500);
             }
             s.saw_reco |= matches!(r, R::Reco | R::RecoSimilar);
             let status = self.call(s, r);
@@ -351,13 +440,18 @@ impl Generator {
     fn cart(&mut self, s: &mut Sess) -> bool {
         for _ in 0..=self.rng.weighted(&[0.6, 0.3, 0.1]) {
             self.think(s, 5_000.0);
-            let category = cat::PRODUCT_CATEGORIES[self.rng.below(6) as usize];
-            if self.call_p(s, R::CartAdd, vec![("category", category.into())]) < 400 {
-                s.items += 1;
-            }
+            s.items += u32::from(self.call(s, R::CartAdd) < 400);
         }
         if s.items > 0 {
-            self.maybe(s, &[(1.0, R::Cart), (0.15, R::CartUpdate), (0.1, R::CartRemove), (0.1, R::CartCoupon)]);
+            self.maybe(
+                s,
+                &[
+                    (1.0, R::Cart),
+                    (0.15, R::CartUpdate),
+                    (0.1, R::CartRemove),
+                    (0.1, R::CartCoupon),
+                ],
+            );
         }
         s.items > 0
     }
@@ -380,23 +474,48 @@ impl Generator {
     }
 
     /// Inbound payments call proxying an outbound provider call (`None`: failed before it).
-    fn proxied(&mut self, s: &mut Sess, inbound: R, out: Option<(R, u16)>, st: Status, value: Option<f64>, props: &Props) {
-        let mut lat = self.rng.lognormal(if st.0 >= 500 && out.is_none() { 300.0 } else { 60.0 }, 0.5);
+    fn proxied(
+        &mut self,
+        s: &mut Sess,
+        inbound: R,
+        out: Option<(R, u16)>,
+        st: Status,
+        value: Option<f64>,
+        props: &Props,
+    ) {
+        let mut lat = self.rng.lognormal(
+            if st.0 >= 500 && out.is_none() {
+                300.0
+            } else {
+                60.0
+            },
+            0.5,
+        );
         if let Some((r, out_status)) = out {
-            let spec = r.spec();
-            let out_lat = match out_status {
-                _ if st.1 == TIMEOUT => self.rng.lognormal(10_000.0, 0.05),
-                500.. => self.rng.lognormal(spec.median_ms * 2.0, 0.6),
-                _ => self.rng.lognormal(spec.median_ms, spec.sigma),
-            };
-            let provider = if matches!(r, R::PaypalOrder | R::PaypalCapture) { "paypal" } else { "stripe" };
             let ost = (out_status, if out_status >= 400 { st.1 } else { None });
+            let out_lat = cat::latency_for(&mut self.rng, r, ost, false, false);
+            let provider = if matches!(r, R::PaypalOrder | R::PaypalCapture) {
+                "paypal"
+            } else {
+                "stripe"
+            };
             let t = s.t + 2 + self.rng.range(0, 10);
-            let c = Call { provider: Some(provider), props: props.clone(), ..call(r, t, ost, out_lat) };
+            let c = Call {
+                provider: Some(provider),
+                props: props.clone(),
+                ..call(r, t, ost, out_lat)
+            };
             self.emit(Some(s), c);
             lat += out_lat;
         }
-        self.emit(Some(s), Call { value, props: props.clone(), ..call(inbound, s.t, st, lat) });
+        self.emit(
+            Some(s),
+            Call {
+                value,
+                props: props.clone(),
+                ..call(inbound, s.t, st, lat)
+            },
+        );
         Self::advance(s, lat, st);
     }
 
@@ -406,9 +525,21 @@ impl Generator {
         let value = cat::order_value(&mut self.rng, u.plan, s.items);
         let stripe = self.rng.chance(0.8);
         let legacy = stripe && self.rng.chance(0.1); // old integration still on /v1/charges
-        let out_r = if !stripe { R::PaypalOrder } else if legacy { R::StripeCharge } else { R::StripeIntent };
+        let out_r = if !stripe {
+            R::PaypalOrder
+        } else if legacy {
+            R::StripeCharge
+        } else {
+            R::StripeIntent
+        };
         let order = format!("ord-{:x}-{}", self.cfg.seed & 0xffff, self.orders);
-        let props: Props = vec![("order_id", order), ("provider", (if stripe { "stripe" } else { "paypal" }).into())];
+        let props: Props = vec![
+            ("order_id", order),
+            (
+                "provider",
+                (if stripe { "stripe" } else { "paypal" }).into(),
+            ),
+        ];
         let mut paid = false;
         for attempt in 0..3 {
             self.think(s, if attempt == 0 { 12_000.0 } else { 20_000.0 });
@@ -416,9 +547,7 @@ impl Generator {
             let (st, out) = cat::payment_attempt(&mut self.rng, out_r, u.plan, burst);
             self.proxied(s, R::Payments, out, st, Some(value), &props);
             paid = st.0 < 400;
-            if st.0 == 504 {
-                self.maybe(s, &[(1.0, R::PaymentGet)]);
-            }
+            self.maybe(s, &[(if st.0 == 504 { 1.0 } else { 0.0 }, R::PaymentGet)]); // client polls
             if paid || !self.rng.chance(if st.0 == 402 { 0.45 } else { 0.5 }) {
                 break;
             }
@@ -426,33 +555,42 @@ impl Generator {
         if !paid {
             return;
         }
-        let confirm = match out_r {
-            R::StripeIntent => Some((R::StripeConfirm, 200)),
-            R::PaypalOrder => Some((R::PaypalCapture, 201)),
-            _ => None,
-        };
+        let confirm = out_r.confirm_step();
         if confirm.is_some() {
             self.think(s, 1_500.0);
             self.proxied(s, R::PaymentConfirm, confirm, (200, None), None, &props);
         }
-        let mut purchase = props.clone();
-        purchase.push(("items", s.items.to_string()));
+        let purchase = [props.clone(), vec![("items", s.items.to_string())]].concat();
         self.outcome(s, s.t, "purchase", Some(value), purchase);
         if !u.activated {
             u.activated = true;
-            self.outcome(s, s.t + 1, "activation", None, vec![("trigger", "first_purchase".into())]);
+            self.outcome(
+                s,
+                s.t + 1,
+                "activation",
+                None,
+                vec![("trigger", "first_purchase".into())],
+            );
             s.user = Some((i, u));
         }
         // Provider webhooks; ~3% of successful payments never get one (silent failure).
         if self.rng.chance(if stripe { 0.97 } else { 0.96 }) {
             let t = s.t + self.rng.lognormal(2_500.0, 0.8).min(600_000.0) as i64;
-            let (r, kind) =
-                if stripe { (R::WebhookStripe, "payment_intent.succeeded") } else { (R::WebhookPaypal, "PAYMENT.CAPTURE.COMPLETED") };
+            let (r, kind) = if stripe {
+                (R::WebhookStripe, "payment_intent.succeeded")
+            } else {
+                (R::WebhookPaypal, "PAYMENT.CAPTURE.COMPLETED")
+            };
             let st = cat::status_for(&mut self.rng, r, Incident::active(self.burst, t));
-            let lat = cat::latency_for(&mut self.rng, r.spec().sigma, r.spec().median_ms, st);
-            let mut wprops = props;
-            wprops.push(("event", kind.into()));
-            self.emit(None, Call { props: wprops, ..call(r, t, st, lat) });
+            let lat = cat::latency_for(&mut self.rng, r, st, false, false);
+            let wprops = [props, vec![("event", kind.into())]].concat();
+            self.emit(
+                None,
+                Call {
+                    props: wprops,
+                    ..call(r, t, st, lat)
+                },
+            );
         }
         self.maybe(s, &[(0.6, R::Orders), (0.3, R::Order)]);
     }
@@ -462,20 +600,34 @@ impl Generator {
         u.sessions += 1;
         if !u.activated && u.sessions >= 3 && self.rng.chance(0.5) {
             u.activated = true;
-            self.outcome(s, s.t, "activation", None, vec![("trigger", "engaged_sessions".into())]);
+            self.outcome(
+                s,
+                s.t,
+                "activation",
+                None,
+                vec![("trigger", "engaged_sessions".into())],
+            );
         }
         if s.failures > 0 && self.rng.chance(0.15) {
             self.think(s, 30_000.0);
             if self.call(s, R::SupportTicket) < 400 {
-                let reason = s.last_error.to_owned();
-                self.outcome(s, s.t, "support_ticket", None, vec![("reason", reason)]);
+                self.outcome(
+                    s,
+                    s.t,
+                    "support_ticket",
+                    None,
+                    vec![("reason", s.last_error.into())],
+                );
             }
         }
-        let p_churn = if u.power { 0.0005 } else { 0.003 } + if s.failures > 0 { 0.03 } else { 0.0 };
+        let p_churn =
+            if u.power { 0.0005 } else { 0.003 } + if s.failures > 0 { 0.03 } else { 0.0 };
         if self.rng.chance(p_churn) {
             u.churned = true;
-            let reason = if s.failures > 0 { "errors" } else { "inactive" };
-            let t = s.t + self.rng.range(MIN_MS, 10 * MIN_MS);
+            let (t, reason) = (
+                s.t + self.rng.range(MIN_MS, 10 * MIN_MS),
+                if s.failures > 0 { "errors" } else { "inactive" },
+            );
             self.outcome(s, t, "churn", None, vec![("reason", reason.into())]);
         }
         s.user = Some((i, u));
@@ -484,17 +636,18 @@ impl Generator {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeSet, HashSet};
-
-    use super::*;
     use super::cat::{DAY_MS, HOUR_MS};
+    use super::*;
+    use std::collections::{BTreeSet, HashSet};
 
     const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
     fn run(cfg: &TrafficConfig, step: i64) -> Vec<Vec<Value>> {
         let mut g = Generator::new(cfg.clone());
         let chunks = (cfg.end_ms - cfg.start_ms + step - 1) / step;
-        (1..=chunks).map(|k| g.next_until((cfg.start_ms + k * step).min(cfg.end_ms))).collect()
+        (1..=chunks)
+            .map(|k| g.next_until((cfg.start_ms + k * step).min(cfg.end_ms)))
+            .collect()
     }
 
     fn ts(e: &Value) -> i64 {
@@ -504,85 +657,139 @@ mod tests {
     #[test]
     fn deterministic_sorted_and_independent_of_chunking() {
         let cfg = TrafficConfig::new(7, T0, T0 + 8 * HOUR_MS);
-        let (a, b) = (run(&cfg, HOUR_MS), run(&cfg, HOUR_MS));
-        assert_eq!(serde_json::to_string(&a).ok(), serde_json::to_string(&b).ok());
-        assert_eq!(a.concat(), run(&cfg, 8 * HOUR_MS).concat());
-        assert_ne!(a.concat(), run(&TrafficConfig { seed: 8, ..cfg }, HOUR_MS).concat());
-        for (chunk, w) in a.iter().zip(0..) {
-            assert!(chunk.windows(2).all(|p| ts(&p[0]) <= ts(&p[1])));
-            assert!(chunk.iter().all(|e| ts(e) < T0 + (w + 1) * HOUR_MS && ts(e) >= T0 + w * HOUR_MS - 5 * MIN_MS));
+        let a = run(&cfg, HOUR_MS);
+        assert_eq!(
+            serde_json::to_string(&a).ok(),
+            serde_json::to_string(&run(&cfg, HOUR_MS)).ok()
+        );
+        assert_eq!(a.concat(), run(&cfg, 3 * HOUR_MS).concat());
+        assert_ne!(
+            a.concat(),
+            run(&TrafficConfig { seed: 8, ..cfg }, HOUR_MS).concat()
+        );
+        for (w, chunk) in (0..).zip(&a) {
+            assert!(
+                chunk
+                    .iter()
+                    .all(|e| ts(e) < T0 + (w + 1) * HOUR_MS
+                        && ts(e) >= T0 + w * HOUR_MS - MAX_SKEW_MS)
+            );
         }
-        let all = a.concat();
-        assert!(all.windows(2).all(|p| ts(&p[0]) <= ts(&p[1])));
+        assert!(a.concat().windows(2).all(|p| ts(&p[0]) <= ts(&p[1])));
     }
 
     #[test]
     fn one_day_has_volume_routes_and_wire_format() {
         let events = run(&TrafficConfig::new(42, T0, T0 + DAY_MS), HOUR_MS).concat();
-        assert!((40_000..=70_000).contains(&events.len()), "{} events/day", events.len());
+        assert!(
+            (40_000..=70_000).contains(&events.len()),
+            "{} events/day",
+            events.len()
+        );
         let (mut routes, mut ids, mut purchases) = (BTreeSet::new(), HashSet::new(), 0);
         for e in &events {
             let o = e.as_object().expect("object");
-            assert!(o.values().all(|v| !v.is_null()), "{e}");
-            assert_eq!(o["schema_version"], 1);
+            assert!(
+                o.values().all(|v| !v.is_null()) && o["schema_version"] == 1,
+                "{e}"
+            );
             assert!(ids.insert(o["event_id"].as_str().expect("event_id").to_owned()));
             assert!(o["sent_at"].as_i64().expect("sent_at") >= ts(e));
+            let has_value = e["value"].as_f64().is_some_and(|v| v > 0.0) && e["currency"] == "EUR";
             if o["type"] == "outcome" {
-                assert!(o["user_id"].is_string() && o["session_id"].is_string() && o["properties"].is_object());
-                let purchase = o["name"] == "purchase";
-                purchases += usize::from(purchase);
-                assert_eq!(purchase, o.contains_key("value") && o["currency"] == "EUR", "{e}");
-                assert!(!purchase || o["value"].as_f64().is_some_and(|v| v > 0.0));
+                assert!(
+                    o["user_id"].is_string()
+                        && o["session_id"].is_string()
+                        && o["properties"].is_object()
+                );
+                purchases += usize::from(o["name"] == "purchase");
+                assert_eq!(o["name"] == "purchase", has_value, "{e}");
                 continue;
             }
-            assert_eq!(o["type"], "api_call");
             let status = o["status"].as_u64().expect("status");
-            assert!((100..600).contains(&status));
+            assert!(
+                o["type"] == "api_call" && (100..600).contains(&status),
+                "{e}"
+            );
             assert_eq!(status >= 400, o.contains_key("error_type"), "{e}");
-            assert!(o["latency_ms"].as_f64().is_some_and(|l| l.is_finite() && l >= 0.0));
+            assert!(
+                o["latency_ms"]
+                    .as_f64()
+                    .is_some_and(|l| l.is_finite() && l >= 0.0)
+            );
             assert!(o["request_bytes"].is_u64() && o["response_bytes"].is_u64());
-            for k in ["service", "method", "sdk", "direction"] {
-                assert!(o[k].is_string(), "{k} in {e}");
-            }
+            assert!(
+                ["service", "method", "sdk", "direction"]
+                    .iter()
+                    .all(|k| o[*k].is_string()),
+                "{e}"
+            );
             let route = o["route"].as_str().expect("route");
-            assert!(route.starts_with('/'));
-            assert!(!route.split('/').any(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())));
+            let numeric = |seg: &str| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
+            assert!(
+                route.starts_with('/') && !route.split('/').any(numeric),
+                "{route}"
+            );
             assert_eq!(o["direction"] == "outbound", o.contains_key("provider"));
-            if route == "/healthz" {
-                assert!(["user_id", "session_id", "plan", "experiments"].iter().all(|k| !o.contains_key(*k)));
-            }
-            if o.contains_key("user_id") {
-                assert!(o["experiments"]["reco_algo"].is_string() && o["plan"].is_string());
-                assert!(o["segment"].is_string() && o["account_id"].is_string());
-            }
-            if route == "/api/payments" && status == 201 {
-                assert!(o["value"].is_f64() && o["currency"] == "EUR");
-            }
+            let user_keys = [
+                "user_id",
+                "session_id",
+                "plan",
+                "segment",
+                "experiments",
+                "account_id",
+            ];
+            assert!(route != "/healthz" || user_keys.iter().all(|k| !o.contains_key(*k)));
+            let full_user = e["experiments"]["reco_algo"].is_string()
+                && user_keys.iter().all(|k| o.contains_key(*k));
+            assert!(!o.contains_key("user_id") || full_user, "{e}");
+            assert!(route != "/api/payments" || status != 201 || has_value);
             routes.insert((o["method"].to_string(), route.to_owned()));
         }
-        assert!(route_count() >= 38 && routes.len() >= 38, "{} routes", routes.len());
+        assert!(
+            route_count() >= 38 && routes.len() >= 38,
+            "{} routes",
+            routes.len()
+        );
         assert!(purchases > 50, "{purchases} purchases");
     }
 
     #[test]
     fn incidents_show_up_in_history() {
-        let cfg = TrafficConfig { sessions_per_day: 2000, ..TrafficConfig::new(3, T0, T0 + 7 * DAY_MS + 5 * HOUR_MS) };
-        let incidents = Generator::new(cfg.clone()).incidents();
-        assert_eq!(incidents.len(), 2);
-        let events = run(&cfg, 6 * HOUR_MS).concat();
-        let within = |i: Incident, e: &Value| (i.start_ms..i.end_ms).contains(&ts(e));
-        let failing = |inside: bool| {
-            let calls = events.iter().filter(|e| {
-                matches!(e["service"].as_str(), Some("checkout" | "payments")) && e["direction"] == "inbound"
-                    && within(incidents[0], e) == inside
-            });
-            let (n, bad) = calls.fold((0, 0), |(n, b), e| (n + 1, b + usize::from(e["status"].as_u64() >= Some(500))));
-            bad as f64 / n.max(1) as f64
+        let cfg = TrafficConfig {
+            sessions_per_day: 2000,
+            ..TrafficConfig::new(3, T0, T0 + 7 * DAY_MS + 5 * HOUR_MS)
         };
-        assert!(failing(true) > 0.15 && failing(false) < 0.05, "{} vs {}", failing(true), failing(false));
+        let [burst, slow] = Generator::new(cfg.clone()).incidents()[..] else {
+            panic!("expected two incidents")
+        };
+        let events = run(&cfg, 6 * HOUR_MS).concat();
+        let during = |i: Incident, inside: bool| {
+            events
+                .iter()
+                .filter(move |e| (i.start_ms..i.end_ms).contains(&ts(e)) == inside)
+        };
+        let failing = |inside: bool| {
+            let svc = |e: &&Value| {
+                matches!(e["service"].as_str(), Some("checkout" | "payments"))
+                    && e["direction"] == "inbound"
+            };
+            let calls: Vec<&Value> = during(burst, inside).filter(svc).collect();
+            calls
+                .iter()
+                .filter(|e| e["status"].as_u64() >= Some(500))
+                .count() as f64
+                / calls.len().max(1) as f64
+        };
+        assert!(
+            failing(true) > 0.15 && failing(false) < 0.05,
+            "{} vs {}",
+            failing(true),
+            failing(false)
+        );
         let search_median = |inside: bool| {
-            let mut l: Vec<f64> = events.iter().filter(|e| e["route"] == "/api/search" && within(incidents[1], e) == inside)
-                .filter_map(|e| e["latency_ms"].as_f64()).collect();
+            let search = during(slow, inside).filter(|e| e["route"] == "/api/search");
+            let mut l: Vec<f64> = search.filter_map(|e| e["latency_ms"].as_f64()).collect();
             l.sort_by(f64::total_cmp);
             l.get(l.len() / 2).copied().unwrap_or(0.0)
         };
