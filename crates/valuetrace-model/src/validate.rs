@@ -177,9 +177,16 @@ fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Resu
         Event::ApiCall(call) => (&mut call.timestamp, call.sent_at),
         Event::Outcome(outcome) => (&mut outcome.timestamp, outcome.sent_at),
     };
-    let skew_ms = sent_at.map_or(0, |sent_at| received_at_ms - sent_at);
-    *timestamp += skew_ms;
-    let ahead = *timestamp - received_at_ms;
+    let skew_ms = sent_at.map_or(Some(0), |sent_at| received_at_ms.checked_sub(sent_at));
+    let corrected = skew_ms.and_then(|skew| timestamp.checked_add(skew));
+    let (Some(skew_ms), Some(corrected)) = (skew_ms, corrected) else {
+        return Err(ValidationError::new(
+            "timestamp",
+            "is out of range after clock-skew correction; check `timestamp` and `sent_at`",
+        ));
+    };
+    *timestamp = corrected;
+    let ahead = corrected.saturating_sub(received_at_ms);
     if ahead > limits.max_future_ms {
         return Err(ValidationError::new(
             "timestamp",
@@ -372,6 +379,7 @@ impl Reader<'_> {
 
     fn optional_time(&self, field: &str) -> Result<Option<i64>> {
         const EARLIEST_MS: i64 = 946_684_800_000; // 2000-01-01: anything earlier is a unit mistake
+        const LATEST_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
         let time = match self.object.get(field) {
             None | Some(Value::Null) => return Ok(None),
             Some(Value::String(text)) => parse_rfc3339(text).ok_or_else(|| {
@@ -398,6 +406,12 @@ impl Reader<'_> {
                 ));
             }
         };
+        if time > LATEST_MS {
+            return Err(ValidationError::new(
+                field,
+                format!("{time} is after 9999-12-31; timestamps are epoch milliseconds"),
+            ));
+        }
         if time < EARLIEST_MS {
             return Err(ValidationError::new(
                 field,

@@ -161,7 +161,6 @@ const RAW_COLUMNS: &[&str] = &[
     "route",
     "method",
     "service",
-    "direction",
     "provider",
     "status",
     "latency_ms",
@@ -189,12 +188,8 @@ fn scan_raw(
             c.text("method")?,
             c.text("service")?,
         );
-        let (direction, provider, status, latency) = (
-            c.text("direction")?,
-            c.text("provider")?,
-            c.u16("status")?,
-            c.f64("latency_ms")?,
-        );
+        let (provider, status, latency) =
+            (c.text("provider")?, c.u16("status")?, c.f64("latency_ms")?);
         let (error_type, value, user) =
             (c.text("error_type")?, c.f64("value")?, c.text("user_id")?);
         let (plan, segment, experiments) =
@@ -209,7 +204,12 @@ fn scan_raw(
                 route: route.value(row),
                 method: method.value(row),
                 service: service.value(row),
-                direction: direction.value(row),
+                // Rollup cells tell direction by provider presence; raw rows must agree.
+                direction: if provider.is_valid(row) {
+                    "outbound"
+                } else {
+                    "inbound"
+                },
                 plan: text(plan, row),
                 segment: text(segment, row),
                 experiments_json: text(experiments, row),

@@ -112,18 +112,7 @@ fn process(
 ) -> Result<BatchResponse, ApiError> {
     let limits = &state.limits;
     let decoded = decompress(raw, encoding, limits.max_decompressed_bytes)?;
-    let items = split_events(&decoded, format)?;
-    if items.len() > limits.max_batch_events {
-        return Err(ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            "too_many_events",
-            format!(
-                "batch holds {} events; the limit is {} (max_batch_events): split it",
-                items.len(),
-                limits.max_batch_events
-            ),
-        ));
-    }
+    let items = split_events(&decoded, format, limits.max_batch_events)?;
     let runtime = state
         .projects
         .get(project)
@@ -325,38 +314,56 @@ fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, A
 /// One entry per event: its JSON text, or why it could not be cut out of the body.
 type Item<'a> = Result<&'a str, String>;
 
-fn split_events(body: &[u8], format: BodyFormat) -> Result<Vec<Item<'_>>, ApiError> {
+/// Cuts the body into events. Events are counted before per-event storage is allocated, so a
+/// small compressed body of millions of tiny events is refused at `max_events` instead of costing
+/// many times `max_decompressed_bytes` of memory.
+fn split_events(
+    body: &[u8],
+    format: BodyFormat,
+    max_events: usize,
+) -> Result<Vec<Item<'_>>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|error| {
         ApiError::bad_request("invalid_utf8", format!("body is not UTF-8: {error}"))
     })?;
     match format {
-        BodyFormat::Ndjson => Ok(text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(_, line)| Ok(line.trim()))
-            .collect()),
+        BodyFormat::Ndjson => {
+            let lines = || text.lines().map(str::trim).filter(|line| !line.is_empty());
+            check_event_count(lines().count(), max_events)?;
+            Ok(lines().map(Ok).collect())
+        }
         BodyFormat::Json => {
             let trimmed = text.trim_start();
             let events: Vec<&RawValue> = if trimmed.starts_with('[') {
-                serde_json::from_str(trimmed).map_err(|error| {
+                let array_error = |error: serde_json::Error| {
                     ApiError::bad_request(
                         "invalid_json",
                         format!("body is not a JSON array of events: {error}"),
                     )
-                })?
+                };
+                let ElementCount(count) = serde_json::from_str(trimmed).map_err(array_error)?;
+                check_event_count(count, max_events)?;
+                serde_json::from_str(trimmed).map_err(array_error)?
             } else if trimmed.starts_with('{') {
+                #[derive(serde::Deserialize)]
+                struct EnvelopeCount {
+                    batch: ElementCount,
+                }
                 #[derive(serde::Deserialize)]
                 struct Envelope<'a> {
                     #[serde(borrow)]
                     batch: Vec<&'a RawValue>,
                 }
-                let envelope: Envelope<'_> = serde_json::from_str(trimmed).map_err(|error| {
+                let envelope_error = |error: serde_json::Error| {
                     ApiError::bad_request(
                         "invalid_json",
                         format!("body must be `{{\"batch\": [...]}}`: {error}"),
                     )
-                })?;
+                };
+                let counted: EnvelopeCount =
+                    serde_json::from_str(trimmed).map_err(envelope_error)?;
+                check_event_count(counted.batch.0, max_events)?;
+                let envelope: Envelope<'_> =
+                    serde_json::from_str(trimmed).map_err(envelope_error)?;
                 envelope.batch
             } else {
                 return Err(ApiError::bad_request(
@@ -366,5 +373,44 @@ fn split_events(body: &[u8], format: BodyFormat) -> Result<Vec<Item<'_>>, ApiErr
             };
             Ok(events.into_iter().map(|raw| Ok(raw.get())).collect())
         }
+    }
+}
+
+fn check_event_count(count: usize, max_events: usize) -> Result<(), ApiError> {
+    if count > max_events {
+        return Err(ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            "too_many_events",
+            format!(
+                "batch holds {count} events; the limit is {max_events} (max_batch_events): split it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The number of elements of a JSON array, counted without keeping them.
+struct ElementCount(usize);
+
+impl<'de> serde::Deserialize<'de> for ElementCount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = ElementCount;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ElementCount, A::Error> {
+                let mut count = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    count += 1;
+                }
+                Ok(ElementCount(count))
+            }
+        }
+        deserializer.deserialize_seq(Counter)
     }
 }

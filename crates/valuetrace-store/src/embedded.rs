@@ -119,6 +119,14 @@ impl EmbeddedStore {
                         data.roll_up(&rows);
                         Ok(())
                     })?;
+                    // New files must not reuse a name already used (live, or listed as replaced).
+                    if let Some(seq) = info
+                        .path
+                        .file_stem()
+                        .and_then(|stem| stem.to_str()?.parse::<u64>().ok())
+                    {
+                        self.file_seq.fetch_max(seq + 1, Ordering::Relaxed);
+                    }
                     data.table_mut(table)
                         .files
                         .entry(day)

@@ -266,3 +266,17 @@ fn skew_correction_moves_timestamps_by_the_client_clock_error() {
     assert_eq!(valid.event.timestamp(), NOW - 5000);
     assert_eq!(valid.skew_ms, -ahead);
 }
+
+#[test]
+fn extreme_timestamps_are_refused_not_overflowed() {
+    assert_eq!(
+        error_of(with(call(), "timestamp", json!(i64::MAX - 10))),
+        "timestamp: 9223372036854775797 is after 9999-12-31; timestamps are epoch milliseconds"
+    );
+    let skewed = with(
+        with(call(), "timestamp", json!(253_402_300_000_000i64)),
+        "sent_at",
+        json!(946_684_800_000i64),
+    );
+    assert!(error_of(skewed).starts_with("timestamp: lies"));
+}

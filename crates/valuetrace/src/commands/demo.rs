@@ -148,6 +148,7 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
     let now = valuetrace_store::wall_clock_ms();
     let start = now - i64::from(args.days) * DAY_MS;
     let mut generator = Generator::new(TrafficConfig::new(args.seed, start, now));
+    let incidents = generator.incidents();
     eprintln!(
         "valuetrace demo: backfilling {} days of traffic through {} ...",
         args.days, sender.url
@@ -184,6 +185,19 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
     );
     std::fs::write(data_dir.join("demo.json"), serde_json::to_vec_pretty(demo)?)?;
     print_summary(demo, data_dir).await?;
+    println!();
+    println!(
+        "The history spans {} route templates and holds these incidents to find:",
+        crate::demo::traffic::route_count()
+    );
+    for incident in &incidents {
+        println!(
+            "  {}: {} – {}",
+            incident.name,
+            valuetrace_model::time::format_rfc3339(incident.start_ms),
+            valuetrace_model::time::format_rfc3339(incident.end_ms)
+        );
+    }
     if args.no_live {
         return Ok(());
     }
@@ -230,10 +244,13 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
     );
     println!("{}", crate::commands::query::endpoints_table(&answer));
     println!();
-    println!("Try:");
-    println!("  valuetrace query endpoints --since 7d --sort p95");
-    println!("  valuetrace query endpoints --plan enterprise --service payments");
-    println!("  valuetrace query timeseries --metric error_rate --interval 1h --since 3d");
+    let exe = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "valuetrace".into());
+    println!("Try (while the demo runs):");
+    println!("  {exe} query endpoints --since 7d --sort p95");
+    println!("  {exe} query endpoints --plan enterprise --service payments");
+    println!("  {exe} query timeseries --metric error_rate --interval 1h --since 3d");
     println!(
         "  curl -H 'Authorization: Bearer {}' '{}/api/v1/projects/{}/endpoints?since=24h'",
         demo.read_key, demo.url, demo.project

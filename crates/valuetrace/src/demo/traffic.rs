@@ -113,20 +113,18 @@ impl Generator {
             config.end_ms,
         );
         let (burst, slow) = Incident::scripted(config.start_ms, config.end_ms);
-        let (start, peak, queue) = (config.start_ms, cat::peak_intensity(), BTreeMap::new());
-        let (cfg, seq, sessions, orders, next_session, next_health) =
-            (config, 0, 0, 0, start, start);
+        let start = config.start_ms;
         let mut g = Generator {
-            cfg,
+            cfg: config,
             rng,
             pop,
-            seq,
-            sessions,
-            orders,
-            next_session,
-            next_health,
-            peak,
-            queue,
+            seq: 0,
+            sessions: 0,
+            orders: 0,
+            next_session: start,
+            next_health: start,
+            peak: cat::peak_intensity(),
+            queue: BTreeMap::new(),
             burst,
             slow,
         };
@@ -624,10 +622,8 @@ impl Generator {
             if u.power { 0.0005 } else { 0.003 } + if s.failures > 0 { 0.03 } else { 0.0 };
         if self.rng.chance(p_churn) {
             u.churned = true;
-            let (t, reason) = (
-                s.t + self.rng.range(MIN_MS, 10 * MIN_MS),
-                if s.failures > 0 { "errors" } else { "inactive" },
-            );
+            let reason = if s.failures > 0 { "errors" } else { "inactive" };
+            let t = s.t + self.rng.range(MIN_MS, 10 * MIN_MS);
             self.outcome(s, t, "churn", None, vec![("reason", reason.into())]);
         }
         s.user = Some((i, u));
