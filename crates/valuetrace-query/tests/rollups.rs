@@ -619,8 +619,10 @@ fn direction_filter_is_consistent_for_inbound_calls_with_a_provider() {
         ]
         .into_iter()
         .map(|(from, to)| {
-            let mut filter = valuetrace_query::Filter::default();
-            filter.direction = Some(direction.into());
+            let filter = valuetrace_query::Filter {
+                direction: Some(direction.into()),
+                ..Default::default()
+            };
             store
                 .endpoints(&EndpointsQuery {
                     project: PROJECT.into(),

@@ -110,21 +110,11 @@ impl LatencySketch {
 }
 
 /// Dense accumulator: merging thousands of cells into it costs one add per bucket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LatencyAccumulator {
     zeros: u64,
     counts: Vec<u64>,
     total: u64,
-}
-
-impl Default for LatencyAccumulator {
-    fn default() -> Self {
-        LatencyAccumulator {
-            zeros: 0,
-            counts: Vec::new(),
-            total: 0,
-        }
-    }
 }
 
 impl LatencyAccumulator {

@@ -85,7 +85,12 @@ fn synthetic_call(rng: &mut Rng, id: u64, timestamp: i64) -> valuetrace_model::A
         event_id: format!("bench-{id}"),
         timestamp,
         service: format!("svc{}", route % 8),
-        method: if route % 3 == 0 { "POST" } else { "GET" }.into(),
+        method: if route.is_multiple_of(3) {
+            "POST"
+        } else {
+            "GET"
+        }
+        .into(),
         route: format!("/api/resource{route}/{{id}}"),
         status,
         latency_ms: 5.0 + rng.unit().powi(4) * 2000.0,
