@@ -506,17 +506,17 @@ impl Reader<'_> {
         }
         let mut map = BTreeMap::new();
         for (key, value) in object {
-            let path = format!("{field}.{key}");
-            check_text(&path, key, max_key).map_err(|error| {
-                ValidationError::new(path.clone(), format!("key {}", error.message))
-            })?;
+            let path = || format!("{field}.{key}");
+            check_text("", key, max_key)
+                .map_err(|error| ValidationError::new(path(), format!("key {}", error.message)))?;
             let Value::String(text) = value else {
                 return Err(ValidationError::new(
-                    path,
+                    path(),
                     format!("must be a string, got {}", kind_of(value)),
                 ));
             };
-            check_text(&path, text, max_value)?;
+            check_text("", text, max_value)
+                .map_err(|error| ValidationError::new(path(), error.message))?;
             map.insert(key.clone(), text.clone());
         }
         Ok(map)

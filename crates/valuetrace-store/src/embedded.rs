@@ -29,7 +29,7 @@ impl StoreOptions {
             data_dir: data_dir.into(),
             minute_retention_ms: 48 * HOUR_MS,
             dedup_window_ms: 48 * HOUR_MS,
-            row_group_rows: 65_536,
+            row_group_rows: 16_384,
             compact_min_files: 4,
         }
     }

@@ -17,6 +17,7 @@
 
 pub mod dedup;
 mod embedded;
+pub mod fast_hash;
 pub mod interner;
 pub mod parquet_io;
 pub mod project;

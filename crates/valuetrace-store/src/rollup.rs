@@ -9,9 +9,10 @@
 //! and day cells are kept forever. Events older than the minute floor update hours and days only,
 //! so each level is complete for the range it claims ([`Rollups::minute_floor`]).
 
+use crate::fast_hash::FxHashMap;
 use crate::interner::Interner;
 use crate::sketch::{DistinctSketch, LatencySketch};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use valuetrace_model::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// Identifies an endpoint: interned route, method, service and provider (0 = inbound).
@@ -99,8 +100,8 @@ impl Cell {
 /// The cells of one bucket.
 #[derive(Debug, Default)]
 pub struct Bucket {
-    pub routes: HashMap<RouteKey, Cell>,
-    pub details: HashMap<DetailKey, Cell>,
+    pub routes: FxHashMap<RouteKey, Cell>,
+    pub details: FxHashMap<DetailKey, Cell>,
 }
 
 /// Granularity of a rollup level.

@@ -32,11 +32,18 @@ fn value_of(key: i32) -> f64 {
     2.0 * gamma.powi(key) / (gamma + 1.0)
 }
 
-/// A mergeable latency distribution with sparse buckets.
+/// Bins kept sparse up to this many distinct keys; beyond, a dense run of counters.
+const SPARSE_LIMIT: usize = 48;
+
+/// A mergeable latency distribution: sparse `(key, count)` pairs while few keys are seen (most
+/// minute cells), a dense run of counters from `offset` once many are (busy hour and day cells),
+/// so that inserting never shifts a long vector.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LatencySketch {
     zeros: u32,
     bins: Vec<(i16, u32)>,
+    dense: Vec<u32>,
+    offset: i16,
 }
 
 impl LatencySketch {
@@ -45,14 +52,78 @@ impl LatencySketch {
             self.zeros += 1;
             return;
         };
-        match self.bins.binary_search_by_key(&key, |&(k, _)| k) {
-            Ok(index) => self.bins[index].1 += 1,
-            Err(index) => self.bins.insert(index, (key, 1)),
+        self.add_count(key, 1);
+    }
+
+    fn add_count(&mut self, key: i16, count: u32) {
+        if !self.dense.is_empty() {
+            self.dense_add(key, count);
+            return;
         }
+        match self.bins.binary_search_by_key(&key, |&(k, _)| k) {
+            Ok(index) => self.bins[index].1 += count,
+            Err(index) => {
+                self.bins.insert(index, (key, count));
+                if self.bins.len() > SPARSE_LIMIT {
+                    self.densify();
+                }
+            }
+        }
+    }
+
+    fn densify(&mut self) {
+        let (Some(&(first, _)), Some(&(last, _))) = (self.bins.first(), self.bins.last()) else {
+            return;
+        };
+        self.offset = first;
+        self.dense = vec![0; (i32::from(last) - i32::from(first) + 1) as usize];
+        for (key, count) in std::mem::take(&mut self.bins) {
+            self.dense[(key - first) as usize] += count;
+        }
+    }
+
+    fn dense_add(&mut self, key: i16, count: u32) {
+        if key < self.offset {
+            let grow = (self.offset - key) as usize;
+            self.dense.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = key;
+        }
+        let index = (key - self.offset) as usize;
+        if index >= self.dense.len() {
+            self.dense.resize(index + 1, 0);
+        }
+        self.dense[index] += count;
+    }
+
+    /// `(key, count)` of every non-empty bin in key order.
+    fn pairs(&self) -> impl Iterator<Item = (i16, u32)> + '_ {
+        let dense = self
+            .dense
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(index, &count)| (self.offset + index as i16, count));
+        self.bins.iter().copied().chain(dense)
     }
 
     pub fn merge(&mut self, other: &LatencySketch) {
         self.zeros += other.zeros;
+        if !self.dense.is_empty()
+            || !other.dense.is_empty()
+            || self.bins.len() + other.bins.len() > SPARSE_LIMIT
+        {
+            if self.dense.is_empty() {
+                self.densify();
+            }
+            for (key, count) in other.pairs() {
+                if self.dense.is_empty() {
+                    self.offset = key;
+                    self.dense = vec![0];
+                }
+                self.dense_add(key, count);
+            }
+            return;
+        }
         if other.bins.is_empty() {
             return;
         }
@@ -105,7 +176,7 @@ impl LatencySketch {
 
     /// Approximate heap bytes, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.bins.capacity() * std::mem::size_of::<(i16, u32)>()
+        self.bins.capacity() * std::mem::size_of::<(i16, u32)>() + self.dense.capacity() * 4
     }
 }
 
@@ -119,12 +190,12 @@ pub struct LatencyAccumulator {
 
 impl LatencyAccumulator {
     pub fn add(&mut self, sketch: &LatencySketch) {
-        if self.counts.is_empty() && !sketch.bins.is_empty() {
+        if self.counts.is_empty() && (!sketch.bins.is_empty() || !sketch.dense.is_empty()) {
             self.counts = vec![0; DENSE_LEN];
         }
         self.zeros += u64::from(sketch.zeros);
         self.total += u64::from(sketch.zeros);
-        for &(key, count) in &sketch.bins {
+        for (key, count) in sketch.pairs() {
             self.counts[(i32::from(key) - MIN_KEY) as usize] += u64::from(count);
             self.total += u64::from(count);
         }
