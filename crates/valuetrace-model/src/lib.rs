@@ -17,4 +17,4 @@ pub mod time;
 pub mod validate;
 
 pub use event::{ApiCall, Direction, Event, Outcome, SCHEMA_VERSION};
-pub use validate::{Limits, ValidationError, validate_event};
+pub use validate::{Limits, ValidationError, validate_event, validate_owned};

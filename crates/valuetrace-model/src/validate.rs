@@ -85,13 +85,21 @@ pub struct Validated {
 /// When `sent_at` is present the timestamp is corrected by the difference between the server's
 /// receive time and the client's send time (clients with a wrong clock are common on mobile).
 pub fn validate_event(value: &Value, received_at_ms: i64, limits: &Limits) -> Result<Validated> {
-    let Value::Object(object) = value else {
+    validate_owned(value.clone(), received_at_ms, limits)
+}
+
+/// [`validate_event`] that moves strings out of `value` instead of copying them (the ingest path).
+pub fn validate_owned(value: Value, received_at_ms: i64, limits: &Limits) -> Result<Validated> {
+    let Value::Object(mut object) = value else {
         return Err(ValidationError::new(
             "",
-            format!("an event must be a JSON object, got {}", kind_of(value)),
+            format!("an event must be a JSON object, got {}", kind_of(&value)),
         ));
     };
-    let mut reader = Reader { object, limits };
+    let mut reader = Reader {
+        object: &mut object,
+        limits,
+    };
     let event_type = reader.required_str("type", 32)?;
     let version = reader.required_u64("schema_version")?;
     if version != u64::from(SCHEMA_VERSION) {
@@ -201,7 +209,7 @@ fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Resu
 }
 
 struct Reader<'a> {
-    object: &'a Map<String, Value>,
+    object: &'a mut Map<String, Value>,
     limits: &'a Limits,
 }
 
@@ -278,11 +286,11 @@ impl Reader<'_> {
         })
     }
 
-    fn event_id(&self) -> Result<String> {
+    fn event_id(&mut self) -> Result<String> {
         self.required_str("event_id", self.limits.max_event_id_bytes)
     }
 
-    fn method(&self) -> Result<String> {
+    fn method(&mut self) -> Result<String> {
         let method = self.required_str("method", 16)?.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
             return Err(ValidationError::new(
@@ -296,7 +304,7 @@ impl Reader<'_> {
         Ok(method)
     }
 
-    fn route(&self) -> Result<String> {
+    fn route(&mut self) -> Result<String> {
         let route = self.required_str("route", self.limits.max_route_bytes)?;
         if !route.starts_with('/') {
             return Err(ValidationError::new(
@@ -321,7 +329,7 @@ impl Reader<'_> {
         Ok(route)
     }
 
-    fn status(&self) -> Result<u16> {
+    fn status(&mut self) -> Result<u16> {
         let status = self.required_u64("status")?;
         if !(100..=599).contains(&status) {
             return Err(ValidationError::new(
@@ -332,7 +340,7 @@ impl Reader<'_> {
         Ok(status as u16)
     }
 
-    fn latency(&self) -> Result<f64> {
+    fn latency(&mut self) -> Result<f64> {
         let latency = self.required_f64("latency_ms")?;
         if latency < 0.0 {
             return Err(ValidationError::new(
@@ -343,7 +351,7 @@ impl Reader<'_> {
         Ok(latency)
     }
 
-    fn value_and_currency(&self) -> Result<(Option<f64>, Option<String>)> {
+    fn value_and_currency(&mut self) -> Result<(Option<f64>, Option<String>)> {
         let value = match self.object.get("value") {
             None | Some(Value::Null) => None,
             Some(_) => Some(self.required_f64("value")?),
@@ -360,7 +368,7 @@ impl Reader<'_> {
         Ok((value, currency))
     }
 
-    fn properties(&self) -> Result<BTreeMap<String, String>> {
+    fn properties(&mut self) -> Result<BTreeMap<String, String>> {
         let limits = self.limits;
         self.string_map(
             "properties",
@@ -370,14 +378,14 @@ impl Reader<'_> {
         )
     }
 
-    fn required_time(&self, field: &str) -> Result<i64> {
+    fn required_time(&mut self, field: &str) -> Result<i64> {
         match self.optional_time(field)? {
             Some(time) => Ok(time),
             None => Err(missing(field)),
         }
     }
 
-    fn optional_time(&self, field: &str) -> Result<Option<i64>> {
+    fn optional_time(&mut self, field: &str) -> Result<Option<i64>> {
         const EARLIEST_MS: i64 = 946_684_800_000; // 2000-01-01: anything earlier is a unit mistake
         const LATEST_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
         let time = match self.object.get(field) {
@@ -423,16 +431,16 @@ impl Reader<'_> {
         Ok(Some(time))
     }
 
-    fn required_str(&self, field: &str, max_bytes: usize) -> Result<String> {
+    fn required_str(&mut self, field: &str, max_bytes: usize) -> Result<String> {
         self.optional_str(field, max_bytes)?
             .ok_or_else(|| missing(field))
     }
 
-    fn optional_str(&self, field: &str, max_bytes: usize) -> Result<Option<String>> {
-        match self.object.get(field) {
+    fn optional_str(&mut self, field: &str, max_bytes: usize) -> Result<Option<String>> {
+        match self.object.get_mut(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => {
-                check_text(field, text, max_bytes).map(|()| Some(text.clone()))
+                check_text(field, text, max_bytes).map(|()| Some(std::mem::take(text)))
             }
             Some(other) => Err(ValidationError::new(
                 field,
@@ -441,11 +449,11 @@ impl Reader<'_> {
         }
     }
 
-    fn required_u64(&self, field: &str) -> Result<u64> {
+    fn required_u64(&mut self, field: &str) -> Result<u64> {
         self.optional_u64(field)?.ok_or_else(|| missing(field))
     }
 
-    fn optional_u64(&self, field: &str) -> Result<Option<u64>> {
+    fn optional_u64(&mut self, field: &str) -> Result<Option<u64>> {
         match self.object.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(number)) => number.as_u64().map(Some).ok_or_else(|| {
@@ -461,7 +469,7 @@ impl Reader<'_> {
         }
     }
 
-    fn required_f64(&self, field: &str) -> Result<f64> {
+    fn required_f64(&mut self, field: &str) -> Result<f64> {
         match self.object.get(field) {
             None | Some(Value::Null) => Err(missing(field)),
             Some(Value::Number(number)) => match number.as_f64() {
@@ -479,15 +487,15 @@ impl Reader<'_> {
     }
 
     fn string_map(
-        &self,
+        &mut self,
         field: &str,
         max_entries: usize,
         max_key: usize,
         max_value: usize,
     ) -> Result<BTreeMap<String, String>> {
-        let object = match self.object.get(field) {
+        let object = match self.object.get_mut(field) {
             None | Some(Value::Null) => return Ok(BTreeMap::new()),
-            Some(Value::Object(object)) => object,
+            Some(Value::Object(object)) => std::mem::take(object),
             Some(other) => {
                 return Err(ValidationError::new(
                     field,
@@ -507,17 +515,17 @@ impl Reader<'_> {
         let mut map = BTreeMap::new();
         for (key, value) in object {
             let path = || format!("{field}.{key}");
-            check_text("", key, max_key)
+            check_text("", &key, max_key)
                 .map_err(|error| ValidationError::new(path(), format!("key {}", error.message)))?;
             let Value::String(text) = value else {
                 return Err(ValidationError::new(
                     path(),
-                    format!("must be a string, got {}", kind_of(value)),
+                    format!("must be a string, got {}", kind_of(&value)),
                 ));
             };
-            check_text("", text, max_value)
+            check_text("", &text, max_value)
                 .map_err(|error| ValidationError::new(path(), error.message))?;
-            map.insert(key.clone(), text.clone());
+            map.insert(key, text);
         }
         Ok(map)
     }

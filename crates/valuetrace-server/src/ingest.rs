@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
-use valuetrace_model::validate_event;
+use valuetrace_model::validate_owned;
 use valuetrace_store::{Store, StoredEvent};
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -125,6 +125,7 @@ fn process(
     };
     let mut fresh = Vec::with_capacity(items.len());
     let mut seen_in_batch = HashSet::new();
+    let mut candidates = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let text = match item {
             Ok(text) => text,
@@ -165,22 +166,13 @@ fn process(
             .get("event_id")
             .and_then(|id| id.as_str())
             .map(|id| id.chars().take(128).collect::<String>());
-        match validate_event(&value, received_at, &state.validation) {
+        match validate_owned(value, received_at, &state.validation) {
             Ok(valid) => {
-                let id = valid.event.event_id().to_owned();
-                if !seen_in_batch.insert(id.clone())
-                    || state.pipeline.store().contains(project, &id)
-                {
+                if seen_in_batch.insert(valid.event.event_id().to_owned()) {
+                    candidates.push(valid);
+                } else {
                     response.duplicates += 1;
-                    continue;
                 }
-                let mut event = valid.event;
-                runtime.pseudonymizer.apply(&mut event);
-                fresh.push(StoredEvent {
-                    event,
-                    received_at,
-                    skew_ms: valid.skew_ms,
-                });
             }
             Err(error) => response.rejected.push(Rejected {
                 index,
@@ -188,6 +180,23 @@ fn process(
                 error: error.to_string(),
             }),
         }
+    }
+    let known = state.pipeline.store().contains_any(
+        project,
+        candidates.iter().map(|valid| valid.event.event_id()),
+    );
+    for (valid, known) in candidates.into_iter().zip(known) {
+        if known {
+            response.duplicates += 1;
+            continue;
+        }
+        let mut event = valid.event;
+        runtime.pseudonymizer.apply(&mut event);
+        fresh.push(StoredEvent {
+            event,
+            received_at,
+            skew_ms: valid.skew_ms,
+        });
     }
     if !fresh.is_empty() {
         let outcome = state.pipeline.commit(project, fresh).map_err(|error| match error {

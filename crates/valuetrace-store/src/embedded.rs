@@ -358,6 +358,20 @@ impl Store for EmbeddedStore {
         Ok(outcome)
     }
 
+    fn contains_any<'a>(
+        &self,
+        project: &str,
+        event_ids: impl Iterator<Item = &'a str>,
+    ) -> Vec<bool> {
+        let Some(shared) = self.existing_project(project) else {
+            return event_ids.map(|_| false).collect();
+        };
+        let Ok(data) = shared.read() else {
+            return event_ids.map(|_| false).collect();
+        };
+        event_ids.map(|id| data.dedup.contains(id)).collect()
+    }
+
     fn contains(&self, project: &str, event_id: &str) -> bool {
         self.existing_project(project)
             .and_then(|shared| shared.read().ok().map(|data| data.dedup.contains(event_id)))

@@ -57,6 +57,14 @@ pub trait Store: Send + Sync {
 
     /// Whether the project holds this event id (within the dedup window).
     fn contains(&self, project: &str, event_id: &str) -> bool;
+
+    /// [`contains`](Store::contains) for many ids at once (one lock instead of one per id).
+    fn contains_any<'a>(&self, project: &str, event_ids: impl Iterator<Item = &'a str>) -> Vec<bool>
+    where
+        Self: Sized,
+    {
+        event_ids.map(|id| self.contains(project, id)).collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,9 @@
 //! Distinct-count sketch: an exact set of 64-bit hashes while small, a HyperLogLog when large.
 //!
+//! The exact set is an open-addressing table (linear probing, load ≤ 1/2), so an insert costs
+//! O(1) however many users a busy cell has seen. Hash value 0 marks an empty slot and is stored
+//! as 1 (one collision in 2^64).
+//!
 //! Exact below [`EXACT_LIMIT`] distinct values (most rollup cells), then HyperLogLog with 2^12
 //! registers (standard error 1.04 / sqrt(4096) = 1.6%) with the usual small-range (linear
 //! counting) correction. Callers pass well-mixed 64-bit hashes (xxh3).
@@ -11,26 +15,54 @@ pub const EXACT_LIMIT: usize = 512;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DistinctSketch {
-    /// Sorted, deduplicated hashes.
-    Exact(Vec<u64>),
+    /// Open-addressing table of hashes (0 = empty slot) and its length.
+    Exact(Vec<u64>, usize),
     Registers(Box<[u8; REGISTERS]>),
 }
 
 impl Default for DistinctSketch {
     fn default() -> Self {
-        DistinctSketch::Exact(Vec::new())
+        DistinctSketch::Exact(Vec::new(), 0)
+    }
+}
+
+/// Inserts into an open-addressing table; true when the hash was new.
+fn table_insert(slots: &mut Vec<u64>, len: &mut usize, hash: u64) -> bool {
+    let hash = hash.max(1);
+    if (*len + 1) * 2 > slots.len() {
+        let old = std::mem::replace(slots, vec![0; (slots.len() * 2).max(8)]);
+        for stored in old.into_iter().filter(|&stored| stored != 0) {
+            probe_insert(slots, stored);
+        }
+    }
+    let inserted = probe_insert(slots, hash);
+    if inserted {
+        *len += 1;
+    }
+    inserted
+}
+
+fn probe_insert(slots: &mut [u64], hash: u64) -> bool {
+    let mask = slots.len() - 1;
+    let mut index = hash as usize & mask;
+    loop {
+        match slots[index] {
+            0 => {
+                slots[index] = hash;
+                return true;
+            }
+            stored if stored == hash => return false,
+            _ => index = (index + 1) & mask,
+        }
     }
 }
 
 impl DistinctSketch {
     pub fn insert(&mut self, hash: u64) {
         match self {
-            DistinctSketch::Exact(hashes) => {
-                if let Err(index) = hashes.binary_search(&hash) {
-                    hashes.insert(index, hash);
-                    if hashes.len() > EXACT_LIMIT {
-                        self.promote();
-                    }
+            DistinctSketch::Exact(slots, len) => {
+                if table_insert(slots, len, hash) && *len > EXACT_LIMIT {
+                    self.promote();
                 }
             }
             DistinctSketch::Registers(registers) => observe(registers, hash),
@@ -38,9 +70,9 @@ impl DistinctSketch {
     }
 
     fn promote(&mut self) {
-        if let DistinctSketch::Exact(hashes) = self {
+        if let DistinctSketch::Exact(slots, _) = self {
             let mut registers = Box::new([0u8; REGISTERS]);
-            for &hash in hashes.iter() {
+            for &hash in slots.iter().filter(|&&hash| hash != 0) {
                 observe(&mut registers, hash);
             }
             *self = DistinctSketch::Registers(registers);
@@ -49,18 +81,9 @@ impl DistinctSketch {
 
     pub fn merge(&mut self, other: &DistinctSketch) {
         match other {
-            DistinctSketch::Exact(hashes) => {
-                if let DistinctSketch::Exact(mine) = self {
-                    mine.extend_from_slice(hashes);
-                    mine.sort_unstable();
-                    mine.dedup();
-                    if mine.len() > EXACT_LIMIT {
-                        self.promote();
-                    }
-                } else {
-                    for &hash in hashes {
-                        self.insert(hash);
-                    }
+            DistinctSketch::Exact(slots, _) => {
+                for &hash in slots.iter().filter(|&&hash| hash != 0) {
+                    self.insert(hash);
                 }
             }
             DistinctSketch::Registers(theirs) => {
@@ -76,19 +99,19 @@ impl DistinctSketch {
 
     /// Whether [`estimate`](Self::estimate) is exact.
     pub fn is_exact(&self) -> bool {
-        matches!(self, DistinctSketch::Exact(_))
+        matches!(self, DistinctSketch::Exact(..))
     }
 
     pub fn estimate(&self) -> u64 {
         match self {
-            DistinctSketch::Exact(hashes) => hashes.len() as u64,
+            DistinctSketch::Exact(_, len) => *len as u64,
             DistinctSketch::Registers(registers) => hll_estimate(registers),
         }
     }
 
     pub fn heap_bytes(&self) -> usize {
         match self {
-            DistinctSketch::Exact(hashes) => hashes.capacity() * 8,
+            DistinctSketch::Exact(slots, _) => slots.capacity() * 8,
             DistinctSketch::Registers(_) => REGISTERS,
         }
     }

@@ -159,12 +159,7 @@ impl LatencySketch {
     }
 
     pub fn count(&self) -> u64 {
-        u64::from(self.zeros)
-            + self
-                .bins
-                .iter()
-                .map(|&(_, count)| u64::from(count))
-                .sum::<u64>()
+        u64::from(self.zeros) + self.pairs().map(|(_, count)| u64::from(count)).sum::<u64>()
     }
 
     /// The quantile `q` in [0, 1], or `None` when empty.
