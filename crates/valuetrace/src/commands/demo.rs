@@ -227,7 +227,7 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
         .bearer_auth(&demo.read_key)
         .send()
         .await?;
-    let answer: Value = serde_json::from_slice(&response.bytes().await?)?;
+    let answer: Value = response.json_value().await?;
     println!();
     println!("valuetrace demo is running at {}", demo.url);
     println!("  project:    {}", demo.project);
@@ -243,6 +243,21 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
         answer["total_endpoints"]
     );
     println!("{}", crate::commands::query::endpoints_table(&answer));
+    let mut by_value: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/projects/{}/endpoints?since=24h&sort=value&limit=5",
+            demo.url, demo.project
+        ))
+        .bearer_auth(&demo.read_key)
+        .send()
+        .await?
+        .json_value()
+        .await?;
+    if let Some(rows) = by_value["endpoints"].as_array_mut() {
+        rows.retain(|row| row["value_sum"].as_f64().unwrap_or(0.0) > 0.0);
+    }
+    println!("Where the order value flows, last 24 h:");
+    println!("{}", crate::commands::query::endpoints_table(&by_value));
     println!();
     let exe = std::env::current_exe()
         .map(|path| path.display().to_string())
@@ -328,5 +343,25 @@ impl Sender {
             duplicates: answer["duplicates"].as_u64().unwrap_or(0),
             rejected,
         })
+    }
+}
+
+/// Reads a response body as JSON (reqwest is built without its `json` feature).
+trait JsonValue {
+    async fn json_value(self) -> anyhow::Result<Value>;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> anyhow::Result<Value> {
+        let status = self.status();
+        let value: Value =
+            serde_json::from_slice(&self.bytes().await?).context("the server answered non-JSON")?;
+        if !status.is_success() {
+            bail!(
+                "the server answered {status}: {}",
+                value["error"]["message"]
+            );
+        }
+        Ok(value)
     }
 }
