@@ -44,6 +44,8 @@ pub struct Pipeline {
     wal: Wal,
     store: Arc<EmbeddedStore>,
     gate: RwLock<()>,
+    /// One persist at a time: a second one could take batches the first is writing.
+    persisting: std::sync::Mutex<()>,
     pub counters: PipelineCounters,
     pub replay: valuetrace_wal::ReplayStats,
 }
@@ -76,6 +78,7 @@ impl Pipeline {
             wal,
             store,
             gate: RwLock::new(()),
+            persisting: std::sync::Mutex::new(()),
             counters,
             replay,
         })
@@ -116,6 +119,10 @@ impl Pipeline {
 
     /// Writes buffered rows to Parquet and deletes the WAL segments they came from. Blocking.
     pub fn persist(&self, now_ms: i64) -> Result<PersistStats, PipelineError> {
+        let _one_at_a_time = self
+            .persisting
+            .lock()
+            .map_err(|_| PipelineError::Store("persist lock poisoned".into()))?;
         let (closed_segment, ticket) = {
             let _gate = self
                 .gate

@@ -10,6 +10,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use valuetrace_model::time::{DAY_MS, HOUR_MS, format_day};
 
+/// The columns start-up reads to rebuild rollups and the dedup index.
+const REBUILD_COLUMNS: [&str; 15] = [
+    "event_id",
+    "received_at",
+    "timestamp",
+    "route",
+    "method",
+    "service",
+    "provider",
+    "status",
+    "latency_ms",
+    "error_type",
+    "value",
+    "user_id",
+    "plan",
+    "segment",
+    "experiments",
+];
+
 /// Tuning of the embedded store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -108,16 +127,12 @@ impl EmbeddedStore {
                     continue;
                 };
                 for info in load_day_files(&day_dir)? {
-                    parquet_io::read_range(&info, i64::MIN, i64::MAX, &[], |batch| {
-                        let rows = schema::from_batch(table, batch)?;
-                        for row in &rows {
-                            if row.received_at >= dedup_horizon {
-                                data.dedup.insert(row.event.event_id(), row.received_at);
-                            }
-                        }
-                        data.counters.stored += rows.len() as u64;
-                        data.roll_up(&rows);
-                        Ok(())
+                    let columns: &[&str] = match table {
+                        Table::ApiCalls => &REBUILD_COLUMNS,
+                        Table::Outcomes => &["event_id", "received_at"],
+                    };
+                    parquet_io::read_range(&info, i64::MIN, i64::MAX, columns, |batch| {
+                        data.rebuild_from_batch(table, batch, dedup_horizon)
                     })?;
                     // New files must not reuse a name already used (live, or listed as replaced).
                     if let Some(seq) = info
@@ -160,7 +175,8 @@ impl EmbeddedStore {
         self.projects.read().ok()?.get(project).cloned()
     }
 
-    /// Moves every buffer aside (still visible to queries). Call while no append is in flight
+    /// Moves every buffer aside (still visible to queries). Only one persist (`begin_persist`
+    /// then `finish_persist`) may run at a time; the server's pipeline serializes them. Call while no append is in flight
     /// between a WAL append and `append` (the server holds its ingest gate), right after rotating
     /// the WAL, so that the rotated segments hold exactly what is being persisted.
     pub fn begin_persist(&self) -> Result<PersistTicket> {

@@ -4,8 +4,10 @@
 use crate::dedup::DedupIndex;
 use crate::parquet_io::{self, FileInfo};
 use crate::rollup::{CallFacts, DetailKey, Rollups, RouteKey, variant_key};
+use crate::schema::Columns;
 use crate::schema::Table;
 use crate::{Result, StoredEvent};
+use arrow_array::Array;
 use arrow_array::RecordBatch;
 use std::collections::{BTreeMap, HashMap};
 use valuetrace_model::Event;
@@ -147,6 +149,92 @@ impl ProjectData {
             }
         }
     }
+}
+
+impl ProjectData {
+    /// Start-up rebuild from one persisted batch: rollups from the columns they need and dedup
+    /// entries for rows received after `dedup_horizon`, without building row structs.
+    pub fn rebuild_from_batch(
+        &mut self,
+        table: Table,
+        batch: &RecordBatch,
+        dedup_horizon: i64,
+    ) -> Result<()> {
+        let columns = Columns::new(batch);
+        let (event_id, received_at) = (columns.text("event_id")?, columns.time("received_at")?);
+        for row in 0..batch.num_rows() {
+            let received = received_at.value(row);
+            if received >= dedup_horizon {
+                self.dedup.insert(event_id.value(row), received);
+            }
+        }
+        self.counters.stored += batch.num_rows() as u64;
+        if table != Table::ApiCalls {
+            return Ok(());
+        }
+        let c = &columns;
+        let (timestamp, route, method, service) = (
+            c.time("timestamp")?,
+            c.text("route")?,
+            c.text("method")?,
+            c.text("service")?,
+        );
+        let (provider, status, latency, error_type) = (
+            c.text("provider")?,
+            c.u16("status")?,
+            c.f64("latency_ms")?,
+            c.text("error_type")?,
+        );
+        let (value, user, plan, segment, experiments) = (
+            c.f64("value")?,
+            c.text("user_id")?,
+            c.text("plan")?,
+            c.text("segment")?,
+            c.text("experiments")?,
+        );
+        let mut variants: HashMap<String, u32> = HashMap::new();
+        for row in 0..batch.num_rows() {
+            let interner = &mut self.rollups.interner;
+            let variant = match optional_text(experiments, row) {
+                None => crate::interner::NONE,
+                Some(json) => match variants.get(json) {
+                    Some(&id) => id,
+                    None => {
+                        let map: std::collections::BTreeMap<String, String> =
+                            serde_json::from_str(json).unwrap_or_default();
+                        let id = interner.intern_optional(variant_key(&map).as_deref());
+                        variants.insert(json.to_owned(), id);
+                        id
+                    }
+                },
+            };
+            let key = DetailKey {
+                route: RouteKey {
+                    route: interner.intern(route.value(row)),
+                    method: interner.intern(method.value(row)),
+                    service: interner.intern(service.value(row)),
+                    provider: interner.intern_optional(optional_text(provider, row)),
+                },
+                plan: interner.intern_optional(optional_text(plan, row)),
+                segment: interner.intern_optional(optional_text(segment, row)),
+                variant,
+            };
+            let facts = CallFacts {
+                timestamp: timestamp.value(row),
+                status: status.value(row),
+                latency_ms: latency.value(row),
+                has_error_type: error_type.is_valid(row),
+                value: value.is_valid(row).then(|| value.value(row)),
+                user_hash: optional_text(user, row).map(user_hash),
+            };
+            self.rollups.add(key, &facts);
+        }
+        Ok(())
+    }
+}
+
+fn optional_text(array: &arrow_array::StringArray, row: usize) -> Option<&str> {
+    array.is_valid(row).then(|| array.value(row))
 }
 
 /// The rollup facts of one call.

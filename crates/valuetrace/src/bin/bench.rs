@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
             option("--connections", 8) as usize,
         ),
         Some("health") => health(
+            option("--reopen", 0) == 1,
             option("--events", 50_000_000),
             option("--days", 30),
             option("--runs", 30) as usize,
@@ -36,7 +37,7 @@ fn main() -> anyhow::Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N] | wal [--frames N --bytes N --threads N]"
+                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N]"
             );
             std::process::exit(2);
         }
@@ -119,7 +120,7 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-fn health(events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
+fn health(reopen: bool, events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
     use valuetrace_query::{EndpointsQuery, Filter, QueryBackend, SortKey};
     use valuetrace_store::{EmbeddedStore, Store, StoreOptions, StoredEvent};
     let dir = tempfile::tempdir()?;
@@ -127,7 +128,7 @@ fn health(events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
     let span = days as i64 * 86_400_000;
     let mut options = StoreOptions::new(dir.path());
     options.dedup_window_ms = 24 * 3_600_000;
-    let store = EmbeddedStore::open(options, now)?;
+    let store = EmbeddedStore::open(options.clone(), now)?;
     let mut rng = Rng(7);
     let began = Instant::now();
     let chunk = 10_000u64;
@@ -210,6 +211,17 @@ fn health(events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
             "endpoint health, {name}: p50 {:.1} ms, p95 {:.1} ms over {runs} runs ({requests} requests counted)",
             quantile(&times, 0.5),
             quantile(&times, 0.95)
+        );
+    }
+    if reopen {
+        drop(store);
+        let started = Instant::now();
+        let reopened = EmbeddedStore::open(options, now)?;
+        println!(
+            "reopen (rebuild rollups and dedup index from Parquet): {:.1} s; RSS {:.0} MiB; {} projects",
+            started.elapsed().as_secs_f64(),
+            rss_mib(),
+            reopened.project_names().len()
         );
     }
     Ok(())
