@@ -72,6 +72,8 @@ pub struct EmbeddedStore {
     options: StoreOptions,
     projects: RwLock<HashMap<String, SharedProject>>,
     persist_lock: Mutex<()>,
+    /// Files replaced by compaction, deleted one persist later so that running scans finish.
+    doomed_files: Mutex<Vec<PathBuf>>,
     file_seq: AtomicU64,
 }
 
@@ -86,6 +88,7 @@ impl EmbeddedStore {
             options,
             projects: RwLock::new(HashMap::new()),
             persist_lock: Mutex::new(()),
+            doomed_files: Mutex::new(Vec::new()),
             file_seq: AtomicU64::new(now_ms as u64),
         };
         let root = store.projects_dir();
@@ -209,6 +212,13 @@ impl EmbeddedStore {
     /// durable in Parquet and the WAL segments rotated before `begin_persist` may be deleted.
     pub fn finish_persist(&self, _ticket: PersistTicket, now_ms: i64) -> Result<PersistStats> {
         let _guard = self.persist_lock.lock().map_err(|_| poisoned())?;
+        for path in std::mem::take(&mut *self.doomed_files.lock().map_err(|_| poisoned())?) {
+            if let Err(source) = std::fs::remove_file(&path)
+                && source.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::io(&path, source));
+            }
+        }
         let mut stats = PersistStats::default();
         let projects: Vec<(String, SharedProject)> = self
             .projects
@@ -229,12 +239,11 @@ impl EmbeddedStore {
                     let dir = self.day_dir(&name, table, day);
                     std::fs::create_dir_all(&dir).map_err(|source| Error::io(&dir, source))?;
                     let all: Vec<_> = batches.iter().map(|b| b.batch.clone()).collect();
-                    let merged = arrow_select::concat::concat_batches(&table.schema(), &all)?;
                     let path = dir.join(format!("{:020}.parquet", self.next_seq()));
                     let info =
-                        parquet_io::write_sorted(&path, &merged, self.options.row_group_rows, &[])?;
+                        parquet_io::write_sorted(&path, &all, self.options.row_group_rows, &[])?;
                     stats.files_written += 1;
-                    stats.rows_written += merged.num_rows();
+                    stats.rows_written += info.rows as usize;
                     let mut data = project.write().map_err(|_| poisoned())?;
                     let table_data = data.table_mut(table);
                     table_data.persisting.remove(&day);
@@ -268,22 +277,23 @@ impl EmbeddedStore {
                     Ok(())
                 })?;
             }
-            let merged = arrow_select::concat::concat_batches(&table.schema(), &batches)?;
             let replaces: Vec<String> = files.iter().map(|file| file_name(&file.path)).collect();
             let path = self
                 .day_dir(name, table, day)
                 .join(format!("{:020}.parquet", self.next_seq()));
             let info =
-                parquet_io::write_sorted(&path, &merged, self.options.row_group_rows, &replaces)?;
+                parquet_io::write_sorted(&path, &batches, self.options.row_group_rows, &replaces)?;
             {
                 let mut data = project.write().map_err(|_| poisoned())?;
                 let day_files = data.table_mut(table).files.entry(day).or_default();
                 day_files.retain(|file| !replaces.contains(&file_name(&file.path)));
                 day_files.push(info);
             }
-            for file in &files {
-                std::fs::remove_file(&file.path).map_err(|source| Error::io(&file.path, source))?;
-            }
+            // Queries that captured the old files keep reading them: delete at the next persist.
+            self.doomed_files
+                .lock()
+                .map_err(|_| poisoned())?
+                .extend(files.iter().map(|file| file.path.clone()));
             compacted += files.len();
         }
         Ok(compacted)

@@ -35,11 +35,11 @@ pub struct FileInfo {
 /// Sorts `batch` by timestamp and writes it atomically to `path`.
 pub fn write_sorted(
     path: &Path,
-    batch: &RecordBatch,
+    batches: &[RecordBatch],
     row_group_rows: usize,
     replaces: &[String],
 ) -> Result<FileInfo> {
-    let sorted = sort_by_timestamp(batch)?;
+    let sorted = sort_by_timestamp(batches)?;
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(|source| Error::io(&tmp, source))?;
     let mut properties = WriterProperties::builder()
@@ -69,12 +69,33 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|source| Error::io(dir, source))
 }
 
-fn sort_by_timestamp(batch: &RecordBatch) -> Result<RecordBatch> {
-    let timestamps = timestamp_column(batch)?;
-    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
-    order.sort_by_key(|&row| timestamps.value(row as usize));
-    let indices = arrow_array::UInt32Array::from(order);
-    Ok(arrow_select::take::take_record_batch(batch, &indices)?)
+/// Merges `batches` into one batch ordered by timestamp, copying each value once.
+fn sort_by_timestamp(batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let mut order: Vec<(i64, usize, usize)> =
+        Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for (batch_index, batch) in batches.iter().enumerate() {
+        let timestamps = timestamp_column(batch)?;
+        order.extend(
+            timestamps
+                .values()
+                .iter()
+                .enumerate()
+                .map(|(row, &ts)| (ts, batch_index, row)),
+        );
+    }
+    order.sort_unstable();
+    let indices: Vec<(usize, usize)> = order
+        .into_iter()
+        .map(|(_, batch, row)| (batch, row))
+        .collect();
+    let references: Vec<&RecordBatch> = batches.iter().collect();
+    if references.is_empty() {
+        return Err(Error::Internal("nothing to write".into()));
+    }
+    Ok(arrow_select::interleave::interleave_record_batch(
+        &references,
+        &indices,
+    )?)
 }
 
 fn timestamp_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray> {
