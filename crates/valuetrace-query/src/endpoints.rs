@@ -148,12 +148,7 @@ pub fn row_of(key: &EndpointKey, accum: &Accum, minutes: f64) -> EndpointRow {
         route: key.route.clone(),
         method: key.method.clone(),
         service: key.service.clone(),
-        direction: if key.provider.is_some() {
-            "outbound"
-        } else {
-            "inbound"
-        }
-        .into(),
+        direction: if key.outbound { "outbound" } else { "inbound" }.into(),
         provider: key.provider.clone(),
         requests: accum.count,
         requests_per_minute: if minutes > 0.0 {

@@ -1,7 +1,7 @@
 //! Filters shared by every query: plan, segment, variant, service, route, method, direction.
 
 use serde::{Deserialize, Serialize};
-use valuetrace_store::interner::{Interner, NONE};
+use valuetrace_store::interner::Interner;
 use valuetrace_store::rollup::{DetailKey, RouteKey, variant_key, variant_matches};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -72,7 +72,7 @@ impl Resolved {
             && self.method.is_none_or(|id| id == key.method)
             && self
                 .outbound
-                .is_none_or(|outbound| outbound == (key.provider != NONE))
+                .is_none_or(|outbound| outbound == key.outbound)
     }
 
     pub fn matches_detail(&self, key: &DetailKey) -> bool {

@@ -18,6 +18,7 @@ pub struct EndpointKey {
     pub method: String,
     pub service: String,
     pub provider: Option<String>,
+    pub outbound: bool,
 }
 
 /// Everything merged for one endpoint over a window.
@@ -142,6 +143,7 @@ pub fn summarize(
                 method: interner.resolve(key.method).to_owned(),
                 service: interner.resolve(key.service).to_owned(),
                 provider: (key.provider != 0).then(|| interner.resolve(key.provider).to_owned()),
+                outbound: key.outbound,
             };
             summary.endpoints.insert(name, accum);
         }
@@ -162,6 +164,7 @@ const RAW_COLUMNS: &[&str] = &[
     "method",
     "service",
     "provider",
+    "direction",
     "status",
     "latency_ms",
     "error_type",
@@ -188,6 +191,7 @@ fn scan_raw(
             c.text("method")?,
             c.text("service")?,
         );
+        let direction = c.text("direction")?;
         let (provider, status, latency) =
             (c.text("provider")?, c.u16("status")?, c.f64("latency_ms")?);
         let (error_type, value, user) =
@@ -204,12 +208,7 @@ fn scan_raw(
                 route: route.value(row),
                 method: method.value(row),
                 service: service.value(row),
-                // Rollup cells tell direction by provider presence; raw rows must agree.
-                direction: if provider.is_valid(row) {
-                    "outbound"
-                } else {
-                    "inbound"
-                },
+                direction: direction.value(row),
                 plan: text(plan, row),
                 segment: text(segment, row),
                 experiments_json: text(experiments, row),
@@ -230,6 +229,7 @@ fn scan_raw(
                 method: dims.method.to_owned(),
                 service: dims.service.to_owned(),
                 provider: text(provider, row).map(str::to_owned),
+                outbound: dims.direction == "outbound",
             };
             cells.entry(key).or_default().add(&facts);
         }

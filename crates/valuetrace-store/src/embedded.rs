@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use valuetrace_model::time::{DAY_MS, HOUR_MS, format_day};
 
 /// The columns start-up reads to rebuild rollups and the dedup index.
-const REBUILD_COLUMNS: [&str; 15] = [
+const REBUILD_COLUMNS: [&str; 16] = [
+    "direction",
     "event_id",
     "received_at",
     "timestamp",

@@ -136,6 +136,7 @@ impl ProjectData {
                     method: interner.intern(&call.method),
                     service: interner.intern(&call.service),
                     provider: interner.intern_optional(call.provider.as_deref()),
+                    outbound: call.direction == valuetrace_model::Direction::Outbound,
                 };
                 let variant = variant_key(&call.experiments);
                 let key = DetailKey {
@@ -179,6 +180,7 @@ impl ProjectData {
             c.text("method")?,
             c.text("service")?,
         );
+        let direction = c.text("direction")?;
         let (provider, status, latency, error_type) = (
             c.text("provider")?,
             c.u16("status")?,
@@ -214,6 +216,7 @@ impl ProjectData {
                     method: interner.intern(method.value(row)),
                     service: interner.intern(service.value(row)),
                     provider: interner.intern_optional(optional_text(provider, row)),
+                    outbound: direction.value(row) == "outbound",
                 },
                 plan: interner.intern_optional(optional_text(plan, row)),
                 segment: interner.intern_optional(optional_text(segment, row)),

@@ -15,13 +15,15 @@ use crate::sketch::{DistinctSketch, LatencySketch};
 use std::collections::BTreeMap;
 use valuetrace_model::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
-/// Identifies an endpoint: interned route, method, service and provider (0 = inbound).
+/// Identifies an endpoint: interned route, method, service, direction and provider (0 = none).
+/// An inbound call may name a provider too (a Stripe webhook), so direction is its own field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RouteKey {
     pub route: u32,
     pub method: u32,
     pub service: u32,
     pub provider: u32,
+    pub outbound: bool,
 }
 
 /// A route key refined by the dimensions users filter and break down by.

@@ -227,7 +227,8 @@ pub fn endpoints_table(answer: &Value) -> Table {
         "p95 ms", "p99 ms", "value",
     ]);
     for row in answer["endpoints"].as_array().into_iter().flatten() {
-        let route = match row["provider"].as_str() {
+        let outbound = row["direction"].as_str() == Some("outbound");
+        let route = match row["provider"].as_str().filter(|_| outbound) {
             Some(provider) => format!("{} → {provider}", row["route"].as_str().unwrap_or("")),
             None => row["route"].as_str().unwrap_or("").to_owned(),
         };
