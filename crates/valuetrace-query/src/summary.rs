@@ -3,11 +3,10 @@
 use crate::Result;
 use crate::filter::{Filter, RawDims, resolve};
 use crate::window::{Piece, decompose};
-use arrow_array::Array;
 use std::collections::HashMap;
-use valuetrace_store::project::{ScanSet, user_hash};
-use valuetrace_store::rollup::{CallFacts, Cell, RouteKey};
-use valuetrace_store::schema::Columns;
+use valuetrace_store::call_columns::{CALL_COLUMNS, CallColumns, optional_text};
+use valuetrace_store::project::ScanSet;
+use valuetrace_store::rollup::{Cell, RouteKey};
 use valuetrace_store::sketch::{DistinctSketch, LatencyAccumulator};
 use valuetrace_store::{EmbeddedStore, Table};
 
@@ -154,27 +153,6 @@ pub fn summarize(
     Ok(summary)
 }
 
-fn text(array: &arrow_array::StringArray, row: usize) -> Option<&str> {
-    array.is_valid(row).then(|| array.value(row))
-}
-
-const RAW_COLUMNS: &[&str] = &[
-    "timestamp",
-    "route",
-    "method",
-    "service",
-    "provider",
-    "direction",
-    "status",
-    "latency_ms",
-    "error_type",
-    "value",
-    "user_id",
-    "plan",
-    "segment",
-    "experiments",
-];
-
 fn scan_raw(
     set: &ScanSet,
     from: i64,
@@ -183,52 +161,32 @@ fn scan_raw(
     summary: &mut Summary,
 ) -> Result<()> {
     let mut cells: HashMap<EndpointKey, Cell> = HashMap::new();
-    set.scan(from, to, RAW_COLUMNS, |batch| {
-        let c = Columns::new(batch);
-        let (timestamp, route, method, service) = (
-            c.time("timestamp")?,
-            c.text("route")?,
-            c.text("method")?,
-            c.text("service")?,
-        );
-        let direction = c.text("direction")?;
-        let (provider, status, latency) =
-            (c.text("provider")?, c.u16("status")?, c.f64("latency_ms")?);
-        let (error_type, value, user) =
-            (c.text("error_type")?, c.f64("value")?, c.text("user_id")?);
-        let (plan, segment, experiments) =
-            (c.text("plan")?, c.text("segment")?, c.text("experiments")?);
+    set.scan(from, to, &CALL_COLUMNS, |batch| {
+        let calls = CallColumns::new(batch)?;
         for row in 0..batch.num_rows() {
-            let ts = timestamp.value(row);
+            let ts = calls.timestamp.value(row);
             if ts < from || ts >= to {
                 continue;
             }
             summary.raw_rows_scanned += 1;
             let dims = RawDims {
-                route: route.value(row),
-                method: method.value(row),
-                service: service.value(row),
-                direction: direction.value(row),
-                plan: text(plan, row),
-                segment: text(segment, row),
-                experiments_json: text(experiments, row),
+                route: calls.route.value(row),
+                method: calls.method.value(row),
+                service: calls.service.value(row),
+                direction: calls.direction.value(row),
+                plan: optional_text(calls.plan, row),
+                segment: optional_text(calls.segment, row),
+                experiments_json: optional_text(calls.experiments, row),
             };
             if !filter.matches_raw(&dims) {
                 continue;
             }
-            let facts = CallFacts {
-                timestamp: ts,
-                status: status.value(row),
-                latency_ms: latency.value(row),
-                has_error_type: error_type.is_valid(row),
-                value: value.is_valid(row).then(|| value.value(row)),
-                user_hash: text(user, row).map(user_hash),
-            };
+            let facts = calls.facts(row);
             let key = EndpointKey {
                 route: dims.route.to_owned(),
                 method: dims.method.to_owned(),
                 service: dims.service.to_owned(),
-                provider: text(provider, row).map(str::to_owned),
+                provider: optional_text(calls.provider, row).map(str::to_owned),
                 outbound: dims.direction == "outbound",
             };
             cells.entry(key).or_default().add(&facts);

@@ -1,5 +1,6 @@
 //! [`EmbeddedStore`]: the single-machine backend.
 
+use crate::call_columns::CALL_COLUMNS;
 use crate::parquet_io::{self, FileInfo};
 use crate::project::{BufferedBatch, ProjectData};
 use crate::schema::{self, Table};
@@ -11,24 +12,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use valuetrace_model::time::{DAY_MS, HOUR_MS, format_day};
 
 /// The columns start-up reads to rebuild rollups and the dedup index.
-const REBUILD_COLUMNS: [&str; 16] = [
-    "direction",
-    "event_id",
-    "received_at",
-    "timestamp",
-    "route",
-    "method",
-    "service",
-    "provider",
-    "status",
-    "latency_ms",
-    "error_type",
-    "value",
-    "user_id",
-    "plan",
-    "segment",
-    "experiments",
-];
+const REBUILD_COLUMNS: [&str; 16] = {
+    let mut columns = ["event_id"; 16];
+    columns[1] = "received_at";
+    let mut index = 0;
+    while index < CALL_COLUMNS.len() {
+        columns[index + 2] = CALL_COLUMNS[index];
+        index += 1;
+    }
+    columns
+};
 
 /// Tuning of the embedded store.
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@
 //! Start-up ([`EmbeddedStore::open`]) lists the files, finishes interrupted compactions, and
 //! rebuilds rollups and the dedup index from them; the WAL is replayed after that by the caller.
 
+pub mod call_columns;
 pub mod dedup;
 mod embedded;
 pub mod fast_hash;

@@ -1,13 +1,13 @@
 //! One project's data: rollups, dedup index, and per table the in-memory Arrow buffer and the
 //! persisted Parquet files, partitioned by UTC day of the event timestamp.
 
+use crate::call_columns::{CallColumns, optional_text};
 use crate::dedup::DedupIndex;
 use crate::parquet_io::{self, FileInfo};
 use crate::rollup::{CallFacts, DetailKey, Rollups, RouteKey, variant_key};
 use crate::schema::Columns;
 use crate::schema::Table;
 use crate::{Result, StoredEvent};
-use arrow_array::Array;
 use arrow_array::RecordBatch;
 use std::collections::{BTreeMap, HashMap};
 use valuetrace_model::Event;
@@ -173,31 +173,11 @@ impl ProjectData {
         if table != Table::ApiCalls {
             return Ok(());
         }
-        let c = &columns;
-        let (timestamp, route, method, service) = (
-            c.time("timestamp")?,
-            c.text("route")?,
-            c.text("method")?,
-            c.text("service")?,
-        );
-        let direction = c.text("direction")?;
-        let (provider, status, latency, error_type) = (
-            c.text("provider")?,
-            c.u16("status")?,
-            c.f64("latency_ms")?,
-            c.text("error_type")?,
-        );
-        let (value, user, plan, segment, experiments) = (
-            c.f64("value")?,
-            c.text("user_id")?,
-            c.text("plan")?,
-            c.text("segment")?,
-            c.text("experiments")?,
-        );
+        let calls = CallColumns::new(batch)?;
         let mut variants: HashMap<String, u32> = HashMap::new();
         for row in 0..batch.num_rows() {
             let interner = &mut self.rollups.interner;
-            let variant = match optional_text(experiments, row) {
+            let variant = match optional_text(calls.experiments, row) {
                 None => crate::interner::NONE,
                 Some(json) => match variants.get(json) {
                     Some(&id) => id,
@@ -212,32 +192,20 @@ impl ProjectData {
             };
             let key = DetailKey {
                 route: RouteKey {
-                    route: interner.intern(route.value(row)),
-                    method: interner.intern(method.value(row)),
-                    service: interner.intern(service.value(row)),
-                    provider: interner.intern_optional(optional_text(provider, row)),
-                    outbound: direction.value(row) == "outbound",
+                    route: interner.intern(calls.route.value(row)),
+                    method: interner.intern(calls.method.value(row)),
+                    service: interner.intern(calls.service.value(row)),
+                    provider: interner.intern_optional(optional_text(calls.provider, row)),
+                    outbound: calls.is_outbound(row),
                 },
-                plan: interner.intern_optional(optional_text(plan, row)),
-                segment: interner.intern_optional(optional_text(segment, row)),
+                plan: interner.intern_optional(optional_text(calls.plan, row)),
+                segment: interner.intern_optional(optional_text(calls.segment, row)),
                 variant,
             };
-            let facts = CallFacts {
-                timestamp: timestamp.value(row),
-                status: status.value(row),
-                latency_ms: latency.value(row),
-                has_error_type: error_type.is_valid(row),
-                value: value.is_valid(row).then(|| value.value(row)),
-                user_hash: optional_text(user, row).map(user_hash),
-            };
-            self.rollups.add(key, &facts);
+            self.rollups.add(key, &calls.facts(row));
         }
         Ok(())
     }
-}
-
-fn optional_text(array: &arrow_array::StringArray, row: usize) -> Option<&str> {
-    array.is_valid(row).then(|| array.value(row))
 }
 
 /// The rollup facts of one call.
