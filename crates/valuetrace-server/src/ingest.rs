@@ -14,6 +14,7 @@ use axum::http::HeaderMap;
 use http_body_util::BodyExt;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
@@ -291,9 +292,9 @@ fn body_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
 
 /// Decompresses at most `limit` bytes: reading stops one byte past the limit, so memory stays
 /// bounded whatever the compression ratio.
-fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, ApiError> {
+fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Cow<'_, [u8]>, ApiError> {
     let reader: Box<dyn Read + '_> = match encoding {
-        Encoding::Identity => return Ok(raw.to_vec()),
+        Encoding::Identity => return Ok(Cow::Borrowed(raw)),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
         Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|error| {
             ApiError::bad_request("bad_compression", format!("invalid zstd body: {error}"))
@@ -317,7 +318,7 @@ fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, A
             "max_decompressed_bytes",
         ));
     }
-    Ok(decoded)
+    Ok(Cow::Owned(decoded))
 }
 
 /// One entry per event: its JSON text, or why it could not be cut out of the body.

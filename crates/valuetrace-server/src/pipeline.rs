@@ -23,6 +23,13 @@ struct Frame {
     events: Vec<StoredEvent>,
 }
 
+/// Serializes a frame into a buffer sized for it up front (no regrowth copies).
+fn frame_bytes(frame: &Frame) -> Result<Vec<u8>, PipelineError> {
+    let mut payload = Vec::with_capacity(64 + frame.events.len() * 640);
+    serde_json::to_writer(&mut payload, frame).map_err(|error| PipelineError::Store(error.to_string()))?;
+    Ok(payload)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("write-ahead log unavailable: {0}")]
@@ -104,7 +111,7 @@ impl Pipeline {
             events,
         };
         let payload =
-            serde_json::to_vec(&frame).map_err(|error| PipelineError::Store(error.to_string()))?;
+            frame_bytes(&frame)?;
         let _gate = self
             .gate
             .read()

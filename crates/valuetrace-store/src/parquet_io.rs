@@ -44,9 +44,10 @@ pub fn write_sorted(
     let file = File::create(&tmp).map_err(|source| Error::io(&tmp, source))?;
     let mut properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(Error::Parquet)?,
+            ZstdLevel::try_new(1).map_err(Error::Parquet)?,
         ))
         .set_max_row_group_row_count(Some(row_group_rows.max(1)));
+
     if !replaces.is_empty() {
         properties = properties.set_key_value_metadata(Some(vec![KeyValue::new(
             REPLACES_KEY.to_owned(),

@@ -257,12 +257,12 @@ fn ingest(events: u64, batch: usize, connections: usize) -> anyhow::Result<()> {
         }));
         let now = valuetrace_store::wall_clock_ms();
         let mut rng = Rng(11);
-        let bodies: Vec<Vec<u8>> = (0..events.div_ceil(batch as u64))
+        let bodies: Vec<bytes::Bytes> = (0..events.div_ceil(batch as u64))
             .map(|number| {
                 let calls: Vec<_> = (0..batch as u64)
                     .map(|i| valuetrace_model::Event::ApiCall(synthetic_call(&mut rng, number * batch as u64 + i, now - 60_000)))
                     .collect();
-                serde_json::to_vec(&calls).expect("serialize")
+                bytes::Bytes::from(serde_json::to_vec(&calls).expect("serialize"))
             })
             .collect();
         let bodies = Arc::new(bodies);
