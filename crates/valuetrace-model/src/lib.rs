@@ -15,6 +15,7 @@
 pub mod event;
 pub mod time;
 pub mod validate;
+pub mod wire;
 
 pub use event::{ApiCall, Direction, Event, Outcome, SCHEMA_VERSION};
-pub use validate::{Limits, ValidationError, validate_event, validate_owned};
+pub use validate::{Limits, ValidationError, validate_event, validate_json};

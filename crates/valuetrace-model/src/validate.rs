@@ -6,7 +6,9 @@
 
 use crate::event::{ApiCall, Direction, Event, Outcome, SCHEMA_VERSION};
 use crate::time::{HOUR_MS, parse_rfc3339};
-use serde_json::{Map, Value};
+use crate::wire::{self, WireMap, WireValue};
+use serde::Deserialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -85,15 +87,24 @@ pub struct Validated {
 /// When `sent_at` is present the timestamp is corrected by the difference between the server's
 /// receive time and the client's send time (clients with a wrong clock are common on mobile).
 pub fn validate_event(value: &Value, received_at_ms: i64, limits: &Limits) -> Result<Validated> {
-    validate_owned(value.clone(), received_at_ms, limits)
+    let wire = WireValue::deserialize(value)
+        .map_err(|error| ValidationError::new("", error.to_string()))?;
+    validate_wire(wire, received_at_ms, limits)
 }
 
-/// [`validate_event`] that moves strings out of `value` instead of copying them (the ingest path).
-pub fn validate_owned(value: Value, received_at_ms: i64, limits: &Limits) -> Result<Validated> {
-    let Value::Object(mut object) = value else {
+/// Validates one event's JSON text (the ingest path: strings are borrowed from `text` until the
+/// event keeps them). `Err` with an empty field for text that is not JSON.
+pub fn validate_json(text: &str, received_at_ms: i64, limits: &Limits) -> Result<Validated> {
+    let wire: WireValue<'_> = serde_json::from_str(text)
+        .map_err(|error| ValidationError::new("", format!("invalid JSON: {error}")))?;
+    validate_wire(wire, received_at_ms, limits)
+}
+
+fn validate_wire(value: WireValue<'_>, received_at_ms: i64, limits: &Limits) -> Result<Validated> {
+    let WireValue::Object(mut object) = value else {
         return Err(ValidationError::new(
             "",
-            format!("an event must be a JSON object, got {}", kind_of(&value)),
+            format!("an event must be a JSON object, got {}", value.kind()),
         ));
     };
     let mut reader = Reader {
@@ -120,9 +131,13 @@ pub fn validate_owned(value: Value, received_at_ms: i64, limits: &Limits) -> Res
             ));
         }
     };
-    if let Some(unknown) = object.keys().find(|key| !allowed.contains(&key.as_str())) {
+    if let Some(unknown) = object
+        .iter()
+        .map(|(key, _)| key)
+        .find(|key| !allowed.contains(&key.as_ref()))
+    {
         return Err(ValidationError::new(
-            unknown.as_str(),
+            unknown.as_ref(),
             format!(
                 "unknown field `{unknown}` for a {event_type} event; custom data belongs in `properties`"
             ),
@@ -208,12 +223,16 @@ fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Resu
     Ok(skew_ms)
 }
 
-struct Reader<'a> {
-    object: &'a mut Map<String, Value>,
-    limits: &'a Limits,
+struct Reader<'r, 'a> {
+    object: &'r mut WireMap<'a>,
+    limits: &'r Limits,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'_, 'a> {
+    fn get(&self, field: &str) -> Option<&WireValue<'a>> {
+        wire::get(self.object, field)
+    }
+
     fn api_call(&mut self) -> Result<ApiCall> {
         let limits = self.limits;
         let direction = match self.optional_str("direction", 16)?.as_deref() {
@@ -352,8 +371,8 @@ impl Reader<'_> {
     }
 
     fn value_and_currency(&mut self) -> Result<(Option<f64>, Option<String>)> {
-        let value = match self.object.get("value") {
-            None | Some(Value::Null) => None,
+        let value = match self.get("value") {
+            None | Some(WireValue::Null) => None,
             Some(_) => Some(self.required_f64("value")?),
         };
         let currency = self.optional_str("currency", 3)?;
@@ -388,9 +407,9 @@ impl Reader<'_> {
     fn optional_time(&mut self, field: &str) -> Result<Option<i64>> {
         const EARLIEST_MS: i64 = 946_684_800_000; // 2000-01-01: anything earlier is a unit mistake
         const LATEST_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
-        let time = match self.object.get(field) {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::String(text)) => parse_rfc3339(text).ok_or_else(|| {
+        let time = match self.get(field) {
+            None | Some(WireValue::Null) => return Ok(None),
+            Some(WireValue::Str(text)) => parse_rfc3339(text).ok_or_else(|| {
                 ValidationError::new(
                     field,
                     format!(
@@ -398,18 +417,23 @@ impl Reader<'_> {
                     ),
                 )
             })?,
-            Some(Value::Number(number)) => number.as_i64().ok_or_else(|| {
-                ValidationError::new(
+            Some(WireValue::U64(number)) if i64::try_from(*number).is_ok() => *number as i64,
+            Some(WireValue::I64(number)) => *number,
+            Some(number @ (WireValue::U64(_) | WireValue::F64(_))) => {
+                return Err(ValidationError::new(
                     field,
-                    format!("must be epoch milliseconds as an integer, got {number}"),
-                )
-            })?,
+                    format!(
+                        "must be epoch milliseconds as an integer, got {}",
+                        number.number_text()
+                    ),
+                ));
+            }
             Some(other) => {
                 return Err(ValidationError::new(
                     field,
                     format!(
                         "must be an RFC 3339 string or epoch milliseconds, got {}",
-                        kind_of(other)
+                        other.kind()
                     ),
                 ));
             }
@@ -437,14 +461,15 @@ impl Reader<'_> {
     }
 
     fn optional_str(&mut self, field: &str, max_bytes: usize) -> Result<Option<String>> {
-        match self.object.get_mut(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) => {
-                check_text(field, text, max_bytes).map(|()| Some(std::mem::take(text)))
+        match wire::get_mut(self.object, field) {
+            None | Some(WireValue::Null) => Ok(None),
+            Some(WireValue::Str(text)) => {
+                check_text(field, text, max_bytes)?;
+                Ok(Some(std::mem::take(text).into_owned()))
             }
             Some(other) => Err(ValidationError::new(
                 field,
-                format!("must be a string, got {}", kind_of(other)),
+                format!("must be a string, got {}", other.kind()),
             )),
         }
     }
@@ -454,36 +479,43 @@ impl Reader<'_> {
     }
 
     fn optional_u64(&mut self, field: &str) -> Result<Option<u64>> {
-        match self.object.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(number)) => number.as_u64().map(Some).ok_or_else(|| {
-                ValidationError::new(
-                    field,
-                    format!("must be a non-negative integer, got {number}"),
-                )
-            }),
+        match self.get(field) {
+            None | Some(WireValue::Null) => Ok(None),
+            Some(WireValue::U64(number)) => Ok(Some(*number)),
+            Some(number @ (WireValue::I64(_) | WireValue::F64(_))) => Err(ValidationError::new(
+                field,
+                format!(
+                    "must be a non-negative integer, got {}",
+                    number.number_text()
+                ),
+            )),
             Some(other) => Err(ValidationError::new(
                 field,
-                format!("must be a non-negative integer, got {}", kind_of(other)),
+                format!("must be a non-negative integer, got {}", other.kind()),
             )),
         }
     }
 
     fn required_f64(&mut self, field: &str) -> Result<f64> {
-        match self.object.get(field) {
-            None | Some(Value::Null) => Err(missing(field)),
-            Some(Value::Number(number)) => match number.as_f64() {
-                Some(value) if value.is_finite() => Ok(value),
-                _ => Err(ValidationError::new(
+        let value = match self.get(field) {
+            None | Some(WireValue::Null) => return Err(missing(field)),
+            Some(WireValue::U64(number)) => *number as f64,
+            Some(WireValue::I64(number)) => *number as f64,
+            Some(WireValue::F64(number)) => *number,
+            Some(other) => {
+                return Err(ValidationError::new(
                     field,
-                    format!("must be a finite number, got {number}"),
-                )),
-            },
-            Some(other) => Err(ValidationError::new(
+                    format!("must be a number, got {}", other.kind()),
+                ));
+            }
+        };
+        if !value.is_finite() {
+            return Err(ValidationError::new(
                 field,
-                format!("must be a number, got {}", kind_of(other)),
-            )),
+                format!("must be a finite number, got {value}"),
+            ));
         }
+        Ok(value)
     }
 
     fn string_map(
@@ -493,13 +525,13 @@ impl Reader<'_> {
         max_key: usize,
         max_value: usize,
     ) -> Result<BTreeMap<String, String>> {
-        let object = match self.object.get_mut(field) {
-            None | Some(Value::Null) => return Ok(BTreeMap::new()),
-            Some(Value::Object(object)) => std::mem::take(object),
+        let object = match wire::get_mut(self.object, field) {
+            None | Some(WireValue::Null) => return Ok(BTreeMap::new()),
+            Some(WireValue::Object(object)) => std::mem::take(object),
             Some(other) => {
                 return Err(ValidationError::new(
                     field,
-                    format!("must be an object of strings, got {}", kind_of(other)),
+                    format!("must be an object of strings, got {}", other.kind()),
                 ));
             }
         };
@@ -517,15 +549,15 @@ impl Reader<'_> {
             let path = || format!("{field}.{key}");
             check_text("", &key, max_key)
                 .map_err(|error| ValidationError::new(path(), format!("key {}", error.message)))?;
-            let Value::String(text) = value else {
+            let WireValue::Str(text) = value else {
                 return Err(ValidationError::new(
                     path(),
-                    format!("must be a string, got {}", kind_of(&value)),
+                    format!("must be a string, got {}", value.kind()),
                 ));
             };
             check_text("", &text, max_value)
                 .map_err(|error| ValidationError::new(path(), error.message))?;
-            map.insert(key, text);
+            map.insert(key.into_owned(), text.into_owned());
         }
         Ok(map)
     }
@@ -563,17 +595,6 @@ fn looks_like_raw_id(segment: &str) -> bool {
     let uuid = segment.len() == 36 && segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     let long_hex = segment.len() >= 16 && segment.bytes().all(|b| b.is_ascii_hexdigit());
     all_digits || uuid || long_hex
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

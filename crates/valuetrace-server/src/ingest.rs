@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
-use valuetrace_model::validate_owned;
+use valuetrace_model::validate_json;
 use valuetrace_store::{Store, StoredEvent};
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -152,22 +152,7 @@ fn process(
             });
             continue;
         }
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(error) => {
-                response.rejected.push(Rejected {
-                    index,
-                    event_id: None,
-                    error: format!("invalid JSON: {error}"),
-                });
-                continue;
-            }
-        };
-        let event_id = value
-            .get("event_id")
-            .and_then(|id| id.as_str())
-            .map(|id| id.chars().take(128).collect::<String>());
-        match validate_owned(value, received_at, &state.validation) {
+        match validate_json(text, received_at, &state.validation) {
             Ok(valid) => {
                 if seen_in_batch.insert(valid.event.event_id().to_owned()) {
                     candidates.push(valid);
@@ -177,7 +162,7 @@ fn process(
             }
             Err(error) => response.rejected.push(Rejected {
                 index,
-                event_id,
+                event_id: event_id_of(text),
                 error: error.to_string(),
             }),
         }
@@ -423,4 +408,14 @@ impl<'de> serde::Deserialize<'de> for ElementCount {
         }
         deserializer.deserialize_seq(Counter)
     }
+}
+
+/// The `event_id` of a rejected event, when it has a readable one (at most 128 characters).
+fn event_id_of(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        event_id: Option<serde_json::Value>,
+    }
+    let id = serde_json::from_str::<IdOnly>(text).ok()?.event_id?;
+    id.as_str().map(|id| id.chars().take(128).collect())
 }

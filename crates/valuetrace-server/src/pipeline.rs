@@ -26,7 +26,8 @@ struct Frame {
 /// Serializes a frame into a buffer sized for it up front (no regrowth copies).
 fn frame_bytes(frame: &Frame) -> Result<Vec<u8>, PipelineError> {
     let mut payload = Vec::with_capacity(64 + frame.events.len() * 640);
-    serde_json::to_writer(&mut payload, frame).map_err(|error| PipelineError::Store(error.to_string()))?;
+    serde_json::to_writer(&mut payload, frame)
+        .map_err(|error| PipelineError::Store(error.to_string()))?;
     Ok(payload)
 }
 
@@ -110,8 +111,7 @@ impl Pipeline {
             project: project.to_owned(),
             events,
         };
-        let payload =
-            frame_bytes(&frame)?;
+        let payload = frame_bytes(&frame)?;
         let _gate = self
             .gate
             .read()

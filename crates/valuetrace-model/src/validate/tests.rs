@@ -148,7 +148,8 @@ fn lengths_are_checked() {
         error_of(with(call(), "route", json!(long_route))),
         "route: is 257 bytes long; at most 256 are allowed"
     );
-    let many: Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let many: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
     assert_eq!(
         error_of(with(call(), "properties", Value::Object(many))),
         "properties: has 65 entries; at most 64 are allowed"
