@@ -32,8 +32,10 @@ pub struct StoreOptions {
     /// How long an event id is remembered for deduplication (≥ 24 h).
     pub dedup_window_ms: i64,
     pub row_group_rows: usize,
-    /// Compact a day partition once it has this many files.
+    /// Compact a day partition once it has this many files below `compact_target_rows`.
     pub compact_min_files: usize,
+    /// Files with at least this many rows are left alone by compaction.
+    pub compact_target_rows: u64,
 }
 
 impl StoreOptions {
@@ -44,6 +46,7 @@ impl StoreOptions {
             dedup_window_ms: 48 * HOUR_MS,
             row_group_rows: 16_384,
             compact_min_files: 4,
+            compact_target_rows: 4_000_000,
         }
     }
 }
@@ -259,8 +262,17 @@ impl EmbeddedStore {
             .table(table)
             .files
             .iter()
-            .filter(|(_, files)| files.len() >= self.options.compact_min_files)
-            .map(|(day, files)| (*day, files.clone()))
+            .map(|(day, files)| {
+                // Size-tiered: only files below the target size are merged, so a busy day's big
+                // files are not rewritten again and again (bounded write amplification).
+                let small: Vec<FileInfo> = files
+                    .iter()
+                    .filter(|file| file.rows < self.options.compact_target_rows)
+                    .cloned()
+                    .collect();
+                (*day, small)
+            })
+            .filter(|(_, small)| small.len() >= self.options.compact_min_files)
             .collect();
         let mut compacted = 0;
         for (day, files) in candidates {
