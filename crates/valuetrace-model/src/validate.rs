@@ -270,12 +270,7 @@ impl<'a> Reader<'_, 'a> {
             session_id: self.optional_str("session_id", limits.max_id_bytes)?,
             plan: self.optional_str("plan", limits.max_name_bytes)?,
             segment: self.optional_str("segment", limits.max_name_bytes)?,
-            experiments: self.string_map(
-                "experiments",
-                limits.max_experiments,
-                limits.max_name_bytes,
-                limits.max_name_bytes,
-            )?,
+            experiments: self.experiments()?,
             app_version: self.optional_str("app_version", limits.max_name_bytes)?,
             sdk: self.optional_str("sdk", limits.max_name_bytes)?,
             error_type: self.optional_str("error_type", limits.max_name_bytes)?,
@@ -303,6 +298,31 @@ impl<'a> Reader<'_, 'a> {
             currency,
             properties: self.properties()?,
         })
+    }
+
+    /// Experiment names and variants may not contain `=`, `;` or `:`: rollups key variants as
+    /// `experiment=variant;...` and filters accept `experiment:variant`.
+    fn experiments(&mut self) -> Result<BTreeMap<String, String>> {
+        let limits = self.limits;
+        let experiments = self.string_map(
+            "experiments",
+            limits.max_experiments,
+            limits.max_name_bytes,
+            limits.max_name_bytes,
+        )?;
+        for (experiment, variant) in &experiments {
+            for text in [experiment, variant] {
+                if let Some(bad) = text.chars().find(|c| matches!(c, '=' | ';' | ':')) {
+                    return Err(ValidationError::new(
+                        format!("experiments.{experiment}"),
+                        format!(
+                            "experiment names and variants may not contain `{bad}`, got `{text}`"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(experiments)
     }
 
     fn event_id(&mut self) -> Result<String> {

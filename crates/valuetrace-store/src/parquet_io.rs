@@ -9,7 +9,7 @@ use crate::{Error, Result};
 use arrow_array::{Array, RecordBatch, TimestampMillisecondArray};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -30,6 +30,8 @@ pub struct FileInfo {
     pub row_groups: Vec<(i64, i64)>,
     /// Names of files this one replaced (compaction).
     pub replaces: Vec<String>,
+    /// The parsed footer, kept so that scans do not parse it again.
+    pub metadata: ArrowReaderMetadata,
 }
 
 /// Sorts `batch` by timestamp and writes it atomically to `path`.
@@ -110,6 +112,8 @@ fn timestamp_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray> {
 pub fn read_info(path: &Path) -> Result<FileInfo> {
     let file = File::open(path).map_err(|source| Error::io(path, source))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let reader_metadata =
+        ArrowReaderMetadata::try_new(builder.metadata().clone(), Default::default())?;
     let metadata = builder.metadata();
     let timestamp_index = builder
         .parquet_schema()
@@ -147,6 +151,7 @@ pub fn read_info(path: &Path) -> Result<FileInfo> {
             .unwrap_or(i64::MIN),
         row_groups,
         replaces,
+        metadata: reader_metadata,
     })
 }
 
@@ -169,9 +174,10 @@ pub fn read_range(
         return Ok(());
     }
     let file = File::open(&info.path).map_err(|source| Error::io(&info.path, source))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?
-        .with_row_groups(groups)
-        .with_batch_size(16_384);
+    let mut builder =
+        ParquetRecordBatchReaderBuilder::new_with_metadata(file, info.metadata.clone())
+            .with_row_groups(groups)
+            .with_batch_size(16_384);
     if !columns.is_empty() {
         let schema = builder.parquet_schema();
         let indices: Vec<usize> = schema

@@ -281,3 +281,15 @@ fn extreme_timestamps_are_refused_not_overflowed() {
     );
     assert!(error_of(skewed).starts_with("timestamp: lies"));
 }
+
+#[test]
+fn experiment_names_and_variants_cannot_break_variant_keys() {
+    assert_eq!(
+        error_of(with(call(), "experiments", json!({"reco": "a=b"}))),
+        "experiments.reco: experiment names and variants may not contain `=`, got `a=b`"
+    );
+    assert_eq!(
+        error_of(with(call(), "experiments", json!({"re;co": "v2"}))),
+        "experiments.re;co: experiment names and variants may not contain `;`, got `re;co`"
+    );
+}

@@ -179,10 +179,20 @@ fn health(reopen: bool, events: u64, days: u64, runs: usize) -> anyhow::Result<(
         plan: Some("pro".into()),
         ..Filter::default()
     };
+    let hour = 3_600_000;
+    let aligned = |filter: Filter| EndpointsQuery {
+        from: (now - span).div_euclid(hour) * hour + hour,
+        to: now.div_euclid(hour) * hour,
+        ..query(0, filter)
+    };
     let cases = [
         (
             format!("{days} days, no filter"),
             query(now - span + 12_345, Filter::default()),
+        ),
+        (
+            format!("{days} days aligned to hours (cells only), no filter"),
+            aligned(Filter::default()),
         ),
         (
             format!("{days} days, plan=pro"),
