@@ -28,29 +28,48 @@ impl Hasher for IdentityHasher {
 
 #[derive(Debug)]
 pub struct DedupIndex {
-    seen: HashMap<u128, i64, BuildHasherDefault<IdentityHasher>>,
+    /// Sharded by the key's top bits: growing one shard rehashes 1/64 of the ids, so a resize
+    /// never stalls ingest for long (a single 10M-entry map stalled it for about a second).
+    shards: Vec<HashMap<u128, i64, BuildHasherDefault<IdentityHasher>>>,
+    next_prune: usize,
     window_ms: i64,
 }
+
+const SHARDS: usize = 64;
 
 pub fn id_key(event_id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(event_id.as_bytes())
 }
 
 impl DedupIndex {
+    fn shard(&self, key: u128) -> &HashMap<u128, i64, BuildHasherDefault<IdentityHasher>> {
+        &self.shards[(key >> 122) as usize]
+    }
+
+    fn shard_mut(
+        &mut self,
+        key: u128,
+    ) -> &mut HashMap<u128, i64, BuildHasherDefault<IdentityHasher>> {
+        &mut self.shards[(key >> 122) as usize]
+    }
+
     pub fn new(window_ms: i64) -> Self {
         DedupIndex {
-            seen: HashMap::default(),
+            shards: (0..SHARDS).map(|_| HashMap::default()).collect(),
+            next_prune: 0,
             window_ms,
         }
     }
 
     pub fn contains(&self, event_id: &str) -> bool {
-        self.seen.contains_key(&id_key(event_id))
+        let key = id_key(event_id);
+        self.shard(key).contains_key(&key)
     }
 
     /// Records the id; false when it was already present (a duplicate).
     pub fn insert(&mut self, event_id: &str, received_at: i64) -> bool {
-        match self.seen.entry(id_key(event_id)) {
+        let key = id_key(event_id);
+        match self.shard_mut(key).entry(key) {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(received_at);
@@ -59,10 +78,16 @@ impl DedupIndex {
         }
     }
 
-    /// Forgets ids received before `now - window`.
+    /// Forgets ids received before `now - window` in the next few shards (a sixteenth of the
+    /// index per call, so that the caller's lock is held briefly); every id is forgotten at most
+    /// 16 calls after it left the window.
     pub fn prune(&mut self, now_ms: i64) {
         let horizon = now_ms - self.window_ms;
-        self.seen.retain(|_, received_at| *received_at >= horizon);
+        for _ in 0..SHARDS / 16 {
+            let shard = &mut self.shards[self.next_prune % SHARDS];
+            shard.retain(|_, received_at| *received_at >= horizon);
+            self.next_prune = (self.next_prune + 1) % SHARDS;
+        }
     }
 
     pub fn window_ms(&self) -> i64 {
@@ -70,10 +95,10 @@ impl DedupIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.shards.iter().map(HashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.shards.iter().all(HashMap::is_empty)
     }
 }
