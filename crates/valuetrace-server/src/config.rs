@@ -77,7 +77,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             persist_interval: "30s".into(),
-            persist_max_rows: 2_000_000,
+            persist_max_rows: 1_000_000,
             minute_rollup_retention: "48h".into(),
             dedup_window: "48h".into(),
             wal_segment_bytes: 64 << 20,

@@ -46,7 +46,7 @@ impl StoreOptions {
             dedup_window_ms: 48 * HOUR_MS,
             row_group_rows: 16_384,
             compact_min_files: 4,
-            compact_target_rows: 2_000_000,
+            compact_target_rows: 4_000_000,
         }
     }
 }
