@@ -38,20 +38,41 @@ const SPARSE_LIMIT: usize = 48;
 /// A mergeable latency distribution: sparse `(key, count)` pairs while few keys are seen (most
 /// minute cells), a dense run of counters from `offset` once many are (busy hour and day cells),
 /// so that inserting never shifts a long vector.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LatencySketch {
     zeros: u32,
     bins: Vec<(i16, u32)>,
     dense: Vec<u32>,
     offset: i16,
+    /// Exact extremes: quantiles are clamped to them, so p0/p100 and single values are exact.
+    min: f64,
+    max: f64,
+}
+
+impl Default for LatencySketch {
+    fn default() -> Self {
+        LatencySketch {
+            zeros: 0,
+            bins: Vec::new(),
+            dense: Vec::new(),
+            offset: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
 }
 
 impl LatencySketch {
     pub fn insert(&mut self, value_ms: f64) {
         let Some(key) = key_of(value_ms) else {
+            // Below 1 µs counts as zero, for the extremes too.
+            self.min = self.min.min(0.0);
+            self.max = self.max.max(0.0);
             self.zeros += 1;
             return;
         };
+        self.min = self.min.min(value_ms);
+        self.max = self.max.max(value_ms);
         self.add_count(key, 1);
     }
 
@@ -107,6 +128,8 @@ impl LatencySketch {
     }
 
     pub fn merge(&mut self, other: &LatencySketch) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
         self.zeros += other.zeros;
         if !self.dense.is_empty()
             || !other.dense.is_empty()
@@ -176,15 +199,31 @@ impl LatencySketch {
 }
 
 /// Dense accumulator: merging thousands of cells into it costs one add per bucket.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LatencyAccumulator {
     zeros: u64,
     counts: Vec<u64>,
     total: u64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for LatencyAccumulator {
+    fn default() -> Self {
+        LatencyAccumulator {
+            zeros: 0,
+            counts: Vec::new(),
+            total: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
 }
 
 impl LatencyAccumulator {
     pub fn add(&mut self, sketch: &LatencySketch) {
+        self.min = self.min.min(sketch.min);
+        self.max = self.max.max(sketch.max);
         if self.counts.is_empty() && (!sketch.bins.is_empty() || !sketch.dense.is_empty()) {
             self.counts = vec![0; DENSE_LEN];
         }
@@ -200,6 +239,8 @@ impl LatencyAccumulator {
         if other.total == 0 {
             return;
         }
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
         if self.counts.is_empty() && !other.counts.is_empty() {
             self.counts = vec![0; DENSE_LEN];
         }
@@ -226,9 +267,29 @@ impl LatencyAccumulator {
             return None;
         }
         let rank = (q.clamp(0.0, 1.0) * (self.total - 1) as f64).floor() as u64;
-        if rank < self.zeros {
-            return Some(0.0);
+        if self.min <= self.max {
+            if rank == 0 {
+                return Some(self.min);
+            }
+            if rank == self.total - 1 {
+                return Some(self.max);
+            }
         }
+        let estimate = if rank < self.zeros {
+            Some(0.0)
+        } else {
+            self.bucket_value(rank)
+        };
+        estimate.map(|value| {
+            if self.min <= self.max {
+                value.clamp(self.min, self.max)
+            } else {
+                value
+            }
+        })
+    }
+
+    fn bucket_value(&self, rank: u64) -> Option<f64> {
         let mut seen = self.zeros;
         for (index, &count) in self.counts.iter().enumerate() {
             seen += count;
@@ -276,6 +337,18 @@ mod tests {
                 "q={q} exact={exact} estimate={estimate}"
             );
         }
+    }
+
+    #[test]
+    fn extremes_and_single_values_are_exact() {
+        let mut sketch = LatencySketch::default();
+        sketch.insert(84.2);
+        assert_eq!(sketch.quantile(0.5), Some(84.2));
+        sketch.insert(3.5);
+        let mut accumulator = LatencyAccumulator::default();
+        accumulator.add(&sketch);
+        assert_eq!(accumulator.quantile(0.0), Some(3.5));
+        assert_eq!(accumulator.quantile(1.0), Some(84.2));
     }
 
     #[test]
