@@ -102,3 +102,27 @@ impl DedupIndex {
         self.shards.iter().all(HashMap::is_empty)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_remembered_within_the_window_and_forgotten_after_a_full_prune_cycle() {
+        let hour = 3_600_000;
+        let mut index = DedupIndex::new(24 * hour);
+        let ids: Vec<String> = (0..10_000).map(|i| format!("event-{i}")).collect();
+        for id in &ids {
+            assert!(index.insert(id, 0));
+        }
+        assert!(!index.insert(&ids[0], 5), "a second insert is a duplicate");
+        assert_eq!(index.len(), ids.len());
+        index.prune(23 * hour);
+        assert_eq!(index.len(), ids.len(), "inside the window nothing is forgotten");
+        for _ in 0..16 {
+            index.prune(25 * hour);
+        }
+        assert!(index.is_empty(), "16 prunes cover every shard");
+        assert!(index.insert(&ids[0], 25 * hour), "an id older than the window is new again");
+    }
+}
