@@ -118,11 +118,18 @@ mod tests {
         assert!(!index.insert(&ids[0], 5), "a second insert is a duplicate");
         assert_eq!(index.len(), ids.len());
         index.prune(23 * hour);
-        assert_eq!(index.len(), ids.len(), "inside the window nothing is forgotten");
+        assert_eq!(
+            index.len(),
+            ids.len(),
+            "inside the window nothing is forgotten"
+        );
         for _ in 0..16 {
             index.prune(25 * hour);
         }
         assert!(index.is_empty(), "16 prunes cover every shard");
-        assert!(index.insert(&ids[0], 25 * hour), "an id older than the window is new again");
+        assert!(
+            index.insert(&ids[0], 25 * hour),
+            "an id older than the window is new again"
+        );
     }
 }

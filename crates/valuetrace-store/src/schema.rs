@@ -355,3 +355,62 @@ pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>>
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_through_arrow_batches() {
+        let mut call = ApiCall {
+            schema_version: SCHEMA_VERSION,
+            event_id: "e-1".into(),
+            timestamp: 1_795_256_130_123,
+            service: "payments".into(),
+            method: "POST".into(),
+            route: "/v1/charges".into(),
+            status: 504,
+            latency_ms: 10_000.5,
+            request_bytes: Some(10),
+            user_id: Some("0123456789abcdef0123456789abcdef".into()),
+            plan: Some("pro".into()),
+            error_type: Some("upstream_timeout".into()),
+            direction: Direction::Outbound,
+            provider: Some("stripe".into()),
+            value: Some(12.5),
+            currency: Some("EUR".into()),
+            ..ApiCall::default()
+        };
+        call.experiments.insert("reco".into(), "ml_v2".into());
+        call.properties.insert("card".into(), "visa".into());
+        let outcome = Outcome {
+            schema_version: SCHEMA_VERSION,
+            event_id: "o-1".into(),
+            timestamp: 1_795_256_131_000,
+            name: "purchase".into(),
+            value: Some(12.5),
+            ..Outcome::default()
+        };
+        let rows = [
+            StoredEvent {
+                event: Event::ApiCall(call),
+                received_at: 1_795_256_140_000,
+                skew_ms: -7,
+            },
+            StoredEvent {
+                event: Event::Outcome(outcome),
+                received_at: 1_795_256_140_000,
+                skew_ms: 0,
+            },
+        ];
+        for (table, row) in [(Table::ApiCalls, &rows[0]), (Table::Outcomes, &rows[1])] {
+            let batch = to_batch(table, &[row]).expect("batch");
+            assert_eq!(batch.schema(), table.schema());
+            assert_eq!(from_batch(table, &batch).expect("rows"), vec![row.clone()]);
+        }
+        assert!(
+            to_batch(Table::Outcomes, &[&rows[0]]).is_err(),
+            "a row of the other table is refused"
+        );
+    }
+}
