@@ -4,6 +4,7 @@ use crate::call_columns::CALL_COLUMNS;
 use crate::parquet_io::{self, FileInfo};
 use crate::project::{BufferedBatch, ProjectData};
 use crate::schema::{self, Table};
+use crate::snapshot;
 use crate::{AppendOutcome, Error, Result, Store, StoredEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -57,6 +58,7 @@ pub struct PersistStats {
     pub files_written: usize,
     pub rows_written: usize,
     pub files_compacted: usize,
+    pub snapshots_written: usize,
 }
 
 /// Proof that buffers were moved aside for persisting; pass it to `finish_persist`.
@@ -126,14 +128,29 @@ impl EmbeddedStore {
                 let Some(day) = parse_day_dir(&day_dir) else {
                     continue;
                 };
-                for info in load_day_files(&day_dir)? {
+                let infos = load_day_files(&day_dir)?;
+                let from_snapshot = table == Table::ApiCalls
+                    && self.load_snapshot(&mut data, &day_dir, day, &infos);
+                for info in infos {
+                    let ids_only: &[&str] = &["event_id", "received_at"];
                     let columns: &[&str] = match table {
-                        Table::ApiCalls => &REBUILD_COLUMNS,
-                        Table::Outcomes => &["event_id", "received_at"],
+                        Table::ApiCalls if !from_snapshot => &REBUILD_COLUMNS,
+                        _ => ids_only,
                     };
-                    parquet_io::read_range(&info, i64::MIN, i64::MAX, columns, |batch| {
-                        data.rebuild_from_batch(table, batch, dedup_horizon)
-                    })?;
+                    // Files received before the dedup window hold no id to remember.
+                    let needs_ids = info.max_received_at >= dedup_horizon;
+                    if columns.len() > 2 || needs_ids {
+                        let rollups_table = if columns.len() > 2 {
+                            table
+                        } else {
+                            Table::Outcomes
+                        };
+                        parquet_io::read_range(&info, i64::MIN, i64::MAX, columns, |batch| {
+                            data.rebuild_from_batch(rollups_table, batch, dedup_horizon)
+                        })?;
+                    } else {
+                        data.counters.stored += info.rows;
+                    }
                     // New files must not reuse a name already used (live, or listed as replaced).
                     if let Some(seq) = info
                         .path
@@ -151,6 +168,38 @@ impl EmbeddedStore {
             }
         }
         Ok(data)
+    }
+
+    /// Loads the day's rollup snapshot when it covers exactly the rows of `infos`; false when
+    /// the day must be rebuilt from its files instead.
+    fn load_snapshot(
+        &self,
+        data: &mut ProjectData,
+        day_dir: &Path,
+        day: i64,
+        infos: &[FileInfo],
+    ) -> bool {
+        let rows: u64 = infos.iter().map(|info| info.rows).sum();
+        if day + DAY_MS > data.rollups.minute_floor() {
+            return false;
+        }
+        let Ok(bytes) = std::fs::read(day_dir.join(snapshot::FILE_NAME)) else {
+            return false;
+        };
+        let Some(snapshot) = snapshot::decode(&bytes, &mut data.rollups.interner) else {
+            tracing::warn!(dir = %day_dir.display(), "unreadable rollup snapshot; rebuilding the day from parquet");
+            return false;
+        };
+        if snapshot.day != day || snapshot.rows != rows {
+            return false;
+        }
+        for cell in snapshot.cells {
+            data.rollups.load_cell(cell);
+        }
+        data.table_mut(Table::ApiCalls)
+            .snapshot_rows
+            .insert(day, rows);
+        true
     }
 
     /// The project's data, created on first use.
@@ -248,11 +297,53 @@ impl EmbeddedStore {
                 }
                 stats.files_compacted += self.compact(&name, &project, table)?;
             }
+            stats.snapshots_written += self.snapshot_quiet_days(&name, &project)?;
             let mut data = project.write().map_err(|_| poisoned())?;
             data.dedup.prune(now_ms);
             data.rollups.prune_minutes(now_ms);
         }
         Ok(stats)
+    }
+
+    /// Writes rollup snapshots for `api_calls` days that lie wholly before the minute floor (no
+    /// minute cells to keep), have nothing buffered or being persisted, and whose files hold rows
+    /// the current snapshot does not cover. At most a few days per persist to bound the work.
+    fn snapshot_quiet_days(&self, name: &str, project: &SharedProject) -> Result<usize> {
+        const DAYS_PER_PERSIST: usize = 4;
+        let mut work = Vec::new();
+        {
+            let data = project.read().map_err(|_| poisoned())?;
+            let floor = data.rollups.minute_floor();
+            let table = data.table(Table::ApiCalls);
+            for (&day, files) in &table.files {
+                let rows: u64 = files.iter().map(|file| file.rows).sum();
+                let quiet =
+                    !table.buffer.contains_key(&day) && !table.persisting.contains_key(&day);
+                let stale = table.snapshot_rows.get(&day) != Some(&rows);
+                if day + DAY_MS <= floor && quiet && stale {
+                    let cells = data.rollups.day_cells(day);
+                    work.push((
+                        day,
+                        rows,
+                        snapshot::encode(day, rows, &cells, &data.rollups.interner),
+                    ));
+                    if work.len() == DAYS_PER_PERSIST {
+                        break;
+                    }
+                }
+            }
+        }
+        let written = work.len();
+        for (day, rows, bytes) in work {
+            snapshot::write(&self.day_dir(name, Table::ApiCalls, day), &bytes)?;
+            project
+                .write()
+                .map_err(|_| poisoned())?
+                .table_mut(Table::ApiCalls)
+                .snapshot_rows
+                .insert(day, rows);
+        }
+        Ok(written)
     }
 
     fn compact(&self, name: &str, project: &SharedProject, table: Table) -> Result<usize> {

@@ -16,6 +16,7 @@
 //! rebuilds rollups and the dedup index from them; the WAL is replayed after that by the caller.
 
 pub mod call_columns;
+pub mod codec;
 pub mod dedup;
 mod embedded;
 pub mod fast_hash;
@@ -25,6 +26,7 @@ pub mod project;
 pub mod rollup;
 pub mod schema;
 pub mod sketch;
+pub mod snapshot;
 
 pub use embedded::{EmbeddedStore, PersistStats, PersistTicket, StoreOptions, wall_clock_ms};
 pub use project::ProjectData;

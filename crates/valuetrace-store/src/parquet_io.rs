@@ -30,6 +30,9 @@ pub struct FileInfo {
     pub row_groups: Vec<(i64, i64)>,
     /// Names of files this one replaced (compaction).
     pub replaces: Vec<String>,
+    /// Latest `received_at` in the file (`i64::MAX` when unknown): files received before the
+    /// dedup window need not be read for event ids.
+    pub max_received_at: i64,
     /// The parsed footer, kept so that scans do not parse it again.
     pub metadata: ArrowReaderMetadata,
 }
@@ -121,8 +124,20 @@ pub fn read_info(path: &Path) -> Result<FileInfo> {
         .iter()
         .position(|column| column.name() == "timestamp")
         .ok_or_else(|| Error::Corrupt(format!("{} has no timestamp column", path.display())))?;
+    let received_index = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|column| column.name() == "received_at");
+    let mut max_received_at = i64::MIN;
     let mut row_groups = Vec::new();
     for group in metadata.row_groups() {
+        max_received_at = match received_index.map(|index| group.column(index).statistics()) {
+            Some(Some(Statistics::Int64(stats))) => {
+                max_received_at.max(stats.max_opt().copied().unwrap_or(i64::MAX))
+            }
+            _ => i64::MAX,
+        };
         let range = match group.column(timestamp_index).statistics() {
             Some(Statistics::Int64(stats)) => (stats.min_opt().copied(), stats.max_opt().copied()),
             _ => (None, None),
@@ -151,6 +166,7 @@ pub fn read_info(path: &Path) -> Result<FileInfo> {
             .unwrap_or(i64::MIN),
         row_groups,
         replaces,
+        max_received_at,
         metadata: reader_metadata,
     })
 }

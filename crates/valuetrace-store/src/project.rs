@@ -31,6 +31,8 @@ pub struct TableData {
     /// Day start → persisted files.
     pub files: BTreeMap<i64, Vec<FileInfo>>,
     pub buffered_rows: usize,
+    /// Day start → rows covered by that day's rollup snapshot on disk (see `snapshot.rs`).
+    pub snapshot_rows: BTreeMap<i64, u64>,
 }
 
 /// What a raw scan of `[from, to)` must read, captured under the lock and read without it.

@@ -99,6 +99,52 @@ impl Cell {
     }
 }
 
+impl Cell {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        use crate::codec::*;
+        put_u64(out, self.count);
+        for count in self.status_classes {
+            put_u64(out, count);
+        }
+        put_u64(out, self.errors);
+        put_f64(out, self.latency_sum_ms);
+        put_f64(out, self.value_sum);
+        put_u64(out, self.value_calls);
+        self.latency.encode(out);
+        self.users.encode(out);
+    }
+
+    pub fn decode(input: &mut crate::codec::Input<'_>) -> Option<Cell> {
+        let count = input.u64()?;
+        let mut status_classes = [0u64; 5];
+        for class in &mut status_classes {
+            *class = input.u64()?;
+        }
+        Some(Cell {
+            count,
+            status_classes,
+            errors: input.u64()?,
+            latency_sum_ms: input.f64()?,
+            value_sum: input.f64()?,
+            value_calls: input.u64()?,
+            latency: LatencySketch::decode(input)?,
+            users: DistinctSketch::decode(input)?,
+        })
+    }
+}
+
+/// One rollup cell with its place: level, bucket start, and its key (route cells have no
+/// detail dimensions).
+#[derive(Debug, Clone)]
+pub struct PlacedCell {
+    pub level: Level,
+    pub bucket: i64,
+    pub route: RouteKey,
+    /// `(plan, segment, variant)` of a detail cell; `None` for a route cell.
+    pub detail: Option<(u32, u32, u32)>,
+    pub cell: Cell,
+}
+
 /// The cells of one bucket.
 #[derive(Debug, Default)]
 pub struct Bucket {
@@ -159,6 +205,63 @@ impl Rollups {
             let bucket = self.level_mut(level).entry(start).or_default();
             bucket.routes.entry(key.route).or_default().add(facts);
             bucket.details.entry(key).or_default().add(facts);
+        }
+    }
+
+    /// Copies of every cell of the UTC day starting at `day` (all levels), for a snapshot.
+    pub fn day_cells(&self, day: i64) -> Vec<PlacedCell> {
+        let mut cells = Vec::new();
+        for level in Level::ALL {
+            for (&bucket, cells_of) in self.level(level).range(day..day + DAY_MS) {
+                for (route, cell) in &cells_of.routes {
+                    cells.push(PlacedCell {
+                        level,
+                        bucket,
+                        route: *route,
+                        detail: None,
+                        cell: cell.clone(),
+                    });
+                }
+                for (key, cell) in &cells_of.details {
+                    let detail = Some((key.plan, key.segment, key.variant));
+                    cells.push(PlacedCell {
+                        level,
+                        bucket,
+                        route: key.route,
+                        detail,
+                        cell: cell.clone(),
+                    });
+                }
+            }
+        }
+        cells
+    }
+
+    /// Merges a snapshot cell in (ids already interned here). Minute cells below the minute
+    /// floor are dropped, as live minute cells are.
+    pub fn load_cell(&mut self, placed: PlacedCell) {
+        if placed.level == Level::Minute && placed.bucket < self.minute_floor {
+            return;
+        }
+        let bucket = self
+            .level_mut(placed.level)
+            .entry(placed.bucket)
+            .or_default();
+        match placed.detail {
+            None => bucket
+                .routes
+                .entry(placed.route)
+                .or_default()
+                .merge(&placed.cell),
+            Some((plan, segment, variant)) => {
+                let key = DetailKey {
+                    route: placed.route,
+                    plan,
+                    segment,
+                    variant,
+                };
+                bucket.details.entry(key).or_default().merge(&placed.cell);
+            }
         }
     }
 

@@ -109,6 +109,41 @@ impl DistinctSketch {
         }
     }
 
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        use crate::codec::*;
+        match self {
+            DistinctSketch::Exact(slots, _) => {
+                put_u8(out, 0);
+                let hashes: Vec<u64> = slots.iter().copied().filter(|&hash| hash != 0).collect();
+                put_u32(out, hashes.len() as u32);
+                for hash in hashes {
+                    put_u64(out, hash);
+                }
+            }
+            DistinctSketch::Registers(registers) => {
+                put_u8(out, 1);
+                out.extend_from_slice(&registers[..]);
+            }
+        }
+    }
+
+    pub fn decode(input: &mut crate::codec::Input<'_>) -> Option<DistinctSketch> {
+        match input.u8()? {
+            0 => {
+                let mut sketch = DistinctSketch::default();
+                for _ in 0..input.len(8)? {
+                    sketch.insert(input.u64()?);
+                }
+                Some(sketch)
+            }
+            1 => {
+                let registers: [u8; REGISTERS] = input.take(REGISTERS)?.try_into().ok()?;
+                Some(DistinctSketch::Registers(Box::new(registers)))
+            }
+            _ => None,
+        }
+    }
+
     pub fn heap_bytes(&self) -> usize {
         match self {
             DistinctSketch::Exact(slots, _) => slots.capacity() * 8,

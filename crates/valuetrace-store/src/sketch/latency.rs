@@ -192,6 +192,38 @@ impl LatencySketch {
         accumulator.quantile(q)
     }
 
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        use crate::codec::*;
+        put_u32(out, self.zeros);
+        put_f64(out, self.min);
+        put_f64(out, self.max);
+        let pairs: Vec<(i16, u32)> = self.pairs().collect();
+        put_u32(out, pairs.len() as u32);
+        for (key, count) in pairs {
+            put_u16(out, key as u16);
+            put_u32(out, count);
+        }
+    }
+
+    pub fn decode(input: &mut crate::codec::Input<'_>) -> Option<LatencySketch> {
+        let mut sketch = LatencySketch {
+            zeros: input.u32()?,
+            min: input.f64()?,
+            max: input.f64()?,
+            ..LatencySketch::default()
+        };
+        let count = input.len(6)?;
+        for _ in 0..count {
+            let key = input.u16()? as i16;
+            let weight = input.u32()?;
+            if !(MIN_KEY..=MAX_KEY).contains(&i32::from(key)) {
+                return None;
+            }
+            sketch.add_count(key, weight);
+        }
+        Some(sketch)
+    }
+
     /// Approximate heap bytes, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.bins.capacity() * std::mem::size_of::<(i16, u32)>() + self.dense.capacity() * 4
