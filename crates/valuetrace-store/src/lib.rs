@@ -11,9 +11,11 @@
 //! Parquet row groups pruned by timestamp statistics) only for the partial buckets at the edges of
 //! a window.
 //!
-//! Disk layout: `<data_dir>/projects/<project>/<table>/day=YYYY-MM-DD/<seq>.parquet`.
-//! Start-up ([`EmbeddedStore::open`]) lists the files, finishes interrupted compactions, and
-//! rebuilds rollups and the dedup index from them; the WAL is replayed after that by the caller.
+//! Disk layout: `<data_dir>/projects/<project>/<table>/day=YYYY-MM-DD/<seq>.parquet`, plus a
+//! `rollups.snapshot` ([`snapshot`]) in quiet `api_calls` days older than the minute retention.
+//! Start-up ([`EmbeddedStore::open`]) lists the files, finishes interrupted compactions, loads
+//! snapshots that still cover their day's rows, and rebuilds the rest of the rollups and the
+//! dedup index from projected Parquet columns; the WAL is replayed after that by the caller.
 
 pub mod call_columns;
 pub mod codec;
