@@ -155,7 +155,12 @@ async fn get(target: &Target, path: &str, params: &[(&str, String)]) -> anyhow::
         .bearer_auth(&target.key)
         .send()
         .await
-        .with_context(|| format!("cannot reach {}", target.url))?;
+        .with_context(|| {
+            format!(
+                "cannot reach {}; is `valuetrace demo` or `valuetrace serve` running there?",
+                target.url
+            )
+        })?;
     let status = response.status();
     let body = response.bytes().await.context("reading the answer")?;
     let value: Value = serde_json::from_slice(&body)
