@@ -203,13 +203,24 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
     }
     eprintln!("sending live traffic; press Ctrl-C to stop");
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    // One signal future for the whole loop, so a Ctrl-C during a send is not missed.
+    let shutdown = crate::commands::shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut live = Totals::default();
+    let mut last_report = Instant::now();
     loop {
         tokio::select! {
-            () = crate::commands::shutdown_signal() => break,
+            () = &mut shutdown => break,
             _ = tick.tick() => {
                 let events = generator.next_until(valuetrace_store::wall_clock_ms());
-                if let Err(error) = sender.send_all(events).await {
-                    eprintln!("live traffic: {error:#}");
+                match sender.send_all(events).await {
+                    Ok(sent) => live.add(sent),
+                    Err(error) => eprintln!("live traffic: {error:#}"),
+                }
+                if last_report.elapsed() >= Duration::from_secs(60) {
+                    eprintln!("live: {} events accepted in the last minute ({} rejected)", live.accepted, live.rejected);
+                    live = Totals::default();
+                    last_report = Instant::now();
                 }
             }
         }
