@@ -138,10 +138,10 @@ pub fn run(store: &EmbeddedStore, query: &EndpointsQuery) -> Result<EndpointsAns
 
 pub fn row_of(key: &EndpointKey, accum: &Accum, minutes: f64) -> EndpointRow {
     let share = |count: u64| {
-        if accum.count == 0 {
+        if accum.counts.count == 0 {
             0.0
         } else {
-            count as f64 / accum.count as f64
+            count as f64 / accum.counts.count as f64
         }
     };
     EndpointRow {
@@ -150,21 +150,22 @@ pub fn row_of(key: &EndpointKey, accum: &Accum, minutes: f64) -> EndpointRow {
         service: key.service.clone(),
         direction: if key.outbound { "outbound" } else { "inbound" }.into(),
         provider: key.provider.clone(),
-        requests: accum.count,
+        requests: accum.counts.count,
         requests_per_minute: if minutes > 0.0 {
-            accum.count as f64 / minutes
+            accum.counts.count as f64 / minutes
         } else {
             0.0
         },
         unique_users: accum.users.estimate(),
-        server_error_rate: share(accum.status_classes[4]),
-        client_error_rate: share(accum.status_classes[3]),
-        errors: accum.errors,
+        server_error_rate: share(accum.counts.status_classes[4]),
+        client_error_rate: share(accum.counts.status_classes[3]),
+        errors: accum.counts.errors,
         p50_ms: accum.latency.quantile(0.5),
         p95_ms: accum.latency.quantile(0.95),
         p99_ms: accum.latency.quantile(0.99),
-        mean_ms: (accum.count > 0).then(|| accum.latency_sum_ms / accum.count as f64),
-        value_sum: accum.value_sum,
+        mean_ms: (accum.counts.count > 0)
+            .then(|| accum.counts.latency_sum_ms / accum.counts.count as f64),
+        value_sum: accum.counts.value_sum,
     }
 }
 

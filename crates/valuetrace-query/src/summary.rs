@@ -6,7 +6,7 @@ use crate::window::{Piece, decompose};
 use std::collections::HashMap;
 use valuetrace_store::call_columns::{CALL_COLUMNS, CallColumns, optional_text};
 use valuetrace_store::project::ScanSet;
-use valuetrace_store::rollup::{Cell, RouteKey};
+use valuetrace_store::rollup::{Cell, Counts, RouteKey};
 use valuetrace_store::sketch::{DistinctSketch, LatencyAccumulator};
 use valuetrace_store::{EmbeddedStore, Table};
 
@@ -23,39 +23,20 @@ pub struct EndpointKey {
 /// Everything merged for one endpoint over a window.
 #[derive(Debug, Clone, Default)]
 pub struct Accum {
-    pub count: u64,
-    pub status_classes: [u64; 5],
-    pub errors: u64,
-    pub latency_sum_ms: f64,
-    pub value_sum: f64,
-    pub value_calls: u64,
+    pub counts: Counts,
     pub latency: LatencyAccumulator,
     pub users: DistinctSketch,
 }
 
 impl Accum {
     pub fn add_cell(&mut self, cell: &Cell) {
-        self.count += cell.count;
-        for (mine, theirs) in self.status_classes.iter_mut().zip(cell.status_classes) {
-            *mine += theirs;
-        }
-        self.errors += cell.errors;
-        self.latency_sum_ms += cell.latency_sum_ms;
-        self.value_sum += cell.value_sum;
-        self.value_calls += cell.value_calls;
+        self.counts.merge(&cell.counts);
         self.latency.add(&cell.latency);
         self.users.merge(&cell.users);
     }
 
     pub fn merge(&mut self, other: &Accum) {
-        self.count += other.count;
-        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
-            *mine += theirs;
-        }
-        self.errors += other.errors;
-        self.latency_sum_ms += other.latency_sum_ms;
-        self.value_sum += other.value_sum;
-        self.value_calls += other.value_calls;
+        self.counts.merge(&other.counts);
         self.latency.merge(&other.latency);
         self.users.merge(&other.users);
     }

@@ -117,19 +117,18 @@ pub fn run(store: &EmbeddedStore, query: &TimeseriesQuery) -> Result<TimeseriesA
         let end = ((start.div_euclid(width) + 1) * width).min(query.to);
         let total = summarize(store, &query.project, start, end, &query.filter)?.total();
         let value = match query.metric {
-            Metric::Requests => Some(total.count as f64),
-            Metric::ErrorRate => {
-                (total.count > 0).then(|| total.status_classes[4] as f64 / total.count as f64)
-            }
+            Metric::Requests => Some(total.counts.count as f64),
+            Metric::ErrorRate => (total.counts.count > 0)
+                .then(|| total.counts.status_classes[4] as f64 / total.counts.count as f64),
             Metric::P95 => total.latency.quantile(0.95),
             Metric::Users => Some(total.users.estimate() as f64),
-            Metric::Value => Some(total.value_sum),
+            Metric::Value => Some(total.counts.value_sum),
         };
         points.push(TimeseriesPoint {
             start,
             end,
             value,
-            requests: total.count,
+            requests: total.counts.count,
         });
         start = end;
     }

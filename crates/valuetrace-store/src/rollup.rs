@@ -36,9 +36,9 @@ pub struct DetailKey {
     pub variant: u32,
 }
 
-/// Aggregates of the calls in one bucket and key.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Cell {
+/// The exact counters of a set of calls (a cell, or a query's merge of many cells).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
     pub count: u64,
     /// Calls per status class: index 0 = 1xx .. 4 = 5xx.
     pub status_classes: [u64; 5],
@@ -48,6 +48,41 @@ pub struct Cell {
     /// Sum of `value` over successful (< 400) calls that carried one.
     pub value_sum: f64,
     pub value_calls: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, facts: &CallFacts) {
+        self.count += 1;
+        let class = usize::from(facts.status / 100).clamp(1, 5) - 1;
+        self.status_classes[class] += 1;
+        if facts.has_error_type || facts.status >= 500 {
+            self.errors += 1;
+        }
+        self.latency_sum_ms += facts.latency_ms;
+        if let Some(value) = facts.value
+            && facts.status < 400
+        {
+            self.value_sum += value;
+            self.value_calls += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: &Counts) {
+        self.count += other.count;
+        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
+            *mine += theirs;
+        }
+        self.errors += other.errors;
+        self.latency_sum_ms += other.latency_sum_ms;
+        self.value_sum += other.value_sum;
+        self.value_calls += other.value_calls;
+    }
+}
+
+/// Aggregates of the calls in one bucket and key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cell {
+    pub counts: Counts,
     pub latency: LatencySketch,
     pub users: DistinctSketch,
 }
@@ -66,19 +101,7 @@ pub struct CallFacts {
 
 impl Cell {
     pub fn add(&mut self, facts: &CallFacts) {
-        self.count += 1;
-        let class = usize::from(facts.status / 100).clamp(1, 5) - 1;
-        self.status_classes[class] += 1;
-        if facts.has_error_type || facts.status >= 500 {
-            self.errors += 1;
-        }
-        self.latency_sum_ms += facts.latency_ms;
-        if let Some(value) = facts.value
-            && facts.status < 400
-        {
-            self.value_sum += value;
-            self.value_calls += 1;
-        }
+        self.counts.add(facts);
         self.latency.insert(facts.latency_ms);
         if let Some(hash) = facts.user_hash {
             self.users.insert(hash);
@@ -86,14 +109,7 @@ impl Cell {
     }
 
     pub fn merge(&mut self, other: &Cell) {
-        self.count += other.count;
-        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
-            *mine += theirs;
-        }
-        self.errors += other.errors;
-        self.latency_sum_ms += other.latency_sum_ms;
-        self.value_sum += other.value_sum;
-        self.value_calls += other.value_calls;
+        self.counts.merge(&other.counts);
         self.latency.merge(&other.latency);
         self.users.merge(&other.users);
     }
@@ -102,14 +118,15 @@ impl Cell {
 impl Cell {
     pub fn encode(&self, out: &mut Vec<u8>) {
         use crate::codec::*;
-        put_u64(out, self.count);
-        for count in self.status_classes {
+        let counts = &self.counts;
+        put_u64(out, counts.count);
+        for count in counts.status_classes {
             put_u64(out, count);
         }
-        put_u64(out, self.errors);
-        put_f64(out, self.latency_sum_ms);
-        put_f64(out, self.value_sum);
-        put_u64(out, self.value_calls);
+        put_u64(out, counts.errors);
+        put_f64(out, counts.latency_sum_ms);
+        put_f64(out, counts.value_sum);
+        put_u64(out, counts.value_calls);
         self.latency.encode(out);
         self.users.encode(out);
     }
@@ -120,13 +137,16 @@ impl Cell {
         for class in &mut status_classes {
             *class = input.u64()?;
         }
-        Some(Cell {
+        let counts = Counts {
             count,
             status_classes,
             errors: input.u64()?,
             latency_sum_ms: input.f64()?,
             value_sum: input.f64()?,
             value_calls: input.u64()?,
+        };
+        Some(Cell {
+            counts,
             latency: LatencySketch::decode(input)?,
             users: DistinctSketch::decode(input)?,
         })
