@@ -82,6 +82,8 @@ impl Server {
         let mut store_options = StoreOptions::new(config.data_dir.join("store"));
         store_options.minute_retention_ms = durations.minute_rollup_retention_ms;
         store_options.dedup_window_ms = durations.dedup_window_ms;
+        store_options.dedup_load_from_ms =
+            pipeline::oldest_wal_receipt(&config.data_dir.join("wal"));
         let now = clock();
         let store =
             Arc::new(EmbeddedStore::open(store_options, now).map_err(|error| {

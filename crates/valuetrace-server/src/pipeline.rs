@@ -23,6 +23,44 @@ struct Frame {
     events: Vec<StoredEvent>,
 }
 
+/// The earliest `received_at` in the first readable frame of the oldest WAL segment, minus an
+/// hour of margin: every event the WAL will replay was received after it (frames are appended
+/// in receive order, give or take concurrent requests). `None` when the WAL is empty.
+pub fn oldest_wal_receipt(dir: &std::path::Path) -> Option<i64> {
+    use valuetrace_wal::format::{
+        SEGMENT_HEADER_LEN, check_segment_header, parse_segment_file_name, valid_frame_at,
+    };
+    let mut segments: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            Some((
+                parse_segment_file_name(entry.file_name().to_str()?)?,
+                entry.path(),
+            ))
+        })
+        .collect();
+    segments.sort();
+    for (_, path) in segments {
+        let Ok(data) = std::fs::read(&path) else {
+            continue;
+        };
+        if check_segment_header(&data).is_err() {
+            continue;
+        }
+        let Some(frame) = valid_frame_at(&data, SEGMENT_HEADER_LEN) else {
+            continue;
+        };
+        let Ok(frame) = serde_json::from_slice::<Frame>(&data[frame.payload]) else {
+            continue;
+        };
+        if let Some(earliest) = frame.events.iter().map(|event| event.received_at).min() {
+            return Some(earliest - 3_600_000);
+        }
+    }
+    None
+}
+
 /// Serializes a frame into a buffer sized for it up front (no regrowth copies).
 fn frame_bytes(frame: &Frame) -> Result<Vec<u8>, PipelineError> {
     let mut payload = Vec::with_capacity(64 + frame.events.len() * 640);

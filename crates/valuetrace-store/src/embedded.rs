@@ -37,6 +37,10 @@ pub struct StoreOptions {
     pub compact_min_files: usize,
     /// Files with at least this many rows are left alone by compaction.
     pub compact_target_rows: u64,
+    /// Load ids received at or after this instant into the dedup index at start-up, when that
+    /// is earlier than `now - dedup_window`: the WAL about to be replayed may hold events that
+    /// old whose persisted copies must still be recognised.
+    pub dedup_load_from_ms: Option<i64>,
 }
 
 impl StoreOptions {
@@ -48,6 +52,7 @@ impl StoreOptions {
             row_group_rows: 16_384,
             compact_min_files: 4,
             compact_target_rows: 4_000_000,
+            dedup_load_from_ms: None,
         }
     }
 }
@@ -118,7 +123,11 @@ impl EmbeddedStore {
             self.options.dedup_window_ms,
             now_ms,
         );
-        let dedup_horizon = now_ms - self.options.dedup_window_ms;
+        let window_start = now_ms - self.options.dedup_window_ms;
+        let dedup_horizon = self
+            .options
+            .dedup_load_from_ms
+            .map_or(window_start, |from| from.min(window_start));
         for table in Table::ALL {
             let table_dir = dir.join(table.dir_name());
             if !table_dir.exists() {
