@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use http_body_util::BodyExt;
 use serde::Serialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -322,52 +323,124 @@ fn split_events(
     })?;
     match format {
         BodyFormat::Ndjson => {
-            let lines = || text.lines().map(str::trim).filter(|line| !line.is_empty());
-            check_event_count(lines().count(), max_events)?;
-            Ok(lines().map(Ok).collect())
+            let mut items = Vec::new();
+            let mut total = 0;
+            for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+                total += 1;
+                if total <= max_events {
+                    items.push(Ok(line));
+                }
+            }
+            check_event_count(total, max_events)?;
+            Ok(items)
         }
         BodyFormat::Json => {
             let trimmed = text.trim_start();
-            let events: Vec<&RawValue> = if trimmed.starts_with('[') {
-                let array_error = |error: serde_json::Error| {
+            let capped = if trimmed.starts_with('[') {
+                parse_whole(trimmed, CappedEvents { max: max_events }).map_err(|error| {
                     ApiError::bad_request(
                         "invalid_json",
                         format!("body is not a JSON array of events: {error}"),
                     )
-                };
-                let ElementCount(count) = serde_json::from_str(trimmed).map_err(array_error)?;
-                check_event_count(count, max_events)?;
-                serde_json::from_str(trimmed).map_err(array_error)?
+                })?
             } else if trimmed.starts_with('{') {
-                #[derive(serde::Deserialize)]
-                struct EnvelopeCount {
-                    batch: ElementCount,
-                }
-                #[derive(serde::Deserialize)]
-                struct Envelope<'a> {
-                    #[serde(borrow)]
-                    batch: Vec<&'a RawValue>,
-                }
-                let envelope_error = |error: serde_json::Error| {
+                parse_whole(trimmed, Envelope { max: max_events }).map_err(|error| {
                     ApiError::bad_request(
                         "invalid_json",
                         format!("body must be `{{\"batch\": [...]}}`: {error}"),
                     )
-                };
-                let counted: EnvelopeCount =
-                    serde_json::from_str(trimmed).map_err(envelope_error)?;
-                check_event_count(counted.batch.0, max_events)?;
-                let envelope: Envelope<'_> =
-                    serde_json::from_str(trimmed).map_err(envelope_error)?;
-                envelope.batch
+                })?
             } else {
                 return Err(ApiError::bad_request(
                     "invalid_json",
                     "body must be a JSON array of events, an object `{\"batch\": [...]}`, or NDJSON with content type application/x-ndjson",
                 ));
             };
-            Ok(events.into_iter().map(|raw| Ok(raw.get())).collect())
+            check_event_count(capped.total, max_events)?;
+            Ok(capped.events.into_iter().map(|raw| Ok(raw.get())).collect())
         }
+    }
+}
+
+/// Deserializes all of `text` with `seed`, refusing trailing characters.
+fn parse_whole<'a, S: DeserializeSeed<'a>>(text: &'a str, seed: S) -> serde_json::Result<S::Value> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = seed.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// The events of a body in one pass: the first `max` are kept (borrowed), the rest only
+/// counted, so an oversized batch costs no memory before it is refused.
+struct Capped<'a> {
+    events: Vec<&'a RawValue>,
+    total: usize,
+}
+
+struct CappedEvents {
+    max: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for CappedEvents {
+    type Value = Capped<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CappedEvents {
+    type Value = Capped<'de>;
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an array of events")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut capped = Capped {
+            events: Vec::new(),
+            total: 0,
+        };
+        loop {
+            let more = if capped.events.len() < self.max {
+                seq.next_element::<&RawValue>()?
+                    .map(|raw| capped.events.push(raw))
+                    .is_some()
+            } else {
+                seq.next_element::<IgnoredAny>()?.is_some()
+            };
+            if !more {
+                return Ok(capped);
+            }
+            capped.total += 1;
+        }
+    }
+}
+
+/// `{"batch": [...]}`; other members are ignored.
+struct Envelope {
+    max: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Envelope {
+    type Value = Capped<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Envelope {
+    type Value = Capped<'de>;
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an object with a `batch` array")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut batch = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "batch" {
+                batch = Some(map.next_value_seed(CappedEvents { max: self.max })?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        batch.ok_or_else(|| serde::de::Error::missing_field("batch"))
     }
 }
 
@@ -385,31 +458,6 @@ fn check_event_count(count: usize, max_events: usize) -> Result<(), ApiError> {
 }
 
 /// The number of elements of a JSON array, counted without keeping them.
-struct ElementCount(usize);
-
-impl<'de> serde::Deserialize<'de> for ElementCount {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Counter;
-        impl<'de> serde::de::Visitor<'de> for Counter {
-            type Value = ElementCount;
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("a sequence")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<ElementCount, A::Error> {
-                let mut count = 0;
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                    count += 1;
-                }
-                Ok(ElementCount(count))
-            }
-        }
-        deserializer.deserialize_seq(Counter)
-    }
-}
-
 /// The `event_id` of a rejected event, when it has a readable one (at most 128 characters).
 fn event_id_of(text: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
