@@ -30,13 +30,6 @@ impl Interner {
         self.ids.get(text).copied()
     }
 
-    pub fn get_optional(&self, text: Option<&str>) -> Option<u32> {
-        match text {
-            None => Some(NONE),
-            Some(text) => self.get(text),
-        }
-    }
-
     /// The string of an id; empty for [`NONE`].
     pub fn resolve(&self, id: u32) -> &str {
         if id == NONE {

@@ -89,12 +89,9 @@ impl TableData {
 pub struct ProjectData {
     pub rollups: Rollups,
     pub dedup: DedupIndex,
-    pub tables: HashMap<TableKind, TableData>,
+    pub tables: HashMap<Table, TableData>,
     pub counters: ProjectCounters,
 }
-
-/// `Table` is not `Hash`-stable across versions of this file; keep a local alias.
-pub type TableKind = Table;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProjectCounters {

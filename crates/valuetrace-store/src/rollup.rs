@@ -285,11 +285,6 @@ impl Rollups {
         }
     }
 
-    /// Lowers the minute floor, e.g. while rebuilding history at start-up before pruning.
-    pub fn set_minute_floor(&mut self, floor_ms: i64) {
-        self.minute_floor = floor_to(floor_ms, HOUR_MS);
-    }
-
     /// Drops minute buckets older than the retention; called periodically.
     pub fn prune_minutes(&mut self, now_ms: i64) {
         let floor = floor_to(now_ms - self.minute_retention_ms, HOUR_MS);
@@ -317,17 +312,6 @@ impl Rollups {
             Level::Hour => &mut self.hours,
             Level::Day => &mut self.days,
         }
-    }
-
-    /// Number of cells per level (minute, hour, day), for memory reporting.
-    pub fn cell_counts(&self) -> [usize; 3] {
-        let count = |level: &BTreeMap<i64, Bucket>| {
-            level
-                .values()
-                .map(|b| b.routes.len() + b.details.len())
-                .sum()
-        };
-        [count(&self.minutes), count(&self.hours), count(&self.days)]
     }
 }
 

@@ -143,13 +143,6 @@ impl DistinctSketch {
             _ => None,
         }
     }
-
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            DistinctSketch::Exact(slots, _) => slots.capacity() * 8,
-            DistinctSketch::Registers(_) => REGISTERS,
-        }
-    }
 }
 
 fn observe(registers: &mut [u8; REGISTERS], hash: u64) {

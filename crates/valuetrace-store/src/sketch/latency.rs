@@ -223,11 +223,6 @@ impl LatencySketch {
         }
         Some(sketch)
     }
-
-    /// Approximate heap bytes, for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        self.bins.capacity() * std::mem::size_of::<(i16, u32)>() + self.dense.capacity() * 4
-    }
 }
 
 /// Dense accumulator: merging thousands of cells into it costs one add per bucket.
@@ -281,12 +276,6 @@ impl LatencyAccumulator {
         }
         self.zeros += other.zeros;
         self.total += other.total;
-    }
-
-    pub fn add_value(&mut self, value_ms: f64) {
-        let mut single = LatencySketch::default();
-        single.insert(value_ms);
-        self.add(&single);
     }
 
     pub fn count(&self) -> u64 {
