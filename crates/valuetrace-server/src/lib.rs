@@ -186,6 +186,31 @@ impl Server {
     }
 }
 
+/// A server running on a task of the current runtime (the demo and the benchmarks embed one).
+pub struct RunningServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Serves on `listener` until [`RunningServer::stop`].
+    pub fn spawn(self, listener: tokio::net::TcpListener) -> RunningServer {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.run(listener, async move {
+            let _ = stopped.await;
+        }));
+        RunningServer { stop, task }
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting requests, finishes the ones in flight, persists, and waits for all that.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/batch", post(ingest::batch))

@@ -3,15 +3,13 @@
 //! change is intended, regenerate them with `VALUETRACE_BLESS=1 cargo test -p valuetrace-server
 //! --test golden` and review the diff.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use common::call;
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::sync::Arc;
-use tower::ServiceExt;
-use valuetrace_server::Server;
-use valuetrace_server::config::{Config, ProjectConfig};
 
 /// 2026-11-21T10:15:30.123Z.
 const NOW: i64 = 1_795_256_130_123;
@@ -57,18 +55,6 @@ fn events() -> Vec<Value> {
     events
 }
 
-async fn call(server: &Server, request: Request<Body>) -> (StatusCode, Value) {
-    let response = server.router().oneshot(request).await.expect("router");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, serde_json::from_slice(&bytes).expect("json answer"))
-}
-
 fn check_golden(name: &str, actual: &Value) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
@@ -91,18 +77,7 @@ fn check_golden(name: &str, actual: &Value) {
 #[tokio::test]
 async fn query_answers_match_the_golden_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: dir.path().to_owned(),
-        projects: vec![ProjectConfig {
-            id: "shop".into(),
-            name: String::new(),
-            ingest_key_hashes: vec![valuetrace_server::auth::key_hash_string(INGEST)],
-            read_key_hashes: vec![valuetrace_server::auth::key_hash_string(READ)],
-            secret_env: None,
-        }],
-        ..Config::default()
-    };
-    let server = Server::open_with_clock(config, Arc::new(|| NOW)).expect("server");
+    let server = common::open_shop(dir.path(), NOW, INGEST, READ);
     let body = serde_json::to_vec(&events()).expect("serialize");
     let request = Request::post("/v1/batch")
         .header("authorization", format!("Bearer {INGEST}"))

@@ -1,15 +1,14 @@
 //! Regression: a crash between writing Parquet and deleting the WAL segments, then a restart
 //! after the dedup window has passed, must not count the replayed events twice.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use common::call;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::sync::Arc;
-use tower::ServiceExt;
 use valuetrace_server::Server;
-use valuetrace_server::config::{Config, ProjectConfig};
 
 const T0: i64 = 1_795_256_130_123;
 const HOUR: i64 = 3_600_000;
@@ -17,30 +16,7 @@ const INGEST: &str = "vt_ingest_restart";
 const READ: &str = "vt_read_restart";
 
 fn open(dir: &Path, now: i64) -> Server {
-    let config = Config {
-        data_dir: dir.to_owned(),
-        projects: vec![ProjectConfig {
-            id: "shop".into(),
-            name: String::new(),
-            ingest_key_hashes: vec![valuetrace_server::auth::key_hash_string(INGEST)],
-            read_key_hashes: vec![valuetrace_server::auth::key_hash_string(READ)],
-            secret_env: None,
-        }],
-        ..Config::default()
-    };
-    Server::open_with_clock(config, Arc::new(move || now)).expect("server")
-}
-
-async fn call(server: &Server, request: Request<Body>) -> (StatusCode, Value) {
-    let response = server.router().oneshot(request).await.expect("router");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, serde_json::from_slice(&bytes).expect("json"))
+    common::open_shop(dir, now, INGEST, READ)
 }
 
 async fn requests_in(server: &Server, from: i64, to: i64) -> u64 {

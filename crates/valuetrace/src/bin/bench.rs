@@ -7,7 +7,7 @@
 //! Run with `cargo run --release -p valuetrace --bin valuetrace-bench -- <name> [options]`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -276,10 +276,7 @@ fn ingest(events: u64, batch: usize, connections: usize) -> anyhow::Result<()> {
         let server = Server::open(config).map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/v1/batch", listener.local_addr()?);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.run(listener, async move {
-            let _ = stop_rx.await;
-        }));
+        let running = server.spawn(listener);
         let now = valuetrace_store::wall_clock_ms();
         let mut rng = Rng(11);
         let bodies: Vec<bytes::Bytes> = (0..events.div_ceil(batch as u64))
@@ -324,9 +321,7 @@ fn ingest(events: u64, batch: usize, connections: usize) -> anyhow::Result<()> {
             quantile(&latencies, 0.99),
             rss_mib()
         );
-        let _ = stop_tx.send(());
-        serving.await??;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        running.stop().await?;
         anyhow::Ok(())
     })
 }

@@ -118,10 +118,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         let url = format!("http://{address}");
         let server = Server::open(config).map_err(anyhow::Error::msg)?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server.run(listener, async move {
-            let _ = stop_rx.await;
-        }));
+        let running = server.spawn(listener);
         let demo = DemoFile {
             url: url.clone(),
             project: PROJECT.into(),
@@ -129,11 +126,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             read_key,
         };
         let outcome = drive(&args, &demo, &data_dir).await;
-        let _ = stop_tx.send(());
-        serving
-            .await
-            .context("server task failed")?
-            .context("server failed")?;
+        running.stop().await.context("server failed")?;
         outcome
     })
 }
