@@ -130,22 +130,18 @@ impl ProjectData {
         for stored in events {
             if let Event::ApiCall(call) = &stored.event {
                 let interner = &mut self.rollups.interner;
-                let route = RouteKey {
-                    route: interner.intern(&call.route),
-                    method: interner.intern(&call.method),
-                    service: interner.intern(&call.service),
-                    provider: interner.intern_optional(call.provider.as_deref()),
+                let variant = interner.intern_optional(variant_key(&call.experiments).as_deref());
+                let dims = KeyDims {
+                    route: &call.route,
+                    method: &call.method,
+                    service: &call.service,
+                    provider: call.provider.as_deref(),
                     outbound: call.direction == valuetrace_model::Direction::Outbound,
+                    plan: call.plan.as_deref(),
+                    segment: call.segment.as_deref(),
                 };
-                let variant = variant_key(&call.experiments);
-                let key = DetailKey {
-                    route,
-                    plan: interner.intern_optional(call.plan.as_deref()),
-                    segment: interner.intern_optional(call.segment.as_deref()),
-                    variant: interner.intern_optional(variant.as_deref()),
-                };
-                let facts = facts_of(call);
-                self.rollups.add(key, &facts);
+                let key = dims.intern(interner, variant);
+                self.rollups.add(key, &facts_of(call));
             }
         }
     }
@@ -189,21 +185,47 @@ impl ProjectData {
                     }
                 },
             };
-            let key = DetailKey {
-                route: RouteKey {
-                    route: interner.intern(calls.route.value(row)),
-                    method: interner.intern(calls.method.value(row)),
-                    service: interner.intern(calls.service.value(row)),
-                    provider: interner.intern_optional(optional_text(calls.provider, row)),
-                    outbound: calls.is_outbound(row),
-                },
-                plan: interner.intern_optional(optional_text(calls.plan, row)),
-                segment: interner.intern_optional(optional_text(calls.segment, row)),
-                variant,
+            let dims = KeyDims {
+                route: calls.route.value(row),
+                method: calls.method.value(row),
+                service: calls.service.value(row),
+                provider: optional_text(calls.provider, row),
+                outbound: calls.is_outbound(row),
+                plan: optional_text(calls.plan, row),
+                segment: optional_text(calls.segment, row),
             };
+            let key = dims.intern(interner, variant);
             self.rollups.add(key, &calls.facts(row));
         }
         Ok(())
+    }
+}
+
+/// The strings of a call that make its rollup key, however the call is read.
+struct KeyDims<'a> {
+    route: &'a str,
+    method: &'a str,
+    service: &'a str,
+    provider: Option<&'a str>,
+    outbound: bool,
+    plan: Option<&'a str>,
+    segment: Option<&'a str>,
+}
+
+impl KeyDims<'_> {
+    fn intern(&self, interner: &mut crate::interner::Interner, variant: u32) -> DetailKey {
+        DetailKey {
+            route: RouteKey {
+                route: interner.intern(self.route),
+                method: interner.intern(self.method),
+                service: interner.intern(self.service),
+                provider: interner.intern_optional(self.provider),
+                outbound: self.outbound,
+            },
+            plan: interner.intern_optional(self.plan),
+            segment: interner.intern_optional(self.segment),
+            variant,
+        }
     }
 }
 
