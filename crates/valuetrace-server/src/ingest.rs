@@ -38,13 +38,13 @@ pub struct Rejected {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyFormat {
+pub enum BodyFormat {
     Json,
     Ndjson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub enum Encoding {
     Identity,
     Gzip,
     Zstd,
@@ -274,6 +274,23 @@ fn body_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
             format!("content encoding `{other}` is not supported; use gzip, zstd or none"),
         )),
     }
+}
+
+/// The batch decoder without HTTP around it (fuzz targets and property tests call this):
+/// decompresses `raw` within `limits` and cuts it into events, each its JSON text or the reason it
+/// could not be cut out. Never panics; any error is an [`ApiError`] for the whole body.
+pub fn decode_batch(
+    raw: &[u8],
+    format: BodyFormat,
+    encoding: Encoding,
+    limits: &crate::config::IngestLimits,
+) -> Result<Vec<Result<String, String>>, ApiError> {
+    let decoded = decompress(raw, encoding, limits.max_decompressed_bytes)?;
+    let items = split_events(&decoded, format, limits.max_batch_events)?;
+    Ok(items
+        .into_iter()
+        .map(|item| item.map(str::to_owned))
+        .collect())
 }
 
 /// Decompresses at most `limit` bytes: reading stops one byte past the limit, so memory stays
