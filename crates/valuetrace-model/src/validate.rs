@@ -107,6 +107,12 @@ fn validate_wire(value: WireValue<'_>, received_at_ms: i64, limits: &Limits) -> 
             format!("an event must be a JSON object, got {}", value.kind()),
         ));
     };
+    if let Some(key) = fields::first_duplicate_key(&object) {
+        return Err(ValidationError::new(
+            key,
+            "appears more than once in the event; send each field once",
+        ));
+    }
     let mut reader = Reader {
         object: &mut object,
         limits,

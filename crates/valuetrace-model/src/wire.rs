@@ -6,7 +6,8 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Vis
 use std::borrow::Cow;
 use std::fmt;
 
-/// An object: pairs in document order (a repeated key: the last one wins, as in serde_json).
+/// An object: pairs in document order, repeated keys included (validation refuses them; [`get`]
+/// would see the last one).
 pub type WireMap<'a> = Vec<(Cow<'a, str>, WireValue<'a>)>;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,7 @@
 
 use super::{Reader, Result, ValidationError};
 use crate::time::parse_rfc3339;
-use crate::wire::{self, WireValue};
+use crate::wire::{self, WireMap, WireValue};
 use std::collections::BTreeMap;
 
 impl Reader<'_, '_> {
@@ -153,6 +153,12 @@ impl Reader<'_, '_> {
                 ),
             ));
         }
+        if let Some(key) = first_duplicate_key(&object) {
+            return Err(ValidationError::new(
+                format!("{field}.{key}"),
+                "key appears more than once; send each key once",
+            ));
+        }
         let mut map = BTreeMap::new();
         for (key, value) in object {
             let path = || format!("{field}.{key}");
@@ -192,6 +198,24 @@ pub(super) fn check_text(field: &str, text: &str, max_bytes: usize) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// The first key of `object` that an earlier pair already used. JSON leaves repeated keys
+/// undefined and parsers disagree on which one wins, so an event carrying one is refused rather
+/// than silently keeping the last value.
+pub(super) fn first_duplicate_key<'m>(object: &'m WireMap<'_>) -> Option<&'m str> {
+    if object.len() <= 32 {
+        return object
+            .iter()
+            .enumerate()
+            .find(|(index, (key, _))| object[..*index].iter().any(|(seen, _)| seen == key))
+            .map(|(_, (key, _))| key.as_ref());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(object.len());
+    object
+        .iter()
+        .map(|(key, _)| key.as_ref())
+        .find(|key| !seen.insert(*key))
 }
 
 pub(super) fn missing(field: &str) -> ValidationError {

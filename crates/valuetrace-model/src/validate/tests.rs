@@ -293,3 +293,41 @@ fn experiment_names_and_variants_cannot_break_variant_keys() {
         "experiments.re;co: experiment names and variants may not contain `;`, got `re;co`"
     );
 }
+
+#[test]
+fn repeated_keys_are_refused_naming_the_key() {
+    let json_error = |text: &str| match validate_json(text, NOW, &Limits::default()) {
+        Ok(valid) => panic!("expected an error, got {valid:?}"),
+        Err(error) => error.to_string(),
+    };
+    let base = call().to_string();
+    let body = base.strip_suffix('}').expect("object");
+    assert_eq!(
+        json_error(&format!("{body},\"status\":500}}")),
+        "status: appears more than once in the event; send each field once"
+    );
+    assert_eq!(
+        json_error(&format!(
+            "{body},\"properties\":{{\"color\":\"red\",\"color\":\"blue\"}}}}"
+        )),
+        "properties.color: key appears more than once; send each key once"
+    );
+    assert_eq!(
+        json_error(&format!(
+            "{body},\"experiments\":{{\"reco\":\"a\",\"reco\":\"b\"}}}}"
+        )),
+        "experiments.reco: key appears more than once; send each key once"
+    );
+    // Many fields (the hashed path): the duplicate is still named.
+    let many: String = (0..40).map(|i| format!(",\"k{i}\":1")).collect();
+    assert_eq!(
+        json_error(&format!("{body}{many},\"k7\":2}}")),
+        "k7: appears more than once in the event; send each field once"
+    );
+    // Keys equal after unescaping are the same key.
+    assert_eq!(
+        json_error(&format!("{body},\"st\\u0061tus\":500}}")),
+        "status: appears more than once in the event; send each field once"
+    );
+    assert!(validate_json(&base, NOW, &Limits::default()).is_ok());
+}
