@@ -16,7 +16,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// An earlier write or fsync failed; the WAL refuses every further append and rotation.
+    /// An earlier write or fsync failed and [`crate::Wal::recover`] has not succeeded since; the
+    /// WAL refuses appends and rotations meanwhile. Also returned to an append whose frame was
+    /// written but not made durable before the failure.
     #[error("wal is poisoned by an earlier write or sync failure")]
     Poisoned,
     /// The payload is longer than [`crate::format::MAX_PAYLOAD_LEN`].

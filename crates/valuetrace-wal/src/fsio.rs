@@ -1,8 +1,10 @@
-//! File-system helpers: listing, creating and syncing segments.
+//! File-system helpers: listing, creating, writing and syncing segments.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use tracing::warn;
 
 use crate::error::{Error, Result};
 use crate::format::{encode_segment_header, parse_segment_file_name, segment_file_name};
@@ -48,7 +50,7 @@ pub(crate) fn sync_all(options: &WalOptions, file: &File, path: &Path) -> Result
         Some(hook) => hook().and_then(|()| file.sync_all()),
         None => file.sync_all(),
     };
-    synced.map_err(|e| Error::io("sync", path, e))
+    synced.map_err(|e| Error::io(OP_SYNC, path, e))
 }
 
 /// fsyncs a directory so that created, renamed or removed entries are durable.
@@ -60,17 +62,57 @@ pub(crate) fn sync_dir(options: &WalOptions, dir: &Path) -> Result<()> {
     sync_all(options, &dir_file, dir)
 }
 
+/// The `op` of an [`Error::Io`] from a failed fsync (file or directory).
+pub(crate) const OP_SYNC: &str = "sync";
+/// The `op` of an [`Error::Io`] from a failed segment-header write.
+pub(crate) const OP_WRITE_HEADER: &str = "write segment header";
+
+/// Writes `buf`, after asking the write hook (which may fail the write before anything is
+/// written).
+pub(crate) fn write_all(options: &WalOptions, mut file: &File, buf: &[u8]) -> io::Result<()> {
+    if let Some(hook) = &options.write_hook {
+        hook(buf.len())?;
+    }
+    file.write_all(buf)
+}
+
+/// Writes one frame (`header` then `payload`), asking the write hook once for the whole frame.
+pub(crate) fn write_frame(
+    options: &WalOptions,
+    mut file: &File,
+    header: &[u8],
+    payload: &[u8],
+) -> io::Result<()> {
+    if let Some(hook) = &options.write_hook {
+        hook(header.len() + payload.len())?;
+    }
+    file.write_all(header)?;
+    file.write_all(payload)
+}
+
 /// Creates segment `id` with its header, durably (file and directory fsynced).
+///
+/// If writing or syncing the new file fails, the file is removed again (best effort) so that a
+/// retry can use the same id and no half-made segment is left behind.
 pub(crate) fn create_segment(options: &WalOptions, id: u64) -> Result<File> {
     let path = segment_path(&options.dir, id);
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
         .map_err(|e| Error::io("create segment", &path, e))?;
-    file.write_all(&encode_segment_header())
-        .map_err(|e| Error::io("write segment header", &path, e))?;
-    sync_all(options, &file, &path)?;
-    sync_dir(options, &options.dir)?;
-    Ok(file)
+    let initialised = write_all(options, &file, &encode_segment_header())
+        .map_err(|e| Error::io(OP_WRITE_HEADER, &path, e))
+        .and_then(|()| sync_all(options, &file, &path))
+        .and_then(|()| sync_dir(options, &options.dir));
+    match initialised {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            drop(file);
+            if let Err(remove) = fs::remove_file(&path) {
+                warn!(segment = %path.display(), error = %remove, "cannot remove a wal segment whose creation failed");
+            }
+            Err(e)
+        }
+    }
 }

@@ -65,5 +65,8 @@ mod wal;
 pub mod format;
 
 pub use error::{Error, Result};
-pub use options::{DEFAULT_SEGMENT_MAX_BYTES, ReplayStats, SyncHook, WalOptions, WalStats};
+pub use options::{
+    DEFAULT_SEGMENT_MAX_BYTES, FRAMES_PER_FSYNC_BOUNDS, FSYNC_SECONDS_BOUNDS, Histogram,
+    ReplayStats, SyncHook, WalOptions, WalStats, WriteHook,
+};
 pub use wal::Wal;
