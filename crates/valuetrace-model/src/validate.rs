@@ -5,7 +5,7 @@
 //! our code. Unknown fields are refused: a typo such as `stauts` would otherwise lose data silently.
 
 use crate::event::{ApiCall, Direction, Event, Outcome, SCHEMA_VERSION};
-use crate::time::HOUR_MS;
+use crate::time::DAY_MS;
 use crate::wire::{self, WireMap, WireValue};
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,8 +23,11 @@ pub struct Limits {
     pub max_property_key_bytes: usize,
     pub max_property_value_bytes: usize,
     pub max_experiments: usize,
-    /// How far in the future a (skew-corrected) timestamp may lie.
+    /// How far in the future a (skew-corrected) timestamp may lie; a later one is clamped to the
+    /// receive time ([`Validated::clamped`]).
     pub max_future_ms: i64,
+    /// How old (before the receive time) a timestamp may be; an older event is refused.
+    pub max_age_ms: i64,
 }
 
 impl Default for Limits {
@@ -38,7 +41,8 @@ impl Default for Limits {
             max_property_key_bytes: 128,
             max_property_value_bytes: 1024,
             max_experiments: 16,
-            max_future_ms: 24 * HOUR_MS,
+            max_future_ms: 10 * 60_000,
+            max_age_ms: 400 * DAY_MS,
         }
     }
 }
@@ -57,6 +61,28 @@ impl ValidationError {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+impl ValidationError {
+    /// A label from a small fixed set, for metrics: the top-level field that broke a rule,
+    /// `json` for text that is not JSON, `event` for whole-event problems, `unknown_field` for a
+    /// field this version does not know.
+    pub fn reason(&self) -> &'static str {
+        let top = self.field.split(['.', '[']).next().unwrap_or("");
+        if top.is_empty() {
+            return if self.message.starts_with("invalid JSON") {
+                "json"
+            } else {
+                "event"
+            };
+        }
+        API_CALL_FIELDS
+            .iter()
+            .chain(OUTCOME_FIELDS)
+            .find(|known| **known == top)
+            .copied()
+            .unwrap_or("unknown_field")
     }
 }
 
@@ -80,6 +106,8 @@ pub struct Validated {
     pub event: Event,
     /// Milliseconds added to the client's timestamp (`received_at - sent_at`), 0 without `sent_at`.
     pub skew_ms: i64,
+    /// The corrected timestamp lay more than `max_future_ms` ahead and was set to the receive time.
+    pub clamped: bool,
 }
 
 /// Validates one event received at `received_at_ms` (server clock).
@@ -149,8 +177,12 @@ fn validate_wire(value: WireValue<'_>, received_at_ms: i64, limits: &Limits) -> 
             ),
         ));
     }
-    let skew_ms = correct_skew(&mut event, received_at_ms, limits)?;
-    Ok(Validated { event, skew_ms })
+    let (skew_ms, clamped) = correct_skew(&mut event, received_at_ms, limits)?;
+    Ok(Validated {
+        event,
+        skew_ms,
+        clamped,
+    })
 }
 
 const API_CALL_FIELDS: &[&str] = &[
@@ -201,7 +233,10 @@ const METHODS: &[&str] = &[
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
 ];
 
-fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Result<i64> {
+/// Applies the clock-skew correction (`timestamp + (received_at - sent_at)`), clamps a timestamp
+/// too far in the future to the receive time, and refuses one older than `max_age_ms`.
+/// Returns the correction applied and whether the timestamp was clamped.
+fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Result<(i64, bool)> {
     let (timestamp, sent_at) = match event {
         Event::ApiCall(call) => (&mut call.timestamp, call.sent_at),
         Event::Outcome(outcome) => (&mut outcome.timestamp, outcome.sent_at),
@@ -214,19 +249,20 @@ fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Resu
             "is out of range after clock-skew correction; check `timestamp` and `sent_at`",
         ));
     };
-    *timestamp = corrected;
-    let ahead = corrected.saturating_sub(received_at_ms);
-    if ahead > limits.max_future_ms {
+    let age = received_at_ms.saturating_sub(corrected);
+    if age > limits.max_age_ms {
         return Err(ValidationError::new(
             "timestamp",
             format!(
-                "lies {:.1} h in the future after clock-skew correction (limit {} h); check the client's clock or send `sent_at`",
-                ahead as f64 / HOUR_MS as f64,
-                limits.max_future_ms / HOUR_MS
+                "is {:.1} days old after clock-skew correction; events older than {} days are not kept (limits.max_event_age)",
+                age as f64 / DAY_MS as f64,
+                limits.max_age_ms / DAY_MS
             ),
         ));
     }
-    Ok(skew_ms)
+    let clamped = corrected.saturating_sub(received_at_ms) > limits.max_future_ms;
+    *timestamp = if clamped { received_at_ms } else { corrected };
+    Ok((skew_ms, clamped))
 }
 
 struct Reader<'r, 'a> {

@@ -63,6 +63,15 @@ impl KeyRing {
         KeyRing { entries }
     }
 
+    /// Number of configured keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The project a key belongs to in `role`. Every entry is compared (no early exit) so that
     /// timing does not reveal which key matched.
     pub fn project_of(&self, key: &str, role: KeyRole) -> Option<String> {

@@ -16,6 +16,7 @@ pub struct Config {
     /// Directory holding the WAL, the Parquet files and generated secrets.
     pub data_dir: PathBuf,
     pub limits: IngestLimits,
+    pub http: HttpConfig,
     pub storage: StorageConfig,
     pub projects: Vec<ProjectConfig>,
 }
@@ -26,6 +27,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             data_dir: PathBuf::from("valuetrace-data"),
             limits: IngestLimits::default(),
+            http: HttpConfig::default(),
             storage: StorageConfig::default(),
             projects: Vec::new(),
         }
@@ -43,6 +45,22 @@ pub struct IngestLimits {
     pub max_event_bytes: usize,
     /// Most events in one batch.
     pub max_batch_events: usize,
+    /// Memory all ingest requests in flight may hold (bodies, decoded bodies, parsed events);
+    /// beyond it requests are answered 503 with `Retry-After`.
+    pub max_in_flight_bytes: usize,
+    /// The part of `max_in_flight_bytes` and of `storage.max_buffered_rows` one project may hold
+    /// (0 < share <= 1) when several are configured, so that a noisy project cannot starve the
+    /// others.
+    pub project_in_flight_share: f64,
+    /// Default rate limit of a project in events per second (0: none); beyond it, 429.
+    pub events_per_second: f64,
+    /// Default burst of a project in events: how far above its rate it may go for a moment.
+    pub burst_events: f64,
+    /// Events whose (skew-corrected) timestamp lies further in the future are clamped to the
+    /// receive time and counted (`valuetrace_ingest_clamped_events_total`).
+    pub max_future: String,
+    /// Events older than this (by timestamp, at receipt) are refused with a clear reason.
+    pub max_event_age: String,
 }
 
 impl Default for IngestLimits {
@@ -52,6 +70,35 @@ impl Default for IngestLimits {
             max_decompressed_bytes: 20 << 20,
             max_event_bytes: 32 << 10,
             max_batch_events: 10_000,
+            max_in_flight_bytes: 256 << 20,
+            project_in_flight_share: 0.5,
+            events_per_second: 100_000.0,
+            burst_events: 200_000.0,
+            max_future: "10m".into(),
+            max_event_age: "400d".into(),
+        }
+    }
+}
+
+/// Connection handling: slow and abusive clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A request's headers must arrive within this; it is also how long an idle keep-alive
+    /// connection is kept (hyper starts the header timer when it waits for the next request).
+    pub header_read_timeout: String,
+    /// A request's body must arrive within this after its headers, else 408.
+    pub body_read_timeout: String,
+    /// Open connections at most; further connections are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout: "10s".into(),
+            body_read_timeout: "30s".into(),
+            max_connections: 1024,
         }
     }
 }
@@ -71,6 +118,9 @@ pub struct StorageConfig {
     pub wal_segment_bytes: u64,
     /// fsync every acknowledged batch; turn off only for throwaway benchmarks.
     pub fsync: bool,
+    /// Rows held in memory at most, buffered or being persisted (the writer is behind, e.g. the
+    /// disk is full); beyond it ingest answers 503 with `Retry-After` instead of growing memory.
+    pub max_buffered_rows: usize,
 }
 
 impl Default for StorageConfig {
@@ -82,6 +132,7 @@ impl Default for StorageConfig {
             dedup_window: "48h".into(),
             wal_segment_bytes: 64 << 20,
             fsync: true,
+            max_buffered_rows: 3_000_000,
         }
     }
 }
@@ -104,14 +155,49 @@ pub struct ProjectConfig {
     /// is generated on first start and kept in `<data_dir>/secrets/<id>.key` (mode 0600).
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// Version of the pseudonymization secret. Raising it starts a new secret (a new file, or
+    /// the value of `secret_env`): pseudonyms stay consistent within a version, and version 2
+    /// onwards are prefixed `v<N>.` so the two never collide. See docs/reliability.md.
+    #[serde(default = "first_version")]
+    pub secret_version: u32,
+    /// This project's rate limit in events per second (default: `limits.events_per_second`).
+    #[serde(default)]
+    pub events_per_second: Option<f64>,
+    /// This project's burst in events (default: `limits.burst_events`).
+    #[serde(default)]
+    pub burst_events: Option<f64>,
 }
 
-/// Durations of the storage section, parsed.
+fn first_version() -> u32 {
+    1
+}
+
+impl ProjectConfig {
+    /// A project with default settings and the given keys' hashes.
+    pub fn new(id: &str, ingest_key_hashes: Vec<String>, read_key_hashes: Vec<String>) -> Self {
+        ProjectConfig {
+            id: id.to_owned(),
+            name: String::new(),
+            ingest_key_hashes,
+            read_key_hashes,
+            secret_env: None,
+            secret_version: 1,
+            events_per_second: None,
+            burst_events: None,
+        }
+    }
+}
+
+/// Durations of the configuration, parsed.
 #[derive(Debug, Clone, Copy)]
 pub struct StorageDurations {
     pub persist_interval_ms: i64,
     pub minute_rollup_retention_ms: i64,
     pub dedup_window_ms: i64,
+    pub max_future_ms: i64,
+    pub max_event_age_ms: i64,
+    pub header_read_timeout_ms: i64,
+    pub body_read_timeout_ms: i64,
 }
 
 impl Config {
@@ -143,23 +229,43 @@ impl Config {
                 .filter(|ms| *ms > 0)
                 .unwrap_or_else(|| {
                     problems.push(format!(
-                        "storage.{field}: `{text}` is not a duration such as `30s`, `15m`, `48h`"
+                        "{field}: `{text}` is not a duration such as `30s`, `15m`, `48h`"
                     ));
                     0
                 })
         };
         let durations = StorageDurations {
             persist_interval_ms: duration(
-                "persist_interval",
+                "storage.persist_interval",
                 &self.storage.persist_interval,
                 &mut problems,
             ),
             minute_rollup_retention_ms: duration(
-                "minute_rollup_retention",
+                "storage.minute_rollup_retention",
                 &self.storage.minute_rollup_retention,
                 &mut problems,
             ),
-            dedup_window_ms: duration("dedup_window", &self.storage.dedup_window, &mut problems),
+            dedup_window_ms: duration(
+                "storage.dedup_window",
+                &self.storage.dedup_window,
+                &mut problems,
+            ),
+            max_future_ms: duration("limits.max_future", &self.limits.max_future, &mut problems),
+            max_event_age_ms: duration(
+                "limits.max_event_age",
+                &self.limits.max_event_age,
+                &mut problems,
+            ),
+            header_read_timeout_ms: duration(
+                "http.header_read_timeout",
+                &self.http.header_read_timeout,
+                &mut problems,
+            ),
+            body_read_timeout_ms: duration(
+                "http.body_read_timeout",
+                &self.http.body_read_timeout,
+                &mut problems,
+            ),
         };
         if durations.dedup_window_ms > 0 && durations.dedup_window_ms < 24 * 3_600_000 {
             problems.push(
@@ -175,6 +281,21 @@ impl Config {
         }
         if limits.max_event_bytes == 0 || limits.max_batch_events == 0 {
             problems.push("limits: max_event_bytes and max_batch_events must be positive".into());
+        }
+        if limits.max_in_flight_bytes < limits.max_body_bytes {
+            problems
+                .push("limits.max_in_flight_bytes: must be at least limits.max_body_bytes".into());
+        }
+        if !(limits.project_in_flight_share > 0.0 && limits.project_in_flight_share <= 1.0) {
+            problems.push("limits.project_in_flight_share: must be in (0, 1]".into());
+        }
+        if self.http.max_connections == 0 {
+            problems.push("http.max_connections: must be positive".into());
+        }
+        if self.storage.max_buffered_rows <= self.storage.persist_max_rows {
+            problems.push(
+                "storage.max_buffered_rows: must be above storage.persist_max_rows, or every persist would start with ingest refused".into(),
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for (index, project) in self.projects.iter().enumerate() {
@@ -192,6 +313,22 @@ impl Config {
             if !seen.insert(project.id.clone()) {
                 problems.push(format!(
                     "projects[{index}].id: `{}` is defined twice",
+                    project.id
+                ));
+            }
+            let rate = project
+                .events_per_second
+                .unwrap_or(limits.events_per_second);
+            let burst = project.burst_events.unwrap_or(limits.burst_events);
+            if !(rate.is_finite() && rate >= 0.0 && burst.is_finite() && burst >= 1.0) {
+                problems.push(format!(
+                    "projects[{index}] ({}): events_per_second must be >= 0 (0: no limit) and burst_events >= 1",
+                    project.id
+                ));
+            }
+            if project.secret_version == 0 {
+                problems.push(format!(
+                    "projects[{index}] ({}): secret_version starts at 1",
                     project.id
                 ));
             }

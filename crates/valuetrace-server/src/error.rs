@@ -12,8 +12,10 @@ pub enum ErrorKind {
     BadRequest,
     Unauthorized,
     NotFound,
+    RequestTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
+    TooManyRequests,
     Unavailable,
     Internal,
 }
@@ -24,8 +26,10 @@ impl ErrorKind {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -39,6 +43,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What was wrong, where, and how to fix it.
     pub message: String,
+    /// Seconds for the `Retry-After` header of 429 and 503 answers.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -47,7 +53,15 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            retry_after_secs: matches!(kind, ErrorKind::Unavailable | ErrorKind::TooManyRequests)
+                .then_some(1),
         }
+    }
+
+    /// Sets the `Retry-After` seconds (at least 1).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_secs = Some(seconds.max(1));
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -83,16 +97,21 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, "unavailable", message)
     }
+
+    /// 503 with its own code: the server is protecting itself and the client should retry.
+    pub fn overloaded(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, code, message)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
         let mut response = (self.kind.status(), body).into_response();
-        if self.kind == ErrorKind::Unavailable {
+        if let Some(seconds) = self.retry_after_secs {
             response
                 .headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                .insert("retry-after", axum::http::HeaderValue::from(seconds));
         }
         response
     }

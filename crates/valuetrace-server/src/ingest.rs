@@ -5,6 +5,7 @@
 //! event size. A bad event is reported by index and never takes its neighbours down.
 
 use crate::AppState;
+use crate::admission::{Reservation, TokenBucket};
 use crate::error::{ApiError, ErrorKind};
 use crate::pipeline::PipelineError;
 use axum::Json;
@@ -27,6 +28,13 @@ pub struct BatchResponse {
     pub accepted: usize,
     pub duplicates: usize,
     pub rejected: Vec<Rejected>,
+    /// Accepted events whose timestamp lay too far in the future and was set to the receive time.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub clamped: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -35,6 +43,9 @@ pub struct Rejected {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
     pub error: String,
+    /// Bounded label for metrics (see `ValidationError::reason`).
+    #[serde(skip)]
+    pub reason: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,16 +66,122 @@ pub async fn batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let project = crate::bearer(&headers)
-        .and_then(|key| state.keys.project_of(key, crate::auth::KeyRole::Ingest))
-        .ok_or_else(ApiError::unauthorized)?;
-    let format = body_format(&headers)?;
-    let encoding = body_encoding(&headers)?;
-    let limits = state.limits.clone();
-    if let Some(length) = headers
+    let project =
+        crate::bearer(&headers).and_then(|key| state.project_of(key, crate::auth::KeyRole::Ingest));
+    let label = project.as_deref().unwrap_or("unknown").to_owned();
+    let result = match project {
+        Some(project) => admit_and_process(&state, project, &headers, body).await,
+        None => Err(ApiError::unauthorized()),
+    };
+    record(&state, &label, &result);
+    result.map(Json)
+}
+
+/// Counts the request, its events and its rejections by reason.
+fn record(state: &AppState, project: &str, result: &Result<BatchResponse, ApiError>) {
+    let metrics = &state.metrics;
+    match result {
+        Ok(response) => {
+            metrics.inc(
+                "valuetrace_ingest_requests_total",
+                &[("project", project), ("code", "ok")],
+            );
+            for (outcome, count) in [
+                ("accepted", response.accepted),
+                ("duplicate", response.duplicates),
+                ("rejected", response.rejected.len()),
+            ] {
+                if count > 0 {
+                    metrics.add(
+                        "valuetrace_ingest_events_total",
+                        &[("project", project), ("outcome", outcome)],
+                        count as f64,
+                    );
+                }
+            }
+            for rejected in &response.rejected {
+                metrics.inc(
+                    "valuetrace_ingest_rejected_events_total",
+                    &[("project", project), ("reason", rejected.reason)],
+                );
+            }
+            if response.clamped > 0 {
+                metrics.add(
+                    "valuetrace_ingest_clamped_events_total",
+                    &[("project", project)],
+                    response.clamped as f64,
+                );
+            }
+        }
+        Err(error) => {
+            metrics.inc(
+                "valuetrace_ingest_requests_total",
+                &[("project", project), ("code", error.code)],
+            );
+            match error.code {
+                "rate_limited" => metrics.inc(
+                    "valuetrace_ingest_rate_limited_requests_total",
+                    &[("project", project)],
+                ),
+                "in_flight_full" | "writer_behind" | "wal_unavailable" => metrics.inc(
+                    "valuetrace_ingest_overloaded_requests_total",
+                    &[("reason", error.code)],
+                ),
+                "body_timeout" => metrics.inc("valuetrace_http_body_timeouts_total", &[]),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The cheap refusals first (nothing read yet), then the body within its limits and timeout,
+/// then the work on a blocking thread.
+async fn admit_and_process(
+    state: &Arc<AppState>,
+    project: String,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<BatchResponse, ApiError> {
+    if !state.pipeline.is_ready() {
+        return Err(ApiError::overloaded(
+            "wal_unavailable",
+            "the server cannot make writes durable right now (write-ahead log failed, e.g. disk full); retry later",
+        )
+        .retry_after(5));
+    }
+    let store = state.pipeline.store();
+    let (held, project_held) = (
+        store.rows_in_memory(None),
+        store.rows_in_memory(Some(&project)),
+    );
+    if held >= state.max_buffered_rows || project_held >= state.project_max_buffered_rows {
+        return Err(ApiError::overloaded(
+            "writer_behind",
+            format!(
+                "{held} rows ({project_held} of project `{project}`) are waiting to be written (storage.max_buffered_rows = {}, a project may hold {}); retry later",
+                state.max_buffered_rows, state.project_max_buffered_rows
+            ),
+        )
+        .retry_after(2));
+    }
+    let bucket = state
+        .live()
+        .projects
+        .get(&project)
+        .and_then(|runtime| runtime.bucket.clone());
+    if let Some(bucket) = &bucket {
+        bucket
+            .check(std::time::Instant::now())
+            .map_err(|wait| rate_limited(&project, wait))?;
+    }
+    let format = body_format(headers)?;
+    let encoding = body_encoding(headers)?;
+    let limits = &state.limits;
+    let declared = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(length) = declared
         && length > limits.max_body_bytes
     {
         return Err(too_large(
@@ -74,35 +191,101 @@ pub async fn batch(
             "max_body_bytes",
         ));
     }
-    let raw = match http_body_util::Limited::new(body, limits.max_body_bytes)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(error)
+    let mut reservation = state
+        .in_flight
+        .reserve(&project, declared.unwrap_or(limits.max_body_bytes))
+        .ok_or_else(in_flight_full)?;
+    let _in_flight = InFlightGauge::new(state);
+    let raw = read_body(body, limits.max_body_bytes, state.body_read_timeout).await?;
+    state.metrics.add(
+        "valuetrace_ingest_bytes_total",
+        &[("project", &project), ("stage", "received")],
+        raw.len() as f64,
+    );
+    let worker = state.clone();
+    tokio::task::spawn_blocking(move || {
+        process(
+            &worker,
+            &project,
+            format,
+            encoding,
+            &raw,
+            &mut reservation,
+            bucket.as_deref(),
+        )
+    })
+    .await
+    .map_err(|error| ApiError::internal(&error))?
+}
+
+/// Reads the whole body within `limit` bytes and `timeout`.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    let collect = http_body_util::Limited::new(body, limit).collect();
+    match tokio::time::timeout(timeout, collect).await {
+        Err(_) => Err(ApiError::new(
+            ErrorKind::RequestTimeout,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s (http.body_read_timeout); send it at once",
+                timeout.as_secs_f64()
+            ),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error))
             if error
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return Err(too_large(
-                "body",
-                limits.max_body_bytes + 1,
-                limits.max_body_bytes,
-                "max_body_bytes",
-            ));
+            Err(too_large("body", limit + 1, limit, "max_body_bytes"))
         }
-        Err(error) => {
-            return Err(ApiError::bad_request(
-                "body_unreadable",
-                format!("could not read the request body: {error}"),
-            ));
-        }
-    };
-    let state_for_work = state.clone();
-    tokio::task::spawn_blocking(move || process(&state_for_work, &project, format, encoding, &raw))
-        .await
-        .map_err(|error| ApiError::internal(&error))?
-        .map(Json)
+        Ok(Err(error)) => Err(ApiError::bad_request(
+            "body_unreadable",
+            format!("could not read the request body: {error}"),
+        )),
+    }
+}
+
+fn rate_limited(project: &str, wait: std::time::Duration) -> ApiError {
+    ApiError::new(
+        ErrorKind::TooManyRequests,
+        "rate_limited",
+        format!(
+            "project `{project}` is over its event rate limit (events_per_second); retry after {:.1} s",
+            wait.as_secs_f64()
+        ),
+    )
+    .retry_after(wait.as_secs_f64().ceil() as u64)
+}
+
+fn in_flight_full() -> ApiError {
+    ApiError::overloaded(
+        "in_flight_full",
+        "the server is at its in-flight request budget (limits.max_in_flight_bytes); retry later",
+    )
+}
+
+/// `valuetrace_ingest_in_flight_requests` up while a request is admitted.
+struct InFlightGauge<'a>(&'a AppState);
+
+impl<'a> InFlightGauge<'a> {
+    fn new(state: &'a AppState) -> Self {
+        state
+            .metrics
+            .add("valuetrace_ingest_in_flight_requests", &[], 1.0);
+        InFlightGauge(state)
+    }
+}
+
+impl Drop for InFlightGauge<'_> {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .add("valuetrace_ingest_in_flight_requests", &[], -1.0);
+    }
 }
 
 fn process(
@@ -111,11 +294,35 @@ fn process(
     format: BodyFormat,
     encoding: Encoding,
     raw: &[u8],
+    reservation: &mut Reservation,
+    bucket: Option<&TokenBucket>,
 ) -> Result<BatchResponse, ApiError> {
     let limits = &state.limits;
     let decoded = decompress(raw, encoding, limits.max_decompressed_bytes)?;
+    // The decoded text (when it is a copy) and the parsed events, roughly its size again.
+    let held = if encoding == Encoding::Identity {
+        decoded.len()
+    } else {
+        decoded.len() * 2
+    };
+    if !reservation.grow(held.saturating_sub(reservation.bytes())) {
+        return Err(in_flight_full());
+    }
+    if encoding != Encoding::Identity {
+        state.metrics.add(
+            "valuetrace_ingest_bytes_total",
+            &[("project", project), ("stage", "decoded")],
+            decoded.len() as f64,
+        );
+    }
     let items = split_events(&decoded, format, limits.max_batch_events)?;
-    let runtime = state
+    if let Some(bucket) = bucket {
+        bucket
+            .take(items.len() as f64, std::time::Instant::now())
+            .map_err(|wait| rate_limited(project, wait))?;
+    }
+    let live = state.live();
+    let runtime = live
         .projects
         .get(project)
         .ok_or_else(|| ApiError::not_found("project"))?;
@@ -124,6 +331,7 @@ fn process(
         accepted: 0,
         duplicates: 0,
         rejected: Vec::new(),
+        clamped: 0,
     };
     let mut fresh = Vec::with_capacity(items.len());
     let mut seen_in_batch = HashSet::new();
@@ -136,6 +344,7 @@ fn process(
                     index,
                     event_id: None,
                     error,
+                    reason: "json",
                 });
                 continue;
             }
@@ -150,6 +359,7 @@ fn process(
                 index,
                 event_id: None,
                 error,
+                reason: "size",
             });
             continue;
         }
@@ -165,6 +375,7 @@ fn process(
                 index,
                 event_id: event_id_of(text),
                 error: error.to_string(),
+                reason: error.reason(),
             }),
         }
     }
@@ -179,6 +390,7 @@ fn process(
         }
         let mut event = valid.event;
         runtime.pseudonymizer.apply(&mut event);
+        response.clamped += usize::from(valid.clamped);
         fresh.push(StoredEvent {
             event,
             received_at,
@@ -188,8 +400,12 @@ fn process(
     if !fresh.is_empty() {
         let outcome = state.pipeline.commit(project, fresh).map_err(|error| match error {
             PipelineError::Wal(detail) => {
-                tracing::error!(error = %detail, project, "write-ahead log failed; refusing writes");
-                ApiError::unavailable("the server cannot make writes durable right now; retry later")
+                tracing::error!(error = %detail, project, "write-ahead log failed; refusing writes until it recovers");
+                ApiError::overloaded(
+                    "wal_unavailable",
+                    "the server cannot make writes durable right now (write-ahead log failed, e.g. disk full); retry later",
+                )
+                .retry_after(5)
             }
             PipelineError::Store(detail) => ApiError::internal(&detail),
         })?;
@@ -335,23 +551,30 @@ fn split_events(
     format: BodyFormat,
     max_events: usize,
 ) -> Result<Vec<Item<'_>>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|error| {
-        ApiError::bad_request("invalid_utf8", format!("body is not UTF-8: {error}"))
-    })?;
     match format {
         BodyFormat::Ndjson => {
+            // Lines are independent events: a line that is not UTF-8 is rejected alone.
             let mut items = Vec::new();
             let mut total = 0;
-            for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+            for line in body.split(|&byte| byte == b'\n') {
+                let item = std::str::from_utf8(line)
+                    .map(str::trim)
+                    .map_err(|error| format!("event is not UTF-8: {error}"));
+                if item == Ok("") {
+                    continue;
+                }
                 total += 1;
                 if total <= max_events {
-                    items.push(Ok(line));
+                    items.push(item);
                 }
             }
             check_event_count(total, max_events)?;
             Ok(items)
         }
         BodyFormat::Json => {
+            let text = std::str::from_utf8(body).map_err(|error| {
+                ApiError::bad_request("invalid_utf8", format!("body is not UTF-8: {error}"))
+            })?;
             let trimmed = text.trim_start();
             let capped = if trimmed.starts_with('[') {
                 parse_whole(trimmed, CappedEvents { max: max_events }).map_err(|error| {

@@ -9,45 +9,32 @@
 //! [`Server::open`] replays the WAL into the store before serving; [`Server::run`] also runs the
 //! periodic persist and persists once more on shutdown.
 
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod listener;
+pub mod metrics;
 pub mod pipeline;
 pub mod pseudonym;
 pub mod query_api;
+pub mod state;
 
-use auth::{KeyEntry, KeyRing, KeyRole, parse_key_hash};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use config::{Config, IngestLimits, StorageDurations};
+use config::{Config, StorageDurations};
 use pipeline::Pipeline;
-use pseudonym::Pseudonymizer;
-use std::collections::HashMap;
+pub use state::{AppState, Live, ProjectRuntime, ReloadSummary};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use valuetrace_model::Limits;
 use valuetrace_store::{EmbeddedStore, StoreOptions};
 use valuetrace_wal::WalOptions;
 
 /// A source of "now" in epoch ms; tests inject a fixed clock.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-pub struct ProjectRuntime {
-    pub name: String,
-    pub pseudonymizer: Pseudonymizer,
-}
-
-pub struct AppState {
-    pub pipeline: Arc<Pipeline>,
-    pub keys: KeyRing,
-    pub projects: HashMap<String, ProjectRuntime>,
-    pub limits: IngestLimits,
-    pub validation: Limits,
-    pub clock: Clock,
-}
 
 pub struct Server {
     pub state: Arc<AppState>,
@@ -72,6 +59,16 @@ impl Server {
     }
 
     pub fn open_with_clock(config: Config, clock: Clock) -> Result<Server, String> {
+        Self::open_with_wal_options(config, clock, |_| {})
+    }
+
+    /// Like [`Server::open_with_clock`], with a last say on the WAL options (tests inject
+    /// failing writes and syncs through its hooks).
+    pub fn open_with_wal_options(
+        config: Config,
+        clock: Clock,
+        adjust_wal: impl FnOnce(&mut WalOptions),
+    ) -> Result<Server, String> {
         let durations = config.validate()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|error| {
             format!(
@@ -92,6 +89,7 @@ impl Server {
         let mut wal_options = WalOptions::new(config.data_dir.join("wal"));
         wal_options.segment_max_bytes = config.storage.wal_segment_bytes;
         wal_options.sync = config.storage.fsync;
+        adjust_wal(&mut wal_options);
         let pipeline = Pipeline::open(store, wal_options)
             .map_err(|error| format!("cannot open the write-ahead log: {error}"))?;
         let replay = &pipeline.replay;
@@ -101,55 +99,7 @@ impl Server {
             truncated_bytes = replay.truncated_bytes,
             "wal replayed"
         );
-        let mut entries = Vec::new();
-        let mut projects = HashMap::new();
-        for project in &config.projects {
-            for (hashes, role) in [
-                (&project.ingest_key_hashes, KeyRole::Ingest),
-                (&project.read_key_hashes, KeyRole::Read),
-            ] {
-                for hash in hashes {
-                    let hash = parse_key_hash(hash)
-                        .ok_or_else(|| format!("project {}: invalid key hash", project.id))?;
-                    entries.push(KeyEntry {
-                        hash,
-                        role,
-                        project: project.id.clone(),
-                    });
-                }
-            }
-            let secret = pseudonym::load_or_create_secret(
-                &config.data_dir,
-                &project.id,
-                project.secret_env.as_deref(),
-            )
-            .map_err(|error| {
-                format!(
-                    "project {}: cannot load the pseudonymization secret: {error}",
-                    project.id
-                )
-            })?;
-            let name = if project.name.is_empty() {
-                project.id.clone()
-            } else {
-                project.name.clone()
-            };
-            projects.insert(
-                project.id.clone(),
-                ProjectRuntime {
-                    name,
-                    pseudonymizer: Pseudonymizer::new(secret),
-                },
-            );
-        }
-        let state = AppState {
-            pipeline: Arc::new(pipeline),
-            keys: KeyRing::new(entries),
-            projects,
-            limits: config.limits.clone(),
-            validation: Limits::default(),
-            clock,
-        };
+        let state = AppState::new(Arc::new(pipeline), &config, clock)?;
         Ok(Server {
             state: Arc::new(state),
             config,
@@ -172,10 +122,23 @@ impl Server {
             self.durations,
             self.config.storage.persist_max_rows,
         ));
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let recoverer = tokio::spawn(wal_recovery_loop(self.state.clone()));
+        let limits = listener::ConnectionLimits {
+            header_read_timeout: Duration::from_millis(
+                self.durations.header_read_timeout_ms as u64,
+            ),
+            max_connections: self.config.http.max_connections,
+        };
+        listener::serve(
+            listener,
+            self.router(),
+            self.state.clone(),
+            limits,
+            shutdown,
+        )
+        .await?;
         persister.abort();
+        recoverer.abort();
         let state = self.state.clone();
         let now = (state.clock)();
         let result = tokio::task::spawn_blocking(move || state.pipeline.persist(now)).await;
@@ -224,6 +187,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
 }
@@ -241,13 +205,51 @@ async fn readyz(
     }
 }
 
+/// `GET /metrics`: Prometheus text. Unauthenticated like `/healthz`: it holds no event data,
+/// only counts by configured project id; bind `listen` to a private interface or filter it at
+/// the proxy if project ids are sensitive.
+async fn metrics_text(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> ([(&'static str, &'static str); 1], String) {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        state.render_metrics(),
+    )
+}
+
+/// While the WAL refuses writes (a failed write or fsync, e.g. a full disk), tries every second
+/// to make it writable again; ingest answers 503 meanwhile.
+async fn wal_recovery_loop(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if state.pipeline.is_ready() {
+            continue;
+        }
+        let worker = state.clone();
+        match tokio::task::spawn_blocking(move || worker.pipeline.wal().recover()).await {
+            Ok(Ok(())) => tracing::warn!("write-ahead log writable again; accepting writes"),
+            Ok(Err(error)) => tracing::debug!(%error, "write-ahead log still failing"),
+            Err(error) => tracing::error!(%error, "wal recovery task panicked"),
+        }
+    }
+}
+
 async fn persist_loop(state: Arc<AppState>, durations: StorageDurations, max_rows: usize) {
     let interval = Duration::from_millis(durations.persist_interval_ms.max(100) as u64);
     let mut last = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        let due = last.elapsed() >= interval || state.pipeline.store().buffered_rows() >= max_rows;
+        let store = state.pipeline.store();
+        // Also when one project holds half of what it may (see `project_in_flight_share`), so a
+        // noisy project is persisted before it is refused.
+        let project_full = || {
+            store.project_names().iter().any(|project| {
+                store.rows_in_memory(Some(project)) >= state.project_max_buffered_rows / 2
+            })
+        };
+        let due = last.elapsed() >= interval || store.buffered_rows() >= max_rows || project_full();
         if !due {
             continue;
         }

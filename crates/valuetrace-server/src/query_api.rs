@@ -20,7 +20,7 @@ type Params = HashMap<String, String>;
 
 fn authorize(state: &AppState, headers: &HeaderMap, project: &str) -> Result<(), ApiError> {
     let key_project = crate::bearer(headers)
-        .and_then(|key| state.keys.project_of(key, KeyRole::Read))
+        .and_then(|key| state.project_of(key, KeyRole::Read))
         .ok_or_else(ApiError::unauthorized)?;
     if key_project != project {
         return Err(ApiError::not_found(&format!("project `{project}`")));

@@ -27,13 +27,11 @@ fn unknown_fields_and_bad_values_are_reported() {
     config.storage.persist_interval = "soon".into();
     config
         .projects
-        .push(valuetrace_server::config::ProjectConfig {
-            id: "Bad Id".into(),
-            name: String::new(),
-            ingest_key_hashes: vec!["md5:abc".into()],
-            read_key_hashes: vec![],
-            secret_env: None,
-        });
+        .push(valuetrace_server::config::ProjectConfig::new(
+            "Bad Id",
+            vec!["md5:abc".into()],
+            vec![],
+        ));
     let problems = config.validate().expect_err("invalid");
     assert!(
         problems.contains("storage.dedup_window: must be at least 24h"),

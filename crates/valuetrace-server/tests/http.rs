@@ -29,13 +29,11 @@ const MIB: usize = 1 << 20;
 // Harness
 
 fn project(id: &str, ingest: &str, read: &str) -> ProjectConfig {
-    ProjectConfig {
-        id: id.into(),
-        name: String::new(),
-        ingest_key_hashes: vec![valuetrace_server::auth::key_hash_string(ingest)],
-        read_key_hashes: vec![valuetrace_server::auth::key_hash_string(read)],
-        secret_env: None,
-    }
+    ProjectConfig::new(
+        id,
+        vec![valuetrace_server::auth::key_hash_string(ingest)],
+        vec![valuetrace_server::auth::key_hash_string(read)],
+    )
 }
 
 fn config_with_limits(dir: &Path, limits: IngestLimits) -> Config {
@@ -1237,7 +1235,7 @@ async fn raw_user_account_and_session_ids_never_reach_disk() {
     assert_no_raw_ids_on_disk(dir.path());
     let secret = std::fs::read(dir.path().join("secrets").join("shop.key")).expect("secret");
     assert_eq!(secret.len(), 32);
-    let shop = valuetrace_server::pseudonym::Pseudonymizer::new(secret);
+    let shop = valuetrace_server::pseudonym::Pseudonymizer::new(secret, 1);
     let expected = (
         shop.pseudonym("user_id", RAW_USER),
         shop.pseudonym("account_id", RAW_ACCOUNT),
@@ -1290,33 +1288,42 @@ async fn raw_user_account_and_session_ids_never_reach_disk() {
 // 8. Timestamps
 
 #[tokio::test]
-async fn timestamp_more_than_24h_ahead_is_rejected_with_the_reason() {
+async fn far_future_timestamps_are_clamped_and_counted_and_ancient_ones_refused() {
     let dir = tempdir();
     let server = open(dir.path());
     let events = vec![
         call("future", NOW + 25 * HOUR_MS, "GET", "/api/orders"),
-        call("almost", NOW + 23 * HOUR_MS, "GET", "/api/orders"),
+        call("almost", NOW + 5 * MINUTE_MS, "GET", "/api/orders"),
         with(
             call("rfc3339", 0, "GET", "/api/orders"),
             "timestamp",
             json!("2026-11-23T10:15:30.123Z"),
         ),
+        call("ancient", NOW - 401 * 24 * HOUR_MS, "GET", "/api/orders"),
     ];
     let answer = ingest_ok(&server, &events).await;
-    let reason = |hours: &str| {
-        format!(
-            "timestamp: lies {hours} h in the future after clock-skew correction (limit 24 h); check the client's clock or send `sent_at`"
-        )
-    };
     assert_eq!(
         answer,
-        json!({"accepted": 1, "duplicates": 0, "rejected": [
-            {"index": 0, "event_id": "future", "error": reason("25.0")},
-            {"index": 2, "event_id": "rfc3339", "error": reason("48.0")},
+        json!({"accepted": 3, "duplicates": 0, "clamped": 2, "rejected": [
+            {"index": 3, "event_id": "ancient", "error": "timestamp: is 401.0 days old after clock-skew correction; events older than 400 days are not kept (limits.max_event_age)"},
         ]})
     );
-    let (counts, _) = endpoint_counts(&server, NOW + 22 * HOUR_MS, NOW + 24 * HOUR_MS).await;
+    // The two far-future events are stored at the receive time, the near one as sent.
+    let (counts, _) = endpoint_counts(&server, NOW - MINUTE_MS, NOW + MINUTE_MS).await;
+    assert_eq!(counts, BTreeMap::from([(key("/api/orders", "GET"), 2)]));
+    let (counts, _) = endpoint_counts(&server, NOW + 4 * MINUTE_MS, NOW + 6 * MINUTE_MS).await;
     assert_eq!(counts, BTreeMap::from([(key("/api/orders", "GET"), 1)]));
+    let metrics = server.state.render_metrics();
+    assert!(
+        metrics.contains("valuetrace_ingest_clamped_events_total{project=\"shop\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "valuetrace_ingest_rejected_events_total{project=\"shop\",reason=\"timestamp\"} 1\n"
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -1337,16 +1344,16 @@ async fn client_clock_30h_ahead_is_corrected_with_sent_at() {
         "/api/skew",
     );
     let answer = ingest_ok(&server, &[skewed, uncorrected]).await;
+    // Without sent_at the event cannot be corrected: it is clamped to the receive time.
     assert_eq!(
         answer,
-        json!({"accepted": 1, "duplicates": 0, "rejected": [{"index": 1, "event_id": "no-sent-at",
-            "error": "timestamp: lies 29.8 h in the future after clock-skew correction (limit 24 h); check the client's clock or send `sent_at`"}]})
+        json!({"accepted": 2, "duplicates": 0, "clamped": 1, "rejected": []})
     );
     // Stored at NOW - 10 min (server time): inside [NOW-11m, NOW-9m), not at the client's time.
     let (counts, _) = endpoint_counts(&server, NOW - 11 * MINUTE_MS, NOW - 9 * MINUTE_MS).await;
     assert_eq!(counts, BTreeMap::from([(key("/api/skew", "GET"), 1)]));
     let (_, total) = endpoint_counts(&server, NOW - 10 * MINUTE_MS + 1, NOW + 2 * HOUR_MS).await;
-    assert_eq!(total, 0, "stored exactly at NOW - 10 min");
+    assert_eq!(total, 1, "the corrected one exactly at NOW - 10 min, the clamped one at NOW");
     let (_, total) = endpoint_counts(&server, NOW + 29 * HOUR_MS, NOW + 31 * HOUR_MS).await;
     assert_eq!(total, 0, "nothing at the client's clock");
 

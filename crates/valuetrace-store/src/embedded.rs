@@ -434,6 +434,35 @@ impl EmbeddedStore {
             .sum()
     }
 
+    /// Rows held in memory (buffered, or being persisted) by `project`, or by all projects:
+    /// what ingest backpressure bounds.
+    pub fn rows_in_memory(&self, project: Option<&str>) -> usize {
+        let Ok(projects) = self.projects.read() else {
+            return 0;
+        };
+        let rows_of = |data: &SharedProject| {
+            data.read().map_or(0, |data| {
+                Table::ALL
+                    .iter()
+                    .map(|&t| {
+                        let table = data.table(t);
+                        let persisting: usize = table
+                            .persisting
+                            .values()
+                            .flatten()
+                            .map(|buffered| buffered.batch.num_rows())
+                            .sum();
+                        table.buffered_rows + persisting
+                    })
+                    .sum::<usize>()
+            })
+        };
+        match project {
+            Some(project) => projects.get(project).map_or(0, rows_of),
+            None => projects.values().map(rows_of).sum(),
+        }
+    }
+
     pub fn project_names(&self) -> Vec<String> {
         self.projects
             .read()

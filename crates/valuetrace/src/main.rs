@@ -35,6 +35,16 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Make a running server re-read its configuration file: keys and projects change without
+    /// a restart (the same as sending it SIGHUP).
+    Reload {
+        /// Path to the valuetrace.toml the server runs with.
+        #[arg(long, default_value = "valuetrace.toml")]
+        config: PathBuf,
+        /// The server's data directory, if it was overridden at start.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Start a server on the embedded store and feed it realistic e-commerce traffic.
     Demo(commands::demo::DemoArgs),
     /// Ask a running server a question and print the answer as a table (or JSON).
@@ -68,6 +78,7 @@ fn main() -> std::process::ExitCode {
             listen,
             data_dir,
         } => commands::serve::run(&config, listen, data_dir),
+        Command::Reload { config, data_dir } => commands::serve::reload(&config, data_dir),
         Command::Demo(args) => commands::demo::run(args),
         Command::Query(query) => commands::query::run(query),
         Command::Keygen { role } => commands::keygen(&role),

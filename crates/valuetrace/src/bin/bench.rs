@@ -261,11 +261,9 @@ fn ingest(events: u64, batch: usize, connections: usize) -> anyhow::Result<()> {
     let config = Config {
         data_dir: dir.path().to_owned(),
         projects: vec![ProjectConfig {
-            id: "bench".into(),
-            name: String::new(),
-            ingest_key_hashes: vec![key_hash_string(key)],
-            read_key_hashes: vec![],
-            secret_env: None,
+            // The benchmark measures capacity: no rate limit.
+            events_per_second: Some(0.0),
+            ..ProjectConfig::new("bench", vec![key_hash_string(key)], vec![])
         }],
         ..Config::default()
     };

@@ -95,11 +95,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: data_dir.clone(),
         projects: vec![ProjectConfig {
-            id: PROJECT.into(),
             name: "Demo Shop API".into(),
-            ingest_key_hashes: vec![key_hash_string(&ingest_key)],
-            read_key_hashes: vec![key_hash_string(&read_key)],
-            secret_env: None,
+            // The demo loads days of history at once: no rate limit.
+            events_per_second: Some(0.0),
+            ..ProjectConfig::new(
+                PROJECT,
+                vec![key_hash_string(&ingest_key)],
+                vec![key_hash_string(&read_key)],
+            )
         }],
         ..Config::default()
     };
