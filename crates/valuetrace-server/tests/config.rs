@@ -14,6 +14,8 @@ fn example_config_loads_and_matches_the_defaults() {
     assert_eq!(config.listen, defaults.listen);
     assert_eq!(config.limits, defaults.limits);
     assert_eq!(config.storage, defaults.storage);
+    assert_eq!(config.http, defaults.http);
+    assert_eq!(config.projects[0].secret_version, 1);
     assert_eq!(config.projects.len(), 1);
     assert_eq!(config.projects[0].id, "shop");
 }

@@ -38,19 +38,19 @@ async fn over_its_rate_a_project_gets_429_and_the_others_do_not() {
         let (status, body) = call_text(&server, batch_request(shop.as_deref(), &batch)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let response = server
-        .router()
-        .oneshot_request(batch_request(shop.as_deref(), &events("b", 10, NOW - 1000)))
-        .await;
-    assert_eq!(response.0, StatusCode::TOO_MANY_REQUESTS, "{}", response.2);
-    let retry_after: u64 = response.1.expect("Retry-After").parse().expect("seconds");
+    let (status, headers, body) = call_full(
+        &server,
+        batch_request(shop.as_deref(), &events("b", 10, NOW - 1000)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let retry_after: u64 = header(&headers, "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
     assert!((1..=3).contains(&retry_after), "{retry_after}");
-    assert!(
-        response.2.contains("\"code\":\"rate_limited\""),
-        "{}",
-        response.2
-    );
-    assert!(response.2.contains("events_per_second"), "{}", response.2);
+    assert!(body.contains("\"code\":\"rate_limited\""), "{body}");
+    assert!(body.contains("events_per_second"), "{body}");
     // The other project is not affected.
     let (status, body) = call_text(
         &server,
@@ -89,12 +89,16 @@ async fn a_writer_that_is_behind_answers_503_until_a_persist_catches_up() {
     .await;
     assert_eq!(status, StatusCode::OK);
     for key in [SHOP_INGEST, OTHER_INGEST] {
-        let (status, retry_after, body) = server
-            .router()
-            .oneshot_request(batch_request(bearer(key).as_deref(), &events("b", 1, NOW)))
-            .await;
+        let (status, headers, body) = call_full(
+            &server,
+            batch_request(bearer(key).as_deref(), &events("b", 1, NOW)),
+        )
+        .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-        assert!(retry_after.is_some(), "Retry-After missing");
+        assert!(
+            header(&headers, "retry-after").is_some(),
+            "Retry-After missing"
+        );
         assert!(
             body.contains("writer_behind") && body.contains("max_buffered_rows"),
             "{body}"
@@ -121,13 +125,12 @@ async fn a_noisy_project_cannot_take_the_whole_in_flight_budget() {
         .in_flight
         .reserve("shop", 8 << 20)
         .expect("shop's share");
-    let (status, retry_after, body) = server
-        .router()
-        .oneshot_request(batch_request(
-            bearer(SHOP_INGEST).as_deref(),
-            &events("a", 1, NOW),
-        ))
-        .await;
+    let (status, headers, body) = call_full(
+        &server,
+        batch_request(bearer(SHOP_INGEST).as_deref(), &events("a", 1, NOW)),
+    )
+    .await;
+    let retry_after = header(&headers, "retry-after");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
         body.contains("in_flight_full") && body.contains("max_in_flight_bytes"),
@@ -345,40 +348,4 @@ async fn three_times_the_allowed_load_keeps_memory_bounded_loses_nothing_and_spa
     let quiet_rounds = 20 + (SECONDS * 1000.0 / 60.0) as u64;
     assert_eq!(count("other").await, quiet_rounds * 20);
     server.stop().await;
-}
-
-/// `oneshot` that also returns the `Retry-After` header.
-trait OneshotRequest {
-    async fn oneshot_request(
-        self,
-        request: axum::http::Request<axum::body::Body>,
-    ) -> (StatusCode, Option<String>, String);
-}
-
-impl OneshotRequest for axum::Router {
-    async fn oneshot_request(
-        self,
-        request: axum::http::Request<axum::body::Body>,
-    ) -> (StatusCode, Option<String>, String) {
-        use http_body_util::BodyExt;
-        use tower::ServiceExt;
-        let response = self.oneshot(request).await.expect("router");
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (
-            status,
-            retry_after,
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )
-    }
 }

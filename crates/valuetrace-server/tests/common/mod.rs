@@ -179,3 +179,31 @@ pub fn http(
     });
     Ok((status, retry_after, body.to_owned()))
 }
+
+/// Sends one request through a fresh router; status, headers and text.
+pub async fn call_full(
+    server: &Server,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = server.router().oneshot(request).await.expect("router");
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// A header's value as text.
+pub fn header(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
