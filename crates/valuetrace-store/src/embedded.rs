@@ -79,6 +79,9 @@ pub struct EmbeddedStore {
     /// Files replaced by compaction, deleted one persist later so that running scans finish.
     doomed_files: Mutex<Vec<PathBuf>>,
     file_seq: AtomicU64,
+    /// Project → rows held in memory (buffered or being persisted). Kept apart from the project
+    /// locks so that ingest admission can read it without waiting for an append.
+    memory_rows: Mutex<HashMap<String, usize>>,
 }
 
 fn poisoned() -> Error {
@@ -94,6 +97,7 @@ impl EmbeddedStore {
             persist_lock: Mutex::new(()),
             doomed_files: Mutex::new(Vec::new()),
             file_seq: AtomicU64::new(now_ms as u64),
+            memory_rows: Mutex::new(HashMap::new()),
         };
         let root = store.projects_dir();
         std::fs::create_dir_all(&root).map_err(|source| Error::io(&root, source))?;
@@ -303,6 +307,9 @@ impl EmbeddedStore {
                     let table_data = data.table_mut(table);
                     table_data.persisting.remove(&day);
                     table_data.files.entry(day).or_default().push(info);
+                    drop(data);
+                    let written: usize = batches.iter().map(|b| b.batch.num_rows()).sum();
+                    self.count_memory_rows(&name, -(written as isize));
                 }
                 stats.files_compacted += self.compact(&name, &project, table)?;
             }
@@ -435,31 +442,22 @@ impl EmbeddedStore {
     }
 
     /// Rows held in memory (buffered, or being persisted) by `project`, or by all projects:
-    /// what ingest backpressure bounds.
+    /// what ingest backpressure bounds. Cheap: never waits for an append.
     pub fn rows_in_memory(&self, project: Option<&str>) -> usize {
-        let Ok(projects) = self.projects.read() else {
-            return 0;
-        };
-        let rows_of = |data: &SharedProject| {
-            data.read().map_or(0, |data| {
-                Table::ALL
-                    .iter()
-                    .map(|&t| {
-                        let table = data.table(t);
-                        let persisting: usize = table
-                            .persisting
-                            .values()
-                            .flatten()
-                            .map(|buffered| buffered.batch.num_rows())
-                            .sum();
-                        table.buffered_rows + persisting
-                    })
-                    .sum::<usize>()
-            })
-        };
+        let rows = self.memory_rows.lock().unwrap_or_else(|p| p.into_inner());
         match project {
-            Some(project) => projects.get(project).map_or(0, rows_of),
-            None => projects.values().map(rows_of).sum(),
+            Some(project) => rows.get(project).copied().unwrap_or(0),
+            None => rows.values().sum(),
+        }
+    }
+
+    fn count_memory_rows(&self, project: &str, delta: isize) {
+        let mut rows = self.memory_rows.lock().unwrap_or_else(|p| p.into_inner());
+        match rows.get_mut(project) {
+            Some(count) => *count = count.saturating_add_signed(delta),
+            None => {
+                rows.insert(project.to_owned(), delta.max(0) as usize);
+            }
         }
     }
 
@@ -504,6 +502,7 @@ impl Store for EmbeddedStore {
             };
             let batch = schema::to_batch(table, &rows)?;
             let (min_ts, max_ts) = parquet_io::timestamp_range(&batch)?.unwrap_or((day, day));
+            self.count_memory_rows(project, batch.num_rows() as isize);
             let table_data = data.table_mut(table);
             table_data.buffered_rows += batch.num_rows();
             table_data
