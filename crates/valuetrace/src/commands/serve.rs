@@ -52,7 +52,13 @@ pub fn run(
             .with_context(|| format!("cannot listen on {listen}"))?;
         std::fs::write(&pid_file, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write {}", pid_file.display()))?;
+        // Installed before the server is ready, so an early SIGHUP never kills the process.
+        #[cfg(unix)]
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
         let reloader = tokio::spawn(reload_on_hangup(
+            #[cfg(unix)]
+            hangups,
             server.state.clone(),
             config_path.to_owned(),
             listen,
@@ -70,6 +76,7 @@ pub fn run(
 
 /// Re-reads the configuration on every SIGHUP and applies its keys and projects.
 async fn reload_on_hangup(
+    #[cfg(unix)] mut hangups: tokio::signal::unix::Signal,
     state: Arc<AppState>,
     config_path: PathBuf,
     listen: SocketAddr,
@@ -77,11 +84,6 @@ async fn reload_on_hangup(
 ) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; configuration reload disabled");
-            return;
-        };
         while hangups.recv().await.is_some() {
             let result = load(&config_path, Some(listen), data_dir.clone())
                 .map_err(|error| format!("{error:#}"))
