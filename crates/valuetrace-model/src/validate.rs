@@ -229,6 +229,13 @@ const OUTCOME_FIELDS: &[&str] = &[
     "properties",
 ];
 
+/// The largest `latency_ms`: 7 days. Together with [`MAX_ABS_VALUE`] this keeps the sums behind
+/// `mean_ms` and `value_sum` finite: two values near `f64::MAX` would overflow them to infinity,
+/// which JSON cannot carry (the API answered `null`) and which no later event can repair.
+const MAX_LATENCY_MS: f64 = 7.0 * 24.0 * 3_600_000.0;
+/// The largest absolute `value`, in the event's currency.
+const MAX_ABS_VALUE: f64 = 1e15;
+
 const METHODS: &[&str] = &[
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
 ];
@@ -429,6 +436,15 @@ impl<'a> Reader<'_, 'a> {
                 format!("must be ≥ 0, got {latency}"),
             ));
         }
+        if latency > MAX_LATENCY_MS {
+            return Err(ValidationError::new(
+                "latency_ms",
+                format!(
+                    "must be at most {MAX_LATENCY_MS} (7 days), got {}",
+                    WireValue::F64(latency).number_text()
+                ),
+            ));
+        }
         Ok(latency)
     }
 
@@ -437,6 +453,17 @@ impl<'a> Reader<'_, 'a> {
             None | Some(WireValue::Null) => None,
             Some(_) => Some(self.required_f64("value")?),
         };
+        if let Some(value) = value
+            && value.abs() > MAX_ABS_VALUE
+        {
+            return Err(ValidationError::new(
+                "value",
+                format!(
+                    "must be between -1e15 and 1e15, got {}",
+                    WireValue::F64(value).number_text()
+                ),
+            ));
+        }
         let currency = self.optional_str("currency", 3)?;
         if let Some(currency) = &currency
             && (currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()))

@@ -353,3 +353,39 @@ fn repeated_keys_are_refused_naming_the_key() {
     );
     assert!(validate_json(&base, NOW, &Limits::default()).is_ok());
 }
+
+#[test]
+fn huge_latencies_and_values_are_refused_so_that_sums_stay_finite() {
+    assert_eq!(
+        error_of(with(call(), "latency_ms", json!(1.7e308))),
+        "latency_ms: must be at most 604800000 (7 days), got 1.7e+308"
+    );
+    assert_eq!(
+        error_of(with(call(), "latency_ms", json!(604_800_001))),
+        "latency_ms: must be at most 604800000 (7 days), got 604800001.0"
+    );
+    assert!(
+        validate_event(
+            &with(call(), "latency_ms", json!(604_800_000)),
+            NOW,
+            &Limits::default()
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        error_of(with(outcome(), "value", json!(-1.7e308))),
+        "value: must be between -1e15 and 1e15, got -1.7e+308"
+    );
+    assert_eq!(
+        error_of(with(call(), "value", json!(2e15))),
+        "value: must be between -1e15 and 1e15, got 2000000000000000.0"
+    );
+    assert!(
+        validate_event(
+            &with(outcome(), "value", json!(-1e15)),
+            NOW,
+            &Limits::default()
+        )
+        .is_ok()
+    );
+}
