@@ -117,31 +117,43 @@ pub fn request(
     Ok((status, body))
 }
 
-/// Every `event_id` in the Parquet files of a data dir (duplicates kept).
+/// Every `event_id` in the live Parquet files of a data dir (duplicates kept). Files that a
+/// compacted file replaces are skipped, as start-up does (it deletes them): after a graceful stop
+/// the last persist's compaction leaves them on disk, and counting them would count rows twice.
 pub fn stored_event_ids(data_dir: &Path) -> Vec<String> {
     let mut ids = Vec::new();
     let mut stack = vec![data_dir.join("store")];
     while let Some(dir) = stack.pop() {
+        let mut infos = Vec::new();
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|ext| ext == "parquet") {
-                let info = valuetrace_store::parquet_io::read_info(&path).expect("parquet footer");
-                valuetrace_store::parquet_io::read_range(
-                    &info,
-                    i64::MIN,
-                    i64::MAX,
-                    &["event_id"],
-                    |batch| {
-                        let column =
-                            valuetrace_store::schema::Columns::new(batch).text("event_id")?;
-                        ids.extend(column.iter().flatten().map(str::to_owned));
-                        Ok(())
-                    },
-                )
-                .expect("read parquet");
+                infos.push(valuetrace_store::parquet_io::read_info(&path).expect("parquet footer"));
             }
+        }
+        let replaced: Vec<String> = infos
+            .iter()
+            .flat_map(|info| info.replaces.iter().cloned())
+            .collect();
+        for info in infos {
+            let name = info.path.file_name().map(|name| name.to_string_lossy());
+            if name.is_some_and(|name| replaced.iter().any(|r| *r == *name)) {
+                continue;
+            }
+            valuetrace_store::parquet_io::read_range(
+                &info,
+                i64::MIN,
+                i64::MAX,
+                &["event_id"],
+                |batch| {
+                    let column = valuetrace_store::schema::Columns::new(batch).text("event_id")?;
+                    ids.extend(column.iter().flatten().map(str::to_owned));
+                    Ok(())
+                },
+            )
+            .expect("read parquet");
         }
     }
     ids
