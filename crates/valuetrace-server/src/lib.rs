@@ -141,7 +141,16 @@ impl Server {
         recoverer.abort();
         let state = self.state.clone();
         let now = (state.clock)();
-        let result = tokio::task::spawn_blocking(move || state.pipeline.persist(now)).await;
+        let result = tokio::task::spawn_blocking(move || {
+            state.pipeline.persist(now)?;
+            // No request is running any more: the files compactions replaced can go now.
+            state
+                .pipeline
+                .store()
+                .delete_replaced_files()
+                .map_err(|error| pipeline::PipelineError::Store(error.to_string()))
+        })
+        .await;
         if let Ok(Err(error)) = result {
             tracing::error!(%error, "final persist failed; the WAL still holds the data");
         }

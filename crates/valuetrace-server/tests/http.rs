@@ -1353,7 +1353,10 @@ async fn client_clock_30h_ahead_is_corrected_with_sent_at() {
     let (counts, _) = endpoint_counts(&server, NOW - 11 * MINUTE_MS, NOW - 9 * MINUTE_MS).await;
     assert_eq!(counts, BTreeMap::from([(key("/api/skew", "GET"), 1)]));
     let (_, total) = endpoint_counts(&server, NOW - 10 * MINUTE_MS + 1, NOW + 2 * HOUR_MS).await;
-    assert_eq!(total, 1, "the corrected one exactly at NOW - 10 min, the clamped one at NOW");
+    assert_eq!(
+        total, 1,
+        "the corrected one exactly at NOW - 10 min, the clamped one at NOW"
+    );
     let (_, total) = endpoint_counts(&server, NOW + 29 * HOUR_MS, NOW + 31 * HOUR_MS).await;
     assert_eq!(total, 0, "nothing at the client's clock");
 

@@ -269,8 +269,11 @@ impl EmbeddedStore {
 
     /// Writes what `begin_persist` moved aside to Parquet. When this returns Ok, those rows are
     /// durable in Parquet and the WAL segments rotated before `begin_persist` may be deleted.
-    pub fn finish_persist(&self, _ticket: PersistTicket, now_ms: i64) -> Result<PersistStats> {
-        let _guard = self.persist_lock.lock().map_err(|_| poisoned())?;
+    /// Deletes the files that compactions replaced. `finish_persist` does it one persist after
+    /// the compaction (scans that captured the old files have finished by then); a server that
+    /// stops calls it after its last persist, when no scan can be running, so that external
+    /// readers of the Parquet directory never see a row twice after a clean stop.
+    pub fn delete_replaced_files(&self) -> Result<()> {
         for path in std::mem::take(&mut *self.doomed_files.lock().map_err(|_| poisoned())?) {
             if let Err(source) = std::fs::remove_file(&path)
                 && source.kind() != std::io::ErrorKind::NotFound
@@ -278,6 +281,12 @@ impl EmbeddedStore {
                 return Err(Error::io(&path, source));
             }
         }
+        Ok(())
+    }
+
+    pub fn finish_persist(&self, _ticket: PersistTicket, now_ms: i64) -> Result<PersistStats> {
+        let _guard = self.persist_lock.lock().map_err(|_| poisoned())?;
+        self.delete_replaced_files()?;
         let mut stats = PersistStats::default();
         let projects: Vec<(String, SharedProject)> = self
             .projects
