@@ -175,6 +175,24 @@ fn concurrent_appends_share_fsyncs() {
     let total = (THREADS * FRAMES) as u64;
     assert_eq!(stats.frames_appended, total);
     assert!(stats.fsyncs < total, "no group commit: {stats:?}");
+    // the histograms see every fsync that made frames durable, and every frame exactly once
+    assert_eq!(stats.fsync_seconds.count, stats.fsyncs);
+    assert_eq!(stats.frames_per_fsync.count, stats.fsyncs);
+    assert_eq!(stats.frames_per_fsync.sum, total as f64);
+    assert!(stats.fsync_seconds.sum > 0.0);
+    assert!(
+        stats.frames_per_fsync.counts[1..].iter().any(|c| *c > 0),
+        "some fsync covered more than one frame: {:?}",
+        stats.frames_per_fsync
+    );
+    assert_eq!(
+        stats.fsync_seconds.cumulative().last(),
+        Some((f64::INFINITY, stats.fsyncs))
+    );
+    assert_eq!(
+        (stats.write_failures, stats.sync_failures, stats.recoveries),
+        (0, 0, 0)
+    );
     assert!(wal.current_segment_id() > 1, "rotated under load");
     drop(wal);
 
