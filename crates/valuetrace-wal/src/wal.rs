@@ -11,12 +11,12 @@
 //!
 //! A failed frame write, fsync or segment creation poisons the WAL: the failing append gets the
 //! I/O error, every waiting append whose frame is not yet durable (and not covered by an fsync
-//! still in flight) and every later append get [`Error::Poisoned`]. So an append returns `Ok`
-//! only if an fsync that started after its frame was written succeeded.
+//! still in flight) and every later append get [`Error::Poisoned`]. So (with `sync` on) an append
+//! returns `Ok` only if an fsync that started after its frame was written succeeded.
 //!
 //! [`Wal::recover`] makes a poisoned WAL usable again. The kernel may drop dirty pages after a
 //! failed fsync and still report success for the next fsync of the same file ("fsyncgate"), so
-//! recovery never re-fsyncs the unacknowledged data and trusts it. Instead it relies only on
+//! recovery never fsyncs again and trusts the unacknowledged data to be durable. It relies only on
 //! what earlier *successful* fsyncs covered: `durable_bytes`, the length of the current segment
 //! covered by the last successful fsync (with `sync` off: by the last acknowledged write). Every
 //! byte after it belongs to frames whose appenders got an error. Recovery
@@ -25,7 +25,8 @@
 //!    (each of them has its final answer then; no one can be told `Ok` for a frame that is about
 //!    to be cut off, and no sync result can arrive after the cut);
 //! 2. truncates the current segment to `durable_bytes` and fsyncs it, so the unacknowledged
-//!    frames (or the partial frame of a failed write) are gone, also after a crash;
+//!    frames (or the partial frame of a failed write) are gone, also after a crash (this fsync
+//!    only has to make the cut durable; no acknowledged byte depends on it);
 //! 3. starts a fresh segment (header written, file and directory fsynced), so no later frame is
 //!    written next to pages whose state after a failed fsync is unknown;
 //! 4. only then clears the poison. If any step fails, the WAL stays poisoned and the error is
