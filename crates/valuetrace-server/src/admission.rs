@@ -94,7 +94,7 @@ impl InFlight {
 
     /// Reserves `bytes` for `project`, or `None` when the budget (total or the project's share)
     /// would be exceeded. A request larger than the whole budget is admitted when nothing else is
-    /// in flight for its project, so that the largest allowed body is never refused forever.
+    /// in flight, so that the largest allowed body is never refused forever.
     pub fn reserve(self: &Arc<Self>, project: &str, bytes: usize) -> Option<Reservation> {
         let mut reservation = Reservation {
             budget: self.clone(),
@@ -128,7 +128,9 @@ impl Reservation {
         let budget = &self.budget;
         let mut usage = budget.usage.lock().unwrap_or_else(|p| p.into_inner());
         let project_used = usage.per_project.get(&self.project).copied().unwrap_or(0);
-        let alone = project_used == 0 && usage.total == 0;
+        // The only request in flight may exceed the budget, so that the largest allowed body
+        // is never refused forever.
+        let alone = usage.total == self.bytes;
         let fits =
             usage.total + more <= budget.limit && project_used + more <= budget.project_limit;
         if !fits && !alone {
@@ -142,6 +144,20 @@ impl Reservation {
 
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Gives back what is held beyond `bytes` (e.g. a body shorter than first assumed).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if bytes >= self.bytes {
+            return;
+        }
+        let release = self.bytes - bytes;
+        let mut usage = self.budget.usage.lock().unwrap_or_else(|p| p.into_inner());
+        usage.total = usage.total.saturating_sub(release);
+        if let Some(used) = usage.per_project.get_mut(&self.project) {
+            *used = used.saturating_sub(release);
+        }
+        self.bytes = bytes;
     }
 }
 
@@ -197,5 +213,11 @@ mod tests {
         let big = budget.reserve("a", 5000).expect("alone");
         assert!(budget.reserve("b", 1).is_none());
         drop(big);
+        let mut shrinking = budget.reserve("a", 400).expect("fits");
+        shrinking.shrink_to(100);
+        assert_eq!(budget.in_use(), (100, 1));
+        assert!(shrinking.grow(400));
+        drop(shrinking);
+        assert_eq!(budget.in_use(), (0, 0));
     }
 }

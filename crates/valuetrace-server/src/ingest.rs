@@ -298,14 +298,13 @@ fn process(
     bucket: Option<&TokenBucket>,
 ) -> Result<BatchResponse, ApiError> {
     let limits = &state.limits;
-    let decoded = decompress(raw, encoding, limits.max_decompressed_bytes)?;
-    // The decoded text (when it is a copy) and the parsed events, roughly its size again.
-    let held = if encoding == Encoding::Identity {
-        decoded.len()
-    } else {
-        decoded.len() * 2
-    };
-    if !reservation.grow(held.saturating_sub(reservation.bytes())) {
+    // The reservation holds the body; a decoded copy is reserved while it grows, then the
+    // parsed events, roughly the decoded size again.
+    reservation.shrink_to(raw.len());
+    let decoded = decompress(raw, encoding, limits.max_decompressed_bytes, &mut |more| {
+        reservation.grow(more)
+    })?;
+    if !reservation.grow(decoded.len()) {
         return Err(in_flight_full());
     }
     if encoding != Encoding::Identity {
@@ -501,7 +500,7 @@ pub fn decode_batch(
     encoding: Encoding,
     limits: &crate::config::IngestLimits,
 ) -> Result<Vec<Result<String, String>>, ApiError> {
-    let decoded = decompress(raw, encoding, limits.max_decompressed_bytes)?;
+    let decoded = decompress(raw, encoding, limits.max_decompressed_bytes, &mut |_| true)?;
     let items = split_events(&decoded, format, limits.max_batch_events)?;
     Ok(items
         .into_iter()
@@ -509,26 +508,50 @@ pub fn decode_batch(
         .collect())
 }
 
-/// Decompresses at most `limit` bytes: reading stops one byte past the limit, so memory stays
-/// bounded whatever the compression ratio.
-fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Cow<'_, [u8]>, ApiError> {
-    let reader: Box<dyn Read + '_> = match encoding {
+/// Decompresses at most `limit` bytes: the output grows in steps, each first granted by
+/// `reserve` (the request's in-flight budget; `false` answers 503), and reading stops one byte
+/// past the limit, so memory stays bounded whatever the compression ratio.
+fn decompress<'a>(
+    raw: &'a [u8],
+    encoding: Encoding,
+    limit: usize,
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Cow<'a, [u8]>, ApiError> {
+    const FIRST_STEP: usize = 256 << 10;
+    let mut reader: Box<dyn Read + '_> = match encoding {
         Encoding::Identity => return Ok(Cow::Borrowed(raw)),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
         Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|error| {
             ApiError::bad_request("bad_compression", format!("invalid zstd body: {error}"))
         })?),
     };
-    let mut decoded = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut decoded)
-        .map_err(|error| {
-            ApiError::bad_request(
-                "bad_compression",
-                format!("could not decompress the body: {error}"),
-            )
-        })?;
+    let cap = limit.saturating_add(1);
+    let mut decoded: Vec<u8> = Vec::new();
+    let mut filled = 0;
+    loop {
+        if filled == decoded.len() {
+            if decoded.len() >= cap {
+                break;
+            }
+            let grow = decoded.len().max(FIRST_STEP).min(cap - decoded.len());
+            if !reserve(grow) {
+                return Err(in_flight_full());
+            }
+            decoded.resize(decoded.len() + grow, 0);
+        }
+        match reader.read(&mut decoded[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                return Err(ApiError::bad_request(
+                    "bad_compression",
+                    format!("could not decompress the body: {error}"),
+                ));
+            }
+        }
+    }
+    decoded.truncate(filled);
     if decoded.len() > limit {
         return Err(too_large(
             "decompressed body",

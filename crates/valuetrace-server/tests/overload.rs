@@ -152,6 +152,50 @@ async fn a_noisy_project_cannot_take_the_whole_in_flight_budget() {
     assert_eq!(status, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn a_compressed_body_reserves_its_decoded_size_while_it_grows() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = two_projects(dir.path());
+    config.limits.max_in_flight_bytes = 8 << 20;
+    let server = Server::open_with_clock(config, Arc::new(|| NOW)).expect("server");
+    // One event and 6 MiB of blank lines: small on the wire, 6 MiB decoded.
+    let mut ndjson = serde_json::to_vec(&api_call("padded", NOW - 1000)).expect("json");
+    ndjson.extend(std::iter::repeat_n(b'\n', 6 << 20));
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&ndjson).expect("gzip");
+    let gzipped = encoder.finish().expect("gzip");
+    let request = || {
+        axum::http::Request::post("/v1/batch")
+            .header("authorization", format!("Bearer {OTHER_INGEST}"))
+            .header("content-type", "application/x-ndjson")
+            .header("content-encoding", "gzip")
+            .body(axum::body::Body::from(gzipped.clone()))
+            .expect("request")
+    };
+    // Another request holds 4 MiB: the decoded 6 MiB do not fit next to it.
+    let held = server
+        .state
+        .in_flight
+        .reserve("shop", 4 << 20)
+        .expect("reserve");
+    let (status, headers, body) = call_full(&server, request()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("in_flight_full"), "{body}");
+    assert!(header(&headers, "retry-after").is_some());
+    assert_eq!(
+        server.state.in_flight.in_use(),
+        (4 << 20, 1),
+        "released on refusal"
+    );
+    drop(held);
+    // Alone, the same body is admitted even though it needs more than the budget.
+    let (status, _, body) = call_full(&server, request()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"accepted\":1"), "{body}");
+    assert_eq!(server.state.in_flight.in_use(), (0, 0));
+}
+
 /// Peak resident memory of this process (the server runs in it), in bytes.
 fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
