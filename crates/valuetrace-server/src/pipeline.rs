@@ -227,7 +227,11 @@ mod tests {
             }
             let text = serde_json::to_string(&value).expect("serialize");
             let back: f64 = serde_json::from_str(&text).expect("parse");
-            assert_eq!(back.to_bits(), value.to_bits(), "{value:e} came back as {back:e}");
+            assert_eq!(
+                back.to_bits(),
+                value.to_bits(),
+                "{value:e} came back as {back:e}"
+            );
         }
     }
 }

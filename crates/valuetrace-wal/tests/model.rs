@@ -625,8 +625,16 @@ fn check_dir_is_stable(dir: &Path) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// CI's case count, or `VALUETRACE_MODEL_CASES` for a long run (docs/reliability.md).
+fn cases(ci: u32) -> u32 {
+    std::env::var("VALUETRACE_MODEL_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(ci)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(128), ..ProptestConfig::default() })]
 
     /// Without fsync (cheap): an append is acknowledged once written.
     #[test]
@@ -636,7 +644,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(24), ..ProptestConfig::default() })]
 
     /// With real fsyncs, so that failed fsyncs leave written but unacknowledged frames.
     #[test]
