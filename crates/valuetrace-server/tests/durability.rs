@@ -52,13 +52,7 @@ async fn wait_ready(address: std::net::SocketAddr, within: Duration) {
 async fn stored_requests(address: std::net::SocketAddr) -> u64 {
     let (status, body) = get(address, "/api/v1/projects/shop/endpoints?since=1h").await;
     assert_eq!(status, 200, "{body}");
-    let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
-    answer["endpoints"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|row| row["requests"].as_u64().unwrap_or(0))
-        .sum()
+    total_requests(&body)
 }
 
 /// Injected failures: `fail_sync` makes every fsync fail, `disk_full` every WAL write.

@@ -380,13 +380,7 @@ async fn three_times_the_allowed_load_keeps_memory_bounded_loses_nothing_and_spa
         .expect("join")
         .expect("query");
         assert_eq!(status, 200, "{body}");
-        let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
-        answer["endpoints"]
-            .as_array()
-            .expect("rows")
-            .iter()
-            .map(|row| row["requests"].as_u64().unwrap_or(0))
-            .sum::<u64>()
+        total_requests(&body)
     };
     assert_eq!(count("shop").await, acknowledged);
     let quiet_rounds = 20 + (SECONDS * 1000.0 / 60.0) as u64;

@@ -207,3 +207,14 @@ pub fn header(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
 }
+
+/// The sum of `requests` over the rows of an `/endpoints` answer.
+pub fn total_requests(endpoints_answer: &str) -> u64 {
+    let answer: Value = serde_json::from_str(endpoints_answer).expect("json answer");
+    answer["endpoints"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row["requests"].as_u64().unwrap_or(0))
+        .sum()
+}
