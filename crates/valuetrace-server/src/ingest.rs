@@ -150,10 +150,7 @@ async fn admit_and_process(
         .retry_after(5));
     }
     let store = state.pipeline.store();
-    let (held, project_held) = (
-        store.rows_in_memory(None),
-        store.rows_in_memory(Some(&project)),
-    );
+    let (held, project_held) = store.rows_in_memory(&project);
     if held >= state.max_buffered_rows || project_held >= state.project_max_buffered_rows {
         return Err(ApiError::overloaded(
             "writer_behind",

@@ -253,11 +253,7 @@ async fn persist_loop(state: Arc<AppState>, durations: StorageDurations, max_row
         let store = state.pipeline.store();
         // Also when one project holds half of what it may (see `project_in_flight_share`), so a
         // noisy project is persisted before it is refused.
-        let project_full = || {
-            store.project_names().iter().any(|project| {
-                store.rows_in_memory(Some(project)) >= state.project_max_buffered_rows / 2
-            })
-        };
+        let project_full = || store.largest_rows_in_memory() >= state.project_max_buffered_rows / 2;
         let due = last.elapsed() >= interval || store.buffered_rows() >= max_rows || project_full();
         if !due {
             continue;

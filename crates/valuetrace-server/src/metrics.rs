@@ -149,26 +149,12 @@ impl Metrics {
             CATALOG.iter().any(|(known, _, _)| *known == name),
             "{name} is not in the catalog"
         );
-        let labels: Labels = labels
-            .iter()
-            .map(|(key, value)| (*key, (*value).to_owned()))
-            .collect();
         let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        *values.entry((name, labels)).or_default() += value;
+        *values.entry((name, owned(labels))).or_default() += value;
     }
 
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
         self.add(name, labels, 1.0);
-    }
-
-    /// The current value of a series (tests and admission decisions).
-    pub fn get(&self, name: &'static str, labels: &[(&'static str, &str)]) -> f64 {
-        let labels: Labels = labels
-            .iter()
-            .map(|(key, value)| (*key, (*value).to_owned()))
-            .collect();
-        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        values.get(&(name, labels)).copied().unwrap_or(0.0)
     }
 
     /// A snapshot of every series.
@@ -197,13 +183,17 @@ impl Sample {
     pub fn new(name: &'static str, labels: &[(&'static str, &str)], value: f64) -> Sample {
         Sample {
             name,
-            labels: labels
-                .iter()
-                .map(|(key, value)| (*key, (*value).to_owned()))
-                .collect(),
+            labels: owned(labels),
             value,
         }
     }
+}
+
+fn owned(labels: &[(&'static str, &str)]) -> Labels {
+    labels
+        .iter()
+        .map(|(key, value)| (*key, (*value).to_owned()))
+        .collect()
 }
 
 /// A histogram as Prometheus wants it: cumulative counts per upper bound (the last is +Inf).
@@ -228,7 +218,7 @@ pub fn render(samples: &[Sample], histograms: &[HistogramSample]) -> String {
             let _ = writeln!(
                 text,
                 "{name}{} {}",
-                label_text(&sample.labels, None),
+                label_text(&sample.labels),
                 number(sample.value)
             );
         }
@@ -247,14 +237,11 @@ pub fn render(samples: &[Sample], histograms: &[HistogramSample]) -> String {
     text
 }
 
-fn label_text(labels: &Labels, extra: Option<(&str, &str)>) -> String {
-    let mut pairs: Vec<String> = labels
+fn label_text(labels: &Labels) -> String {
+    let pairs: Vec<String> = labels
         .iter()
         .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
         .collect();
-    if let Some((key, value)) = extra {
-        pairs.push(format!("{key}=\"{}\"", escape(value)));
-    }
     if pairs.is_empty() {
         String::new()
     } else {

@@ -250,7 +250,7 @@ impl AppState {
             Sample::new(
                 "valuetrace_store_buffered_rows",
                 &[],
-                pipeline.store().rows_in_memory(None) as f64,
+                pipeline.store().rows_in_memory("").0 as f64,
             ),
             Sample::new(
                 "valuetrace_ingest_in_flight_bytes",

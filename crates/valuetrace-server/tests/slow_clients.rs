@@ -55,26 +55,38 @@ fn valid_batch(id: &str) -> Vec<u8> {
     serde_json::to_vec(&[api_call(id, valuetrace_store::wall_clock_ms())]).expect("serialize")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slowloris_connections_are_closed_while_normal_requests_keep_their_latency() {
-    let server = start(256).await;
-    let address = server.address;
-    let result = tokio::task::spawn_blocking(move || {
-        // Baseline latency of a normal request.
-        let mut baseline = Vec::new();
-        for round in 0..10 {
+/// Latencies of `rounds` normal batches, `pause` apart (blocking).
+fn timed_batches(
+    address: std::net::SocketAddr,
+    label: &str,
+    rounds: usize,
+    pause: Duration,
+) -> Vec<Duration> {
+    (0..rounds)
+        .map(|round| {
             let start = Instant::now();
             let (status, _, body) = http(
                 address,
                 "POST",
                 "/v1/batch",
                 Some(SHOP_INGEST),
-                &valid_batch(&format!("base-{round}")),
+                &valid_batch(&format!("{label}-{round}")),
             )
             .expect("request");
             assert_eq!(status, 200, "{body}");
-            baseline.push(start.elapsed());
-        }
+            let elapsed = start.elapsed();
+            std::thread::sleep(pause);
+            elapsed
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_closed_while_normal_requests_keep_their_latency() {
+    let server = start(256).await;
+    let address = server.address;
+    let result = tokio::task::spawn_blocking(move || {
+        let baseline = timed_batches(address, "base", 10, Duration::ZERO);
         // 50 slowloris connections trickle a header byte every 100 ms, forever.
         let attackers: Vec<_> = (0..50)
             .map(|_| {
@@ -97,21 +109,7 @@ async fn slowloris_connections_are_closed_while_normal_requests_keep_their_laten
             .collect();
         // Normal requests meanwhile.
         std::thread::sleep(Duration::from_millis(200));
-        let mut under_attack = Vec::new();
-        for round in 0..20 {
-            let start = Instant::now();
-            let (status, _, body) = http(
-                address,
-                "POST",
-                "/v1/batch",
-                Some(SHOP_INGEST),
-                &valid_batch(&format!("attack-{round}")),
-            )
-            .expect("request");
-            assert_eq!(status, 200, "{body}");
-            under_attack.push(start.elapsed());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let under_attack = timed_batches(address, "attack", 20, Duration::from_millis(50));
         let lifetimes: Vec<Duration> = attackers
             .into_iter()
             .map(|attacker| attacker.join().expect("attacker"))

@@ -450,14 +450,17 @@ impl EmbeddedStore {
             .sum()
     }
 
-    /// Rows held in memory (buffered, or being persisted) by `project`, or by all projects:
-    /// what ingest backpressure bounds. Cheap: never waits for an append.
-    pub fn rows_in_memory(&self, project: Option<&str>) -> usize {
+    /// Rows held in memory (buffered, or being persisted): by all projects, and by `project`.
+    /// What ingest backpressure bounds; one short lock, never waits for an append.
+    pub fn rows_in_memory(&self, project: &str) -> (usize, usize) {
         let rows = self.memory_rows.lock().unwrap_or_else(|p| p.into_inner());
-        match project {
-            Some(project) => rows.get(project).copied().unwrap_or(0),
-            None => rows.values().sum(),
-        }
+        (rows.values().sum(), rows.get(project).copied().unwrap_or(0))
+    }
+
+    /// The most rows one project holds in memory.
+    pub fn largest_rows_in_memory(&self) -> usize {
+        let rows = self.memory_rows.lock().unwrap_or_else(|p| p.into_inner());
+        rows.values().copied().max().unwrap_or(0)
     }
 
     fn count_memory_rows(&self, project: &str, delta: isize) {

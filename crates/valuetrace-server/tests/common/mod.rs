@@ -29,15 +29,8 @@ pub fn open_shop(dir: &Path, now: i64, ingest: &str, read: &str) -> Server {
 
 /// Sends one request through a fresh router; the answer must be JSON.
 pub async fn call(server: &Server, request: Request<Body>) -> (StatusCode, Value) {
-    let response = server.router().oneshot(request).await.expect("router");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, serde_json::from_slice(&bytes).expect("json answer"))
+    let (status, text) = call_text(server, request).await;
+    (status, serde_json::from_str(&text).expect("json answer"))
 }
 
 pub const SHOP_INGEST: &str = "vt_ingest_shop_key";
@@ -98,15 +91,8 @@ pub fn get_request(authorization: Option<&str>, uri: &str) -> Request<Body> {
 
 /// Sends one request through a fresh router; the answer as status and text.
 pub async fn call_text(server: &Server, request: Request<Body>) -> (StatusCode, String) {
-    let response = server.router().oneshot(request).await.expect("router");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    let (status, _, text) = call_full(server, request).await;
+    (status, text)
 }
 
 /// A server serving on a real socket (the connection loop included), on the wall clock.
