@@ -121,6 +121,9 @@ pub struct StorageConfig {
     /// Rows held in memory at most, buffered or being persisted (the writer is behind, e.g. the
     /// disk is full); beyond it ingest answers 503 with `Retry-After` instead of growing memory.
     pub max_buffered_rows: usize,
+    /// Memory the business answers' fact cache may hold (compact columns of Parquet files and
+    /// buffers, least recently used out first).
+    pub fact_cache_bytes: usize,
 }
 
 impl Default for StorageConfig {
@@ -133,6 +136,7 @@ impl Default for StorageConfig {
             wal_segment_bytes: 64 << 20,
             fsync: true,
             max_buffered_rows: 3_000_000,
+            fact_cache_bytes: 4 << 30,
         }
     }
 }
@@ -166,6 +170,9 @@ pub struct ProjectConfig {
     /// This project's burst in events (default: `limits.burst_events`).
     #[serde(default)]
     pub burst_events: Option<f64>,
+    /// Business analysis settings: attribution, costs, error rules, gap pairs, features.
+    #[serde(default)]
+    pub analysis: valuetrace_insights::AnalysisConfig,
 }
 
 fn first_version() -> u32 {
@@ -184,6 +191,7 @@ impl ProjectConfig {
             secret_version: 1,
             events_per_second: None,
             burst_events: None,
+            analysis: Default::default(),
         }
     }
 }
@@ -326,6 +334,11 @@ impl Config {
                     project.id
                 ));
             }
+            problems.extend(
+                project
+                    .analysis
+                    .problems(&format!("projects[{index}] ({}).analysis", project.id)),
+            );
             if project.secret_version == 0 {
                 problems.push(format!(
                     "projects[{index}] ({}): secret_version starts at 1",

@@ -16,6 +16,7 @@ pub mod error;
 pub mod ingest;
 pub mod listener;
 pub mod metrics;
+pub mod insights_api;
 pub mod pipeline;
 pub mod pseudonym;
 pub mod query_api;
@@ -123,6 +124,10 @@ impl Server {
             self.config.storage.persist_max_rows,
         ));
         let recoverer = tokio::spawn(wal_recovery_loop(self.state.clone()));
+        tokio::task::spawn_blocking({
+            let state = self.state.clone();
+            move || warm_fact_cache(&state)
+        });
         let limits = listener::ConnectionLimits {
             header_read_timeout: Duration::from_millis(
                 self.durations.header_read_timeout_ms as u64,
@@ -193,6 +198,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/projects/{project}/timeseries",
             get(query_api::timeseries),
+        )
+        .route("/api/v1/projects/{project}/impact", get(insights_api::impact))
+        .route("/api/v1/projects/{project}/errors", get(insights_api::errors))
+        .route(
+            "/api/v1/projects/{project}/integrations",
+            get(insights_api::integrations),
+        )
+        .route("/api/v1/projects/{project}/gaps", get(insights_api::gaps))
+        .route(
+            "/api/v1/projects/{project}/latency-conversion",
+            get(insights_api::latency_conversion),
+        )
+        .route(
+            "/api/v1/projects/{project}/scorecard",
+            get(insights_api::scorecard),
+        )
+        .route(
+            "/api/v1/projects/{project}/priority",
+            get(insights_api::priority),
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -273,6 +297,25 @@ async fn persist_loop(state: Arc<AppState>, durations: StorageDurations, max_row
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::error!(%error, "persist failed; will retry"),
             Err(error) => tracing::error!(%error, "persist task panicked"),
+        }
+    }
+}
+
+/// Builds the business answers' fact cache for the last 30 days of every project in the
+/// background, so the first question after a start is answered from memory.
+fn warm_fact_cache(state: &AppState) {
+    let now = (state.clock)();
+    let store = state.pipeline.store();
+    for project in store.project_names() {
+        let started = std::time::Instant::now();
+        match state.insights.cache.load(store, &project, now - 30 * 86_400_000, now) {
+            Ok(facts) => tracing::info!(
+                project,
+                segments = facts.built,
+                seconds = started.elapsed().as_secs_f64(),
+                "fact cache warmed"
+            ),
+            Err(error) => tracing::warn!(project, error = %error::display_chain(&error), "fact cache not warmed"),
         }
     }
 }

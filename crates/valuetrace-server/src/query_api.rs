@@ -18,7 +18,7 @@ use valuetrace_query::{
 
 type Params = HashMap<String, String>;
 
-fn authorize(state: &AppState, headers: &HeaderMap, project: &str) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap, project: &str) -> Result<(), ApiError> {
     let key_project = crate::bearer(headers)
         .and_then(|key| state.project_of(key, KeyRole::Read))
         .ok_or_else(ApiError::unauthorized)?;
@@ -80,7 +80,7 @@ pub fn filter(params: &Params) -> Filter {
     }
 }
 
-fn check_known(params: &Params, known: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn check_known(params: &Params, known: &[&str]) -> Result<(), ApiError> {
     match params.keys().find(|key| !known.contains(&key.as_str())) {
         Some(unknown) => Err(ApiError::bad_request(
             "invalid_parameter",

@@ -24,6 +24,7 @@ pub struct ProjectRuntime {
     /// `None`: no rate limit.
     pub bucket: Option<Arc<TokenBucket>>,
     rate: (f64, f64),
+    pub analysis: Arc<valuetrace_insights::AnalysisConfig>,
 }
 
 /// The reloadable part: keys and projects.
@@ -44,6 +45,7 @@ pub struct AppState {
     pub project_max_buffered_rows: usize,
     pub body_read_timeout: Duration,
     pub clock: Clock,
+    pub insights: Arc<valuetrace_insights::Insights>,
     data_dir: PathBuf,
     config: RwLock<Config>,
 }
@@ -84,6 +86,9 @@ impl AppState {
             project_max_buffered_rows: (config.storage.max_buffered_rows as f64 * share) as usize,
             body_read_timeout: Duration::from_millis(durations.body_read_timeout_ms as u64),
             clock,
+            insights: Arc::new(valuetrace_insights::Insights::new(
+                config.storage.fact_cache_bytes,
+            )),
             data_dir: config.data_dir.clone(),
             config: RwLock::new(config.clone()),
         })
@@ -233,6 +238,7 @@ fn project_runtime(
         pseudonymizer,
         bucket,
         rate,
+        analysis: Arc::new(project.analysis.clone()),
     })
 }
 

@@ -39,6 +39,15 @@ impl Interner {
         }
     }
 
+    /// Number of interned strings; ids run from 1 to `len()`.
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+
     /// All `(id, string)` pairs, for filters that match by predicate.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
         self.strings

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod answers;
 pub mod demo;
 pub mod query;
 pub mod serve;

@@ -30,6 +30,105 @@ pub enum QueryCommand {
         #[arg(long, default_value = "1h")]
         interval: String,
     },
+    /// Which endpoint creates value: attribution, adoption, cost, Business Impact Score.
+    Impact {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+        /// Attribution model: linear, first_touch or last_touch (default: the project's).
+        #[arg(long)]
+        model: Option<String>,
+        /// Attribution window, e.g. 24h or 7d (default: the project's).
+        #[arg(long)]
+        window: Option<String>,
+        #[arg(long, default_value_t = 25)]
+        limit: usize,
+    },
+    /// Errors in business terms: classes, unknown share, value at risk, lost conversions.
+    Errors {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+    },
+    /// Third-party providers: success rate, latency, errors, conversion impact.
+    Integrations {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+    },
+    /// Silent failures: configured start → end pairs that never completed.
+    Gaps {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+    },
+    /// Conversion by latency bucket of a route (`--route` names the route, e.g. "POST /api/checkout").
+    LatencyConversion {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+        /// Conversion outcome (default: the project's conversion_outcome).
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Bucket upper edges in ms, e.g. 100,250,500,1000,2500.
+        #[arg(long)]
+        buckets: Option<String>,
+        /// Latency above which value is at risk, ms.
+        #[arg(long)]
+        threshold: Option<String>,
+    },
+    /// BRIDGE scorecard per endpoint.
+    Scorecard {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+        #[arg(long, default_value_t = 25)]
+        limit: usize,
+    },
+    /// Feature priority from the project's feature definitions.
+    Priority {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+    },
+}
+
+/// Filters and breakdown of the business answers.
+#[derive(Args)]
+pub struct AnswerArgs {
+    /// Break down by plan, segment, variant, service, app_version or provider.
+    #[arg(long)]
+    pub by: Option<String>,
+    #[arg(long)]
+    pub app_version: Option<String>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// inbound or outbound.
+    #[arg(long)]
+    pub direction: Option<String>,
+}
+
+impl AnswerArgs {
+    fn push(&self, params: &mut Vec<(&'static str, String)>) {
+        let optional = [
+            ("by", &self.by),
+            ("app_version", &self.app_version),
+            ("provider", &self.provider),
+            ("direction", &self.direction),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                params.push((name, value.clone()));
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -193,6 +292,49 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                     println!("{} of {} endpoints · latency quantiles within ±1% · users exact up to 512 per cell", answer["endpoints"].as_array().map_or(0, Vec::len), answer["total_endpoints"]);
                 }
             }
+            QueryCommand::Impact { common, answer, model, window, limit } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                query.extend(model.map(|m| ("model", m)));
+                query.extend(window.map(|w| ("window", w)));
+                show(&common, "impact", &query, |a| super::answers::print_impact(a, limit)).await?;
+            }
+            QueryCommand::Errors { common, answer } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                show(&common, "errors", &query, super::answers::print_errors).await?;
+            }
+            QueryCommand::Integrations { common, answer } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                show(&common, "integrations", &query, super::answers::print_integrations).await?;
+            }
+            QueryCommand::Gaps { common, answer } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                show(&common, "gaps", &query, super::answers::print_gaps).await?;
+            }
+            QueryCommand::LatencyConversion { common, answer, outcome, buckets, threshold } => {
+                if common.route.is_none() {
+                    bail!("--route is required, e.g. --route \"POST /api/checkout\"");
+                }
+                let mut query = params(&common);
+                answer.push(&mut query);
+                query.extend(outcome.map(|o| ("outcome", o)));
+                query.extend(buckets.map(|b| ("buckets", b)));
+                query.extend(threshold.map(|t| ("threshold", t)));
+                show(&common, "latency-conversion", &query, super::answers::print_latency).await?;
+            }
+            QueryCommand::Scorecard { common, answer, limit } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                show(&common, "scorecard", &query, |a| super::answers::print_scorecard(a, limit)).await?;
+            }
+            QueryCommand::Priority { common, answer } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                show(&common, "priority", &query, super::answers::print_priority).await?;
+            }
             QueryCommand::Timeseries { common, metric, interval } => {
                 let target = target(&common)?;
                 let mut query = params(&common);
@@ -208,6 +350,18 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Asks `path` and prints the JSON (`--json`) or the table `print` makes of it.
+async fn show(common: &CommonArgs, path: &str, query: &[(&str, String)], print: impl FnOnce(&Value)) -> anyhow::Result<()> {
+    let target = target(common)?;
+    let answer = get(&target, path, query).await?;
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print(&answer);
+    }
+    Ok(())
 }
 
 fn number(value: &Value, decimals: usize) -> String {

@@ -1,0 +1,218 @@
+//! The fact cache: compact columns per Parquet file and per buffered batch, built on first use and
+//! kept within a memory budget (least recently used first out).
+//!
+//! Parquet files never change once written, so a file's segment is valid for as long as the file
+//! exists; a compaction writes a new file (a new key) and the old keys age out. Buffered batches
+//! are immutable too (new rows arrive as new batches), keyed by the address of their first column.
+//! A query therefore pays the Parquet decode once per file, then reads only compact columns.
+
+use crate::facts::{
+    CALL_FACT_COLUMNS, CallSeg, Ids, Names, OUTCOME_FACT_COLUMNS, OutcomeSeg, add_calls,
+    add_outcomes,
+};
+use crate::{Error, Result};
+use arrow_array::{Array, RecordBatch};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use valuetrace_store::{EmbeddedStore, Table, parquet_io};
+
+/// The facts of one query: every segment that may hold rows of its range, and the names of ids.
+#[derive(Debug, Default, Clone)]
+pub struct Facts {
+    pub calls: Vec<Arc<CallSeg>>,
+    pub outcomes: Vec<Arc<OutcomeSeg>>,
+    pub names: Arc<Names>,
+    /// Segments built for this query (the rest came from the cache).
+    pub built: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SourceKey {
+    File(PathBuf),
+    Batch(usize, usize),
+}
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Calls(Arc<CallSeg>),
+    Outcomes(Arc<OutcomeSeg>),
+}
+
+impl Seg {
+    fn bytes(&self) -> usize {
+        match self {
+            Seg::Calls(seg) => seg.bytes(),
+            Seg::Outcomes(seg) => seg.bytes(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ProjectFacts {
+    ids: Mutex<Ids>,
+    segments: Mutex<HashMap<SourceKey, (Seg, u64)>>,
+}
+
+/// Fact segments of every project, within `budget_bytes` of memory.
+#[derive(Debug)]
+pub struct FactsCache {
+    projects: RwLock<HashMap<String, Arc<ProjectFacts>>>,
+    budget_bytes: usize,
+    tick: std::sync::atomic::AtomicU64,
+}
+
+impl Default for FactsCache {
+    fn default() -> Self {
+        FactsCache::new(4 << 30)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Store(valuetrace_store::Error::Internal("fact cache lock poisoned".into()))
+}
+
+impl FactsCache {
+    pub fn new(budget_bytes: usize) -> Self {
+        FactsCache {
+            projects: RwLock::new(HashMap::new()),
+            budget_bytes,
+            tick: Default::default(),
+        }
+    }
+
+    fn project(&self, name: &str) -> Result<Arc<ProjectFacts>> {
+        if let Some(project) = self.projects.read().map_err(|_| poisoned())?.get(name) {
+            return Ok(project.clone());
+        }
+        let mut projects = self.projects.write().map_err(|_| poisoned())?;
+        Ok(projects.entry(name.to_owned()).or_default().clone())
+    }
+
+    /// Bytes held by the segments of every project.
+    pub fn bytes(&self) -> usize {
+        let Ok(projects) = self.projects.read() else { return 0 };
+        projects
+            .values()
+            .filter_map(|p| p.segments.lock().ok().map(|s| s.values().map(|(seg, _)| seg.bytes()).sum::<usize>()))
+            .sum()
+    }
+
+    /// The facts of `project` that may hold rows in `[from, to)`.
+    pub fn load(&self, store: &EmbeddedStore, project: &str, from: i64, to: i64) -> Result<Facts> {
+        let mut facts = Facts::default();
+        let Some(shared) = store.existing_project(project) else {
+            return Ok(facts);
+        };
+        let (calls, outcomes) = {
+            let data = shared.read().map_err(|_| poisoned())?;
+            (
+                data.table(Table::ApiCalls).scan_set(from, to),
+                data.table(Table::Outcomes).scan_set(from, to),
+            )
+        };
+        let state = self.project(project)?;
+        let tick = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut used = Vec::new();
+        for (table, set) in [(Table::ApiCalls, &calls), (Table::Outcomes, &outcomes)] {
+            let sources = set
+                .files
+                .iter()
+                .map(|file| (SourceKey::File(file.path.clone()), Some(file), None))
+                .chain(set.batches.iter().map(|batch| (batch_key(batch), None, Some(batch))));
+            for (key, file, batch) in sources {
+                used.push(key.clone());
+                let cached = state.segments.lock().map_err(|_| poisoned())?.get_mut(&key).map(|entry| {
+                    entry.1 = tick;
+                    entry.0.clone()
+                });
+                let seg = match cached {
+                    Some(seg) => seg,
+                    None => {
+                        let seg = build(&state.ids, table, file, batch)?;
+                        facts.built += 1;
+                        state.segments.lock().map_err(|_| poisoned())?.insert(key, (seg.clone(), tick));
+                        seg
+                    }
+                };
+                match seg {
+                    Seg::Calls(seg) => facts.calls.push(seg),
+                    Seg::Outcomes(seg) => facts.outcomes.push(seg),
+                }
+            }
+        }
+        self.evict(&state, &used)?;
+        facts.names = Arc::new(state.ids.lock().map_err(|_| poisoned())?.names());
+        Ok(facts)
+    }
+
+    /// Drops least recently used segments (never the ones this query uses) while over budget.
+    fn evict(&self, state: &ProjectFacts, used: &[SourceKey]) -> Result<()> {
+        let mut segments = state.segments.lock().map_err(|_| poisoned())?;
+        let mut total: usize = segments.values().map(|(seg, _)| seg.bytes()).sum();
+        if total <= self.budget_bytes {
+            return Ok(());
+        }
+        let mut by_age: Vec<(u64, SourceKey, usize)> = segments
+            .iter()
+            .filter(|(key, _)| !used.contains(key))
+            .map(|(key, (seg, tick))| (*tick, key.clone(), seg.bytes()))
+            .collect();
+        by_age.sort_by_key(|(tick, _, _)| *tick);
+        for (_, key, bytes) in by_age {
+            if total <= self.budget_bytes {
+                break;
+            }
+            segments.remove(&key);
+            total -= bytes;
+        }
+        Ok(())
+    }
+}
+
+fn batch_key(batch: &RecordBatch) -> SourceKey {
+    let address = batch
+        .columns()
+        .first()
+        .map_or(0, |column| column.to_data().buffers().first().map_or(0, |b| b.as_ptr() as usize));
+    SourceKey::Batch(address, batch.num_rows())
+}
+
+fn build(
+    ids: &Mutex<Ids>,
+    table: Table,
+    file: Option<&parquet_io::FileInfo>,
+    batch: Option<&RecordBatch>,
+) -> Result<Seg> {
+    let mut batches = Vec::new();
+    if let Some(file) = file {
+        let columns: &[&str] = match table {
+            Table::ApiCalls => &CALL_FACT_COLUMNS,
+            Table::Outcomes => &OUTCOME_FACT_COLUMNS,
+        };
+        parquet_io::read_range(file, i64::MIN, i64::MAX, columns, |batch| {
+            batches.push(batch.clone());
+            Ok(())
+        })?;
+    }
+    if let Some(batch) = batch {
+        batches.push(batch.clone());
+    }
+    let mut ids = ids.lock().map_err(|_| poisoned())?;
+    Ok(match table {
+        Table::ApiCalls => {
+            let mut seg = CallSeg::default();
+            for batch in &batches {
+                add_calls(&mut seg, &mut ids, batch)?;
+            }
+            Seg::Calls(Arc::new(seg))
+        }
+        Table::Outcomes => {
+            let mut seg = OutcomeSeg::default();
+            for batch in &batches {
+                add_outcomes(&mut seg, &mut ids, batch)?;
+            }
+            Seg::Outcomes(Arc::new(seg))
+        }
+    })
+}

@@ -1,0 +1,325 @@
+//! Errors in business terms: classes, the share of `unknown` errors over time, users and sessions
+//! affected, value at risk, and the top error patterns by segment, plan and provider.
+//!
+//! A call failed when its status is 400 or above. Its class is the first matching
+//! `error_rules` entry (status and route), else its `error_type`, else `unknown` — the share to
+//! drive down. Value at risk of a failed call: the value it carried, else the average value of the
+//! endpoint's successful value-carrying calls in the window (0 for endpoints that carry none).
+//! Lost conversions: sessions with an error converted less often than sessions without; the
+//! difference × sessions with an error × the average conversion value.
+
+use crate::Ctx;
+use crate::config::{parse_status, route_matches};
+use crate::facts::EndpointKey;
+use crate::stats::{Rate, Tally, ratio, wilson};
+use crate::usage::{BitSet, session_conversions};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassRow {
+    pub class: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub calls: f64,
+    /// Share of all failed calls.
+    pub share: Option<f64>,
+    pub users: usize,
+    pub sessions: usize,
+    pub value_at_risk: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendPoint {
+    pub start: i64,
+    pub failed: f64,
+    pub unknown: f64,
+    pub unknown_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionImpact {
+    pub sessions_with_error: usize,
+    pub sessions_without_error: usize,
+    pub conversion_with_error: Rate,
+    pub conversion_without_error: Rate,
+    pub lost_conversions: f64,
+    pub average_conversion_value: Option<f64>,
+    pub lost_value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pattern {
+    pub endpoint: String,
+    pub class: String,
+    pub plan: Option<String>,
+    pub segment: Option<String>,
+    pub provider: Option<String>,
+    pub calls: f64,
+    pub users: usize,
+    pub value_at_risk: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorsAnswer {
+    pub project: String,
+    pub from: i64,
+    pub to: i64,
+    pub calls: f64,
+    pub failed: f64,
+    pub error_rate: Option<f64>,
+    pub unknown: f64,
+    pub unknown_share: Option<f64>,
+    pub value_at_risk: f64,
+    pub classes: Vec<ClassRow>,
+    pub unknown_trend: Vec<TrendPoint>,
+    pub sessions: SessionImpact,
+    pub patterns: Vec<Pattern>,
+    pub estimate: bool,
+}
+
+/// Error classification with a cache per (endpoint, status, error_type).
+pub struct Classifier<'a> {
+    rules: Vec<((u16, u16), Option<&'a str>, &'a str)>,
+    pub classes: Vec<String>,
+    cache: HashMap<(u32, u16, u32), u16>,
+}
+
+pub const UNKNOWN: &str = "unknown";
+
+impl<'a> Classifier<'a> {
+    pub fn new(config: &'a crate::AnalysisConfig) -> Self {
+        let rules = config
+            .error_rules
+            .iter()
+            .filter_map(|r| Some((parse_status(&r.status)?, r.route.as_deref(), r.class.as_str())))
+            .collect();
+        Classifier {
+            rules,
+            classes: vec![UNKNOWN.into()],
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Index into `classes` of a failed call's class (0 is `unknown`).
+    pub fn class(&mut self, endpoint_id: u32, endpoint: &EndpointKey, status: u16, error_type_id: u32, error_type: &str) -> u16 {
+        if let Some(&class) = self.cache.get(&(endpoint_id, status, error_type_id)) {
+            return class;
+        }
+        let by_rule = self.rules.iter().find(|((lo, hi), route, _)| {
+            (*lo..=*hi).contains(&status)
+                && route.is_none_or(|r| route_matches(r, &endpoint.method, &endpoint.route))
+        });
+        let name = match by_rule {
+            Some((_, _, class)) => *class,
+            None if !error_type.is_empty() => error_type,
+            None => UNKNOWN,
+        };
+        let index = match self.classes.iter().position(|c| c == name) {
+            Some(index) => index,
+            None => {
+                self.classes.push(name.to_owned());
+                self.classes.len() - 1
+            }
+        } as u16;
+        self.cache.insert((endpoint_id, status, error_type_id), index);
+        index
+    }
+}
+
+#[derive(Default)]
+struct ClassAcc {
+    calls: f64,
+    users: BitSet,
+    sessions: BitSet,
+    value_at_risk: f64,
+}
+
+#[derive(Default)]
+struct PatternAcc {
+    calls: f64,
+    users: BitSet,
+    value_at_risk: f64,
+}
+
+/// Average value of successful value-carrying calls per endpoint id.
+pub fn endpoint_order_values(ctx: &Ctx, from: i64, to: i64) -> Vec<f64> {
+    let n = ctx.scope.names.endpoints.len() + 1;
+    let (mut sum, mut count) = (vec![0.0; n], vec![0.0; n]);
+    for seg in &ctx.facts.calls {
+        if seg.max_ts < from || seg.min_ts >= to {
+            continue;
+        }
+        for row in 0..seg.len() {
+            let t = seg.ts[row];
+            if t < from || t >= to || seg.status[row] >= 400 || !seg.has_value(row) {
+                continue;
+            }
+            let (e, w) = (seg.endpoint[row] as usize, f64::from(seg.weight[row]));
+            sum[e] += w * seg.value[row];
+            count[e] += w;
+        }
+    }
+    sum.iter().zip(&count).map(|(s, c)| ratio(*s, *c).unwrap_or(0.0)).collect()
+}
+
+pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
+    let q = ctx.question;
+    let (from, to) = (q.from, q.to);
+    let names = &ctx.scope.names;
+    let aov = endpoint_order_values(ctx, from, to);
+    let conversion = names.dim_id(&ctx.config.conversion_outcome);
+    let conversions = session_conversions(&ctx.facts, conversion, from, to);
+    let interval = crate::trend_interval(q.span());
+    let buckets = ((to - from + interval - 1) / interval) as usize;
+    let mut trend = vec![(0.0, 0.0); buckets];
+    let mut classifier = Classifier::new(ctx.config);
+    let mut classes: HashMap<(u16, u32), ClassAcc> = HashMap::new();
+    let mut patterns: HashMap<(u32, u16, u32, u32, u32), PatternAcc> = HashMap::new();
+    let (mut calls, mut failed, mut unknown, mut var) = (Tally::default(), 0.0, 0.0, 0.0);
+    let sessions_cap = names.sessions + 1;
+    let (mut seen, mut with_error) = (BitSet::with_capacity(sessions_cap), BitSet::with_capacity(sessions_cap));
+    for seg in &ctx.facts.calls {
+        if seg.max_ts < from || seg.min_ts >= to {
+            continue;
+        }
+        for row in 0..seg.len() {
+            let t = seg.ts[row];
+            if t < from || t >= to || !ctx.scope.call_ok(seg, row) {
+                continue;
+            }
+            let weight = seg.weight[row];
+            calls.add(weight, 1.0);
+            let session = seg.session[row];
+            if session != 0 {
+                seen.insert(session);
+            }
+            let status = seg.status[row];
+            if status < 400 {
+                continue;
+            }
+            let w = f64::from(weight);
+            let endpoint = seg.endpoint[row];
+            let error_type = seg.error_type[row];
+            let class = classifier.class(endpoint, names.endpoint(endpoint), status, error_type, names.dim(error_type));
+            failed += w;
+            if class == 0 {
+                unknown += w;
+            }
+            let bucket = ((t - from) / interval) as usize;
+            trend[bucket].0 += w;
+            if class == 0 {
+                trend[bucket].1 += w;
+            }
+            let at_risk = w * if seg.has_value(row) { seg.value[row] } else { aov[endpoint as usize] };
+            var += at_risk;
+            let user = seg.user[row];
+            let group = ctx.scope.group(seg, row);
+            let acc = classes.entry((class, group)).or_default();
+            acc.calls += w;
+            acc.value_at_risk += at_risk;
+            if user != 0 {
+                acc.users.insert(user);
+            }
+            if session != 0 {
+                acc.sessions.insert(session);
+                with_error.insert(session);
+            }
+            let provider = ctx.scope.provider_of(endpoint);
+            let pattern = patterns.entry((endpoint, class, seg.plan[row], seg.segment[row], provider)).or_default();
+            pattern.calls += w;
+            pattern.value_at_risk += at_risk;
+            if user != 0 {
+                pattern.users.insert(user);
+            }
+        }
+    }
+    let mut class_rows: Vec<ClassRow> = classes
+        .into_iter()
+        .map(|((class, group), acc)| ClassRow {
+            class: classifier.classes[class as usize].clone(),
+            group: ctx.scope.group_label(group),
+            calls: acc.calls,
+            share: ratio(acc.calls, failed),
+            users: acc.users.len(),
+            sessions: acc.sessions.len(),
+            value_at_risk: acc.value_at_risk,
+        })
+        .collect();
+    class_rows.sort_by(|a, b| b.calls.total_cmp(&a.calls).then_with(|| a.class.cmp(&b.class)).then_with(|| a.group.cmp(&b.group)));
+    let mut pattern_rows: Vec<Pattern> = patterns
+        .into_iter()
+        .map(|((endpoint, class, plan, segment, provider), acc)| {
+            let text = |id: u32| (id != 0).then(|| names.dim(id).to_owned());
+            Pattern {
+                endpoint: names.endpoint(endpoint).label(),
+                class: classifier.classes[class as usize].clone(),
+                plan: text(plan),
+                segment: text(segment),
+                provider: text(provider),
+                calls: acc.calls,
+                users: acc.users.len(),
+                value_at_risk: acc.value_at_risk,
+            }
+        })
+        .collect();
+    pattern_rows.sort_by(|a, b| {
+        b.value_at_risk
+            .total_cmp(&a.value_at_risk)
+            .then_with(|| b.calls.total_cmp(&a.calls))
+            .then_with(|| (&a.endpoint, &a.class, &a.plan, &a.segment).cmp(&(&b.endpoint, &b.class, &b.plan, &b.segment)))
+    });
+    pattern_rows.truncate(20);
+    let (mut conv_with, mut conv_without) = (0.0, 0.0);
+    for session in seen.iter() {
+        if conversions.of(session) > 0.0 {
+            if with_error.contains(session) {
+                conv_with += 1.0;
+            } else {
+                conv_without += 1.0;
+            }
+        }
+    }
+    let n_with = with_error.len() as f64;
+    let n_without = (seen.len() - with_error.len()) as f64;
+    let rate_with = wilson(conv_with, n_with);
+    let rate_without = wilson(conv_without, n_without);
+    let lost = match (rate_with.rate, rate_without.rate) {
+        (Some(a), Some(b)) => ((b - a) * n_with).max(0.0),
+        _ => 0.0,
+    };
+    let average_value = conversions.average_value();
+    ErrorsAnswer {
+        project: q.project.clone(),
+        from,
+        to,
+        calls: calls.sum,
+        failed,
+        error_rate: ratio(failed, calls.sum),
+        unknown,
+        unknown_share: ratio(unknown, failed),
+        value_at_risk: var,
+        classes: class_rows,
+        unknown_trend: trend
+            .iter()
+            .enumerate()
+            .map(|(i, (f, u))| TrendPoint {
+                start: from + i as i64 * interval,
+                failed: *f,
+                unknown: *u,
+                unknown_share: ratio(*u, *f),
+            })
+            .collect(),
+        sessions: SessionImpact {
+            sessions_with_error: with_error.len(),
+            sessions_without_error: n_without as usize,
+            conversion_with_error: rate_with,
+            conversion_without_error: rate_without,
+            lost_conversions: lost,
+            average_conversion_value: average_value,
+            lost_value: lost * average_value.unwrap_or(0.0),
+        },
+        patterns: pattern_rows,
+        estimate: calls.sampled(),
+    }
+}

@@ -1,0 +1,271 @@
+//! Which endpoint creates value: revenue attribution, adoption, cost and the Business Impact Score.
+//!
+//! Score (dimensionless; see docs/api.md):
+//! `value_share = attributed_value / Σ attributed_value`, `engagement_share = users / Σ users`,
+//! `cost_share = cost / Σ cost` (the share of requests when no cost rule is configured), summed
+//! over the answer's rows; `score = (w_value · value_share + w_engagement · engagement_share) /
+//! cost_share`. A score of 1 means the endpoint brings exactly its share of cost in value and
+//! engagement; 3 means three times its share.
+
+use crate::Ctx;
+use crate::attribution::{Attribution, attribute};
+use crate::cost::costs;
+use crate::stats::{Tally, ratio, round};
+use crate::usage::{BitSet, SessionConversions, UsagePass, session_conversions, usage};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assisted {
+    pub first_touch: f64,
+    pub last_touch: f64,
+    pub linear: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Components {
+    pub value_share: f64,
+    pub engagement_share: f64,
+    pub cost_share: f64,
+    /// `cost` (from cost rules) or `requests` (no cost rules: share of requests instead).
+    pub cost_basis: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImpactRow {
+    pub endpoint: String,
+    pub service: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub requests: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_ci95: Option<[f64; 2]>,
+    /// Share of calls that were not 5xx.
+    pub success_rate: Option<f64>,
+    pub users: usize,
+    /// Users of the endpoint ÷ active users of the project (of the same group).
+    pub adoption: Option<f64>,
+    pub adoption_previous: Option<f64>,
+    /// Change in percentage points vs the previous period of the same length.
+    pub adoption_change_pp: Option<f64>,
+    pub calls_per_user: Option<f64>,
+    pub calls_per_session: Option<f64>,
+    /// Calls of this endpoint in converting sessions ÷ conversions in those sessions.
+    pub session_quality: Option<f64>,
+    pub direct_value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_value_ci95: Option<[f64; 2]>,
+    pub assisted_value: Assisted,
+    /// Direct value plus assisted value under the answer's model.
+    pub attributed_value: f64,
+    pub contributing_users: usize,
+    pub value_per_user: Option<f64>,
+    pub cost: Option<f64>,
+    /// Attributed value ÷ cost.
+    pub cost_efficiency: Option<f64>,
+    pub score: Option<f64>,
+    pub components: Components,
+    /// `invest` (high value, unreliable), `protect` (high value, reliable), `cut` (low value,
+    /// high cost), `maintain` (low value, low cost).
+    pub quadrant: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImpactAnswer {
+    pub project: String,
+    pub from: i64,
+    pub to: i64,
+    pub model: String,
+    pub attribution_window_ms: i64,
+    pub weights: [f64; 2],
+    pub active_users: usize,
+    pub conversions: f64,
+    /// All calls in converting sessions ÷ their conversions.
+    pub session_quality: Option<f64>,
+    pub attributed_outcome_value: f64,
+    pub unattributed_outcome_value: f64,
+    /// True when some events were sampled: counts and sums are estimates (see the `_ci95` fields).
+    pub estimate: bool,
+    pub rows: Vec<ImpactRow>,
+}
+
+/// Everything computed for impact, kept for the scorecard and feature priority.
+pub struct ImpactParts {
+    pub conversions: SessionConversions,
+    pub current: UsagePass,
+    pub previous: UsagePass,
+    pub attribution: Attribution,
+    pub costs: Option<HashMap<(u32, u32), f64>>,
+}
+
+pub fn parts(ctx: &Ctx) -> ImpactParts {
+    let (from, to, span) = (ctx.question.from, ctx.question.to, ctx.question.span());
+    let conversion = ctx.scope.names.dim_id(&ctx.config.conversion_outcome);
+    let conversions = session_conversions(&ctx.facts, conversion, from, to);
+    let current = usage(&ctx.facts, &ctx.scope, from, to, &conversions);
+    let previous = usage(&ctx.facts, &ctx.scope, from - span, from, &SessionConversions::default());
+    let names: Vec<u32> = ctx
+        .config
+        .attributed_outcomes
+        .iter()
+        .filter_map(|n| ctx.scope.names.dim_id(n))
+        .collect();
+    let all = ctx.config.attributed_outcomes.is_empty();
+    let window = ctx.config.attribution_window_ms();
+    let attribution = attribute(&ctx.facts, &ctx.scope, from, to, window, &names, all);
+    let costs = costs(&ctx.config.costs, &ctx.scope.names.endpoints, &current.keys, span);
+    ImpactParts {
+        conversions,
+        current,
+        previous,
+        attribution,
+        costs,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}
+
+/// Rows for every (endpoint, group) with calls; outbound endpoints only when the slice asks.
+pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
+    let names = &ctx.scope.names;
+    let include_outbound = ctx.question.slice.direction.as_deref() == Some("outbound");
+    let model = ctx.config.attribution_model.as_str();
+    let weights = &ctx.config.impact_weights;
+    let mut rows = Vec::new();
+    let empty = BitSet::default();
+    for (endpoint, group, u) in parts.current.keys.iter() {
+        let endpoint_key = names.endpoint(endpoint);
+        if endpoint_key.outbound != include_outbound {
+            continue;
+        }
+        let credit = parts.attribution.credits.get(endpoint, group);
+        let assisted = Assisted {
+            first_touch: credit.map_or(0.0, |c| c.first_touch),
+            last_touch: credit.map_or(0.0, |c| c.last_touch),
+            linear: credit.map_or(0.0, |c| c.linear),
+        };
+        let model_value = match model {
+            "first_touch" => assisted.first_touch,
+            "last_touch" => assisted.last_touch,
+            _ => assisted.linear,
+        };
+        let attributed = u.direct.sum + model_value;
+        let mut contributors = u.direct_users.clone();
+        contributors.union_with(credit.map_or(&empty, |c| &c.users));
+        let active = parts.current.active.get(&group).map_or(0, BitSet::len);
+        let active_prev = parts.previous.active.get(&group).map_or(0, BitSet::len);
+        let adoption = ratio(u.users.len() as f64, active as f64);
+        let adoption_previous = parts
+            .previous
+            .keys
+            .get(endpoint, group)
+            .and_then(|p| ratio(p.users.len() as f64, active_prev as f64));
+        let cost = parts.costs.as_ref().map(|c| c.get(&(endpoint, group)).copied().unwrap_or(0.0));
+        rows.push(ImpactRow {
+            endpoint: endpoint_key.label(),
+            service: endpoint_key.service.clone(),
+            provider: endpoint_key.provider.clone(),
+            group: ctx.scope.group_label(group),
+            requests: u.requests.sum,
+            requests_ci95: u.requests.interval(),
+            success_rate: u.success_rate(),
+            users: u.users.len(),
+            adoption,
+            adoption_previous,
+            adoption_change_pp: adoption.zip(adoption_previous).map(|(a, b)| round((a - b) * 100.0, 3)),
+            calls_per_user: ratio(u.requests.sum, u.users.len() as f64),
+            calls_per_session: ratio(u.calls_in_sessions, u.sessions.len() as f64),
+            session_quality: ratio(u.calls_in_converting_sessions, u.conversions_in_sessions),
+            direct_value: u.direct.sum,
+            direct_value_ci95: u.direct.interval(),
+            assisted_value: assisted,
+            attributed_value: attributed,
+            contributing_users: contributors.len(),
+            value_per_user: ratio(attributed, contributors.len() as f64),
+            cost,
+            cost_efficiency: cost.and_then(|c| ratio(attributed, c)),
+            score: None,
+            components: Components {
+                value_share: 0.0,
+                engagement_share: 0.0,
+                cost_share: 0.0,
+                cost_basis: if cost.is_some() { "cost" } else { "requests" }.into(),
+            },
+            quadrant: String::new(),
+        });
+    }
+    let total_value: f64 = rows.iter().map(|r| r.attributed_value).sum();
+    let total_users: f64 = rows.iter().map(|r| r.users as f64).sum();
+    let total_cost: f64 = rows.iter().map(|r| r.cost.unwrap_or(r.requests)).sum();
+    for row in &mut rows {
+        let c = &mut row.components;
+        c.value_share = ratio(row.attributed_value, total_value).unwrap_or(0.0);
+        c.engagement_share = ratio(row.users as f64, total_users).unwrap_or(0.0);
+        c.cost_share = ratio(row.cost.unwrap_or(row.requests), total_cost).unwrap_or(0.0);
+        row.score = ratio(weights.value * c.value_share + weights.engagement * c.engagement_share, c.cost_share);
+    }
+    let benefit = |r: &ImpactRow| weights.value * r.components.value_share + weights.engagement * r.components.engagement_share;
+    let benefit_median = median(rows.iter().map(benefit).collect());
+    let cost_median = median(rows.iter().map(|r| r.components.cost_share).collect());
+    for i in 0..rows.len() {
+        let row = &rows[i];
+        let high_value = benefit(row) > 0.0 && benefit(row) >= benefit_median;
+        let reliable = row.success_rate.unwrap_or(1.0) >= ctx.config.reliability_target;
+        let high_cost = row.components.cost_share >= cost_median;
+        rows[i].quadrant = match (high_value, reliable, high_cost) {
+            (true, false, _) => "invest",
+            (true, true, _) => "protect",
+            (false, _, true) => "cut",
+            (false, _, false) => "maintain",
+        }
+        .into();
+    }
+    rows.sort_by(|a, b| {
+        b.score
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&a.score.unwrap_or(f64::NEG_INFINITY))
+            .then_with(|| a.endpoint.cmp(&b.endpoint))
+            .then_with(|| a.group.cmp(&b.group))
+    });
+    rows
+}
+
+pub fn answer(ctx: &Ctx) -> ImpactAnswer {
+    let parts = parts(ctx);
+    let rows = rows(ctx, &parts);
+    let mut all = Tally::default();
+    for (_, _, u) in parts.current.keys.iter() {
+        all.merge(&u.requests);
+    }
+    let calls_in_converting: f64 = parts
+        .current
+        .keys
+        .iter()
+        .filter(|(e, _, _)| !ctx.scope.names.endpoint(*e).outbound)
+        .map(|(_, _, u)| u.calls_in_converting_sessions)
+        .sum();
+    ImpactAnswer {
+        project: ctx.question.project.clone(),
+        from: ctx.question.from,
+        to: ctx.question.to,
+        model: ctx.config.attribution_model.clone(),
+        attribution_window_ms: ctx.config.attribution_window_ms(),
+        weights: [ctx.config.impact_weights.value, ctx.config.impact_weights.engagement],
+        active_users: parts.current.active_all.len(),
+        conversions: parts.conversions.total,
+        session_quality: ratio(calls_in_converting, parts.conversions.total),
+        attributed_outcome_value: parts.attribution.attributed,
+        unattributed_outcome_value: parts.attribution.unattributed,
+        estimate: all.sampled() || parts.current.requests.sampled(),
+        rows,
+    }
+}

@@ -1,0 +1,149 @@
+//! Business answers: the join of the API request stream with business outcomes.
+//!
+//! Each answer ([`impact`], [`errors`], [`integrations`], [`gaps`], [`latency`], [`scorecard`],
+//! [`priority`]) is one or two passes over compact fact columns ([`facts`]) that the
+//! [`FactsCache`] builds once per Parquet file and keeps in memory. A [`Question`] names the
+//! project, the window, a [`Slice`] of first-class dimensions and an optional breakdown ([`Dim`]);
+//! the project's [`AnalysisConfig`] supplies the attribution window, the cost model, error rules,
+//! silent-failure pairs and features.
+//!
+//! Read path: `Insights::<answer>(store, question, config)` → the cache loads the segments of the
+//! window (plus the look-back the answer needs: attribution window, previous period) → the answer's
+//! kernel → a serde answer type shared by the JSON API and the CLI.
+
+pub mod attribution;
+pub mod cache;
+pub mod config;
+pub mod cost;
+pub mod errors;
+pub mod facts;
+pub mod gaps;
+pub mod impact;
+pub mod integrations;
+pub mod latency;
+pub mod priority;
+pub mod scope;
+pub mod scorecard;
+pub mod stats;
+pub mod usage;
+
+pub use cache::{Facts, FactsCache};
+pub use config::AnalysisConfig;
+pub use scope::{Dim, Question, Scope, Slice};
+
+use std::sync::Arc;
+use valuetrace_store::EmbeddedStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The question itself is wrong: the message says what to change.
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("store error")]
+    Store(#[from] valuetrace_store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a kernel reads: the facts of the window (and its look-back), the resolved scope, the
+/// question and the project's analysis settings.
+pub struct Ctx<'a> {
+    pub facts: Facts,
+    pub scope: Scope,
+    pub question: &'a Question,
+    pub config: &'a AnalysisConfig,
+}
+
+/// The business answers over one store, with the fact cache they share.
+#[derive(Debug, Default)]
+pub struct Insights {
+    pub cache: FactsCache,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Insights {
+    pub fn new(cache_budget_bytes: usize) -> Self {
+        Insights {
+            cache: FactsCache::new(cache_budget_bytes),
+        }
+    }
+
+    /// Loads the facts of `[from - lookback, to + lookahead)` and resolves the scope.
+    pub fn context<'a>(
+        &self,
+        store: &EmbeddedStore,
+        question: &'a Question,
+        config: &'a AnalysisConfig,
+        lookback: i64,
+        lookahead: i64,
+    ) -> Result<Ctx<'a>> {
+        question.check()?;
+        let facts = self.cache.load(
+            store,
+            &question.project,
+            question.from - lookback,
+            question.to.saturating_add(lookahead),
+        )?;
+        let scope = Scope::new(Arc::clone(&facts.names), &question.slice, question.by);
+        Ok(Ctx {
+            facts,
+            scope,
+            question,
+            config,
+        })
+    }
+
+    /// Look-back of answers that compare with the previous period and attribute outcomes.
+    fn impact_lookback(question: &Question, config: &AnalysisConfig) -> i64 {
+        question.span().max(config.attribution_window_ms())
+    }
+
+    pub fn impact(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<impact::ImpactAnswer> {
+        let ctx = self.context(store, question, config, Self::impact_lookback(question, config), 0)?;
+        Ok(impact::answer(&ctx))
+    }
+
+    pub fn errors(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<errors::ErrorsAnswer> {
+        let ctx = self.context(store, question, config, 0, 0)?;
+        Ok(errors::answer(&ctx))
+    }
+
+    pub fn integrations(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<integrations::IntegrationsAnswer> {
+        let ctx = self.context(store, question, config, 0, 0)?;
+        Ok(integrations::answer(&ctx))
+    }
+
+    pub fn gaps(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<gaps::GapsAnswer> {
+        let lookahead = gaps::lookahead(config);
+        let ctx = self.context(store, question, config, 0, lookahead)?;
+        Ok(gaps::answer(&ctx))
+    }
+
+    pub fn latency_conversion(
+        &self,
+        store: &EmbeddedStore,
+        question: &Question,
+        config: &AnalysisConfig,
+        spec: &latency::LatencySpec,
+    ) -> Result<latency::LatencyAnswer> {
+        let ctx = self.context(store, question, config, 0, 0)?;
+        latency::answer(&ctx, spec)
+    }
+
+    pub fn scorecard(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<scorecard::ScorecardAnswer> {
+        let lookback = Self::impact_lookback(question, config).max(scorecard::NEW_USER_LOOKBACK_MS);
+        let ctx = self.context(store, question, config, lookback, 0)?;
+        Ok(scorecard::answer(&ctx))
+    }
+
+    pub fn priority(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<priority::PriorityAnswer> {
+        let ctx = self.context(store, question, config, Self::impact_lookback(question, config), 0)?;
+        Ok(priority::answer(&ctx))
+    }
+}
+
+/// Interval of trend buckets for a window: hours up to two days, else days.
+pub fn trend_interval(span: i64) -> i64 {
+    if span <= 2 * DAY_MS { DAY_MS / 24 } else { DAY_MS }
+}

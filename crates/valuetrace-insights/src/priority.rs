@@ -1,0 +1,111 @@
+//! Feature priority: features are groups of routes with an effort estimate (config).
+//!
+//! `adoption` = users of any of the feature's routes ÷ active users; `engagement_depth` = the
+//! feature's calls per session that used it; `value` = direct value plus linear assisted value of
+//! its endpoints; `development_cost` = effort_hours × hourly_cost;
+//! `score = adoption × engagement_depth × value ÷ development_cost` (the seed's formula);
+//! `high` above `high_priority`, `medium` above `medium_priority`, else `low`;
+//! `expected_return` = value ÷ development_cost per window, and per year at the window's rate.
+
+use crate::Ctx;
+use crate::config::route_matches;
+use crate::impact::parts;
+use crate::stats::ratio;
+use crate::usage::BitSet;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureRow {
+    pub feature: String,
+    pub endpoints: Vec<String>,
+    pub users: usize,
+    pub adoption: Option<f64>,
+    pub engagement_depth: Option<f64>,
+    pub value: f64,
+    pub effort_hours: f64,
+    pub development_cost: f64,
+    pub score: Option<f64>,
+    pub recommendation: String,
+    pub expected_return: Option<f64>,
+    pub expected_return_per_year: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriorityAnswer {
+    pub project: String,
+    pub from: i64,
+    pub to: i64,
+    pub active_users: usize,
+    pub hourly_cost: f64,
+    pub thresholds: [f64; 2],
+    pub features: Vec<FeatureRow>,
+}
+
+pub fn answer(ctx: &Ctx) -> PriorityAnswer {
+    let q = ctx.question;
+    let names = &ctx.scope.names;
+    let parts = parts(ctx);
+    let active = parts.current.active_all.len();
+    let years = q.span() as f64 / (365.0 * 86_400_000.0);
+    let mut features = Vec::new();
+    for feature in &ctx.config.features {
+        let matches = |e: u32| {
+            let key = names.endpoint(e);
+            !key.outbound && feature.routes.iter().any(|p| route_matches(p, &key.method, &key.route))
+        };
+        let mut users = BitSet::default();
+        let mut sessions = BitSet::default();
+        let (mut calls_in_sessions, mut value) = (0.0, 0.0);
+        let mut endpoints = Vec::new();
+        for (endpoint, group, u) in parts.current.keys.iter() {
+            if !matches(endpoint) {
+                continue;
+            }
+            endpoints.push(names.endpoint(endpoint).label());
+            users.union_with(&u.users);
+            sessions.union_with(&u.sessions);
+            calls_in_sessions += u.calls_in_sessions;
+            value += u.direct.sum + parts.attribution.credits.get(endpoint, group).map_or(0.0, |c| c.linear);
+        }
+        endpoints.sort();
+        endpoints.dedup();
+        let adoption = ratio(users.len() as f64, active as f64);
+        let depth = ratio(calls_in_sessions, sessions.len() as f64);
+        let cost = feature.effort_hours * ctx.config.hourly_cost;
+        let score = adoption.zip(depth).map(|(a, d)| a * d * value / cost);
+        let recommendation = match score {
+            Some(s) if s > ctx.config.high_priority => "high",
+            Some(s) if s > ctx.config.medium_priority => "medium",
+            _ => "low",
+        };
+        features.push(FeatureRow {
+            feature: feature.name.clone(),
+            endpoints,
+            users: users.len(),
+            adoption,
+            engagement_depth: depth,
+            value,
+            effort_hours: feature.effort_hours,
+            development_cost: cost,
+            score,
+            recommendation: recommendation.into(),
+            expected_return: ratio(value, cost),
+            expected_return_per_year: ratio(value, cost).and_then(|r| ratio(r, years)),
+        });
+    }
+    features.sort_by(|a, b| {
+        b.score
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&a.score.unwrap_or(f64::NEG_INFINITY))
+            .then_with(|| a.feature.cmp(&b.feature))
+    });
+    PriorityAnswer {
+        project: q.project.clone(),
+        from: q.from,
+        to: q.to,
+        active_users: active,
+        hourly_cost: ctx.config.hourly_cost,
+        thresholds: [ctx.config.high_priority, ctx.config.medium_priority],
+        features,
+    }
+}

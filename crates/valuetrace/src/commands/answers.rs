@@ -1,0 +1,313 @@
+//! Tables for the business answers of `valuetrace query impact|errors|integrations|gaps|
+//! latency-conversion|scorecard|priority` (the JSON shapes are `valuetrace_insights`' answers).
+
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use serde_json::Value;
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    table
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "–".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn num(value: &Value, decimals: usize) -> Cell {
+    let text = value.as_f64().map_or_else(|| "–".to_owned(), |n| group_thousands(n, decimals));
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
+fn pct(value: &Value) -> Cell {
+    let text = value.as_f64().map_or_else(|| "–".to_owned(), |s| format!("{:.1}%", s * 100.0));
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
+fn pp(value: &Value) -> Cell {
+    let text = value.as_f64().map_or_else(|| "–".to_owned(), |p| format!("{p:+.1} pp"));
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
+fn rate_ci(rate: &Value) -> Cell {
+    let text = match (rate["rate"].as_f64(), rate["ci_low"].as_f64(), rate["ci_high"].as_f64()) {
+        (Some(r), Some(lo), Some(hi)) => format!("{:.1}% [{:.1}–{:.1}]", r * 100.0, lo * 100.0, hi * 100.0),
+        _ => "–".into(),
+    };
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
+fn group_thousands(n: f64, decimals: usize) -> String {
+    let text = format!("{n:.decimals$}");
+    let (int, frac) = text.split_once('.').map_or((text.as_str(), None), |(i, f)| (i, Some(f)));
+    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+fn endpoint(row: &Value) -> String {
+    match row["group"].as_str() {
+        Some(group) => format!("{} [{group}]", text(&row["endpoint"])),
+        None => text(&row["endpoint"]),
+    }
+}
+
+fn rows(answer: &Value, field: &str) -> Vec<Value> {
+    answer[field].as_array().cloned().unwrap_or_default()
+}
+
+pub fn print_impact(answer: &Value, limit: usize) {
+    let mut t = table(&[
+        "endpoint", "score", "quadrant", "value", "direct", "assisted", "users", "adoption", "Δ adoption",
+        "calls/user", "success", "cost", "value/cost",
+    ]);
+    let model = text(&answer["model"]);
+    for row in rows(answer, "rows").iter().take(limit) {
+        t.add_row(vec![
+            Cell::new(endpoint(row)),
+            num(&row["score"], 2),
+            Cell::new(text(&row["quadrant"])),
+            num(&row["attributed_value"], 0),
+            num(&row["direct_value"], 0),
+            num(&row["assisted_value"][model.as_str()], 0),
+            num(&row["users"], 0),
+            pct(&row["adoption"]),
+            pp(&row["adoption_change_pp"]),
+            num(&row["calls_per_user"], 1),
+            pct(&row["success_rate"]),
+            num(&row["cost"], 2),
+            num(&row["cost_efficiency"], 1),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "model {model} · window {} h · active users {} · conversions {} · calls per conversion {} · attributed {} · unattributed {}{}",
+        answer["attribution_window_ms"].as_f64().unwrap_or(0.0) / 3_600_000.0,
+        text(&answer["active_users"]),
+        text(&answer["conversions"]),
+        answer["session_quality"].as_f64().map_or("–".into(), |q| format!("{q:.1}")),
+        group_thousands(answer["attributed_outcome_value"].as_f64().unwrap_or(0.0), 0),
+        group_thousands(answer["unattributed_outcome_value"].as_f64().unwrap_or(0.0), 0),
+        if answer["estimate"].as_bool() == Some(true) { " · sampled data: estimates" } else { "" },
+    );
+    println!("score = (0.6·value share + 0.4·user share) ÷ cost share; 1 = pulls exactly its share of cost");
+}
+
+pub fn print_errors(answer: &Value) {
+    println!(
+        "{} failed of {} calls ({}) · unknown {} of failures · value at risk {}",
+        group_thousands(answer["failed"].as_f64().unwrap_or(0.0), 0),
+        group_thousands(answer["calls"].as_f64().unwrap_or(0.0), 0),
+        answer["error_rate"].as_f64().map_or("–".into(), |r| format!("{:.2}%", r * 100.0)),
+        answer["unknown_share"].as_f64().map_or("–".into(), |r| format!("{:.1}%", r * 100.0)),
+        group_thousands(answer["value_at_risk"].as_f64().unwrap_or(0.0), 0),
+    );
+    let mut t = table(&["class", "calls", "share", "users", "sessions", "value at risk"]);
+    for row in rows(answer, "classes") {
+        let class = match row["group"].as_str() {
+            Some(group) => format!("{} [{group}]", text(&row["class"])),
+            None => text(&row["class"]),
+        };
+        t.add_row(vec![
+            Cell::new(class),
+            num(&row["calls"], 0),
+            pct(&row["share"]),
+            num(&row["users"], 0),
+            num(&row["sessions"], 0),
+            num(&row["value_at_risk"], 0),
+        ]);
+    }
+    println!("{t}");
+    let s = &answer["sessions"];
+    println!(
+        "sessions with an error convert {} vs {} without → {} lost conversions ≈ {} lost value",
+        text_rate(&s["conversion_with_error"]),
+        text_rate(&s["conversion_without_error"]),
+        group_thousands(s["lost_conversions"].as_f64().unwrap_or(0.0), 0),
+        group_thousands(s["lost_value"].as_f64().unwrap_or(0.0), 0),
+    );
+    let mut t = table(&["top patterns by value at risk", "class", "plan", "segment", "provider", "calls", "users", "value at risk"]);
+    for row in rows(answer, "patterns").iter().take(10) {
+        t.add_row(vec![
+            Cell::new(text(&row["endpoint"])),
+            Cell::new(text(&row["class"])),
+            Cell::new(text(&row["plan"])),
+            Cell::new(text(&row["segment"])),
+            Cell::new(text(&row["provider"])),
+            num(&row["calls"], 0),
+            num(&row["users"], 0),
+            num(&row["value_at_risk"], 0),
+        ]);
+    }
+    println!("{t}");
+    let trend: Vec<String> = rows(answer, "unknown_trend")
+        .iter()
+        .map(|p| p["unknown_share"].as_f64().map_or("–".into(), |s| format!("{:.1}", s * 100.0)))
+        .collect();
+    println!("unknown share per bucket (%): {}", trend.join(" "));
+}
+
+fn text_rate(rate: &Value) -> String {
+    rate["rate"].as_f64().map_or("–".into(), |r| format!("{:.1}%", r * 100.0))
+}
+
+pub fn print_integrations(answer: &Value) {
+    let mut t = table(&[
+        "provider", "calls", "success rate [95% CI]", "p50 ms", "p95 ms", "errors", "conv. w/ failure", "conv. w/o", "gap",
+    ]);
+    for row in rows(answer, "providers") {
+        let provider = match row["group"].as_str() {
+            Some(group) => format!("{} [{group}]", text(&row["provider"])),
+            None => text(&row["provider"]),
+        };
+        let classes = row["error_classes"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k} {}", text(v))).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        t.add_row(vec![
+            Cell::new(provider),
+            num(&row["calls"], 0),
+            rate_ci(&row["success_rate"]),
+            num(&row["p50_ms"], 0),
+            num(&row["p95_ms"], 0),
+            Cell::new(classes),
+            rate_ci(&row["conversion_with_failure"]),
+            rate_ci(&row["conversion_without_failure"]),
+            pp(&row["conversion_gap_pp"]),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn print_gaps(answer: &Value) {
+    let mut t = table(&["pair", "started", "completed", "pending", "gaps", "gap rate", "p50 s", "p95 s", "oldest unmatched (UTC)"]);
+    let mut add = |label: String, c: &Value| {
+        t.add_row(vec![
+            Cell::new(label),
+            num(&c["started"], 0),
+            num(&c["completed"], 0),
+            num(&c["pending"], 0),
+            num(&c["gaps"], 0),
+            pct(&c["gap_rate"]),
+            num(&c["completion_p50_ms"].as_f64().map_or(Value::Null, |v| (v / 1000.0).into()), 1),
+            num(&c["completion_p95_ms"].as_f64().map_or(Value::Null, |v| (v / 1000.0).into()), 1),
+            Cell::new(c["oldest_unmatched"].as_i64().map(valuetrace_model::time::format_rfc3339).unwrap_or_else(|| "–".into())),
+        ]);
+    };
+    for row in rows(answer, "gaps") {
+        add(format!("{}: {} → {} ({})", text(&row["name"]), text(&row["start"]), text(&row["end"]), text(&row["match_by"])), &row);
+        if let Some(groups) = row["groups"].as_object() {
+            for (group, counts) in groups {
+                add(format!("  [{group}]"), counts);
+            }
+        }
+    }
+    println!("{t}");
+}
+
+pub fn print_latency(answer: &Value) {
+    println!("{} → {} ({})", text(&answer["route"]), text(&answer["outcome"]), rows(answer, "endpoints").iter().map(text).collect::<Vec<_>>().join(", "));
+    let mut t = table(&["latency bucket", "sessions", "conversions", "conversion [95% CI]", ""]);
+    let best = answer["best_bucket_from_ms"].as_f64();
+    for row in rows(answer, "buckets") {
+        let range = match row["to_ms"].as_f64() {
+            Some(to) => format!("{}–{} ms", text(&row["from_ms"]), to),
+            None => format!("≥ {} ms", text(&row["from_ms"])),
+        };
+        let label = match row["group"].as_str() {
+            Some(group) => format!("{range} [{group}]"),
+            None => range,
+        };
+        let mut marks = Vec::new();
+        if row["low_sample"].as_bool() == Some(true) {
+            marks.push("low sample");
+        }
+        if row["group"].is_null() && best == row["from_ms"].as_f64() {
+            marks.push("best");
+        }
+        t.add_row(vec![
+            Cell::new(label),
+            num(&row["sessions"], 0),
+            num(&row["conversions"], 0),
+            rate_ci(&row["conversion"]),
+            Cell::new(marks.join(", ")),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "above {} ms: {} sessions convert {} vs {} below → value at risk {}",
+        text(&answer["threshold_ms"]),
+        text(&answer["sessions_above_threshold"]),
+        text_rate(&answer["conversion_above_threshold"]),
+        text_rate(&answer["conversion_below_threshold"]),
+        group_thousands(answer["value_at_risk"].as_f64().unwrap_or(0.0), 0),
+    );
+}
+
+pub fn print_scorecard(answer: &Value, limit: usize) {
+    let mut t = table(&["endpoint", "BRIDGE", "B value", "R adoption", "I value/cost", "D 4xx · TTFS", "G Δ adoption", "E value at risk"]);
+    let grade = |p: &Value| text(&p["grade"]);
+    for row in rows(answer, "rows").iter().take(limit) {
+        let ttfs = row["time_to_first_success_ms"].as_f64().map_or("–".into(), |ms| format!("{:.0} s", ms / 1000.0));
+        t.add_row(vec![
+            Cell::new(endpoint(row)),
+            num(&row["bridge_score"], 0),
+            Cell::new(format!("{} {}", grade(&row["business_impact"]), group_thousands(row["attributed_value"].as_f64().unwrap_or(0.0), 0))),
+            Cell::new(format!("{} {}", grade(&row["real_engagement"]), row["adoption"].as_f64().map_or("–".into(), |a| format!("{:.1}%", a * 100.0)))),
+            Cell::new(format!("{} {}", grade(&row["infrastructure_roi"]), row["infrastructure_roi"]["value"].as_f64().map_or("–".into(), |v| format!("{v:.1}")))),
+            Cell::new(format!("{} {} · {ttfs}", grade(&row["developer_experience"]), row["client_error_share"].as_f64().map_or("–".into(), |s| format!("{:.1}%", s * 100.0)))),
+            Cell::new(format!("{} {}", grade(&row["growth_signals"]), row["adoption_change_pp"].as_f64().map_or("–".into(), |p| format!("{p:+.1} pp")))),
+            Cell::new(format!("{} {}", grade(&row["error_impact"]), group_thousands(row["value_at_risk"].as_f64().unwrap_or(0.0), 0))),
+        ]);
+    }
+    println!("{t}");
+    println!("grades rank endpoints against each other: A top quarter … D bottom quarter; BRIDGE = 100 × mean rank");
+}
+
+pub fn print_priority(answer: &Value) {
+    let mut t = table(&["feature", "score", "recommendation", "adoption", "calls/session", "value", "effort h", "dev cost", "return", "return/year"]);
+    for row in rows(answer, "features") {
+        t.add_row(vec![
+            Cell::new(text(&row["feature"])),
+            num(&row["score"], 2),
+            Cell::new(text(&row["recommendation"])),
+            pct(&row["adoption"]),
+            num(&row["engagement_depth"], 2),
+            num(&row["value"], 0),
+            num(&row["effort_hours"], 0),
+            num(&row["development_cost"], 0),
+            num(&row["expected_return"], 2),
+            num(&row["expected_return_per_year"], 1),
+        ]);
+    }
+    println!("{t}");
+    println!("score = adoption × calls per session × attributed value ÷ (effort × hourly cost); high > {}, medium > {}", text(&answer["thresholds"][0]), text(&answer["thresholds"][1]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_thousands;
+
+    #[test]
+    fn thousands() {
+        assert_eq!(group_thousands(1234567.891, 2), "1,234,567.89");
+        assert_eq!(group_thousands(-1234.0, 0), "-1,234");
+        assert_eq!(group_thousands(12.0, 0), "12");
+    }
+}
