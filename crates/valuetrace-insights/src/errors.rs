@@ -5,8 +5,13 @@
 //! `error_rules` entry (status and route), else its `error_type`, else `unknown` — the share to
 //! drive down. Value at risk of a failed call: the value it carried, else the average value of the
 //! endpoint's successful value-carrying calls in the window (0 for endpoints that carry none).
-//! Lost conversions: sessions with an error converted less often than sessions without; the
-//! difference × sessions with an error × the average conversion value.
+//! Lost conversions, per endpoint: among sessions that called the endpoint, those that met a
+//! failure on it converted less often than those that did not; the difference × the sessions
+//! with a failure (0 when they converted as often or more). Comparing sessions of the same
+//! endpoint keeps long sessions (which both convert more and meet more errors) from hiding the
+//! loss. The total sums the endpoints (a session failing on two endpoints counts in both); lost
+//! value = lost conversions × the average conversion value. The session-level rates with and
+//! without any error are shown too, as context.
 
 use crate::Ctx;
 use crate::config::{parse_status, route_matches};
@@ -45,6 +50,19 @@ pub struct SessionImpact {
     pub conversion_without_error: Rate,
     pub lost_conversions: f64,
     pub average_conversion_value: Option<f64>,
+    pub lost_value: f64,
+    /// Endpoints with lost conversions, most first.
+    pub by_endpoint: Vec<EndpointLoss>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointLoss {
+    pub endpoint: String,
+    pub sessions_with_failure: usize,
+    pub sessions_without_failure: usize,
+    pub conversion_with_failure: Rate,
+    pub conversion_without_failure: Rate,
+    pub lost_conversions: f64,
     pub lost_value: f64,
 }
 
@@ -179,6 +197,8 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
     let (mut calls, mut failed, mut unknown, mut var) = (Tally::default(), 0.0, 0.0, 0.0);
     let sessions_cap = names.sessions + 1;
     let (mut seen, mut with_error) = (BitSet::with_capacity(sessions_cap), BitSet::with_capacity(sessions_cap));
+    // Endpoint id → (sessions that called it, sessions with a failure on it).
+    let mut endpoint_sessions: Vec<(BitSet, BitSet)> = vec![Default::default(); names.endpoints.len() + 1];
     for seg in &ctx.facts.calls {
         if seg.max_ts < from || seg.min_ts >= to {
             continue;
@@ -191,10 +211,15 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
             let weight = seg.weight[row];
             calls.add(weight, 1.0);
             let session = seg.session[row];
+            let status = seg.status[row];
             if session != 0 {
                 seen.insert(session);
+                let sessions = &mut endpoint_sessions[seg.endpoint[row] as usize];
+                sessions.0.insert(session);
+                if status >= 400 {
+                    sessions.1.insert(session);
+                }
             }
-            let status = seg.status[row];
             if status < 400 {
                 continue;
             }
@@ -284,11 +309,39 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
     let n_without = (seen.len() - with_error.len()) as f64;
     let rate_with = wilson(conv_with, n_with);
     let rate_without = wilson(conv_without, n_without);
-    let lost = match (rate_with.rate, rate_without.rate) {
-        (Some(a), Some(b)) => ((b - a) * n_with).max(0.0),
-        _ => 0.0,
-    };
     let average_value = conversions.average_value();
+    let mut by_endpoint = Vec::new();
+    for (endpoint, (called, failed)) in endpoint_sessions.iter().enumerate().skip(1) {
+        if failed.is_empty() {
+            continue;
+        }
+        let converted = |set: &BitSet, failed_only: Option<bool>| {
+            set.iter()
+                .filter(|s| failed_only.is_none_or(|f| failed.contains(*s) == f))
+                .filter(|s| conversions.of(*s) > 0.0)
+                .count() as f64
+        };
+        let (n_failed, n_ok) = (failed.len(), called.len() - failed.len());
+        let with = wilson(converted(failed, None), n_failed as f64);
+        let without = wilson(converted(called, Some(false)), n_ok as f64);
+        let lost = match (with.rate, without.rate) {
+            (Some(a), Some(b)) => ((b - a) * n_failed as f64).max(0.0),
+            _ => 0.0,
+        };
+        if lost > 0.0 {
+            by_endpoint.push(EndpointLoss {
+                endpoint: names.endpoint(endpoint as u32).label(),
+                sessions_with_failure: n_failed,
+                sessions_without_failure: n_ok,
+                conversion_with_failure: with,
+                conversion_without_failure: without,
+                lost_conversions: lost,
+                lost_value: lost * average_value.unwrap_or(0.0),
+            });
+        }
+    }
+    by_endpoint.sort_by(|a, b| b.lost_conversions.total_cmp(&a.lost_conversions).then_with(|| a.endpoint.cmp(&b.endpoint)));
+    let lost: f64 = by_endpoint.iter().map(|e| e.lost_conversions).sum();
     ErrorsAnswer {
         project: q.project.clone(),
         from,
@@ -318,6 +371,7 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
             lost_conversions: lost,
             average_conversion_value: average_value,
             lost_value: lost * average_value.unwrap_or(0.0),
+            by_endpoint,
         },
         patterns: pattern_rows,
         estimate: calls.sampled(),

@@ -5,7 +5,8 @@
 //! Per match key, starts and ends are taken in time order and each start is paired with the
 //! earliest unused end at or after it within the limit. A start without an end is *pending* while
 //! its deadline is still ahead of the server's clock, a *gap* after. Ends are read up to `within`
-//! past the window so that starts near its end can complete.
+//! past the window so that starts near its end can complete. The question's filter selects the
+//! starts; ends count whatever their dimensions (a provider's webhook has no plan).
 
 use crate::Ctx;
 use crate::config::{GapRule, StepSpec, route_matches};
@@ -91,8 +92,9 @@ impl Keys {
     }
 }
 
-/// Events of one step: (match key, timestamp, group).
-fn collect(ctx: &Ctx, step: &StepSpec, keys: &mut Keys, from: i64, to: i64) -> Vec<(u64, i64, u32)> {
+/// Events of one step: (match key, timestamp, group). The question's filter applies to the starts
+/// only (`sliced`): an end such as a provider's webhook carries no plan or segment of its own.
+fn collect(ctx: &Ctx, step: &StepSpec, keys: &mut Keys, from: i64, to: i64, sliced: bool) -> Vec<(u64, i64, u32)> {
     let names = &ctx.scope.names;
     let mut out = Vec::new();
     match step {
@@ -106,7 +108,7 @@ fn collect(ctx: &Ctx, step: &StepSpec, keys: &mut Keys, from: i64, to: i64) -> V
                 }
                 for row in 0..seg.len() {
                     let t = seg.ts[row];
-                    if t < from || t >= to || !wanted[seg.endpoint[row] as usize] || seg.status[row] >= 400 || !ctx.scope.call_ok(seg, row) {
+                    if t < from || t >= to || !wanted[seg.endpoint[row] as usize] || seg.status[row] >= 400 || (sliced && !ctx.scope.call_ok(seg, row)) {
                         continue;
                     }
                     if let Some(k) = keys.of(seg.session[row], seg.user[row], seg.account[row], seg.props_of(row)) {
@@ -167,8 +169,8 @@ fn rule_row(ctx: &Ctx, rule: &GapRule) -> Option<GapRow> {
         properties: HashMap::new(),
     };
     let q = ctx.question;
-    let starts = collect(ctx, &start, &mut keys, q.from, q.to);
-    let ends = collect(ctx, &end, &mut keys, q.from, q.to.saturating_add(within));
+    let starts = collect(ctx, &start, &mut keys, q.from, q.to, true);
+    let ends = collect(ctx, &end, &mut keys, q.from, q.to.saturating_add(within), false);
     let mut total = Acc::default();
     let mut groups: HashMap<u32, Acc> = HashMap::new();
     let mut e = 0;

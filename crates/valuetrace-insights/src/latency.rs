@@ -87,8 +87,9 @@ pub fn answer(ctx: &Ctx, spec: &LatencySpec) -> Result<LatencyAnswer> {
     endpoints.sort();
     endpoints.dedup();
     let conversions = session_conversions(&ctx.facts, names.dim_id(&outcome), q.from, q.to);
-    // Session → (slowest latency on the route, group of its first call).
-    let mut sessions: HashMap<u32, (f32, u32)> = HashMap::new();
+    // Session → (slowest latency on the route, group of its first call, time of that call).
+    // Rows come in storage order (arrival order until persisted), so "first" is by timestamp.
+    let mut sessions: HashMap<u32, (f32, u32, i64)> = HashMap::new();
     for seg in &ctx.facts.calls {
         if seg.max_ts < q.from || seg.min_ts >= q.to {
             continue;
@@ -100,14 +101,17 @@ pub fn answer(ctx: &Ctx, spec: &LatencySpec) -> Result<LatencyAnswer> {
                 continue;
             }
             let group = ctx.scope.group(seg, row);
-            let entry = sessions.entry(session).or_insert((0.0, group));
+            let entry = sessions.entry(session).or_insert((0.0, group, t));
             entry.0 = entry.0.max(seg.latency[row]);
+            if t < entry.2 {
+                (entry.1, entry.2) = (group, t);
+            }
         }
     }
     let n = spec.edges_ms.len() + 1;
     let mut counts: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
     let (mut above, mut above_conv, mut below, mut below_conv) = (0u64, 0u64, 0u64, 0u64);
-    for (session, (latency, group)) in &sessions {
+    for (session, (latency, group, _)) in &sessions {
         let latency = f64::from(*latency);
         let bucket = spec.edges_ms.partition_point(|edge| *edge <= latency);
         let converted = conversions.of(*session) > 0.0;

@@ -67,6 +67,13 @@ pub fn answer(ctx: &Ctx) -> PriorityAnswer {
             calls_in_sessions += u.calls_in_sessions;
             value += u.direct.sum + parts.attribution.credits.get(endpoint, group).map_or(0.0, |c| c.linear);
         }
+        // Endpoints credited only through calls before the window (the attribution look-back).
+        for (endpoint, group, credit) in parts.attribution.credits.iter() {
+            if matches(endpoint) && parts.current.keys.get(endpoint, group).is_none() {
+                endpoints.push(names.endpoint(endpoint).label());
+                value += credit.linear;
+            }
+        }
         endpoints.sort();
         endpoints.dedup();
         let adoption = ratio(users.len() as f64, active as f64);

@@ -4,7 +4,9 @@
 //! Each pillar is one number ranked across the answer's endpoints (1 = best, 0 = worst):
 //! B attributed value (higher better), R adoption, I cost efficiency (value per unit of cost, or per
 //! request without a cost model), D integration friction (4xx share, lower better), G adoption
-//! change vs the previous period, E value at risk from failed calls (lower better). Grades: A for
+//! change vs the previous period, E value at risk from failed calls (lower better: the value a
+//! failed call carried, else the endpoint's average order value, else its assisted value per
+//! call). Grades: A for
 //! the top quarter, then B, C, D; `bridge_score` is 100 × the mean rank.
 //!
 //! New accounts and users are those whose first call to the project (looking back
@@ -71,6 +73,8 @@ struct Extra {
     first_success: HashMap<u32, i64>,
     new_users: BitSet,
     value_at_risk: f64,
+    /// Failed calls of endpoints that carry no value of their own.
+    failed_without_value: f64,
 }
 
 fn first_seen(ids: &[u32], ts: &[i64], into: &mut [i64]) {
@@ -82,22 +86,26 @@ fn first_seen(ids: &[u32], ts: &[i64], into: &mut [i64]) {
     }
 }
 
-/// Ranks of `values` in [0, 1] (1 = best); `None` ranks last; ties share the lower rank.
+/// Ranks of `values` in [0, 1] (1 = best): the share of the other endpoints that do no better.
+/// Ties share the upper rank (ten endpoints without any value at risk are all best); `None` (no
+/// data) ranks 0.
 fn ranks(values: &[Option<f64>], higher_is_better: bool) -> Vec<f64> {
     let n = values.len();
     if n <= 1 {
         return vec![1.0; n];
     }
-    let score = |v: Option<f64>| match v {
-        None => f64::NEG_INFINITY,
-        Some(v) if higher_is_better => v,
-        Some(v) => -v,
-    };
+    let score = |v: f64| if higher_is_better { v } else { -v };
     values
         .iter()
-        .map(|v| {
-            let below = values.iter().filter(|o| score(**o) < score(*v)).count();
-            below as f64 / (n - 1) as f64
+        .enumerate()
+        .map(|(i, v)| {
+            let Some(v) = v else { return 0.0 };
+            let no_better = values
+                .iter()
+                .enumerate()
+                .filter(|(j, o)| *j != i && o.is_none_or(|o| score(o) <= score(*v)))
+                .count();
+            no_better as f64 / (n - 1) as f64
         })
         .collect()
 }
@@ -144,6 +152,9 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
             if status >= 400 {
                 let value = if seg.has_value(row) { seg.value[row] } else { aov[endpoint as usize] };
                 acc.value_at_risk += f64::from(seg.weight[row]) * value;
+                if value == 0.0 {
+                    acc.failed_without_value += f64::from(seg.weight[row]);
+                }
             } else if account != 0 && account_first[account as usize] >= from {
                 let first = acc.first_success.entry(account).or_insert(t);
                 *first = (*first).min(t);
@@ -162,7 +173,9 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
         let Some(&k) = by_label.get(&(row.endpoint.clone(), row.group.clone())) else { continue };
         let (endpoint, group) = key_parts(k);
         let Some(u) = parts.current.keys.get(endpoint, group) else { continue };
-        let acc = extra.remove(&k).unwrap_or_default();
+        let mut acc = extra.remove(&k).unwrap_or_default();
+        // An endpoint without value of its own risks the value it assists, per call.
+        acc.value_at_risk += acc.failed_without_value * ratio(row.attributed_value - row.direct_value, row.requests).unwrap_or(0.0);
         let mut delays: Vec<i64> = acc
             .first_success
             .iter()

@@ -3,8 +3,15 @@
 //! - `ingest`: durable ingest over HTTP on loopback (real server, fsync on), batches of 500.
 //! - `health`: endpoint health over a synthetic history (default 50M events / 30 days).
 //! - `wal`: WAL appends from many threads with group commit.
+//! - `insights`: every business answer over a month of demo traffic (default 50M events).
 //!
 //! Run with `cargo run --release -p valuetrace --bin valuetrace-bench -- <name> [options]`.
+
+#[path = "bench_insights.rs"]
+mod bench_insights;
+#[path = "../demo/mod.rs"]
+#[allow(dead_code)]
+mod demo;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +37,11 @@ fn main() -> anyhow::Result<()> {
             option("--days", 30),
             option("--runs", 30) as usize,
         ),
+        Some("insights") => bench_insights::run(
+            option("--events", 50_000_000),
+            option("--days", 30),
+            option("--runs", 5) as usize,
+        ),
         Some("wal") => wal(
             option("--frames", 50_000),
             option("--bytes", 16_384) as usize,
@@ -37,7 +49,7 @@ fn main() -> anyhow::Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N]"
+                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N] | insights [--events N --days N --runs N]"
             );
             std::process::exit(2);
         }

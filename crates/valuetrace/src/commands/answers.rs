@@ -135,12 +135,24 @@ pub fn print_errors(answer: &Value) {
     }
     println!("{t}");
     let s = &answer["sessions"];
+    let mut t = table(&["lost conversions by endpoint", "sessions w/ failure", "conv. w/ failure", "conv. w/o", "lost", "lost value"]);
+    for row in rows(s, "by_endpoint").iter().take(8) {
+        t.add_row(vec![
+            Cell::new(text(&row["endpoint"])),
+            num(&row["sessions_with_failure"], 0),
+            rate_ci(&row["conversion_with_failure"]),
+            rate_ci(&row["conversion_without_failure"]),
+            num(&row["lost_conversions"], 1),
+            num(&row["lost_value"], 0),
+        ]);
+    }
+    println!("{t}");
     println!(
-        "sessions with an error convert {} vs {} without → {} lost conversions ≈ {} lost value",
+        "{} lost conversions ≈ {} lost value (sessions with any error convert {} vs {} without: longer sessions meet more errors)",
+        group_thousands(s["lost_conversions"].as_f64().unwrap_or(0.0), 1),
+        group_thousands(s["lost_value"].as_f64().unwrap_or(0.0), 0),
         text_rate(&s["conversion_with_error"]),
         text_rate(&s["conversion_without_error"]),
-        group_thousands(s["lost_conversions"].as_f64().unwrap_or(0.0), 0),
-        group_thousands(s["lost_value"].as_f64().unwrap_or(0.0), 0),
     );
     let mut t = table(&["top patterns by value at risk", "class", "plan", "segment", "provider", "calls", "users", "value at risk"]);
     for row in rows(answer, "patterns").iter().take(10) {

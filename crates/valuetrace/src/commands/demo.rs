@@ -98,6 +98,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             name: "Demo Shop API".into(),
             // The demo loads days of history at once: no rate limit.
             events_per_second: Some(0.0),
+            analysis: crate::demo::analysis::demo_analysis(),
             ..ProjectConfig::new(
                 PROJECT,
                 vec![key_hash_string(&ingest_key)],
@@ -266,10 +267,27 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
     println!("Where the order value flows, last 24 h:");
     println!("{}", crate::commands::query::endpoints_table(&by_value));
     println!();
+    let impact: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/projects/{}/impact?since=7d", demo.url, demo.project))
+        .bearer_auth(&demo.read_key)
+        .send()
+        .await?
+        .json_value()
+        .await?;
+    println!("Which endpoints create value, last 7 days (Business Impact Score):");
+    crate::commands::answers::print_impact(&impact, 12);
+    println!();
     let exe = std::env::current_exe()
         .map(|path| path.display().to_string())
         .unwrap_or_else(|_| "valuetrace".into());
     println!("Try (while the demo runs):");
+    println!("  {exe} query impact --since 7d            # value, adoption, cost, impact score");
+    println!("  {exe} query errors --since 7d            # error classes, value at risk, lost conversions");
+    println!("  {exe} query integrations --since 7d --by plan   # stripe vs paypal, per plan");
+    println!("  {exe} query gaps --since 7d --by plan    # payments whose webhook never came");
+    println!("  {exe} query latency-conversion --since 7d --route 'POST /api/checkout'");
+    println!("  {exe} query scorecard --since 7d         # BRIDGE");
+    println!("  {exe} query priority --since 7d          # feature priority");
     println!("  {exe} query endpoints --since 7d --sort p95");
     println!("  {exe} query endpoints --plan enterprise --service payments");
     println!("  {exe} query timeseries --metric error_rate --interval 1h --since 3d");
@@ -372,3 +390,4 @@ impl JsonValue for reqwest::Response {
         Ok(value)
     }
 }
+

@@ -78,6 +78,7 @@ routes! {
     Order => ("users", "GET", "/api/users/me/orders/{id}", 200, 30.0, 0.45, 0.0, 2_500.0),
     Wishlist => ("users", "GET", "/api/users/me/wishlist", 200, 20.0, 0.45, 0.0, 3_000.0),
     WishlistAdd => ("users", "POST", "/api/users/me/wishlist", 201, 22.0, 0.45, 80.0, 200.0),
+    Preferences => ("users", "PUT", "/api/users/me/preferences", 200, 18.0, 0.3, 200.0, 200.0),
     Login => ("users", "POST", "/api/auth/login", 200, 80.0, 0.3, 200.0, 900.0),
     Refresh => ("users", "POST", "/api/auth/refresh", 200, 12.0, 0.35, 400.0, 900.0),
     Logout => ("users", "POST", "/api/auth/logout", 204, 8.0, 0.35, 0.0, 0.0),
@@ -246,6 +247,13 @@ pub fn status_for(rng: &mut Rng, r: R, burst: bool) -> Status {
             (503, Some("unknown")),
         ][rng.weighted(&[0.5, 0.3, 0.2])];
     }
+    if r == R::Preferences {
+        return (spec.ok, None); // the rarely used, never failing endpoint
+    }
+    if matches!(r, R::Reco | R::RecoSimilar) && rng.chance(0.025) {
+        // The model server times out now and then; the page still renders without it.
+        return [(504, TIMEOUT), (500, Some("internal")), (503, None)][rng.weighted(&[0.6, 0.25, 0.15])];
+    }
     let p401 = match r {
         R::Login => 0.07,
         R::Refresh => 0.03,
@@ -321,7 +329,13 @@ pub fn latency_for(rng: &mut Rng, r: R, (status, err): Status, ml_v2: bool, slow
 /// provider's (`None` when we failed before calling out). Enterprise payments time out at
 /// the provider 6× more often than others (the seeded case).
 pub fn payment_attempt(rng: &mut Rng, out: R, plan: u8, burst: bool) -> (Status, Option<(R, u16)>) {
-    let p_timeout = if plan == 2 { 0.06 } else { 0.01 };
+    let stripe = !matches!(out, R::PaypalOrder | R::PaypalCapture);
+    let p_timeout = match plan {
+        2 if stripe => 0.09,
+        1 if stripe => 0.05,
+        2 => 0.03,
+        _ => 0.01,
+    };
     let x = rng.f64();
     if burst && rng.chance(0.3) {
         (

@@ -63,16 +63,23 @@ impl Generator {
                 (0.1, R::NotificationRead),
             ],
         );
-        self.maybe(s, &[(0.01, R::NotificationPrefs), (0.02, R::MeUpdate)]);
+        self.maybe(
+            s,
+            &[
+                (0.01, R::NotificationPrefs),
+                (0.02, R::MeUpdate),
+                (0.002, R::Preferences),
+            ],
+        );
         let n = 3 + self.rng.exp(if u.power { 10.0 } else { 7.0 }) as u32;
         if self.browse(s, n) {
-            // ml_v2 recommendations convert slightly better into add-to-cart than control.
+            // Recommendations drive carts (ml_v2 more than control), despite their timeouts.
             let reco_boost = if !s.saw_reco {
                 0.0
             } else if u.ml_v2 {
-                0.09
+                0.16
             } else {
-                0.04
+                0.10
             };
             let p_cart = 0.22 + reco_boost + if u.power { 0.08 } else { 0.0 };
             let carted = self.rng.chance(p_cart) && self.cart(s);
@@ -167,7 +174,11 @@ impl Generator {
         );
         if let Some((r, out_status)) = out {
             let ost = (out_status, if out_status >= 400 { st.1 } else { None });
-            let out_lat = cat::latency_for(&mut self.rng, r, ost, false, false);
+            let mut out_lat = cat::latency_for(&mut self.rng, r, ost, false, false);
+            let premium = s.user.is_some_and(|(_, u)| u.plan >= 1);
+            if premium && matches!(r, R::StripeIntent | R::StripeConfirm) {
+                out_lat *= 3.0; // 3-D Secure verification of larger payments
+            }
             let provider = if matches!(r, R::PaypalOrder | R::PaypalCapture) {
                 "paypal"
             } else {
@@ -249,7 +260,10 @@ impl Generator {
         }
         // Provider webhooks; ~3% of successful payments never get one (silent failure).
         if self.rng.chance(if stripe { 0.97 } else { 0.96 }) {
-            let t = s.t + self.rng.lognormal(2_500.0, 0.8).min(600_000.0) as i64;
+            // Stripe verifies premium (pro, enterprise) payments slowly: minutes, sometimes
+            // past the 10-minute webhook deadline.
+            let median = if stripe && u.plan >= 1 { 150_000.0 } else { 2_500.0 };
+            let t = s.t + self.rng.lognormal(median, 0.8).min(1_800_000.0) as i64;
             let (r, kind) = if stripe {
                 (R::WebhookStripe, "payment_intent.succeeded")
             } else {

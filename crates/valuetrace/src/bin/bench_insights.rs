@@ -1,0 +1,125 @@
+//! `valuetrace-bench insights`: every business answer over a month of demo-shop traffic scaled to
+//! `--events` (default 50M) through the embedded store (Parquet on disk), after the fact cache
+//! is warm. Prints the load time, the cache warm-up, and per answer the median and worst of
+//! `--runs` runs.
+
+use crate::demo::analysis::demo_analysis;
+use crate::demo::traffic::{Generator, TrafficConfig};
+use std::time::Instant;
+use valuetrace_insights::latency::LatencySpec;
+use valuetrace_insights::{Dim, Insights, Question, Slice};
+use valuetrace_store::{EmbeddedStore, Store, StoreOptions, StoredEvent};
+
+/// Events per session of the demo generator, health checks included (measured: 687,707 events
+/// from 14 days × 2,500 sessions).
+const EVENTS_PER_SESSION: f64 = 19.6;
+
+pub fn run(events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let now = valuetrace_store::wall_clock_ms();
+    let span = days as i64 * 86_400_000;
+    let mut options = StoreOptions::new(dir.path());
+    options.dedup_window_ms = 24 * 3_600_000;
+    let store = EmbeddedStore::open(options, now)?;
+    let sessions_per_day = (events as f64 / days as f64 / EVENTS_PER_SESSION).max(1.0) as u32;
+    let mut config = TrafficConfig::new(42, now - span, now);
+    config.sessions_per_day = sessions_per_day;
+    config.users = sessions_per_day.saturating_mul(6) / 5;
+    let mut generator = Generator::new(config);
+    let began = Instant::now();
+    let (mut loaded, mut since_persist) = (0u64, 0usize);
+    let mut cursor = now - span;
+    while cursor < now {
+        cursor = (cursor + 3_600_000).min(now);
+        let batch: Vec<StoredEvent> = generator
+            .next_until(cursor)
+            .into_iter()
+            .map(|value| {
+                let event: valuetrace_model::Event = serde_json::from_value(value)?;
+                let ts = event.timestamp();
+                Ok(StoredEvent {
+                    event,
+                    received_at: ts,
+                    skew_ms: 0,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        loaded += batch.len() as u64;
+        since_persist += batch.len();
+        store.append("bench", batch)?;
+        if since_persist >= 2_000_000 {
+            let ticket = store.begin_persist()?;
+            store.finish_persist(ticket, now)?;
+            since_persist = 0;
+            eprintln!("  loaded {loaded} events ({:.0} s, {:.0} MiB RSS)", began.elapsed().as_secs_f64(), crate::rss_mib());
+        }
+    }
+    let ticket = store.begin_persist()?;
+    store.finish_persist(ticket, now)?;
+    println!(
+        "loaded {loaded} events ({sessions_per_day} sessions/day) over {days} days in {:.1} s; RSS {:.0} MiB",
+        began.elapsed().as_secs_f64(),
+        crate::rss_mib()
+    );
+    let insights = Insights::default();
+    let warm = Instant::now();
+    let facts = insights.cache.load(&store, "bench", now - span, now)?;
+    println!(
+        "fact cache warm-up: {} segments in {:.1} s, {:.0} MiB of facts; RSS {:.0} MiB",
+        facts.built,
+        warm.elapsed().as_secs_f64(),
+        insights.cache.bytes() as f64 / (1 << 20) as f64,
+        crate::rss_mib()
+    );
+    drop(facts);
+    let analysis = demo_analysis();
+    let question = |slice: Slice, by: Option<Dim>| Question {
+        project: "bench".into(),
+        from: now - span,
+        to: now,
+        now,
+        slice,
+        by,
+    };
+    let all = question(Slice::default(), None);
+    let pro = question(
+        Slice {
+            plan: Some("pro".into()),
+            ..Slice::default()
+        },
+        None,
+    );
+    let by_plan = question(Slice::default(), Some(Dim::Plan));
+    let checkout = LatencySpec {
+        route: "POST /api/checkout".into(),
+        ..LatencySpec::default()
+    };
+    type Case<'a> = (&'a str, Box<dyn Fn() -> anyhow::Result<usize> + 'a>);
+    let cases: Vec<Case> = vec![
+        ("impact", Box::new(|| Ok(insights.impact(&store, &all, &analysis)?.rows.len()))),
+        ("impact plan=pro", Box::new(|| Ok(insights.impact(&store, &pro, &analysis)?.rows.len()))),
+        ("impact by plan", Box::new(|| Ok(insights.impact(&store, &by_plan, &analysis)?.rows.len()))),
+        ("errors", Box::new(|| Ok(insights.errors(&store, &all, &analysis)?.classes.len()))),
+        ("errors by plan", Box::new(|| Ok(insights.errors(&store, &by_plan, &analysis)?.classes.len()))),
+        ("integrations", Box::new(|| Ok(insights.integrations(&store, &all, &analysis)?.providers.len()))),
+        ("integrations by plan", Box::new(|| Ok(insights.integrations(&store, &by_plan, &analysis)?.providers.len()))),
+        ("gaps", Box::new(|| Ok(insights.gaps(&store, &all, &analysis)?.gaps.len()))),
+        ("latency-conversion", Box::new(|| Ok(insights.latency_conversion(&store, &all, &analysis, &checkout)?.buckets.len()))),
+        ("scorecard", Box::new(|| Ok(insights.scorecard(&store, &all, &analysis)?.rows.len()))),
+        ("priority", Box::new(|| Ok(insights.priority(&store, &all, &analysis)?.features.len()))),
+    ];
+    println!("{:<24} {:>10} {:>10} {:>6}", "answer", "median ms", "worst ms", "rows");
+    for (name, case) in &cases {
+        let mut times = Vec::with_capacity(runs);
+        let mut rows = 0;
+        for _ in 0..runs.max(1) {
+            let started = Instant::now();
+            rows = case()?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("{name:<24} {:>10.0} {:>10.0} {rows:>6}", times[times.len() / 2], times[times.len() - 1]);
+    }
+    println!("RSS after the answers: {:.0} MiB", crate::rss_mib());
+    Ok(())
+}
