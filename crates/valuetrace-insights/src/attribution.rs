@@ -15,7 +15,7 @@
 
 use crate::cache::Facts;
 use crate::scope::{Scope, key, key_parts};
-use crate::usage::{BitSet, KeyTable};
+use crate::usage::{BitSet, KeyTable, par_calls};
 
 #[derive(Debug, Default, Clone)]
 pub struct Credit {
@@ -38,62 +38,148 @@ pub struct Attribution {
     pub touched_outcomes: f64,
 }
 
+/// An outcome being attributed.
 struct Pending {
     ts: i64,
     value: f64,
     user: u32,
+}
+
+/// What one thread saw of an outcome's touches; merged across threads (min, max, union). The
+/// touched keys are a bitmask of endpoint ids below 256 within one breakdown group (the common
+/// case: a user's calls share their plan), else listed in `extra`.
+#[derive(Clone)]
+struct Touches {
     first: (i64, u64),
     last: (i64, u64),
-    touched: Vec<u64>,
+    group: Option<u32>,
+    mask: [u64; 4],
+    extra: Vec<u64>,
 }
 
-/// Index of outcomes by an id (user or session): `starts[id]..starts[id + 1]` into `order`.
-struct Csr {
+impl Default for Touches {
+    fn default() -> Self {
+        Touches {
+            first: (i64::MAX, 0),
+            last: (i64::MIN, 0),
+            group: None,
+            mask: [0; 4],
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl Touches {
+    #[inline]
+    fn touch(&mut self, t: i64, endpoint: u32, group: u32) {
+        let k = key(endpoint, group);
+        // Ties go to the smaller key, so the answer does not depend on storage order.
+        if (t, k) < self.first {
+            self.first = (t, k);
+        }
+        if t > self.last.0 || (t == self.last.0 && k > self.last.1) {
+            self.last = (t, k);
+        }
+        let group_ok = match self.group {
+            None => {
+                self.group = Some(group);
+                true
+            }
+            Some(g) => g == group,
+        };
+        if group_ok && endpoint < 256 {
+            self.mask[(endpoint / 64) as usize] |= 1u64 << (endpoint % 64);
+        } else if !self.extra.contains(&k) {
+            self.extra.push(k);
+        }
+    }
+
+    fn keys(&self) -> Vec<u64> {
+        let mut keys = self.extra.clone();
+        if let Some(group) = self.group {
+            for (word, bits) in self.mask.iter().enumerate() {
+                let mut bits = *bits;
+                while bits != 0 {
+                    let bit = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    keys.push(key(word as u32 * 64 + bit, group));
+                }
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    fn merge(&mut self, other: &Touches) {
+        if other.first < self.first {
+            self.first = other.first;
+        }
+        if other.last.0 > self.last.0 || (other.last.0 == self.last.0 && other.last.1 > self.last.1) {
+            self.last = other.last;
+        }
+        let mut keys = self.keys();
+        keys.extend(other.keys());
+        keys.sort_unstable();
+        keys.dedup();
+        let first_key_group = keys.first().map(|k| key_parts(*k).1);
+        *self = Touches {
+            first: self.first,
+            last: self.last,
+            group: first_key_group,
+            mask: [0; 4],
+            extra: Vec::new(),
+        };
+        for k in keys {
+            let (e, g) = key_parts(k);
+            if Some(g) == self.group && e < 256 {
+                self.mask[(e / 64) as usize] |= 1u64 << (e % 64);
+            } else {
+                self.extra.push(k);
+            }
+        }
+    }
+
+    fn touched(&self) -> bool {
+        self.first.0 != i64::MAX
+    }
+}
+
+/// Outcomes sorted by (owner id, time); `starts[id]..starts[id + 1]` are the outcomes of owner
+/// `id` (a user, or a session for outcomes without a user).
+struct Owned {
+    pending: Vec<Pending>,
     starts: Vec<u32>,
-    order: Vec<u32>,
 }
 
-fn index_by(ids: &[u32], size: usize, outcomes: &[Pending]) -> Csr {
-    let mut starts = vec![0u32; size + 2];
-    for &id in ids {
-        if id != 0 {
-            starts[id as usize + 1] += 1;
+impl Owned {
+    fn new(mut pending: Vec<(u32, Pending)>, size: usize) -> Owned {
+        pending.sort_by_key(|(owner, p)| (*owner, p.ts));
+        let mut starts = vec![0u32; if pending.is_empty() { 0 } else { size + 2 }];
+        for (owner, _) in &pending {
+            starts[*owner as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        Owned {
+            pending: pending.into_iter().map(|(_, p)| p).collect(),
+            starts,
         }
     }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
-    }
-    let mut fill = starts.clone();
-    let mut order = vec![0u32; *starts.last().unwrap_or(&0) as usize];
-    for (index, &id) in ids.iter().enumerate() {
-        if id != 0 {
-            order[fill[id as usize] as usize] = index as u32;
-            fill[id as usize] += 1;
-        }
-    }
-    // Outcomes were collected in segment order: sort each id's run by time.
-    for id in 0..=size {
-        let (a, b) = (starts[id] as usize, starts[id + 1] as usize);
-        if b - a > 1 {
-            order[a..b].sort_by_key(|&i| outcomes[i as usize].ts);
-        }
-    }
-    Csr { starts, order }
-}
 
-impl Csr {
-    fn run(&self, id: u32) -> &[u32] {
-        let id = id as usize;
+    #[inline]
+    fn run(&self, owner: u32) -> std::ops::Range<usize> {
+        let id = owner as usize;
         if id + 1 >= self.starts.len() {
-            return &[];
+            return 0..0;
         }
-        &self.order[self.starts[id] as usize..self.starts[id + 1] as usize]
+        self.starts[id] as usize..self.starts[id + 1] as usize
     }
 }
 
 /// Attribution of outcomes with a value in `[from, to)` named in `names` (all when empty).
 pub fn attribute(facts: &Facts, scope: &Scope, from: i64, to: i64, window: i64, names: &[u32], all_names: bool) -> Attribution {
-    let mut pending = Vec::new();
     let (mut by_user, mut by_session) = (Vec::new(), Vec::new());
     for seg in &facts.outcomes {
         if seg.max_ts < from || seg.min_ts >= to {
@@ -108,61 +194,81 @@ pub fn attribute(facts: &Facts, scope: &Scope, from: i64, to: i64, window: i64, 
                 continue;
             }
             let (user, session) = (seg.user[row], seg.session[row]);
-            if user == 0 && session == 0 {
-                continue;
-            }
-            pending.push(Pending {
+            let pending = Pending {
                 ts: t,
                 value: seg.value[row] * f64::from(seg.weight[row]),
                 user,
-                first: (i64::MAX, 0),
-                last: (i64::MIN, 0),
-                touched: Vec::new(),
-            });
-            // An outcome with a user is found through the user, else through its session.
-            by_user.push(user);
-            by_session.push(if user == 0 { session } else { 0 });
+            };
+            if user != 0 {
+                by_user.push((user, pending));
+            } else if session != 0 {
+                by_session.push((session, pending));
+            }
         }
     }
-    let users = index_by(&by_user, facts.names.users, &pending);
-    let sessions = index_by(&by_session, facts.names.sessions, &pending);
+    let users = Owned::new(by_user, facts.names.users);
+    let sessions = Owned::new(by_session, facts.names.sessions);
+    let count = users.pending.len() + sessions.pending.len();
+    let inbound: Vec<bool> = std::iter::once(false)
+        .chain(scope.names.endpoints.iter().map(|e| !e.outbound))
+        .collect();
     let lookback = from - window;
-    for seg in &facts.calls {
-        if seg.max_ts < lookback || seg.min_ts >= to {
-            continue;
-        }
-        for row in 0..seg.len() {
-            let t = seg.ts[row];
-            if t < lookback || t >= to {
-                continue;
-            }
-            let (user, session) = (seg.user[row], seg.session[row]);
-            let runs = [users.run(user), sessions.run(session)];
-            if runs[0].is_empty() && runs[1].is_empty() {
-                continue;
-            }
-            let endpoint = seg.endpoint[row];
-            if scope.names.endpoint(endpoint).outbound || !scope.call_ok(seg, row) {
-                continue;
-            }
-            let k = key(endpoint, scope.group(seg, row));
-            for run in runs {
-                let start = run.partition_point(|&i| pending[i as usize].ts < t);
-                for &i in &run[start..] {
-                    let outcome = &mut pending[i as usize];
-                    if outcome.ts - t > window {
-                        break;
+    let everything = scope.is_everything();
+    let parts = par_calls(
+        &facts.calls,
+        lookback,
+        to,
+        || (vec![Touches::default(); users.pending.len()], vec![Touches::default(); sessions.pending.len()]),
+        |(user_touches, session_touches), seg| {
+            // Rows come in session runs, by time within a run: the outcomes of the run's user
+            // and session are looked up once per run and walked with a cursor.
+            let inside = seg.min_ts >= lookback && seg.max_ts < to;
+            let mut start = 0;
+            while start < seg.len() {
+                let end = seg.run_end(start);
+                let session_run = sessions.run(seg.session[start]);
+                let (mut user, mut user_run) = (u32::MAX, 0..0);
+                let (mut user_cursor, mut session_cursor) = (0, session_run.start);
+                for row in start..end {
+                    if seg.user[row] != user {
+                        user = seg.user[row];
+                        user_run = users.run(user);
+                        user_cursor = user_run.start;
                     }
-                    if t < outcome.first.0 {
-                        outcome.first = (t, k);
+                    if user_run.is_empty() && session_run.is_empty() {
+                        continue;
                     }
-                    if t >= outcome.last.0 {
-                        outcome.last = (t, k);
+                    let t = seg.ts[row];
+                    let endpoint = seg.endpoint[row];
+                    if (!inside && (t < lookback || t >= to)) || !inbound[endpoint as usize] || (!everything && !scope.call_ok(seg, row)) {
+                        continue;
                     }
-                    if !outcome.touched.contains(&k) {
-                        outcome.touched.push(k);
+                    let group = scope.group(seg, row);
+                    for (owned, touches, run, cursor) in [
+                        (&users, &mut *user_touches, &user_run, &mut user_cursor),
+                        (&sessions, &mut *session_touches, &session_run, &mut session_cursor),
+                    ] {
+                        while *cursor < run.end && owned.pending[*cursor].ts < t {
+                            *cursor += 1;
+                        }
+                        for i in *cursor..run.end {
+                            if owned.pending[i].ts - t > window {
+                                break;
+                            }
+                            touches[i].touch(t, endpoint, group);
+                        }
                     }
                 }
+                start = end;
+            }
+        },
+    );
+    let mut parts = parts.into_iter();
+    let (mut user_touches, mut session_touches) = parts.next().unwrap_or_default();
+    for (more_users, more_sessions) in parts {
+        for (mine, theirs) in user_touches.iter_mut().zip(&more_users).chain(session_touches.iter_mut().zip(&more_sessions)) {
+            if theirs.touched() {
+                mine.merge(theirs);
             }
         }
     }
@@ -170,22 +276,24 @@ pub fn attribute(facts: &Facts, scope: &Scope, from: i64, to: i64, window: i64, 
         credits: KeyTable::new(scope),
         attributed: 0.0,
         unattributed: 0.0,
-        outcomes: pending.len() as f64,
+        outcomes: count as f64,
         touched_outcomes: 0.0,
     };
-    for outcome in &pending {
-        if outcome.touched.is_empty() {
+    let all = users.pending.iter().zip(&user_touches).chain(sessions.pending.iter().zip(&session_touches));
+    for (outcome, touches) in all {
+        if !touches.touched() {
             out.unattributed += outcome.value;
             continue;
         }
+        let touched = touches.keys();
         out.attributed += outcome.value;
         out.touched_outcomes += 1.0;
-        let (e, g) = key_parts(outcome.first.1);
+        let (e, g) = key_parts(touches.first.1);
         out.credits.get_mut(e, g).first_touch += outcome.value;
-        let (e, g) = key_parts(outcome.last.1);
+        let (e, g) = key_parts(touches.last.1);
         out.credits.get_mut(e, g).last_touch += outcome.value;
-        let share = outcome.value / outcome.touched.len() as f64;
-        for &k in &outcome.touched {
+        let share = outcome.value / touched.len() as f64;
+        for &k in &touched {
             let (e, g) = key_parts(k);
             let credit = out.credits.get_mut(e, g);
             credit.linear += share;

@@ -205,6 +205,8 @@ fn build(
             for batch in &batches {
                 add_calls(&mut seg, &mut ids, batch)?;
             }
+            drop(ids);
+            seg.sort_by_session();
             Seg::Calls(Arc::new(seg))
         }
         Table::Outcomes => {

@@ -17,7 +17,7 @@ use crate::Ctx;
 use crate::config::{parse_status, route_matches};
 use crate::facts::EndpointKey;
 use crate::stats::{Rate, Tally, ratio, wilson};
-use crate::usage::{BitSet, session_conversions};
+use crate::usage::{BitSet, KeySet, par_calls, session_conversions};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -133,15 +133,20 @@ impl<'a> Classifier<'a> {
             None if !error_type.is_empty() => error_type,
             None => UNKNOWN,
         };
-        let index = match self.classes.iter().position(|c| c == name) {
+        let index = self.index_of(name);
+        self.cache.insert((endpoint_id, status, error_type_id), index);
+        index
+    }
+
+    /// The index of a class name, added if new (`unknown` is 0).
+    pub fn index_of(&mut self, name: &str) -> u16 {
+        (match self.classes.iter().position(|c| c == name) {
             Some(index) => index,
             None => {
                 self.classes.push(name.to_owned());
                 self.classes.len() - 1
             }
-        } as u16;
-        self.cache.insert((endpoint_id, status, error_type_id), index);
-        index
+        }) as u16
     }
 }
 
@@ -181,6 +186,117 @@ pub fn endpoint_order_values(ctx: &Ctx, from: i64, to: i64) -> Vec<f64> {
     sum.iter().zip(&count).map(|(s, c)| ratio(*s, *c).unwrap_or(0.0)).collect()
 }
 
+/// What one thread gathers over its segments.
+struct Pass<'c> {
+    classifier: Classifier<'c>,
+    classes: HashMap<(u16, u32), ClassAcc>,
+    patterns: HashMap<(u32, u16, u32, u32, u32), PatternAcc>,
+    calls: Tally,
+    failed: f64,
+    unknown: f64,
+    value_at_risk: f64,
+    trend: Vec<(f64, f64)>,
+    seen: BitSet,
+    with_error: BitSet,
+    /// Endpoint id → (sessions that called it, sessions with a failure on it).
+    endpoint_sessions: Vec<(BitSet, BitSet)>,
+}
+
+impl ClassAcc {
+    fn merge(&mut self, other: &ClassAcc) {
+        self.calls += other.calls;
+        self.value_at_risk += other.value_at_risk;
+        self.users.union_with(&other.users);
+        self.sessions.union_with(&other.sessions);
+    }
+}
+
+impl PatternAcc {
+    fn merge(&mut self, other: &PatternAcc) {
+        self.calls += other.calls;
+        self.value_at_risk += other.value_at_risk;
+        self.users.union_with(&other.users);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pass_segment(p: &mut Pass, ctx: &Ctx, seg: &crate::facts::CallSeg, from: i64, to: i64, interval: i64, aov: &[f64]) {
+    let names = &ctx.scope.names;
+    let inside = seg.min_ts >= from && seg.max_ts < to;
+    let everything = ctx.scope.is_everything();
+    let (mut called, mut failed_on) = (KeySet::default(), KeySet::default());
+    let mut start = 0;
+    while start < seg.len() {
+        let end = seg.run_end(start);
+        let session = seg.session[start];
+        called.clear();
+        failed_on.clear();
+        for row in start..end {
+            let t = seg.ts[row];
+            if (!inside && (t < from || t >= to)) || (!everything && !ctx.scope.call_ok(seg, row)) {
+                continue;
+            }
+            let weight = seg.weight[row];
+            p.calls.add(weight, 1.0);
+            let status = seg.status[row];
+            let endpoint = seg.endpoint[row];
+            called.insert(endpoint, 0);
+            if status < 400 {
+                continue;
+            }
+            failed_on.insert(endpoint, 0);
+            let w = f64::from(weight);
+            let error_type = seg.error_type[row];
+            let class = p.classifier.class(endpoint, names.endpoint(endpoint), status, error_type, names.dim(error_type));
+            p.failed += w;
+            let bucket = ((t - from) / interval) as usize;
+            p.trend[bucket].0 += w;
+            if class == 0 {
+                p.unknown += w;
+                p.trend[bucket].1 += w;
+            }
+            let at_risk = w * if seg.has_value(row) { seg.value[row] } else { aov[endpoint as usize] };
+            p.value_at_risk += at_risk;
+            let user = seg.user[row];
+            let acc = p.classes.entry((class, ctx.scope.group(seg, row))).or_default();
+            acc.calls += w;
+            acc.value_at_risk += at_risk;
+            if user != 0 {
+                acc.users.insert(user);
+            }
+            if session != 0 {
+                acc.sessions.insert(session);
+            }
+            let provider = ctx.scope.provider_of(endpoint);
+            let pattern = p.patterns.entry((endpoint, class, seg.plan[row], seg.segment[row], provider)).or_default();
+            pattern.calls += w;
+            pattern.value_at_risk += at_risk;
+            if user != 0 {
+                pattern.users.insert(user);
+            }
+        }
+        if session != 0 {
+            let mut any = false;
+            called.for_each(|endpoint, _| {
+                any = true;
+                p.endpoint_sessions[endpoint as usize].0.insert(session);
+            });
+            if any {
+                p.seen.insert(session);
+            }
+            let mut failed_any = false;
+            failed_on.for_each(|endpoint, _| {
+                failed_any = true;
+                p.endpoint_sessions[endpoint as usize].1.insert(session);
+            });
+            if failed_any {
+                p.with_error.insert(session);
+            }
+        }
+        start = end;
+    }
+}
+
 pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
     let q = ctx.question;
     let (from, to) = (q.from, q.to);
@@ -190,73 +306,52 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
     let conversions = session_conversions(&ctx.facts, conversion, from, to);
     let interval = crate::trend_interval(q.span());
     let buckets = ((to - from + interval - 1) / interval) as usize;
+    let sessions_cap = names.sessions + 1;
+    let init = || Pass {
+        classifier: Classifier::new(ctx.config),
+        classes: HashMap::new(),
+        patterns: HashMap::new(),
+        calls: Tally::default(),
+        failed: 0.0,
+        unknown: 0.0,
+        value_at_risk: 0.0,
+        trend: vec![(0.0, 0.0); buckets],
+        seen: BitSet::with_capacity(sessions_cap),
+        with_error: BitSet::with_capacity(sessions_cap),
+        endpoint_sessions: vec![Default::default(); names.endpoints.len() + 1],
+    };
+    let passes = par_calls(&ctx.facts.calls, from, to, init, |p, seg| pass_segment(p, ctx, seg, from, to, interval, &aov));
+    // Merge the threads' passes; classes by name (each thread numbered its own).
+    let (mut calls, mut failed, mut unknown, mut var) = (Tally::default(), 0.0, 0.0, 0.0);
     let mut trend = vec![(0.0, 0.0); buckets];
+    let (mut seen, mut with_error) = (BitSet::with_capacity(sessions_cap), BitSet::with_capacity(sessions_cap));
+    let mut endpoint_sessions: Vec<(BitSet, BitSet)> = vec![Default::default(); names.endpoints.len() + 1];
     let mut classifier = Classifier::new(ctx.config);
     let mut classes: HashMap<(u16, u32), ClassAcc> = HashMap::new();
     let mut patterns: HashMap<(u32, u16, u32, u32, u32), PatternAcc> = HashMap::new();
-    let (mut calls, mut failed, mut unknown, mut var) = (Tally::default(), 0.0, 0.0, 0.0);
-    let sessions_cap = names.sessions + 1;
-    let (mut seen, mut with_error) = (BitSet::with_capacity(sessions_cap), BitSet::with_capacity(sessions_cap));
-    // Endpoint id → (sessions that called it, sessions with a failure on it).
-    let mut endpoint_sessions: Vec<(BitSet, BitSet)> = vec![Default::default(); names.endpoints.len() + 1];
-    for seg in &ctx.facts.calls {
-        if seg.max_ts < from || seg.min_ts >= to {
-            continue;
+    for p in passes {
+        calls.merge(&p.calls);
+        failed += p.failed;
+        unknown += p.unknown;
+        var += p.value_at_risk;
+        for (mine, theirs) in trend.iter_mut().zip(&p.trend) {
+            mine.0 += theirs.0;
+            mine.1 += theirs.1;
         }
-        for row in 0..seg.len() {
-            let t = seg.ts[row];
-            if t < from || t >= to || !ctx.scope.call_ok(seg, row) {
-                continue;
-            }
-            let weight = seg.weight[row];
-            calls.add(weight, 1.0);
-            let session = seg.session[row];
-            let status = seg.status[row];
-            if session != 0 {
-                seen.insert(session);
-                let sessions = &mut endpoint_sessions[seg.endpoint[row] as usize];
-                sessions.0.insert(session);
-                if status >= 400 {
-                    sessions.1.insert(session);
-                }
-            }
-            if status < 400 {
-                continue;
-            }
-            let w = f64::from(weight);
-            let endpoint = seg.endpoint[row];
-            let error_type = seg.error_type[row];
-            let class = classifier.class(endpoint, names.endpoint(endpoint), status, error_type, names.dim(error_type));
-            failed += w;
-            if class == 0 {
-                unknown += w;
-            }
-            let bucket = ((t - from) / interval) as usize;
-            trend[bucket].0 += w;
-            if class == 0 {
-                trend[bucket].1 += w;
-            }
-            let at_risk = w * if seg.has_value(row) { seg.value[row] } else { aov[endpoint as usize] };
-            var += at_risk;
-            let user = seg.user[row];
-            let group = ctx.scope.group(seg, row);
-            let acc = classes.entry((class, group)).or_default();
-            acc.calls += w;
-            acc.value_at_risk += at_risk;
-            if user != 0 {
-                acc.users.insert(user);
-            }
-            if session != 0 {
-                acc.sessions.insert(session);
-                with_error.insert(session);
-            }
-            let provider = ctx.scope.provider_of(endpoint);
-            let pattern = patterns.entry((endpoint, class, seg.plan[row], seg.segment[row], provider)).or_default();
-            pattern.calls += w;
-            pattern.value_at_risk += at_risk;
-            if user != 0 {
-                pattern.users.insert(user);
-            }
+        seen.union_with(&p.seen);
+        with_error.union_with(&p.with_error);
+        for (mine, theirs) in endpoint_sessions.iter_mut().zip(&p.endpoint_sessions) {
+            mine.0.union_with(&theirs.0);
+            mine.1.union_with(&theirs.1);
+        }
+        let index = |name: &str, classifier: &mut Classifier| classifier.index_of(name);
+        for ((class, group), acc) in &p.classes {
+            let class = index(&p.classifier.classes[*class as usize], &mut classifier);
+            classes.entry((class, *group)).or_default().merge(acc);
+        }
+        for ((endpoint, class, plan, segment, provider), acc) in &p.patterns {
+            let class = index(&p.classifier.classes[*class as usize], &mut classifier);
+            patterns.entry((*endpoint, class, *plan, *segment, *provider)).or_default().merge(acc);
         }
     }
     let mut class_rows: Vec<ClassRow> = classes

@@ -209,6 +209,44 @@ impl CallSeg {
     pub fn has_value(&self, row: usize) -> bool {
         !self.value[row].is_nan()
     }
+
+    /// Orders the rows by (session, timestamp): a session's calls become one contiguous run, so
+    /// kernels count distinct (endpoint, session) pairs and look up a session's conversions and
+    /// its user's outcomes once per run instead of once per row (Mixpanel's Arb layout, by
+    /// session). Calls without a session come first.
+    pub fn sort_by_session(&mut self) {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| (self.session[i as usize], self.ts[i as usize], i));
+        fn permute<T: Copy>(column: &mut Vec<T>, order: &[u32]) {
+            *column = order.iter().map(|&i| column[i as usize]).collect();
+        }
+        permute(&mut self.ts, &order);
+        permute(&mut self.user, &order);
+        permute(&mut self.session, &order);
+        permute(&mut self.account, &order);
+        permute(&mut self.endpoint, &order);
+        permute(&mut self.status, &order);
+        permute(&mut self.latency, &order);
+        permute(&mut self.value, &order);
+        permute(&mut self.plan, &order);
+        permute(&mut self.segment, &order);
+        permute(&mut self.experiments, &order);
+        permute(&mut self.app_version, &order);
+        permute(&mut self.error_type, &order);
+        permute(&mut self.weight, &order);
+        permute(&mut self.props, &order);
+    }
+
+    /// The end of the run of rows sharing `start`'s session.
+    #[inline]
+    pub fn run_end(&self, start: usize) -> usize {
+        let session = self.session[start];
+        let mut end = start + 1;
+        while end < self.session.len() && self.session[end] == session {
+            end += 1;
+        }
+        end
+    }
 }
 
 impl OutcomeSeg {

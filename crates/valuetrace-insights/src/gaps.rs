@@ -66,19 +66,32 @@ enum MatchBy {
 
 struct Keys {
     by: MatchBy,
-    properties: HashMap<String, u64>,
+    /// `"<name>":"`, the start of the property's value in the stored JSON object.
+    needle: String,
+}
+
+/// The string value of `needle`'s property in a stored properties object (written by serde_json
+/// from string pairs: `{"k":"v",...}`), without parsing the whole object.
+fn property_value<'a>(json: &'a str, needle: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let at = json.find(needle)? + needle.len();
+    let rest = &json[at..];
+    let end = rest.find('"')?;
+    let value = &rest[..end];
+    if !value.contains('\\') {
+        return Some(value.into());
+    }
+    // Escapes: let serde_json read the whole object.
+    let name: String = serde_json::from_str(&needle[..needle.len() - 2]).ok()?;
+    let map: HashMap<String, String> = serde_json::from_str(json).ok()?;
+    map.get(&name).cloned().map(Into::into)
 }
 
 impl Keys {
     fn property(&mut self, json: Option<&str>) -> Option<u64> {
-        let MatchBy::Property(name) = &self.by else { return None };
-        let map: HashMap<String, serde_json::Value> = serde_json::from_str(json?).ok()?;
-        let value = match map.get(name)? {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let next = self.properties.len() as u64 + 1;
-        Some(*self.properties.entry(value).or_insert(next))
+        let value = property_value(json?, &self.needle)?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(value.as_ref(), &mut hasher);
+        Some(std::hash::Hasher::finish(&hasher))
     }
 
     fn of(&mut self, session: u32, user: u32, account: u32, props: Option<&str>) -> Option<u64> {
@@ -164,10 +177,11 @@ fn rule_row(ctx: &Ctx, rule: &GapRule) -> Option<GapRow> {
         "account" => MatchBy::Account,
         other => MatchBy::Property(other.strip_prefix("property:")?.to_owned()),
     };
-    let mut keys = Keys {
-        by,
-        properties: HashMap::new(),
+    let needle = match &by {
+        MatchBy::Property(name) => format!("{}:\"", serde_json::to_string(name).ok()?),
+        _ => String::new(),
     };
+    let mut keys = Keys { by, needle };
     let q = ctx.question;
     let starts = collect(ctx, &start, &mut keys, q.from, q.to, true);
     let ends = collect(ctx, &end, &mut keys, q.from, q.to.saturating_add(within), false);
@@ -232,5 +246,22 @@ pub fn answer(ctx: &Ctx) -> GapsAnswer {
         to: q.to,
         now: q.now,
         gaps: ctx.config.gaps.iter().filter_map(|rule| rule_row(ctx, rule)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::property_value;
+
+    #[test]
+    fn property_values_are_read_from_stored_objects() {
+        let json = r#"{"event":"x","order_id":"ord-1","provider":"stripe"}"#;
+        assert_eq!(property_value(json, r#""order_id":""#).as_deref(), Some("ord-1"));
+        assert_eq!(property_value(json, r#""missing":""#), None);
+        // A key that ends another key's name is not confused with it.
+        let json = r#"{"suborder_id":"a","order_id":"b"}"#;
+        assert_eq!(property_value(json, r#""order_id":""#).as_deref(), Some("b"));
+        let json = r#"{"order_id":"a\"b"}"#;
+        assert_eq!(property_value(json, r#""order_id":""#).as_deref(), Some("a\"b"));
     }
 }

@@ -11,7 +11,7 @@ use crate::Ctx;
 use crate::attribution::{Attribution, attribute};
 use crate::cost::costs;
 use crate::stats::{Tally, ratio, round};
-use crate::usage::{BitSet, SessionConversions, UsagePass, session_conversions, usage};
+use crate::usage::{BitSet, SessionConversions, Usage, UsagePass, session_conversions, usage};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -134,7 +134,10 @@ fn median(mut values: Vec<f64>) -> f64 {
     if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
 }
 
-/// Rows for every (endpoint, group) with calls; outbound endpoints only when the slice asks.
+/// Rows for every (endpoint, group) with calls, and for those credited only through calls in the
+/// attribution look-back (before the window: no requests, but their assisted value belongs to the
+/// rows, whose shares must sum to the attributed total); outbound endpoints only when the slice
+/// asks.
 pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
     let names = &ctx.scope.names;
     let include_outbound = ctx.question.slice.direction.as_deref() == Some("outbound");
@@ -142,7 +145,14 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
     let weights = &ctx.config.impact_weights;
     let mut rows = Vec::new();
     let empty = BitSet::default();
-    for (endpoint, group, u) in parts.current.keys.iter() {
+    let idle = Usage::default();
+    let credited_only = parts
+        .attribution
+        .credits
+        .iter()
+        .filter(|(endpoint, group, _)| parts.current.keys.get(*endpoint, *group).is_none())
+        .map(|(endpoint, group, _)| (endpoint, group, &idle));
+    for (endpoint, group, u) in parts.current.keys.iter().chain(credited_only) {
         let endpoint_key = names.endpoint(endpoint);
         if endpoint_key.outbound != include_outbound {
             continue;

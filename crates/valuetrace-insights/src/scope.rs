@@ -109,6 +109,8 @@ pub struct Scope {
     /// Indexed by dim id: experiments values that match the variant filter.
     experiments_ok: Option<Vec<bool>>,
     by: Option<Dim>,
+    /// No filter at all: every call passes.
+    everything: bool,
     /// Endpoint id → dim id of its service and provider (for breakdowns).
     endpoint_service: Vec<u32>,
     endpoint_provider: Vec<u32>,
@@ -153,7 +155,9 @@ impl Scope {
             }
             ok
         });
+        let everything = *slice == Slice::default();
         Scope {
+            everything,
             endpoint_ok,
             plan: dim(&slice.plan),
             segment: dim(&slice.segment),
@@ -164,6 +168,11 @@ impl Scope {
             endpoint_provider,
             names,
         }
+    }
+
+    /// True when the slice filters nothing (kernels skip [`Scope::call_ok`]).
+    pub fn is_everything(&self) -> bool {
+        self.everything
     }
 
     /// Whether the endpoint passes the slice (route, method, service, provider, direction).

@@ -17,7 +17,7 @@ use crate::errors::endpoint_order_values;
 use crate::impact::{ImpactRow, parts, rows};
 use crate::scope::{key, key_parts};
 use crate::stats::{quantile_ms, ratio};
-use crate::usage::BitSet;
+use crate::usage::{BitSet, KeyTable, par_calls};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -136,33 +136,47 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
         first_seen(&seg.user, &seg.ts, &mut user_first);
     }
     let aov = endpoint_order_values(ctx, from, to);
-    let mut extra: HashMap<u64, Extra> = HashMap::new();
-    for seg in &ctx.facts.calls {
-        if seg.max_ts < from || seg.min_ts >= to {
-            continue;
-        }
+    let passes = par_calls(&ctx.facts.calls, from, to, || KeyTable::<Extra>::new(&ctx.scope), |extra, seg| {
         for row in 0..seg.len() {
             let t = seg.ts[row];
             if t < from || t >= to || !ctx.scope.call_ok(seg, row) {
                 continue;
             }
-            let endpoint = seg.endpoint[row];
-            let acc = extra.entry(key(endpoint, ctx.scope.group(seg, row))).or_default();
             let (account, user, status) = (seg.account[row], seg.user[row], seg.status[row]);
+            let new_account = account != 0 && account_first[account as usize] >= from;
+            let new_user = user != 0 && user_first[user as usize] >= from;
+            if status < 400 && !new_account && !new_user {
+                continue;
+            }
+            let endpoint = seg.endpoint[row];
+            let acc = extra.get_mut(endpoint, ctx.scope.group(seg, row));
             if status >= 400 {
                 let value = if seg.has_value(row) { seg.value[row] } else { aov[endpoint as usize] };
                 acc.value_at_risk += f64::from(seg.weight[row]) * value;
                 if value == 0.0 {
                     acc.failed_without_value += f64::from(seg.weight[row]);
                 }
-            } else if account != 0 && account_first[account as usize] >= from {
+            } else if new_account {
                 let first = acc.first_success.entry(account).or_insert(t);
                 *first = (*first).min(t);
             }
-            if user != 0 && user_first[user as usize] >= from {
+            if new_user {
                 acc.new_users.insert(user);
             }
         }
+    });
+    let mut passes = passes.into_iter();
+    let mut extra = passes.next().unwrap_or_else(|| KeyTable::new(&ctx.scope));
+    for other in passes {
+        extra.merge_with(other, |mine, theirs| {
+            for (account, t) in theirs.first_success {
+                let first = mine.first_success.entry(account).or_insert(t);
+                *first = (*first).min(t);
+            }
+            mine.new_users.union_with(&theirs.new_users);
+            mine.value_at_risk += theirs.value_at_risk;
+            mine.failed_without_value += theirs.failed_without_value;
+        });
     }
     let mut by_label: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     for (endpoint, group, _) in parts.current.keys.iter() {
@@ -173,7 +187,7 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
         let Some(&k) = by_label.get(&(row.endpoint.clone(), row.group.clone())) else { continue };
         let (endpoint, group) = key_parts(k);
         let Some(u) = parts.current.keys.get(endpoint, group) else { continue };
-        let mut acc = extra.remove(&k).unwrap_or_default();
+        let mut acc = extra.take(endpoint, group).unwrap_or_default();
         // An endpoint without value of its own risks the value it assists, per call.
         acc.value_at_risk += acc.failed_without_value * ratio(row.attributed_value - row.direct_value, row.requests).unwrap_or(0.0);
         let mut delays: Vec<i64> = acc

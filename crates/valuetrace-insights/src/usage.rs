@@ -57,9 +57,30 @@ impl BitSet {
         self.count = self.words.iter().map(|w| w.count_ones() as usize).sum();
     }
 
+    /// Ids in both sets.
+    pub fn intersection<'a>(&'a self, other: &'a BitSet) -> impl Iterator<Item = u32> + 'a {
+        self.words.iter().zip(&other.words).enumerate().flat_map(|(i, (a, b))| {
+            let mut bits = a & b;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let bit = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    (i * 64) as u32 + bit
+                })
+            })
+        })
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.words.iter().enumerate().flat_map(|(i, &w)| {
-            (0..64).filter(move |b| w & (1u64 << b) != 0).map(move |b| (i * 64 + b) as u32)
+            let mut bits = w;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let bit = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    (i * 64) as u32 + bit
+                })
+            })
         })
     }
 }
@@ -82,6 +103,11 @@ impl<T: Default> KeyTable<T> {
     pub fn get_mut(&mut self, endpoint: u32, group: u32) -> &mut T {
         let index = endpoint as usize * self.width + group as usize;
         self.slots[index].get_or_insert_with(Default::default)
+    }
+
+    /// Removes and returns a slot's value.
+    pub fn take(&mut self, endpoint: u32, group: u32) -> Option<T> {
+        self.slots.get_mut(endpoint as usize * self.width + group as usize)?.take().map(|b| *b)
     }
 
     pub fn get(&self, endpoint: u32, group: u32) -> Option<&T> {
@@ -185,30 +211,225 @@ pub struct UsagePass {
     pub requests: Tally,
 }
 
+impl Usage {
+    fn merge(&mut self, other: Usage, conversions: &SessionConversions) {
+        self.requests.merge(&other.requests);
+        self.failures += other.failures;
+        self.client_errors += other.client_errors;
+        self.server_errors += other.server_errors;
+        self.latency_ms += other.latency_ms;
+        self.direct.merge(&other.direct);
+        self.direct_calls += other.direct_calls;
+        self.direct_users.union_with(&other.direct_users);
+        self.users.union_with(&other.users);
+        // A session seen by both halves counted its conversions twice.
+        for session in self.sessions.intersection(&other.sessions) {
+            self.conversions_in_sessions -= f64::from(conversions.of(session));
+        }
+        self.sessions.union_with(&other.sessions);
+        self.calls_in_sessions += other.calls_in_sessions;
+        self.calls_in_converting_sessions += other.calls_in_converting_sessions;
+        self.conversions_in_sessions += other.conversions_in_sessions;
+    }
+}
+
+impl<T: Default> KeyTable<T> {
+    /// Moves every filled slot of `other` into `self` with `merge`.
+    pub fn merge_with(&mut self, other: KeyTable<T>, merge: impl Fn(&mut T, T)) {
+        for (index, slot) in other.slots.into_iter().enumerate() {
+            if let Some(value) = slot {
+                match &mut self.slots[index] {
+                    Some(mine) => merge(mine, *value),
+                    empty => *empty = Some(value),
+                }
+            }
+        }
+    }
+}
+
+/// Threads for a pass: `VALUETRACE_QUERY_THREADS` if set, else the machine's cores, at most 8.
+pub fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("VALUETRACE_QUERY_THREADS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, 8)
+    })
+}
+
+/// Splits the call segments overlapping `[from, to)` into per-thread groups of similar row
+/// counts, runs `each` on every group in its own thread and returns the per-thread states.
+pub fn par_calls<'a, T: Send>(
+    segments: &'a [std::sync::Arc<crate::facts::CallSeg>],
+    from: i64,
+    to: i64,
+    init: impl Fn() -> T + Sync,
+    each: impl Fn(&mut T, &'a crate::facts::CallSeg) + Sync,
+) -> Vec<T> {
+    let mut relevant: Vec<&crate::facts::CallSeg> = segments
+        .iter()
+        .map(|s| &**s)
+        .filter(|s| !s.is_empty() && s.max_ts >= from && s.min_ts < to)
+        .collect();
+    relevant.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let n = threads().min(relevant.len()).max(1);
+    let mut groups: Vec<(usize, Vec<&crate::facts::CallSeg>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    for seg in relevant {
+        let lightest = groups.iter_mut().min_by_key(|(rows, _)| *rows).expect("n >= 1");
+        lightest.0 += seg.len();
+        lightest.1.push(seg);
+    }
+    if n == 1 {
+        let mut state = init();
+        for seg in &groups[0].1 {
+            each(&mut state, seg);
+        }
+        return vec![state];
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = groups
+            .iter()
+            .map(|(_, segs)| {
+                let (init, each) = (&init, &each);
+                scope.spawn(move || {
+                    let mut state = init();
+                    for seg in segs {
+                        each(&mut state, seg);
+                    }
+                    state
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a pass thread panicked")).collect()
+    })
+}
+
 /// Usage of every (endpoint, group) over calls in `[from, to)` that pass the scope.
 pub fn usage(facts: &Facts, scope: &Scope, from: i64, to: i64, conversions: &SessionConversions) -> UsagePass {
-    let mut pass = UsagePass {
+    let users = facts.names.users + 1;
+    let init = || UsagePass {
         keys: KeyTable::new(scope),
         active: Default::default(),
-        active_all: BitSet::with_capacity(facts.names.users + 1),
+        active_all: BitSet::with_capacity(users),
         requests: Tally::default(),
     };
-    for seg in &facts.calls {
-        if seg.max_ts < from || seg.min_ts >= to {
-            continue;
+    let mut passes = par_calls(&facts.calls, from, to, init, |pass, seg| {
+        usage_of_segment(pass, seg, scope, from, to, conversions, users, facts.names.sessions + 1)
+    });
+    let mut pass = passes.pop().unwrap_or_else(init);
+    for other in passes {
+        pass.keys.merge_with(other.keys, |mine, theirs| mine.merge(theirs, conversions));
+        pass.active_all.union_with(&other.active_all);
+        pass.requests.merge(&other.requests);
+        for (group, set) in other.active {
+            pass.active.entry(group).or_default().union_with(&set);
         }
-        for row in 0..seg.len() {
-            let t = seg.ts[row];
-            if t < from || t >= to || !scope.call_ok(seg, row) {
+    }
+    if scope.by().is_none() {
+        pass.active.insert(0, pass.active_all.clone());
+    }
+    pass.requests = Tally::default();
+    for (_, _, u) in pass.keys.iter() {
+        pass.requests.merge(&u.requests);
+    }
+    pass
+}
+
+/// A small set of (endpoint, group) keys: a bitmask of endpoint ids below 256 within one group
+/// (the usual case: a session has one plan), else a list.
+#[derive(Debug, Default, Clone)]
+pub struct KeySet {
+    group: Option<u32>,
+    mask: [u64; 4],
+    extra: Vec<(u32, u32)>,
+}
+
+impl KeySet {
+    #[inline]
+    pub fn insert(&mut self, endpoint: u32, group: u32) {
+        let group_ok = match self.group {
+            None => {
+                self.group = Some(group);
+                true
+            }
+            Some(g) => g == group,
+        };
+        if group_ok && endpoint < 256 {
+            self.mask[(endpoint / 64) as usize] |= 1u64 << (endpoint % 64);
+        } else if !self.extra.contains(&(endpoint, group)) {
+            self.extra.push((endpoint, group));
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.group = None;
+        self.mask = [0; 4];
+        self.extra.clear();
+    }
+
+    /// Every (endpoint, group) in the set.
+    pub fn for_each(&self, mut each: impl FnMut(u32, u32)) {
+        if let Some(group) = self.group {
+            for (word, bits) in self.mask.iter().enumerate() {
+                let mut bits = *bits;
+                while bits != 0 {
+                    let bit = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    each(word as u32 * 64 + bit, group);
+                }
+            }
+        }
+        for &(endpoint, group) in &self.extra {
+            each(endpoint, group);
+        }
+    }
+}
+
+/// Usage of one segment. Rows are sorted by session: per run of a session, each row adds its
+/// counts; the distinct (endpoint, group) keys of the run are collected and, at the end of the
+/// run, each key gets the session (and the session's user) once.
+#[allow(clippy::too_many_arguments)]
+fn usage_of_segment(
+    pass: &mut UsagePass,
+    seg: &crate::facts::CallSeg,
+    scope: &Scope,
+    from: i64,
+    to: i64,
+    conversions: &SessionConversions,
+    users: usize,
+    sessions: usize,
+) {
+    let inside = seg.min_ts >= from && seg.max_ts < to;
+    let everything = scope.is_everything();
+    let by = scope.by().is_some();
+    let (mut in_session, mut by_run_user) = (KeySet::default(), KeySet::default());
+    let mut start = 0;
+    while start < seg.len() {
+        let end = seg.run_end(start);
+        let session = seg.session[start];
+        let run_user = seg.user[start];
+        let converted = if session != 0 { conversions.of(session) } else { 0.0 };
+        in_session.clear();
+        by_run_user.clear();
+        for row in start..end {
+            if !inside {
+                let t = seg.ts[row];
+                if t < from || t >= to {
+                    continue;
+                }
+            }
+            if !everything && !scope.call_ok(seg, row) {
                 continue;
             }
             let group = scope.group(seg, row);
+            let endpoint = seg.endpoint[row];
             let weight = seg.weight[row];
             let w = f64::from(weight);
-            let (status, user, session) = (seg.status[row], seg.user[row], seg.session[row]);
-            let u = pass.keys.get_mut(seg.endpoint[row], group);
+            let (status, user) = (seg.status[row], seg.user[row]);
+            let u = pass.keys.get_mut(endpoint, group);
             u.requests.add(weight, 1.0);
-            pass.requests.add(weight, 1.0);
             u.latency_ms += w * f64::from(seg.latency[row]);
             if status >= 400 {
                 u.failures += w;
@@ -224,36 +445,48 @@ pub fn usage(facts: &Facts, scope: &Scope, from: i64, to: i64, conversions: &Ses
                     u.direct_users.insert(user);
                 }
             }
-            if user != 0 {
-                if u.users.words.is_empty() {
-                    u.users = BitSet::with_capacity(facts.names.users + 1);
-                }
-                u.users.insert(user);
-                pass.active_all.insert(user);
-                if scope.by().is_some() {
-                    pass.active
-                        .entry(group)
-                        .or_insert_with(|| BitSet::with_capacity(facts.names.users + 1))
-                        .insert(user);
-                }
-            }
             if session != 0 {
-                if u.sessions.words.is_empty() {
-                    u.sessions = BitSet::with_capacity(facts.names.sessions + 1);
-                }
                 u.calls_in_sessions += w;
-                let converted = conversions.of(session);
                 if converted > 0.0 {
                     u.calls_in_converting_sessions += w;
+                }
+                in_session.insert(endpoint, group);
+            }
+            if user != 0 {
+                if user == run_user {
+                    by_run_user.insert(endpoint, group);
+                } else {
+                    add_user(pass, endpoint, group, user, users, by);
+                }
+            }
+        }
+        if session != 0 {
+            in_session.for_each(|endpoint, group| {
+                let u = pass.keys.get_mut(endpoint, group);
+                if u.sessions.words.is_empty() {
+                    u.sessions = BitSet::with_capacity(sessions);
                 }
                 if u.sessions.insert(session) {
                     u.conversions_in_sessions += f64::from(converted);
                 }
-            }
+            });
         }
+        if run_user != 0 {
+            by_run_user.for_each(|endpoint, group| add_user(pass, endpoint, group, run_user, users, by));
+        }
+        start = end;
     }
-    if scope.by().is_none() {
-        pass.active.insert(0, pass.active_all.clone());
+}
+
+#[inline]
+fn add_user(pass: &mut UsagePass, endpoint: u32, group: u32, user: u32, users: usize, by: bool) {
+    let u = pass.keys.get_mut(endpoint, group);
+    if u.users.words.is_empty() {
+        u.users = BitSet::with_capacity(users);
     }
-    pass
+    u.users.insert(user);
+    pass.active_all.insert(user);
+    if by {
+        pass.active.entry(group).or_insert_with(|| BitSet::with_capacity(users)).insert(user);
+    }
 }
