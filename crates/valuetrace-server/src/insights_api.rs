@@ -162,6 +162,7 @@ pub async fn latency_conversion(
     Query(mut params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Json<valuetrace_insights::latency::LatencyAnswer>, ApiError> {
+    authorize(&state, &headers, &project)?;
     let route = params.remove("route").unwrap_or_default();
     if route.trim().is_empty() {
         return Err(ApiError::bad_request(

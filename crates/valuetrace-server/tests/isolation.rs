@@ -90,7 +90,17 @@ async fn every_endpoint_with_every_kind_of_key() {
     let server = server_with_revoked_keys(dir.path()).await;
     let mut failures = Vec::new();
 
-    for endpoint in ["endpoints", "timeseries"] {
+    for endpoint in [
+        "endpoints",
+        "timeseries",
+        "impact",
+        "errors",
+        "integrations",
+        "gaps",
+        "latency-conversion?route=%2Fapi%2Fcheckout",
+        "scorecard",
+        "priority",
+    ] {
         let missing_uri = format!("/api/v1/projects/no-such-project/{endpoint}");
         let (_, missing_body) = call_text(
             &server,

@@ -1,5 +1,6 @@
 //! `valuetrace demo` end to end: the real binary backfills history through the ingest API, and
-//! the endpoints API then answers for at least 30 routes with requests, error rates and latency.
+//! the endpoints API then answers for at least 30 routes with requests, error rates and latency;
+//! every business answer of `valuetrace query` is non-trivial on the demo's traffic.
 
 mod common;
 
@@ -94,6 +95,7 @@ fn demo_backfills_through_the_api_and_answers_for_thirty_routes() {
             .any(|row| row["value_sum"].as_f64().unwrap_or(0.0) > 0.0),
         "payments carry order value"
     );
+    business_answers_are_plausible(demo["url"].as_str().expect("url"), key);
     // Ctrl-C (SIGINT) stops the demo cleanly.
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -109,4 +111,83 @@ fn demo_backfills_through_the_api_and_answers_for_thirty_routes() {
         output.contains("read key:") && output.contains("Top endpoints"),
         "{output}"
     );
+}
+
+/// Runs `valuetrace query <args> --json` against the demo and parses the answer.
+fn query_json(url: &str, key: &str, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_valuetrace"))
+        .arg("query")
+        .args(args)
+        .args(["--since", "2d", "--json", "--url", url, "--key", key, "--project", "demo"])
+        .output()
+        .expect("run valuetrace query");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "valuetrace query {args:?}: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+}
+
+fn f(value: &serde_json::Value) -> f64 {
+    value.as_f64().unwrap_or(0.0)
+}
+
+fn business_answers_are_plausible(url: &str, key: &str) {
+    let impact = query_json(url, key, &["impact"]);
+    let rows = impact["rows"].as_array().expect("impact rows");
+    assert!(rows.len() >= 30, "{} impact rows", rows.len());
+    let row = |endpoint: &str| {
+        rows.iter()
+            .find(|r| r["endpoint"] == endpoint)
+            .unwrap_or_else(|| panic!("no impact row for {endpoint}"))
+    };
+    assert!(f(&row("POST /api/payments")["direct_value"]) > 0.0);
+    assert!(f(&row("GET /api/recommendations")["assisted_value"]["linear"]) > 0.0);
+    let linear: f64 = rows.iter().map(|r| f(&r["assisted_value"]["linear"])).sum();
+    let attributed = f(&impact["attributed_outcome_value"]);
+    assert!((linear - attributed).abs() <= 1e-6 * attributed.max(1.0), "{linear} vs {attributed}");
+    let quadrants: std::collections::HashSet<&str> =
+        rows.iter().filter_map(|r| r["quadrant"].as_str()).collect();
+    assert!(quadrants.len() >= 3, "{quadrants:?}");
+    assert!(rows.iter().all(|r| r["components"]["cost_basis"] == "cost"), "the demo has cost rules");
+
+    let errors = query_json(url, key, &["errors"]);
+    let unknown = f(&errors["unknown_share"]);
+    assert!(unknown > 0.0 && unknown < 0.5, "unknown share {unknown}");
+    assert!(f(&errors["value_at_risk"]) > 0.0);
+    assert!(errors["classes"].as_array().is_some_and(|c| c.iter().any(|c| c["class"] == "payment_declined")));
+
+    let integrations = query_json(url, key, &["integrations", "--by", "plan"]);
+    let providers = integrations["providers"].as_array().expect("providers");
+    assert!(providers.iter().any(|p| p["provider"] == "stripe" && f(&p["failures"]) > 0.0));
+
+    let gaps = query_json(url, key, &["gaps"]);
+    let stripe = gaps["gaps"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["name"] == "stripe_webhook"))
+        .expect("stripe_webhook pair");
+    assert!(f(&stripe["started"]) > 50.0 && f(&stripe["gaps"]) > 0.0, "{stripe}");
+    assert!(f(&stripe["completed"]) > f(&stripe["gaps"]), "{stripe}");
+
+    let latency = query_json(url, key, &["latency-conversion", "--route", "POST /api/checkout"]);
+    let sessions: f64 = latency["buckets"].as_array().expect("buckets").iter().map(|b| f(&b["sessions"])).sum();
+    assert!(sessions > 100.0, "{latency}");
+
+    let scorecard = query_json(url, key, &["scorecard"]);
+    assert!(scorecard["rows"].as_array().is_some_and(|r| r.len() >= 30));
+
+    let priority = query_json(url, key, &["priority"]);
+    let features = priority["features"].as_array().expect("features");
+    assert_eq!(features.len(), 5);
+    assert!(features.iter().any(|f| f["recommendation"] != "low"), "{priority}");
+
+    // The tables print too.
+    let output = Command::new(env!("CARGO_BIN_EXE_valuetrace"))
+        .args(["query", "impact", "--since", "2d", "--url", url, "--key", key, "--project", "demo"])
+        .output()
+        .expect("run valuetrace query impact");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && table.contains("POST /api/payments") && table.contains("quadrant"), "{table}");
 }
