@@ -115,7 +115,8 @@ impl Touches {
         if other.first < self.first {
             self.first = other.first;
         }
-        if other.last.0 > self.last.0 || (other.last.0 == self.last.0 && other.last.1 > self.last.1) {
+        if other.last.0 > self.last.0 || (other.last.0 == self.last.0 && other.last.1 > self.last.1)
+        {
             self.last = other.last;
         }
         let mut keys = self.keys();
@@ -179,7 +180,15 @@ impl Owned {
 }
 
 /// Attribution of outcomes with a value in `[from, to)` named in `names` (all when empty).
-pub fn attribute(facts: &Facts, scope: &Scope, from: i64, to: i64, window: i64, names: &[u32], all_names: bool) -> Attribution {
+pub fn attribute(
+    facts: &Facts,
+    scope: &Scope,
+    from: i64,
+    to: i64,
+    window: i64,
+    names: &[u32],
+    all_names: bool,
+) -> Attribution {
     let (mut by_user, mut by_session) = (Vec::new(), Vec::new());
     for seg in &facts.outcomes {
         if seg.max_ts < from || seg.min_ts >= to {
@@ -218,7 +227,12 @@ pub fn attribute(facts: &Facts, scope: &Scope, from: i64, to: i64, window: i64, 
         &facts.calls,
         lookback,
         to,
-        || (vec![Touches::default(); users.pending.len()], vec![Touches::default(); sessions.pending.len()]),
+        || {
+            (
+                vec![Touches::default(); users.pending.len()],
+                vec![Touches::default(); sessions.pending.len()],
+            )
+        },
         |(user_touches, session_touches), seg| {
             // Rows come in session runs, by time within a run: the outcomes of the run's user
             // and session are looked up once per run and walked with a cursor.
@@ -240,22 +254,31 @@ pub fn attribute(facts: &Facts, scope: &Scope, from: i64, to: i64, window: i64, 
                     }
                     let t = seg.ts[row];
                     let endpoint = seg.endpoint[row];
-                    if (!inside && (t < lookback || t >= to)) || !inbound[endpoint as usize] || (!everything && !scope.call_ok(seg, row)) {
+                    if (!inside && (t < lookback || t >= to))
+                        || !inbound[endpoint as usize]
+                        || (!everything && !scope.call_ok(seg, row))
+                    {
                         continue;
                     }
                     let group = scope.group(seg, row);
                     for (owned, touches, run, cursor) in [
                         (&users, &mut *user_touches, &user_run, &mut user_cursor),
-                        (&sessions, &mut *session_touches, &session_run, &mut session_cursor),
+                        (
+                            &sessions,
+                            &mut *session_touches,
+                            &session_run,
+                            &mut session_cursor,
+                        ),
                     ] {
                         while *cursor < run.end && owned.pending[*cursor].ts < t {
                             *cursor += 1;
                         }
-                        for i in *cursor..run.end {
-                            if owned.pending[i].ts - t > window {
+                        let ahead = owned.pending[*cursor..run.end].iter();
+                        for (outcome, touch) in ahead.zip(&mut touches[*cursor..run.end]) {
+                            if outcome.ts - t > window {
                                 break;
                             }
-                            touches[i].touch(t, endpoint, group);
+                            touch.touch(t, endpoint, group);
                         }
                     }
                 }
@@ -266,7 +289,11 @@ pub fn attribute(facts: &Facts, scope: &Scope, from: i64, to: i64, window: i64, 
     let mut parts = parts.into_iter();
     let (mut user_touches, mut session_touches) = parts.next().unwrap_or_default();
     for (more_users, more_sessions) in parts {
-        for (mine, theirs) in user_touches.iter_mut().zip(&more_users).chain(session_touches.iter_mut().zip(&more_sessions)) {
+        for (mine, theirs) in user_touches
+            .iter_mut()
+            .zip(&more_users)
+            .chain(session_touches.iter_mut().zip(&more_sessions))
+        {
             if theirs.touched() {
                 mine.merge(theirs);
             }
@@ -279,7 +306,11 @@ pub fn attribute(facts: &Facts, scope: &Scope, from: i64, to: i64, window: i64, 
         outcomes: count as f64,
         touched_outcomes: 0.0,
     };
-    let all = users.pending.iter().zip(&user_touches).chain(sessions.pending.iter().zip(&session_touches));
+    let all = users
+        .pending
+        .iter()
+        .zip(&user_touches)
+        .chain(sessions.pending.iter().zip(&session_touches));
     for (outcome, touches) in all {
         if !touches.touched() {
             out.unattributed += outcome.value;

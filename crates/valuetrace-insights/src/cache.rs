@@ -69,7 +69,9 @@ impl Default for FactsCache {
 }
 
 fn poisoned() -> Error {
-    Error::Store(valuetrace_store::Error::Internal("fact cache lock poisoned".into()))
+    Error::Store(valuetrace_store::Error::Internal(
+        "fact cache lock poisoned".into(),
+    ))
 }
 
 impl FactsCache {
@@ -91,10 +93,17 @@ impl FactsCache {
 
     /// Bytes held by the segments of every project.
     pub fn bytes(&self) -> usize {
-        let Ok(projects) = self.projects.read() else { return 0 };
+        let Ok(projects) = self.projects.read() else {
+            return 0;
+        };
         projects
             .values()
-            .filter_map(|p| p.segments.lock().ok().map(|s| s.values().map(|(seg, _)| seg.bytes()).sum::<usize>()))
+            .filter_map(|p| {
+                p.segments
+                    .lock()
+                    .ok()
+                    .map(|s| s.values().map(|(seg, _)| seg.bytes()).sum::<usize>())
+            })
             .sum()
     }
 
@@ -119,19 +128,32 @@ impl FactsCache {
                 .files
                 .iter()
                 .map(|file| (SourceKey::File(file.path.clone()), Some(file), None))
-                .chain(set.batches.iter().map(|batch| (batch_key(batch), None, Some(batch))));
+                .chain(
+                    set.batches
+                        .iter()
+                        .map(|batch| (batch_key(batch), None, Some(batch))),
+                );
             for (key, file, batch) in sources {
                 used.push(key.clone());
-                let cached = state.segments.lock().map_err(|_| poisoned())?.get_mut(&key).map(|entry| {
-                    entry.1 = tick;
-                    entry.0.clone()
-                });
+                let cached = state
+                    .segments
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .get_mut(&key)
+                    .map(|entry| {
+                        entry.1 = tick;
+                        entry.0.clone()
+                    });
                 let seg = match cached {
                     Some(seg) => seg,
                     None => {
                         let seg = build(&state.ids, table, file, batch)?;
                         facts.built += 1;
-                        state.segments.lock().map_err(|_| poisoned())?.insert(key, (seg.clone(), tick));
+                        state
+                            .segments
+                            .lock()
+                            .map_err(|_| poisoned())?
+                            .insert(key, (seg.clone(), tick));
                         seg
                     }
                 };
@@ -171,10 +193,13 @@ impl FactsCache {
 }
 
 fn batch_key(batch: &RecordBatch) -> SourceKey {
-    let address = batch
-        .columns()
-        .first()
-        .map_or(0, |column| column.to_data().buffers().first().map_or(0, |b| b.as_ptr() as usize));
+    let address = batch.columns().first().map_or(0, |column| {
+        column
+            .to_data()
+            .buffers()
+            .first()
+            .map_or(0, |b| b.as_ptr() as usize)
+    });
     SourceKey::Batch(address, batch.num_rows())
 }
 

@@ -243,7 +243,10 @@ impl AnalysisConfig {
                 }
             }
             if parse_duration(&gap.within).is_none_or(|ms| ms <= 0) {
-                problems.push(format!("{at}.gaps[{i}].within: `{}` is not a duration", gap.within));
+                problems.push(format!(
+                    "{at}.gaps[{i}].within: `{}` is not a duration",
+                    gap.within
+                ));
             }
             let by = gap.match_by.as_str();
             let property = by.strip_prefix("property:").is_some_and(|p| !p.is_empty());
@@ -255,10 +258,16 @@ impl AnalysisConfig {
         }
         for (i, feature) in self.features.iter().enumerate() {
             if feature.routes.is_empty() {
-                problems.push(format!("{at}.features[{i}] ({}): routes must not be empty", feature.name));
+                problems.push(format!(
+                    "{at}.features[{i}] ({}): routes must not be empty",
+                    feature.name
+                ));
             }
             if !(feature.effort_hours.is_finite() && feature.effort_hours > 0.0) {
-                problems.push(format!("{at}.features[{i}] ({}): effort_hours must be > 0", feature.name));
+                problems.push(format!(
+                    "{at}.features[{i}] ({}): effort_hours must be > 0",
+                    feature.name
+                ));
             }
         }
         if !(self.hourly_cost.is_finite() && self.hourly_cost > 0.0) {
@@ -279,8 +288,16 @@ mod tests {
         assert!(!glob("/api/*/items", "/api/cart/items/{id}"));
         assert!(glob("/healthz", "/healthz"));
         assert!(!glob("/health", "/healthz"));
-        assert!(route_matches("POST /api/payments*", "POST", "/api/payments"));
-        assert!(!route_matches("POST /api/payments*", "GET", "/api/payments/{id}"));
+        assert!(route_matches(
+            "POST /api/payments*",
+            "POST",
+            "/api/payments"
+        ));
+        assert!(!route_matches(
+            "POST /api/payments*",
+            "GET",
+            "/api/payments/{id}"
+        ));
     }
 
     #[test]
@@ -294,8 +311,10 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let mut config = AnalysisConfig::default();
-        config.attribution_model = "magic".into();
+        let mut config = AnalysisConfig {
+            attribution_model: "magic".into(),
+            ..AnalysisConfig::default()
+        };
         config.gaps.push(GapRule {
             name: "webhook".into(),
             start: "payments".into(),

@@ -110,7 +110,13 @@ impl<'a> Classifier<'a> {
         let rules = config
             .error_rules
             .iter()
-            .filter_map(|r| Some((parse_status(&r.status)?, r.route.as_deref(), r.class.as_str())))
+            .filter_map(|r| {
+                Some((
+                    parse_status(&r.status)?,
+                    r.route.as_deref(),
+                    r.class.as_str(),
+                ))
+            })
             .collect();
         Classifier {
             rules,
@@ -120,7 +126,14 @@ impl<'a> Classifier<'a> {
     }
 
     /// Index into `classes` of a failed call's class (0 is `unknown`).
-    pub fn class(&mut self, endpoint_id: u32, endpoint: &EndpointKey, status: u16, error_type_id: u32, error_type: &str) -> u16 {
+    pub fn class(
+        &mut self,
+        endpoint_id: u32,
+        endpoint: &EndpointKey,
+        status: u16,
+        error_type_id: u32,
+        error_type: &str,
+    ) -> u16 {
         if let Some(&class) = self.cache.get(&(endpoint_id, status, error_type_id)) {
             return class;
         }
@@ -134,7 +147,8 @@ impl<'a> Classifier<'a> {
             None => UNKNOWN,
         };
         let index = self.index_of(name);
-        self.cache.insert((endpoint_id, status, error_type_id), index);
+        self.cache
+            .insert((endpoint_id, status, error_type_id), index);
         index
     }
 
@@ -183,7 +197,10 @@ pub fn endpoint_order_values(ctx: &Ctx, from: i64, to: i64) -> Vec<f64> {
             count[e] += w;
         }
     }
-    sum.iter().zip(&count).map(|(s, c)| ratio(*s, *c).unwrap_or(0.0)).collect()
+    sum.iter()
+        .zip(&count)
+        .map(|(s, c)| ratio(*s, *c).unwrap_or(0.0))
+        .collect()
 }
 
 /// What one thread gathers over its segments.
@@ -220,7 +237,15 @@ impl PatternAcc {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn pass_segment(p: &mut Pass, ctx: &Ctx, seg: &crate::facts::CallSeg, from: i64, to: i64, interval: i64, aov: &[f64]) {
+fn pass_segment(
+    p: &mut Pass,
+    ctx: &Ctx,
+    seg: &crate::facts::CallSeg,
+    from: i64,
+    to: i64,
+    interval: i64,
+    aov: &[f64],
+) {
     let names = &ctx.scope.names;
     let inside = seg.min_ts >= from && seg.max_ts < to;
     let everything = ctx.scope.is_everything();
@@ -247,7 +272,13 @@ fn pass_segment(p: &mut Pass, ctx: &Ctx, seg: &crate::facts::CallSeg, from: i64,
             failed_on.insert(endpoint, 0);
             let w = f64::from(weight);
             let error_type = seg.error_type[row];
-            let class = p.classifier.class(endpoint, names.endpoint(endpoint), status, error_type, names.dim(error_type));
+            let class = p.classifier.class(
+                endpoint,
+                names.endpoint(endpoint),
+                status,
+                error_type,
+                names.dim(error_type),
+            );
             p.failed += w;
             let bucket = ((t - from) / interval) as usize;
             p.trend[bucket].0 += w;
@@ -255,10 +286,17 @@ fn pass_segment(p: &mut Pass, ctx: &Ctx, seg: &crate::facts::CallSeg, from: i64,
                 p.unknown += w;
                 p.trend[bucket].1 += w;
             }
-            let at_risk = w * if seg.has_value(row) { seg.value[row] } else { aov[endpoint as usize] };
+            let at_risk = w * if seg.has_value(row) {
+                seg.value[row]
+            } else {
+                aov[endpoint as usize]
+            };
             p.value_at_risk += at_risk;
             let user = seg.user[row];
-            let acc = p.classes.entry((class, ctx.scope.group(seg, row))).or_default();
+            let acc = p
+                .classes
+                .entry((class, ctx.scope.group(seg, row)))
+                .or_default();
             acc.calls += w;
             acc.value_at_risk += at_risk;
             if user != 0 {
@@ -268,7 +306,10 @@ fn pass_segment(p: &mut Pass, ctx: &Ctx, seg: &crate::facts::CallSeg, from: i64,
                 acc.sessions.insert(session);
             }
             let provider = ctx.scope.provider_of(endpoint);
-            let pattern = p.patterns.entry((endpoint, class, seg.plan[row], seg.segment[row], provider)).or_default();
+            let pattern = p
+                .patterns
+                .entry((endpoint, class, seg.plan[row], seg.segment[row], provider))
+                .or_default();
             pattern.calls += w;
             pattern.value_at_risk += at_risk;
             if user != 0 {
@@ -320,12 +361,18 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
         with_error: BitSet::with_capacity(sessions_cap),
         endpoint_sessions: vec![Default::default(); names.endpoints.len() + 1],
     };
-    let passes = par_calls(&ctx.facts.calls, from, to, init, |p, seg| pass_segment(p, ctx, seg, from, to, interval, &aov));
+    let passes = par_calls(&ctx.facts.calls, from, to, init, |p, seg| {
+        pass_segment(p, ctx, seg, from, to, interval, &aov)
+    });
     // Merge the threads' passes; classes by name (each thread numbered its own).
     let (mut calls, mut failed, mut unknown, mut var) = (Tally::default(), 0.0, 0.0, 0.0);
     let mut trend = vec![(0.0, 0.0); buckets];
-    let (mut seen, mut with_error) = (BitSet::with_capacity(sessions_cap), BitSet::with_capacity(sessions_cap));
-    let mut endpoint_sessions: Vec<(BitSet, BitSet)> = vec![Default::default(); names.endpoints.len() + 1];
+    let (mut seen, mut with_error) = (
+        BitSet::with_capacity(sessions_cap),
+        BitSet::with_capacity(sessions_cap),
+    );
+    let mut endpoint_sessions: Vec<(BitSet, BitSet)> =
+        vec![Default::default(); names.endpoints.len() + 1];
     let mut classifier = Classifier::new(ctx.config);
     let mut classes: HashMap<(u16, u32), ClassAcc> = HashMap::new();
     let mut patterns: HashMap<(u32, u16, u32, u32, u32), PatternAcc> = HashMap::new();
@@ -351,7 +398,10 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
         }
         for ((endpoint, class, plan, segment, provider), acc) in &p.patterns {
             let class = index(&p.classifier.classes[*class as usize], &mut classifier);
-            patterns.entry((*endpoint, class, *plan, *segment, *provider)).or_default().merge(acc);
+            patterns
+                .entry((*endpoint, class, *plan, *segment, *provider))
+                .or_default()
+                .merge(acc);
         }
     }
     let mut class_rows: Vec<ClassRow> = classes
@@ -366,7 +416,12 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
             value_at_risk: acc.value_at_risk,
         })
         .collect();
-    class_rows.sort_by(|a, b| b.calls.total_cmp(&a.calls).then_with(|| a.class.cmp(&b.class)).then_with(|| a.group.cmp(&b.group)));
+    class_rows.sort_by(|a, b| {
+        b.calls
+            .total_cmp(&a.calls)
+            .then_with(|| a.class.cmp(&b.class))
+            .then_with(|| a.group.cmp(&b.group))
+    });
     let mut pattern_rows: Vec<Pattern> = patterns
         .into_iter()
         .map(|((endpoint, class, plan, segment, provider), acc)| {
@@ -387,7 +442,14 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
         b.value_at_risk
             .total_cmp(&a.value_at_risk)
             .then_with(|| b.calls.total_cmp(&a.calls))
-            .then_with(|| (&a.endpoint, &a.class, &a.plan, &a.segment).cmp(&(&b.endpoint, &b.class, &b.plan, &b.segment)))
+            .then_with(|| {
+                (&a.endpoint, &a.class, &a.plan, &a.segment).cmp(&(
+                    &b.endpoint,
+                    &b.class,
+                    &b.plan,
+                    &b.segment,
+                ))
+            })
     });
     pattern_rows.truncate(20);
     let (mut conv_with, mut conv_without) = (0.0, 0.0);
@@ -435,7 +497,11 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
             });
         }
     }
-    by_endpoint.sort_by(|a, b| b.lost_conversions.total_cmp(&a.lost_conversions).then_with(|| a.endpoint.cmp(&b.endpoint)));
+    by_endpoint.sort_by(|a, b| {
+        b.lost_conversions
+            .total_cmp(&a.lost_conversions)
+            .then_with(|| a.endpoint.cmp(&b.endpoint))
+    });
     let lost: f64 = by_endpoint.iter().map(|e| e.lost_conversions).sum();
     ErrorsAnswer {
         project: q.project.clone(),

@@ -8,7 +8,9 @@
 //! segment built once stays valid while the project's id spaces grow.
 
 use crate::Result;
-use arrow_array::{Array, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array};
+use arrow_array::{
+    Array, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array,
+};
 use std::collections::HashMap;
 use valuetrace_store::interner::Interner;
 
@@ -78,7 +80,14 @@ pub struct Ids {
 }
 
 impl Ids {
-    fn endpoint(&mut self, method: &str, route: &str, service: &str, outbound: bool, provider: Option<&str>) -> u32 {
+    fn endpoint(
+        &mut self,
+        method: &str,
+        route: &str,
+        service: &str,
+        outbound: bool,
+        provider: Option<&str>,
+    ) -> u32 {
         let key = (
             self.dims.intern(method),
             self.dims.intern(route),
@@ -130,11 +139,18 @@ pub struct Names {
 
 impl Names {
     pub fn dim(&self, id: u32) -> &str {
-        if id == 0 { "" } else { self.dims.get(id as usize - 1).map_or("", String::as_str) }
+        if id == 0 {
+            ""
+        } else {
+            self.dims.get(id as usize - 1).map_or("", String::as_str)
+        }
     }
 
     pub fn dim_id(&self, text: &str) -> Option<u32> {
-        self.dims.iter().position(|d| d == text).map(|i| i as u32 + 1)
+        self.dims
+            .iter()
+            .position(|d| d == text)
+            .map(|i| i as u32 + 1)
     }
 
     pub fn dim_count(&self) -> usize {
@@ -273,7 +289,9 @@ struct Cols<'a>(&'a RecordBatch);
 impl<'a> Cols<'a> {
     fn get<T: 'static>(&self, name: &str) -> Result<&'a T> {
         let column = self.0.column_by_name(name).ok_or_else(|| {
-            crate::Error::Store(valuetrace_store::Error::Corrupt(format!("column `{name}` is missing")))
+            crate::Error::Store(valuetrace_store::Error::Corrupt(format!(
+                "column `{name}` is missing"
+            )))
         })?;
         column.as_any().downcast_ref::<T>().ok_or_else(|| {
             crate::Error::Store(valuetrace_store::Error::Corrupt(format!(
@@ -305,7 +323,11 @@ fn weight_at(rates: Option<&Float64Array>, row: usize) -> f32 {
     match rates {
         Some(rates) if rates.is_valid(row) => {
             let rate = rates.value(row);
-            if rate > 0.0 && rate <= 1.0 { (1.0 / rate) as f32 } else { 1.0 }
+            if rate > 0.0 && rate <= 1.0 {
+                (1.0 / rate) as f32
+            } else {
+                1.0
+            }
         }
         _ => 1.0,
     }
@@ -328,8 +350,13 @@ pub fn add_calls(seg: &mut CallSeg, ids: &mut Ids, batch: &RecordBatch) -> Resul
     let (service, method, route) = (c.text("service")?, c.text("method")?, c.text("route")?);
     let status: &UInt16Array = c.get("status")?;
     let latency = c.f64("latency_ms")?;
-    let (user, account, session) = (c.text("user_id")?, c.text("account_id")?, c.text("session_id")?);
-    let (plan, segment, experiments) = (c.text("plan")?, c.text("segment")?, c.text("experiments")?);
+    let (user, account, session) = (
+        c.text("user_id")?,
+        c.text("account_id")?,
+        c.text("session_id")?,
+    );
+    let (plan, segment, experiments) =
+        (c.text("plan")?, c.text("segment")?, c.text("experiments")?);
     let (app_version, error_type) = (c.text("app_version")?, c.text("error_type")?);
     let (direction, provider, value) = (c.text("direction")?, c.text("provider")?, c.f64("value")?);
     let properties = c.text("properties")?;
@@ -346,8 +373,10 @@ pub fn add_calls(seg: &mut CallSeg, ids: &mut Ids, batch: &RecordBatch) -> Resul
         seg.max_ts = seg.max_ts.max(t);
         seg.ts.push(t);
         seg.user.push(ids.users.intern_optional(text_at(user, row)));
-        seg.session.push(ids.sessions.intern_optional(text_at(session, row)));
-        seg.account.push(ids.accounts.intern_optional(text_at(account, row)));
+        seg.session
+            .push(ids.sessions.intern_optional(text_at(session, row)));
+        seg.account
+            .push(ids.accounts.intern_optional(text_at(account, row)));
         let same = last.is_some_and(|(prev, _)| {
             route.value(prev) == route.value(row)
                 && method.value(prev) == method.value(row)
@@ -369,14 +398,26 @@ pub fn add_calls(seg: &mut CallSeg, ids: &mut Ids, batch: &RecordBatch) -> Resul
         seg.endpoint.push(endpoint);
         seg.status.push(status.value(row));
         seg.latency.push(latency.value(row) as f32);
-        seg.value.push(if value.is_valid(row) { value.value(row) } else { f64::NAN });
+        seg.value.push(if value.is_valid(row) {
+            value.value(row)
+        } else {
+            f64::NAN
+        });
         seg.plan.push(ids.dims.intern_optional(text_at(plan, row)));
-        seg.segment.push(ids.dims.intern_optional(text_at(segment, row)));
-        seg.experiments.push(ids.dims.intern_optional(text_at(experiments, row)));
-        seg.app_version.push(ids.dims.intern_optional(text_at(app_version, row)));
-        seg.error_type.push(ids.dims.intern_optional(text_at(error_type, row)));
+        seg.segment
+            .push(ids.dims.intern_optional(text_at(segment, row)));
+        seg.experiments
+            .push(ids.dims.intern_optional(text_at(experiments, row)));
+        seg.app_version
+            .push(ids.dims.intern_optional(text_at(app_version, row)));
+        seg.error_type
+            .push(ids.dims.intern_optional(text_at(error_type, row)));
         seg.weight.push(weight_at(rates, row));
-        push_props(&mut seg.props, &mut seg.props_text, text_at(properties, row));
+        push_props(
+            &mut seg.props,
+            &mut seg.props_text,
+            text_at(properties, row),
+        );
     }
     Ok(())
 }
@@ -386,7 +427,11 @@ pub fn add_outcomes(seg: &mut OutcomeSeg, ids: &mut Ids, batch: &RecordBatch) ->
     let c = Cols(batch);
     let ts: &TimestampMillisecondArray = c.get("timestamp")?;
     let name = c.text("name")?;
-    let (user, account, session) = (c.text("user_id")?, c.text("account_id")?, c.text("session_id")?);
+    let (user, account, session) = (
+        c.text("user_id")?,
+        c.text("account_id")?,
+        c.text("session_id")?,
+    );
     let value = c.f64("value")?;
     let properties = c.text("properties")?;
     let rates = c.optional_f64("sample_rate");
@@ -401,11 +446,21 @@ pub fn add_outcomes(seg: &mut OutcomeSeg, ids: &mut Ids, batch: &RecordBatch) ->
         seg.ts.push(t);
         seg.name.push(ids.dims.intern(name.value(row)));
         seg.user.push(ids.users.intern_optional(text_at(user, row)));
-        seg.session.push(ids.sessions.intern_optional(text_at(session, row)));
-        seg.account.push(ids.accounts.intern_optional(text_at(account, row)));
-        seg.value.push(if value.is_valid(row) { value.value(row) } else { f64::NAN });
+        seg.session
+            .push(ids.sessions.intern_optional(text_at(session, row)));
+        seg.account
+            .push(ids.accounts.intern_optional(text_at(account, row)));
+        seg.value.push(if value.is_valid(row) {
+            value.value(row)
+        } else {
+            f64::NAN
+        });
         seg.weight.push(weight_at(rates, row));
-        push_props(&mut seg.props, &mut seg.props_text, text_at(properties, row));
+        push_props(
+            &mut seg.props,
+            &mut seg.props_text,
+            text_at(properties, row),
+        );
     }
     Ok(())
 }

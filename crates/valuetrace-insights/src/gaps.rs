@@ -54,7 +54,12 @@ pub struct GapsAnswer {
 
 /// How far past the window ends must be read: the longest `within`.
 pub fn lookahead(config: &crate::AnalysisConfig) -> i64 {
-    config.gaps.iter().filter_map(|g| parse_duration(&g.within)).max().unwrap_or(0)
+    config
+        .gaps
+        .iter()
+        .filter_map(|g| parse_duration(&g.within))
+        .max()
+        .unwrap_or(0)
 }
 
 enum MatchBy {
@@ -107,13 +112,25 @@ impl Keys {
 
 /// Events of one step: (match key, timestamp, group). The question's filter applies to the starts
 /// only (`sliced`): an end such as a provider's webhook carries no plan or segment of its own.
-fn collect(ctx: &Ctx, step: &StepSpec, keys: &mut Keys, from: i64, to: i64, sliced: bool) -> Vec<(u64, i64, u32)> {
+fn collect(
+    ctx: &Ctx,
+    step: &StepSpec,
+    keys: &mut Keys,
+    from: i64,
+    to: i64,
+    sliced: bool,
+) -> Vec<(u64, i64, u32)> {
     let names = &ctx.scope.names;
     let mut out = Vec::new();
     match step {
         StepSpec::Route(pattern) => {
             let wanted: Vec<bool> = std::iter::once(false)
-                .chain(names.endpoints.iter().map(|e| route_matches(pattern, &e.method, &e.route)))
+                .chain(
+                    names
+                        .endpoints
+                        .iter()
+                        .map(|e| route_matches(pattern, &e.method, &e.route)),
+                )
                 .collect();
             for seg in &ctx.facts.calls {
                 if seg.max_ts < from || seg.min_ts >= to {
@@ -121,17 +138,29 @@ fn collect(ctx: &Ctx, step: &StepSpec, keys: &mut Keys, from: i64, to: i64, slic
                 }
                 for row in 0..seg.len() {
                     let t = seg.ts[row];
-                    if t < from || t >= to || !wanted[seg.endpoint[row] as usize] || seg.status[row] >= 400 || (sliced && !ctx.scope.call_ok(seg, row)) {
+                    if t < from
+                        || t >= to
+                        || !wanted[seg.endpoint[row] as usize]
+                        || seg.status[row] >= 400
+                        || (sliced && !ctx.scope.call_ok(seg, row))
+                    {
                         continue;
                     }
-                    if let Some(k) = keys.of(seg.session[row], seg.user[row], seg.account[row], seg.props_of(row)) {
+                    if let Some(k) = keys.of(
+                        seg.session[row],
+                        seg.user[row],
+                        seg.account[row],
+                        seg.props_of(row),
+                    ) {
                         out.push((k, t, ctx.scope.group(seg, row)));
                     }
                 }
             }
         }
         StepSpec::Outcome(name) => {
-            let Some(name) = names.dim_id(name) else { return out };
+            let Some(name) = names.dim_id(name) else {
+                return out;
+            };
             for seg in &ctx.facts.outcomes {
                 if seg.max_ts < from || seg.min_ts >= to {
                     continue;
@@ -141,7 +170,12 @@ fn collect(ctx: &Ctx, step: &StepSpec, keys: &mut Keys, from: i64, to: i64, slic
                     if t < from || t >= to || seg.name[row] != name {
                         continue;
                     }
-                    if let Some(k) = keys.of(seg.session[row], seg.user[row], seg.account[row], seg.props_of(row)) {
+                    if let Some(k) = keys.of(
+                        seg.session[row],
+                        seg.user[row],
+                        seg.account[row],
+                        seg.props_of(row),
+                    ) {
                         out.push((k, t, 0));
                     }
                 }
@@ -184,7 +218,14 @@ fn rule_row(ctx: &Ctx, rule: &GapRule) -> Option<GapRow> {
     let mut keys = Keys { by, needle };
     let q = ctx.question;
     let starts = collect(ctx, &start, &mut keys, q.from, q.to, true);
-    let ends = collect(ctx, &end, &mut keys, q.from, q.to.saturating_add(within), false);
+    let ends = collect(
+        ctx,
+        &end,
+        &mut keys,
+        q.from,
+        q.to.saturating_add(within),
+        false,
+    );
     let mut total = Acc::default();
     let mut groups: HashMap<u32, Acc> = HashMap::new();
     let mut e = 0;
@@ -206,7 +247,13 @@ fn rule_row(ctx: &Ctx, rule: &GapRule) -> Option<GapRow> {
                 used[cursor] = true;
                 ends[cursor].1 - t
             });
-            for acc in [Some(&mut total), ctx.scope.by().map(|_| groups.entry(group).or_default())].into_iter().flatten() {
+            for acc in [
+                Some(&mut total),
+                ctx.scope.by().map(|_| groups.entry(group).or_default()),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 acc.counts.started += 1;
                 match matched {
                     Some(took) => {
@@ -216,7 +263,8 @@ fn rule_row(ctx: &Ctx, rule: &GapRule) -> Option<GapRow> {
                     None if t + within > q.now => acc.counts.pending += 1,
                     None => {
                         acc.counts.gaps += 1;
-                        acc.counts.oldest_unmatched = Some(acc.counts.oldest_unmatched.map_or(t, |o: i64| o.min(t)));
+                        acc.counts.oldest_unmatched =
+                            Some(acc.counts.oldest_unmatched.map_or(t, |o: i64| o.min(t)));
                     }
                 }
             }
@@ -233,7 +281,12 @@ fn rule_row(ctx: &Ctx, rule: &GapRule) -> Option<GapRow> {
         counts: total.finish(),
         groups: groups
             .into_iter()
-            .map(|(group, acc)| (ctx.scope.group_label(group).unwrap_or_default(), acc.finish()))
+            .map(|(group, acc)| {
+                (
+                    ctx.scope.group_label(group).unwrap_or_default(),
+                    acc.finish(),
+                )
+            })
             .collect(),
     })
 }
@@ -245,7 +298,12 @@ pub fn answer(ctx: &Ctx) -> GapsAnswer {
         from: q.from,
         to: q.to,
         now: q.now,
-        gaps: ctx.config.gaps.iter().filter_map(|rule| rule_row(ctx, rule)).collect(),
+        gaps: ctx
+            .config
+            .gaps
+            .iter()
+            .filter_map(|rule| rule_row(ctx, rule))
+            .collect(),
     }
 }
 
@@ -256,12 +314,21 @@ mod tests {
     #[test]
     fn property_values_are_read_from_stored_objects() {
         let json = r#"{"event":"x","order_id":"ord-1","provider":"stripe"}"#;
-        assert_eq!(property_value(json, r#""order_id":""#).as_deref(), Some("ord-1"));
+        assert_eq!(
+            property_value(json, r#""order_id":""#).as_deref(),
+            Some("ord-1")
+        );
         assert_eq!(property_value(json, r#""missing":""#), None);
         // A key that ends another key's name is not confused with it.
         let json = r#"{"suborder_id":"a","order_id":"b"}"#;
-        assert_eq!(property_value(json, r#""order_id":""#).as_deref(), Some("b"));
+        assert_eq!(
+            property_value(json, r#""order_id":""#).as_deref(),
+            Some("b")
+        );
         let json = r#"{"order_id":"a\"b"}"#;
-        assert_eq!(property_value(json, r#""order_id":""#).as_deref(), Some("a\"b"));
+        assert_eq!(
+            property_value(json, r#""order_id":""#).as_deref(),
+            Some("a\"b")
+        );
     }
 }

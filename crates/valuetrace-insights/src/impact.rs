@@ -105,7 +105,13 @@ pub fn parts(ctx: &Ctx) -> ImpactParts {
     let conversion = ctx.scope.names.dim_id(&ctx.config.conversion_outcome);
     let conversions = session_conversions(&ctx.facts, conversion, from, to);
     let current = usage(&ctx.facts, &ctx.scope, from, to, &conversions);
-    let previous = usage(&ctx.facts, &ctx.scope, from - span, from, &SessionConversions::default());
+    let previous = usage(
+        &ctx.facts,
+        &ctx.scope,
+        from - span,
+        from,
+        &SessionConversions::default(),
+    );
     let names: Vec<u32> = ctx
         .config
         .attributed_outcomes
@@ -115,7 +121,12 @@ pub fn parts(ctx: &Ctx) -> ImpactParts {
     let all = ctx.config.attributed_outcomes.is_empty();
     let window = ctx.config.attribution_window_ms();
     let attribution = attribute(&ctx.facts, &ctx.scope, from, to, window, &names, all);
-    let costs = costs(&ctx.config.costs, &ctx.scope.names.endpoints, &current.keys, span);
+    let costs = costs(
+        &ctx.config.costs,
+        &ctx.scope.names.endpoints,
+        &current.keys,
+        span,
+    );
     ImpactParts {
         conversions,
         current,
@@ -131,7 +142,11 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 /// Rows for every (endpoint, group) with calls, and for those credited only through calls in the
@@ -179,7 +194,10 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
             .keys
             .get(endpoint, group)
             .and_then(|p| ratio(p.users.len() as f64, active_prev as f64));
-        let cost = parts.costs.as_ref().map(|c| c.get(&(endpoint, group)).copied().unwrap_or(0.0));
+        let cost = parts
+            .costs
+            .as_ref()
+            .map(|c| c.get(&(endpoint, group)).copied().unwrap_or(0.0));
         rows.push(ImpactRow {
             endpoint: endpoint_key.label(),
             service: endpoint_key.service.clone(),
@@ -191,7 +209,9 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
             users: u.users.len(),
             adoption,
             adoption_previous,
-            adoption_change_pp: adoption.zip(adoption_previous).map(|(a, b)| round((a - b) * 100.0, 3)),
+            adoption_change_pp: adoption
+                .zip(adoption_previous)
+                .map(|(a, b)| round((a - b) * 100.0, 3)),
             calls_per_user: ratio(u.requests.sum, u.users.len() as f64),
             calls_per_session: ratio(u.calls_in_sessions, u.sessions.len() as f64),
             session_quality: ratio(u.calls_in_converting_sessions, u.conversions_in_sessions),
@@ -221,17 +241,22 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
         c.value_share = ratio(row.attributed_value, total_value).unwrap_or(0.0);
         c.engagement_share = ratio(row.users as f64, total_users).unwrap_or(0.0);
         c.cost_share = ratio(row.cost.unwrap_or(row.requests), total_cost).unwrap_or(0.0);
-        row.score = ratio(weights.value * c.value_share + weights.engagement * c.engagement_share, c.cost_share);
+        row.score = ratio(
+            weights.value * c.value_share + weights.engagement * c.engagement_share,
+            c.cost_share,
+        );
     }
-    let benefit = |r: &ImpactRow| weights.value * r.components.value_share + weights.engagement * r.components.engagement_share;
+    let benefit = |r: &ImpactRow| {
+        weights.value * r.components.value_share
+            + weights.engagement * r.components.engagement_share
+    };
     let benefit_median = median(rows.iter().map(benefit).collect());
     let cost_median = median(rows.iter().map(|r| r.components.cost_share).collect());
-    for i in 0..rows.len() {
-        let row = &rows[i];
+    for row in &mut rows {
         let high_value = benefit(row) > 0.0 && benefit(row) >= benefit_median;
         let reliable = row.success_rate.unwrap_or(1.0) >= ctx.config.reliability_target;
         let high_cost = row.components.cost_share >= cost_median;
-        rows[i].quadrant = match (high_value, reliable, high_cost) {
+        row.quadrant = match (high_value, reliable, high_cost) {
             (true, false, _) => "invest",
             (true, true, _) => "protect",
             (false, _, true) => "cut",
@@ -269,7 +294,10 @@ pub fn answer(ctx: &Ctx) -> ImpactAnswer {
         to: ctx.question.to,
         model: ctx.config.attribution_model.clone(),
         attribution_window_ms: ctx.config.attribution_window_ms(),
-        weights: [ctx.config.impact_weights.value, ctx.config.impact_weights.engagement],
+        weights: [
+            ctx.config.impact_weights.value,
+            ctx.config.impact_weights.engagement,
+        ],
         active_users: parts.current.active_all.len(),
         conversions: parts.conversions.total,
         session_quality: ratio(calls_in_converting, parts.conversions.total),

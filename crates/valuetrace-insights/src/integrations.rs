@@ -83,10 +83,17 @@ pub fn answer(ctx: &Ctx) -> IntegrationsAnswer {
             let t = seg.ts[row];
             let endpoint = seg.endpoint[row];
             let provider = ctx.scope.provider_of(endpoint);
-            if provider == 0 || t < from || t >= to || !names.endpoint(endpoint).outbound || !ctx.scope.call_ok(seg, row) {
+            if provider == 0
+                || t < from
+                || t >= to
+                || !names.endpoint(endpoint).outbound
+                || !ctx.scope.call_ok(seg, row)
+            {
                 continue;
             }
-            let acc = by_provider.entry((provider, ctx.scope.group(seg, row))).or_default();
+            let acc = by_provider
+                .entry((provider, ctx.scope.group(seg, row)))
+                .or_default();
             if acc.buckets.is_empty() {
                 acc.buckets = vec![(0.0, 0.0, Vec::new()); buckets];
             }
@@ -103,7 +110,13 @@ pub fn answer(ctx: &Ctx) -> IntegrationsAnswer {
             bucket.2.push(seg.latency[row]);
             if status >= 400 {
                 let error_type = seg.error_type[row];
-                let class = classifier.class(endpoint, names.endpoint(endpoint), status, error_type, names.dim(error_type));
+                let class = classifier.class(
+                    endpoint,
+                    names.endpoint(endpoint),
+                    status,
+                    error_type,
+                    names.dim(error_type),
+                );
                 *acc.classes.entry(class).or_default() += w;
             }
             if failed {
@@ -136,7 +149,11 @@ pub fn answer(ctx: &Ctx) -> IntegrationsAnswer {
             let n_ok = acc.sessions.len() - n_failed;
             let with = wilson(conv_failed, n_failed as f64);
             let without = wilson(conv_ok, n_ok as f64);
-            let mut endpoints: Vec<String> = acc.endpoints.iter().map(|e| names.endpoint(*e).label()).collect();
+            let mut endpoints: Vec<String> = acc
+                .endpoints
+                .iter()
+                .map(|e| names.endpoint(*e).label())
+                .collect();
             endpoints.sort();
             ProviderRow {
                 provider: names.dim(provider).to_owned(),
@@ -166,13 +183,21 @@ pub fn answer(ctx: &Ctx) -> IntegrationsAnswer {
                     .collect(),
                 sessions_with_failure: n_failed,
                 sessions_without_failure: n_ok,
-                conversion_gap_pp: without.rate.zip(with.rate).map(|(a, b)| crate::stats::round((a - b) * 100.0, 3)),
+                conversion_gap_pp: without
+                    .rate
+                    .zip(with.rate)
+                    .map(|(a, b)| crate::stats::round((a - b) * 100.0, 3)),
                 conversion_with_failure: with,
                 conversion_without_failure: without,
             }
         })
         .collect();
-    providers.sort_by(|a, b| b.calls.total_cmp(&a.calls).then_with(|| a.provider.cmp(&b.provider)).then_with(|| a.group.cmp(&b.group)));
+    providers.sort_by(|a, b| {
+        b.calls
+            .total_cmp(&a.calls)
+            .then_with(|| a.provider.cmp(&b.provider))
+            .then_with(|| a.group.cmp(&b.group))
+    });
     IntegrationsAnswer {
         project: q.project.clone(),
         from,

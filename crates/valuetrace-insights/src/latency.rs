@@ -68,15 +68,29 @@ pub struct LatencyAnswer {
 pub fn answer(ctx: &Ctx, spec: &LatencySpec) -> Result<LatencyAnswer> {
     let names = &ctx.scope.names;
     if spec.route.trim().is_empty() {
-        return Err(Error::InvalidQuery("`route` is required, e.g. route=POST /api/checkout".into()));
+        return Err(Error::InvalidQuery(
+            "`route` is required, e.g. route=POST /api/checkout".into(),
+        ));
     }
-    if spec.edges_ms.windows(2).any(|w| w[0] >= w[1]) || spec.edges_ms.iter().any(|e| !(e.is_finite() && *e > 0.0)) {
-        return Err(Error::InvalidQuery("`buckets` must be ascending positive milliseconds, e.g. 100,250,500,1000".into()));
+    if spec.edges_ms.windows(2).any(|w| w[0] >= w[1])
+        || spec.edges_ms.iter().any(|e| !(e.is_finite() && *e > 0.0))
+    {
+        return Err(Error::InvalidQuery(
+            "`buckets` must be ascending positive milliseconds, e.g. 100,250,500,1000".into(),
+        ));
     }
-    let outcome = spec.outcome.clone().unwrap_or_else(|| ctx.config.conversion_outcome.clone());
+    let outcome = spec
+        .outcome
+        .clone()
+        .unwrap_or_else(|| ctx.config.conversion_outcome.clone());
     let q = ctx.question;
     let wanted: Vec<bool> = std::iter::once(false)
-        .chain(names.endpoints.iter().map(|e| route_matches(&spec.route, &e.method, &e.route)))
+        .chain(
+            names
+                .endpoints
+                .iter()
+                .map(|e| route_matches(&spec.route, &e.method, &e.route)),
+        )
         .collect();
     let mut endpoints: Vec<String> = names
         .endpoints
@@ -97,7 +111,12 @@ pub fn answer(ctx: &Ctx, spec: &LatencySpec) -> Result<LatencyAnswer> {
         for row in 0..seg.len() {
             let t = seg.ts[row];
             let session = seg.session[row];
-            if session == 0 || t < q.from || t >= q.to || !wanted[seg.endpoint[row] as usize] || !ctx.scope.call_ok(seg, row) {
+            if session == 0
+                || t < q.from
+                || t >= q.to
+                || !wanted[seg.endpoint[row] as usize]
+                || !ctx.scope.call_ok(seg, row)
+            {
                 continue;
             }
             let group = ctx.scope.group(seg, row);
@@ -146,7 +165,12 @@ pub fn answer(ctx: &Ctx, spec: &LatencySpec) -> Result<LatencyAnswer> {
     let best = buckets
         .iter()
         .filter(|b| !b.low_sample && b.group.is_none())
-        .max_by(|a, b| a.conversion.rate.unwrap_or(0.0).total_cmp(&b.conversion.rate.unwrap_or(0.0)))
+        .max_by(|a, b| {
+            a.conversion
+                .rate
+                .unwrap_or(0.0)
+                .total_cmp(&b.conversion.rate.unwrap_or(0.0))
+        })
         .map(|b| b.from_ms);
     let below_rate = wilson(below_conv as f64, below as f64);
     let above_rate = wilson(above_conv as f64, above as f64);

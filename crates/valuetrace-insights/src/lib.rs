@@ -99,22 +99,48 @@ impl Insights {
         question.span().max(config.attribution_window_ms())
     }
 
-    pub fn impact(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<impact::ImpactAnswer> {
-        let ctx = self.context(store, question, config, Self::impact_lookback(question, config), 0)?;
+    pub fn impact(
+        &self,
+        store: &EmbeddedStore,
+        question: &Question,
+        config: &AnalysisConfig,
+    ) -> Result<impact::ImpactAnswer> {
+        let ctx = self.context(
+            store,
+            question,
+            config,
+            Self::impact_lookback(question, config),
+            0,
+        )?;
         Ok(impact::answer(&ctx))
     }
 
-    pub fn errors(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<errors::ErrorsAnswer> {
+    pub fn errors(
+        &self,
+        store: &EmbeddedStore,
+        question: &Question,
+        config: &AnalysisConfig,
+    ) -> Result<errors::ErrorsAnswer> {
         let ctx = self.context(store, question, config, 0, 0)?;
         Ok(errors::answer(&ctx))
     }
 
-    pub fn integrations(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<integrations::IntegrationsAnswer> {
+    pub fn integrations(
+        &self,
+        store: &EmbeddedStore,
+        question: &Question,
+        config: &AnalysisConfig,
+    ) -> Result<integrations::IntegrationsAnswer> {
         let ctx = self.context(store, question, config, 0, 0)?;
         Ok(integrations::answer(&ctx))
     }
 
-    pub fn gaps(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<gaps::GapsAnswer> {
+    pub fn gaps(
+        &self,
+        store: &EmbeddedStore,
+        question: &Question,
+        config: &AnalysisConfig,
+    ) -> Result<gaps::GapsAnswer> {
         let lookahead = gaps::lookahead(config);
         let ctx = self.context(store, question, config, 0, lookahead)?;
         Ok(gaps::answer(&ctx))
@@ -131,19 +157,39 @@ impl Insights {
         latency::answer(&ctx, spec)
     }
 
-    pub fn scorecard(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<scorecard::ScorecardAnswer> {
+    pub fn scorecard(
+        &self,
+        store: &EmbeddedStore,
+        question: &Question,
+        config: &AnalysisConfig,
+    ) -> Result<scorecard::ScorecardAnswer> {
         let lookback = Self::impact_lookback(question, config).max(scorecard::NEW_USER_LOOKBACK_MS);
         let ctx = self.context(store, question, config, lookback, 0)?;
         Ok(scorecard::answer(&ctx))
     }
 
-    pub fn priority(&self, store: &EmbeddedStore, question: &Question, config: &AnalysisConfig) -> Result<priority::PriorityAnswer> {
-        let ctx = self.context(store, question, config, Self::impact_lookback(question, config), 0)?;
+    pub fn priority(
+        &self,
+        store: &EmbeddedStore,
+        question: &Question,
+        config: &AnalysisConfig,
+    ) -> Result<priority::PriorityAnswer> {
+        let ctx = self.context(
+            store,
+            question,
+            config,
+            Self::impact_lookback(question, config),
+            0,
+        )?;
         Ok(priority::answer(&ctx))
     }
 }
 
 /// Interval of trend buckets for a window: hours up to two days, else days.
 pub fn trend_interval(span: i64) -> i64 {
-    if span <= 2 * DAY_MS { DAY_MS / 24 } else { DAY_MS }
+    if span <= 2 * DAY_MS {
+        DAY_MS / 24
+    } else {
+        DAY_MS
+    }
 }

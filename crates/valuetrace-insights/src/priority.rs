@@ -51,7 +51,11 @@ pub fn answer(ctx: &Ctx) -> PriorityAnswer {
     for feature in &ctx.config.features {
         let matches = |e: u32| {
             let key = names.endpoint(e);
-            !key.outbound && feature.routes.iter().any(|p| route_matches(p, &key.method, &key.route))
+            !key.outbound
+                && feature
+                    .routes
+                    .iter()
+                    .any(|p| route_matches(p, &key.method, &key.route))
         };
         let mut users = BitSet::default();
         let mut sessions = BitSet::default();
@@ -65,7 +69,12 @@ pub fn answer(ctx: &Ctx) -> PriorityAnswer {
             users.union_with(&u.users);
             sessions.union_with(&u.sessions);
             calls_in_sessions += u.calls_in_sessions;
-            value += u.direct.sum + parts.attribution.credits.get(endpoint, group).map_or(0.0, |c| c.linear);
+            value += u.direct.sum
+                + parts
+                    .attribution
+                    .credits
+                    .get(endpoint, group)
+                    .map_or(0.0, |c| c.linear);
         }
         // Endpoints credited only through calls before the window (the attribution look-back).
         for (endpoint, group, credit) in parts.attribution.credits.iter() {

@@ -80,7 +80,9 @@ impl Question {
             )));
         }
         if self.to - self.from > 400 * 86_400_000 {
-            return Err(Error::InvalidQuery("windows longer than 400 days are not supported".into()));
+            return Err(Error::InvalidQuery(
+                "windows longer than 400 days are not supported".into(),
+            ));
         }
         if let Some(direction) = &self.slice.direction
             && direction != "inbound"
@@ -125,20 +127,34 @@ fn experiments_of(json: &str) -> BTreeMap<String, String> {
 
 impl Scope {
     pub fn new(names: std::sync::Arc<Names>, slice: &Slice, by: Option<Dim>) -> Scope {
-        let dim = |value: &Option<String>| value.as_ref().map(|v| names.dim_id(v).unwrap_or(NOTHING));
+        let dim =
+            |value: &Option<String>| value.as_ref().map(|v| names.dim_id(v).unwrap_or(NOTHING));
         let mut endpoint_ok = vec![false; names.endpoints.len() + 1];
         let mut endpoint_service = vec![0; names.endpoints.len() + 1];
         let mut endpoint_provider = vec![0; names.endpoints.len() + 1];
         for (index, key) in names.endpoints.iter().enumerate() {
             let id = index + 1;
             endpoint_service[id] = names.dim_id(&key.service).unwrap_or(0);
-            endpoint_provider[id] = key.provider.as_deref().and_then(|p| names.dim_id(p)).unwrap_or(0);
+            endpoint_provider[id] = key
+                .provider
+                .as_deref()
+                .and_then(|p| names.dim_id(p))
+                .unwrap_or(0);
             let direction = if key.outbound { "outbound" } else { "inbound" };
             endpoint_ok[id] = slice.service.as_ref().is_none_or(|s| *s == key.service)
-                && slice.provider.as_ref().is_none_or(|p| Some(p) == key.provider.as_ref())
-                && slice.method.as_ref().is_none_or(|m| m.eq_ignore_ascii_case(&key.method))
+                && slice
+                    .provider
+                    .as_ref()
+                    .is_none_or(|p| Some(p) == key.provider.as_ref())
+                && slice
+                    .method
+                    .as_ref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(&key.method))
                 && slice.direction.as_ref().is_none_or(|d| d == direction)
-                && slice.route.as_ref().is_none_or(|r| route_matches(r, &key.method, &key.route));
+                && slice
+                    .route
+                    .as_ref()
+                    .is_none_or(|r| route_matches(r, &key.method, &key.route));
         }
         let experiments_ok = slice.variant.as_ref().map(|wanted| {
             let mut ok = vec![false; names.dim_count() + 1];
@@ -177,7 +193,10 @@ impl Scope {
 
     /// Whether the endpoint passes the slice (route, method, service, provider, direction).
     pub fn endpoint_ok(&self, endpoint: u32) -> bool {
-        self.endpoint_ok.get(endpoint as usize).copied().unwrap_or(false)
+        self.endpoint_ok
+            .get(endpoint as usize)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// Whether call `row` passes the slice.
@@ -187,10 +206,11 @@ impl Scope {
             && self.plan.is_none_or(|p| seg.plan[row] == p)
             && self.segment.is_none_or(|s| seg.segment[row] == s)
             && self.app_version.is_none_or(|a| seg.app_version[row] == a)
-            && self
-                .experiments_ok
-                .as_ref()
-                .is_none_or(|ok| ok.get(seg.experiments[row] as usize).copied().unwrap_or(false))
+            && self.experiments_ok.as_ref().is_none_or(|ok| {
+                ok.get(seg.experiments[row] as usize)
+                    .copied()
+                    .unwrap_or(false)
+            })
     }
 
     /// The breakdown group of call `row` (0: no breakdown, or the dimension is absent).

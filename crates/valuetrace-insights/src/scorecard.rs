@@ -136,35 +136,45 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
         first_seen(&seg.user, &seg.ts, &mut user_first);
     }
     let aov = endpoint_order_values(ctx, from, to);
-    let passes = par_calls(&ctx.facts.calls, from, to, || KeyTable::<Extra>::new(&ctx.scope), |extra, seg| {
-        for row in 0..seg.len() {
-            let t = seg.ts[row];
-            if t < from || t >= to || !ctx.scope.call_ok(seg, row) {
-                continue;
-            }
-            let (account, user, status) = (seg.account[row], seg.user[row], seg.status[row]);
-            let new_account = account != 0 && account_first[account as usize] >= from;
-            let new_user = user != 0 && user_first[user as usize] >= from;
-            if status < 400 && !new_account && !new_user {
-                continue;
-            }
-            let endpoint = seg.endpoint[row];
-            let acc = extra.get_mut(endpoint, ctx.scope.group(seg, row));
-            if status >= 400 {
-                let value = if seg.has_value(row) { seg.value[row] } else { aov[endpoint as usize] };
-                acc.value_at_risk += f64::from(seg.weight[row]) * value;
-                if value == 0.0 {
-                    acc.failed_without_value += f64::from(seg.weight[row]);
+    let passes = par_calls(
+        &ctx.facts.calls,
+        from,
+        to,
+        || KeyTable::<Extra>::new(&ctx.scope),
+        |extra, seg| {
+            for row in 0..seg.len() {
+                let t = seg.ts[row];
+                if t < from || t >= to || !ctx.scope.call_ok(seg, row) {
+                    continue;
                 }
-            } else if new_account {
-                let first = acc.first_success.entry(account).or_insert(t);
-                *first = (*first).min(t);
+                let (account, user, status) = (seg.account[row], seg.user[row], seg.status[row]);
+                let new_account = account != 0 && account_first[account as usize] >= from;
+                let new_user = user != 0 && user_first[user as usize] >= from;
+                if status < 400 && !new_account && !new_user {
+                    continue;
+                }
+                let endpoint = seg.endpoint[row];
+                let acc = extra.get_mut(endpoint, ctx.scope.group(seg, row));
+                if status >= 400 {
+                    let value = if seg.has_value(row) {
+                        seg.value[row]
+                    } else {
+                        aov[endpoint as usize]
+                    };
+                    acc.value_at_risk += f64::from(seg.weight[row]) * value;
+                    if value == 0.0 {
+                        acc.failed_without_value += f64::from(seg.weight[row]);
+                    }
+                } else if new_account {
+                    let first = acc.first_success.entry(account).or_insert(t);
+                    *first = (*first).min(t);
+                }
+                if new_user {
+                    acc.new_users.insert(user);
+                }
             }
-            if new_user {
-                acc.new_users.insert(user);
-            }
-        }
-    });
+        },
+    );
     let mut passes = passes.into_iter();
     let mut extra = passes.next().unwrap_or_else(|| KeyTable::new(&ctx.scope));
     for other in passes {
@@ -180,32 +190,69 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
     }
     let mut by_label: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     for (endpoint, group, _) in parts.current.keys.iter() {
-        by_label.insert((names.endpoint(endpoint).label(), ctx.scope.group_label(group)), key(endpoint, group));
+        by_label.insert(
+            (
+                names.endpoint(endpoint).label(),
+                ctx.scope.group_label(group),
+            ),
+            key(endpoint, group),
+        );
     }
     let mut out = Vec::new();
     for row in impact_rows {
-        let Some(&k) = by_label.get(&(row.endpoint.clone(), row.group.clone())) else { continue };
+        let Some(&k) = by_label.get(&(row.endpoint.clone(), row.group.clone())) else {
+            continue;
+        };
         let (endpoint, group) = key_parts(k);
-        let Some(u) = parts.current.keys.get(endpoint, group) else { continue };
+        let Some(u) = parts.current.keys.get(endpoint, group) else {
+            continue;
+        };
         let mut acc = extra.take(endpoint, group).unwrap_or_default();
         // An endpoint without value of its own risks the value it assists, per call.
-        acc.value_at_risk += acc.failed_without_value * ratio(row.attributed_value - row.direct_value, row.requests).unwrap_or(0.0);
+        acc.value_at_risk += acc.failed_without_value
+            * ratio(row.attributed_value - row.direct_value, row.requests).unwrap_or(0.0);
         let mut delays: Vec<i64> = acc
             .first_success
             .iter()
             .map(|(account, t)| t - account_first[*account as usize])
             .collect();
-        let efficiency = row.cost_efficiency.or_else(|| ratio(row.attributed_value, row.requests));
+        let efficiency = row
+            .cost_efficiency
+            .or_else(|| ratio(row.attributed_value, row.requests));
         out.push(ScorecardRow {
             endpoint: row.endpoint.clone(),
             group: row.group.clone(),
             bridge_score: 0.0,
-            business_impact: Pillar { value: Some(row.attributed_value), rank: 0.0, grade: String::new() },
-            real_engagement: Pillar { value: row.adoption, rank: 0.0, grade: String::new() },
-            infrastructure_roi: Pillar { value: efficiency, rank: 0.0, grade: String::new() },
-            developer_experience: Pillar { value: ratio(u.client_errors, u.requests.sum), rank: 0.0, grade: String::new() },
-            growth_signals: Pillar { value: row.adoption_change_pp, rank: 0.0, grade: String::new() },
-            error_impact: Pillar { value: Some(acc.value_at_risk), rank: 0.0, grade: String::new() },
+            business_impact: Pillar {
+                value: Some(row.attributed_value),
+                rank: 0.0,
+                grade: String::new(),
+            },
+            real_engagement: Pillar {
+                value: row.adoption,
+                rank: 0.0,
+                grade: String::new(),
+            },
+            infrastructure_roi: Pillar {
+                value: efficiency,
+                rank: 0.0,
+                grade: String::new(),
+            },
+            developer_experience: Pillar {
+                value: ratio(u.client_errors, u.requests.sum),
+                rank: 0.0,
+                grade: String::new(),
+            },
+            growth_signals: Pillar {
+                value: row.adoption_change_pp,
+                rank: 0.0,
+                grade: String::new(),
+            },
+            error_impact: Pillar {
+                value: Some(acc.value_at_risk),
+                rank: 0.0,
+                grade: String::new(),
+            },
             attributed_value: row.attributed_value,
             impact_score: row.score,
             users: row.users,
@@ -244,7 +291,11 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
     for row in &mut out {
         row.bridge_score = crate::stats::round(row.bridge_score, 1);
     }
-    out.sort_by(|a, b| b.bridge_score.total_cmp(&a.bridge_score).then_with(|| a.endpoint.cmp(&b.endpoint)));
+    out.sort_by(|a, b| {
+        b.bridge_score
+            .total_cmp(&a.bridge_score)
+            .then_with(|| a.endpoint.cmp(&b.endpoint))
+    });
     ScorecardAnswer {
         project: q.project.clone(),
         from,

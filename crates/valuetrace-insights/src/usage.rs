@@ -36,7 +36,9 @@ impl BitSet {
 
     #[inline]
     pub fn contains(&self, id: u32) -> bool {
-        self.words.get((id / 64) as usize).is_some_and(|w| w & (1u64 << (id % 64)) != 0)
+        self.words
+            .get((id / 64) as usize)
+            .is_some_and(|w| w & (1u64 << (id % 64)) != 0)
     }
 
     pub fn len(&self) -> usize {
@@ -59,16 +61,20 @@ impl BitSet {
 
     /// Ids in both sets.
     pub fn intersection<'a>(&'a self, other: &'a BitSet) -> impl Iterator<Item = u32> + 'a {
-        self.words.iter().zip(&other.words).enumerate().flat_map(|(i, (a, b))| {
-            let mut bits = a & b;
-            std::iter::from_fn(move || {
-                (bits != 0).then(|| {
-                    let bit = bits.trailing_zeros();
-                    bits &= bits - 1;
-                    (i * 64) as u32 + bit
+        self.words
+            .iter()
+            .zip(&other.words)
+            .enumerate()
+            .flat_map(|(i, (a, b))| {
+                let mut bits = a & b;
+                std::iter::from_fn(move || {
+                    (bits != 0).then(|| {
+                        let bit = bits.trailing_zeros();
+                        bits &= bits - 1;
+                        (i * 64) as u32 + bit
+                    })
                 })
             })
-        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
@@ -94,8 +100,14 @@ pub struct KeyTable<T> {
 
 impl<T: Default> KeyTable<T> {
     pub fn new(scope: &Scope) -> KeyTable<T> {
-        let width = if scope.by().is_some() { scope.names.dim_count() + 1 } else { 1 };
-        let slots = (0..(scope.names.endpoints.len() + 1) * width).map(|_| None).collect();
+        let width = if scope.by().is_some() {
+            scope.names.dim_count() + 1
+        } else {
+            1
+        };
+        let slots = (0..(scope.names.endpoints.len() + 1) * width)
+            .map(|_| None)
+            .collect();
         KeyTable { width, slots }
     }
 
@@ -107,18 +119,24 @@ impl<T: Default> KeyTable<T> {
 
     /// Removes and returns a slot's value.
     pub fn take(&mut self, endpoint: u32, group: u32) -> Option<T> {
-        self.slots.get_mut(endpoint as usize * self.width + group as usize)?.take().map(|b| *b)
+        self.slots
+            .get_mut(endpoint as usize * self.width + group as usize)?
+            .take()
+            .map(|b| *b)
     }
 
     pub fn get(&self, endpoint: u32, group: u32) -> Option<&T> {
-        self.slots.get(endpoint as usize * self.width + group as usize)?.as_deref()
+        self.slots
+            .get(endpoint as usize * self.width + group as usize)?
+            .as_deref()
     }
 
     /// `(endpoint, group, value)` of every filled slot.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32, &T)> {
         let width = self.width;
         self.slots.iter().enumerate().filter_map(move |(i, slot)| {
-            slot.as_deref().map(|v| ((i / width) as u32, (i % width) as u32, v))
+            slot.as_deref()
+                .map(|v| ((i / width) as u32, (i % width) as u32, v))
         })
     }
 }
@@ -164,7 +182,10 @@ pub struct SessionConversions {
 
 impl SessionConversions {
     pub fn of(&self, session: u32) -> f32 {
-        self.conversions.get(session as usize).copied().unwrap_or(0.0)
+        self.conversions
+            .get(session as usize)
+            .copied()
+            .unwrap_or(0.0)
     }
 
     /// Average value of a conversion that carried one.
@@ -173,7 +194,12 @@ impl SessionConversions {
     }
 }
 
-pub fn session_conversions(facts: &Facts, outcome: Option<u32>, from: i64, to: i64) -> SessionConversions {
+pub fn session_conversions(
+    facts: &Facts,
+    outcome: Option<u32>,
+    from: i64,
+    to: i64,
+) -> SessionConversions {
     let mut out = SessionConversions {
         conversions: vec![0.0; facts.names.sessions + 1],
         value: vec![0.0; facts.names.sessions + 1],
@@ -275,9 +301,13 @@ pub fn par_calls<'a, T: Send>(
         .collect();
     relevant.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let n = threads().min(relevant.len()).max(1);
-    let mut groups: Vec<(usize, Vec<&crate::facts::CallSeg>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    let mut groups: Vec<(usize, Vec<&crate::facts::CallSeg>)> =
+        (0..n).map(|_| (0, Vec::new())).collect();
     for seg in relevant {
-        let lightest = groups.iter_mut().min_by_key(|(rows, _)| *rows).expect("n >= 1");
+        let lightest = groups
+            .iter_mut()
+            .min_by_key(|(rows, _)| *rows)
+            .expect("n >= 1");
         lightest.0 += seg.len();
         lightest.1.push(seg);
     }
@@ -302,12 +332,21 @@ pub fn par_calls<'a, T: Send>(
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("a pass thread panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a pass thread panicked"))
+            .collect()
     })
 }
 
 /// Usage of every (endpoint, group) over calls in `[from, to)` that pass the scope.
-pub fn usage(facts: &Facts, scope: &Scope, from: i64, to: i64, conversions: &SessionConversions) -> UsagePass {
+pub fn usage(
+    facts: &Facts,
+    scope: &Scope,
+    from: i64,
+    to: i64,
+    conversions: &SessionConversions,
+) -> UsagePass {
     let users = facts.names.users + 1;
     let init = || UsagePass {
         keys: KeyTable::new(scope),
@@ -316,11 +355,21 @@ pub fn usage(facts: &Facts, scope: &Scope, from: i64, to: i64, conversions: &Ses
         requests: Tally::default(),
     };
     let mut passes = par_calls(&facts.calls, from, to, init, |pass, seg| {
-        usage_of_segment(pass, seg, scope, from, to, conversions, users, facts.names.sessions + 1)
+        usage_of_segment(
+            pass,
+            seg,
+            scope,
+            from,
+            to,
+            conversions,
+            users,
+            facts.names.sessions + 1,
+        )
     });
     let mut pass = passes.pop().unwrap_or_else(init);
     for other in passes {
-        pass.keys.merge_with(other.keys, |mine, theirs| mine.merge(theirs, conversions));
+        pass.keys
+            .merge_with(other.keys, |mine, theirs| mine.merge(theirs, conversions));
         pass.active_all.union_with(&other.active_all);
         pass.requests.merge(&other.requests);
         for (group, set) in other.active {
@@ -410,7 +459,11 @@ fn usage_of_segment(
         let end = seg.run_end(start);
         let session = seg.session[start];
         let run_user = seg.user[start];
-        let converted = if session != 0 { conversions.of(session) } else { 0.0 };
+        let converted = if session != 0 {
+            conversions.of(session)
+        } else {
+            0.0
+        };
         in_session.clear();
         by_run_user.clear();
         for row in start..end {
@@ -472,7 +525,8 @@ fn usage_of_segment(
             });
         }
         if run_user != 0 {
-            by_run_user.for_each(|endpoint, group| add_user(pass, endpoint, group, run_user, users, by));
+            by_run_user
+                .for_each(|endpoint, group| add_user(pass, endpoint, group, run_user, users, by));
         }
         start = end;
     }
@@ -487,6 +541,9 @@ fn add_user(pass: &mut UsagePass, endpoint: u32, group: u32, user: u32, users: u
     u.users.insert(user);
     pass.active_all.insert(user);
     if by {
-        pass.active.entry(group).or_insert_with(|| BitSet::with_capacity(users)).insert(user);
+        pass.active
+            .entry(group)
+            .or_insert_with(|| BitSet::with_capacity(users))
+            .insert(user);
     }
 }

@@ -114,6 +114,10 @@ pub struct ApiCall {
     pub currency: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
+    /// The share of such events the client kept (0 < rate <= 1) when it samples; each kept
+    /// event stands for `1 / sample_rate` events in business answers. Absent: not sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<f64>,
 }
 
 /// A business outcome: signup, activation, purchase, churn, support_ticket, or any name.
@@ -137,6 +141,9 @@ pub struct Outcome {
     pub currency: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
+    /// As for [`ApiCall::sample_rate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<f64>,
 }
 
 /// The status class digit of an HTTP status (`2` for 200–299).

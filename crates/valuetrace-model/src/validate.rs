@@ -212,6 +212,7 @@ const API_CALL_FIELDS: &[&str] = &[
     "value",
     "currency",
     "properties",
+    "sample_rate",
 ];
 
 const OUTCOME_FIELDS: &[&str] = &[
@@ -227,6 +228,7 @@ const OUTCOME_FIELDS: &[&str] = &[
     "value",
     "currency",
     "properties",
+    "sample_rate",
 ];
 
 /// The largest `latency_ms`: 7 days. Together with [`MAX_ABS_VALUE`] this keeps the sums behind
@@ -328,6 +330,7 @@ impl<'a> Reader<'_, 'a> {
             value,
             currency,
             properties: self.properties()?,
+            sample_rate: self.sample_rate()?,
         })
     }
 
@@ -346,7 +349,25 @@ impl<'a> Reader<'_, 'a> {
             value,
             currency,
             properties: self.properties()?,
+            sample_rate: self.sample_rate()?,
         })
+    }
+
+    fn sample_rate(&mut self) -> Result<Option<f64>> {
+        let rate = match self.get("sample_rate") {
+            None | Some(WireValue::Null) => return Ok(None),
+            Some(_) => self.required_f64("sample_rate")?,
+        };
+        if !(rate > 0.0 && rate <= 1.0) {
+            return Err(ValidationError::new(
+                "sample_rate",
+                format!(
+                    "must be above 0 and at most 1 (the share of events the client kept), got {}",
+                    WireValue::F64(rate).number_text()
+                ),
+            ));
+        }
+        Ok(Some(rate))
     }
 
     /// Experiment names and variants may not contain `=`, `;` or `:`: rollups key variants as

@@ -68,7 +68,13 @@ struct Asked {
 
 /// Authorizes, checks parameter names, and builds the question with the project's settings
 /// (`model` and `window` override the attribution model and window for this question).
-fn ask(state: &AppState, headers: &HeaderMap, project: String, params: &Params, extra: &[&str]) -> Result<Asked, ApiError> {
+fn ask(
+    state: &AppState,
+    headers: &HeaderMap,
+    project: String,
+    params: &Params,
+    extra: &[&str],
+) -> Result<Asked, ApiError> {
     authorize(state, headers, &project)?;
     check_known(params, &[COMMON, &["model", "window"], extra].concat())?;
     let now = (state.clock)();
@@ -93,7 +99,10 @@ fn ask(state: &AppState, headers: &HeaderMap, project: String, params: &Params, 
         config.attribution_window = window.clone();
     }
     if let Some(problem) = config.problems("query").into_iter().next() {
-        return Err(ApiError::bad_request("invalid_parameter", problem.replace("query.", "")));
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            problem.replace("query.", ""),
+        ));
     }
     Ok(Asked {
         question: Question {
@@ -112,10 +121,22 @@ fn ask(state: &AppState, headers: &HeaderMap, project: String, params: &Params, 
 
 async fn run<T: Serialize + Send + 'static>(
     asked: Asked,
-    answer: impl FnOnce(&Insights, &EmbeddedStore, &Question, &AnalysisConfig) -> valuetrace_insights::Result<T> + Send + 'static,
+    answer: impl FnOnce(
+        &Insights,
+        &EmbeddedStore,
+        &Question,
+        &AnalysisConfig,
+    ) -> valuetrace_insights::Result<T>
+    + Send
+    + 'static,
 ) -> Result<Json<T>, ApiError> {
     let result = tokio::task::spawn_blocking(move || {
-        answer(&asked.insights, &asked.store, &asked.question, &asked.config)
+        answer(
+            &asked.insights,
+            &asked.store,
+            &asked.question,
+            &asked.config,
+        )
     })
     .await
     .map_err(|error| ApiError::internal(&error))??;
@@ -131,17 +152,32 @@ macro_rules! answer_handler {
             headers: HeaderMap,
         ) -> Result<Json<$answer>, ApiError> {
             let asked = ask(&state, &headers, project, &params, &[])?;
-            run(asked, |insights, store, question, config| insights.$method(store, question, config)).await
+            run(asked, |insights, store, question, config| {
+                insights.$method(store, question, config)
+            })
+            .await
         }
     };
 }
 
 answer_handler!(impact, impact, valuetrace_insights::impact::ImpactAnswer);
 answer_handler!(errors, errors, valuetrace_insights::errors::ErrorsAnswer);
-answer_handler!(integrations, integrations, valuetrace_insights::integrations::IntegrationsAnswer);
+answer_handler!(
+    integrations,
+    integrations,
+    valuetrace_insights::integrations::IntegrationsAnswer
+);
 answer_handler!(gaps, gaps, valuetrace_insights::gaps::GapsAnswer);
-answer_handler!(scorecard, scorecard, valuetrace_insights::scorecard::ScorecardAnswer);
-answer_handler!(priority, priority, valuetrace_insights::priority::PriorityAnswer);
+answer_handler!(
+    scorecard,
+    scorecard,
+    valuetrace_insights::scorecard::ScorecardAnswer
+);
+answer_handler!(
+    priority,
+    priority,
+    valuetrace_insights::priority::PriorityAnswer
+);
 
 fn number_list(name: &str, text: &str) -> Result<Vec<f64>, ApiError> {
     text.split(',')
@@ -150,7 +186,9 @@ fn number_list(name: &str, text: &str) -> Result<Vec<f64>, ApiError> {
         .map_err(|_| {
             ApiError::bad_request(
                 "invalid_parameter",
-                format!("`{name}={text}` must be comma-separated milliseconds, e.g. 100,250,500,1000"),
+                format!(
+                    "`{name}={text}` must be comma-separated milliseconds, e.g. 100,250,500,1000"
+                ),
             )
         })
 }
@@ -185,7 +223,12 @@ pub async fn latency_conversion(
             .first()
             .copied()
             .filter(|t| t.is_finite() && *t > 0.0)
-            .ok_or_else(|| ApiError::bad_request("invalid_parameter", "`threshold` must be a positive number of ms"))?;
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    "`threshold` must be a positive number of ms",
+                )
+            })?;
     }
     let asked = ask(&state, &headers, project, &params, &[])?;
     run(asked, move |insights, store, question, config| {

@@ -14,9 +14,9 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod insights_api;
 pub mod listener;
 pub mod metrics;
-pub mod insights_api;
 pub mod pipeline;
 pub mod pseudonym;
 pub mod query_api;
@@ -199,8 +199,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/projects/{project}/timeseries",
             get(query_api::timeseries),
         )
-        .route("/api/v1/projects/{project}/impact", get(insights_api::impact))
-        .route("/api/v1/projects/{project}/errors", get(insights_api::errors))
+        .route(
+            "/api/v1/projects/{project}/impact",
+            get(insights_api::impact),
+        )
+        .route(
+            "/api/v1/projects/{project}/errors",
+            get(insights_api::errors),
+        )
         .route(
             "/api/v1/projects/{project}/integrations",
             get(insights_api::integrations),
@@ -308,14 +314,20 @@ fn warm_fact_cache(state: &AppState) {
     let store = state.pipeline.store();
     for project in store.project_names() {
         let started = std::time::Instant::now();
-        match state.insights.cache.load(store, &project, now - 30 * 86_400_000, now) {
+        match state
+            .insights
+            .cache
+            .load(store, &project, now - 30 * 86_400_000, now)
+        {
             Ok(facts) => tracing::info!(
                 project,
                 segments = facts.built,
                 seconds = started.elapsed().as_secs_f64(),
                 "fact cache warmed"
             ),
-            Err(error) => tracing::warn!(project, error = %error::display_chain(&error), "fact cache not warmed"),
+            Err(error) => {
+                tracing::warn!(project, error = %error::display_chain(&error), "fact cache not warmed")
+            }
         }
     }
 }

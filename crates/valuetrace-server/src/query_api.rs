@@ -18,7 +18,11 @@ use valuetrace_query::{
 
 type Params = HashMap<String, String>;
 
-pub(crate) fn authorize(state: &AppState, headers: &HeaderMap, project: &str) -> Result<(), ApiError> {
+pub(crate) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    project: &str,
+) -> Result<(), ApiError> {
     let key_project = crate::bearer(headers)
         .and_then(|key| state.project_of(key, KeyRole::Read))
         .ok_or_else(ApiError::unauthorized)?;

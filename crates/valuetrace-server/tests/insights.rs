@@ -36,7 +36,14 @@ fn server(dir: &std::path::Path) -> Server {
     Server::open_with_clock(config, Arc::new(|| NOW)).expect("server")
 }
 
-fn call_event(id: &str, t: i64, method: &str, route: &str, status: u16, extra: serde_json::Value) -> serde_json::Value {
+fn call_event(
+    id: &str,
+    t: i64,
+    method: &str,
+    route: &str,
+    status: u16,
+    extra: serde_json::Value,
+) -> serde_json::Value {
     let mut event = json!({
         "type": "api_call", "schema_version": 1, "event_id": id, "timestamp": t,
         "service": "shop", "method": method, "route": route, "status": status,
@@ -49,7 +56,14 @@ fn call_event(id: &str, t: i64, method: &str, route: &str, status: u16, extra: s
 }
 
 async fn ask(server: &Server, path: &str) -> (StatusCode, serde_json::Value) {
-    call(server, get_request(Some(&format!("Bearer {SHOP_READ}")), &format!("/api/v1/projects/shop/{path}"))).await
+    call(
+        server,
+        get_request(
+            Some(&format!("Bearer {SHOP_READ}")),
+            &format!("/api/v1/projects/shop/{path}"),
+        ),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -59,14 +73,32 @@ async fn answers_follow_ingested_events_and_project_settings() {
     let t0 = NOW - 60 * MIN;
     let events = vec![
         call_event("c1", t0, "GET", "/api/products", 200, json!({})),
-        call_event("c2", t0 + MIN, "POST", "/api/payments", 201, json!({"value": 80.0, "properties": {"order_id": "o-1"}})),
-        call_event("c3", t0 + 2 * MIN, "POST", "/api/payments", 502, json!({"value": 40.0, "error_type": "upstream_error", "properties": {"order_id": "o-2"}})),
+        call_event(
+            "c2",
+            t0 + MIN,
+            "POST",
+            "/api/payments",
+            201,
+            json!({"value": 80.0, "properties": {"order_id": "o-1"}}),
+        ),
+        call_event(
+            "c3",
+            t0 + 2 * MIN,
+            "POST",
+            "/api/payments",
+            502,
+            json!({"value": 40.0, "error_type": "upstream_error", "properties": {"order_id": "o-2"}}),
+        ),
         json!({"type": "outcome", "schema_version": 1, "event_id": "o1", "timestamp": t0 + 3 * MIN,
                "name": "purchase", "user_id": "alice", "session_id": "s-1", "value": 80.0}),
         json!({"type": "outcome", "schema_version": 1, "event_id": "o2", "timestamp": t0 + 4 * MIN,
                "name": "payment_confirmed", "user_id": "alice", "properties": {"order_id": "o-1"}}),
     ];
-    let (status, body) = call(&server, batch_request(Some(&format!("Bearer {SHOP_INGEST}")), &events)).await;
+    let (status, body) = call(
+        &server,
+        batch_request(Some(&format!("Bearer {SHOP_INGEST}")), &events),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["accepted"], 5);
 
@@ -74,7 +106,10 @@ async fn answers_follow_ingested_events_and_project_settings() {
     assert_eq!(status, StatusCode::OK, "{impact}");
     // The purchase (80) was touched by GET /api/products and POST /api/payments: 40 each.
     let rows = impact["rows"].as_array().expect("rows");
-    let payments = rows.iter().find(|r| r["endpoint"] == "POST /api/payments").expect("payments");
+    let payments = rows
+        .iter()
+        .find(|r| r["endpoint"] == "POST /api/payments")
+        .expect("payments");
     assert_eq!(payments["assisted_value"]["linear"], 40.0);
     assert_eq!(payments["direct_value"], 80.0);
     // 2 requests × 0.5 from the default cost rule.
@@ -84,7 +119,13 @@ async fn answers_follow_ingested_events_and_project_settings() {
 
     let (status, first) = ask(&server, "impact?since=2h&model=first_touch").await;
     assert_eq!(status, StatusCode::OK);
-    let products = first["rows"].as_array().expect("rows").iter().find(|r| r["endpoint"] == "GET /api/products").cloned().expect("row");
+    let products = first["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["endpoint"] == "GET /api/products")
+        .cloned()
+        .expect("row");
     assert_eq!(products["attributed_value"], 80.0);
 
     let (status, errors) = ask(&server, "errors?since=2h").await;
@@ -100,9 +141,19 @@ async fn answers_follow_ingested_events_and_project_settings() {
 
     let (status, by_plan) = ask(&server, "impact?since=2h&by=plan").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(by_plan["rows"].as_array().expect("rows").iter().all(|r| r["group"] == "pro"));
+    assert!(
+        by_plan["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["group"] == "pro")
+    );
 
-    let (status, latency) = ask(&server, "latency-conversion?since=2h&route=POST%20%2Fapi%2Fpayments&buckets=50,150").await;
+    let (status, latency) = ask(
+        &server,
+        "latency-conversion?since=2h&route=POST%20%2Fapi%2Fpayments&buckets=50,150",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{latency}");
     assert_eq!(latency["buckets"][1]["sessions"], 1);
     assert_eq!(latency["buckets"][1]["conversions"], 1);
@@ -121,7 +172,10 @@ async fn bad_parameters_are_named() {
         ("latency-conversion", "`route` is required"),
         ("latency-conversion?route=%2Fa&buckets=500,100", "ascending"),
         ("latency-conversion?route=%2Fa&threshold=-1", "threshold"),
-        ("gaps?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "before"),
+        (
+            "gaps?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "before",
+        ),
     ] {
         let (status, body) = ask(&server, path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");

@@ -395,7 +395,7 @@ impl EmbeddedStore {
             let mut batches = Vec::new();
             for file in &files {
                 parquet_io::read_range(file, i64::MIN, i64::MAX, &[], |batch| {
-                    batches.push(batch.clone());
+                    batches.push(crate::schema::conform(table, batch)?);
                     Ok(())
                 })?;
             }

@@ -95,6 +95,7 @@ pub fn api_calls_schema() -> SchemaRef {
                 Field::new("value", DataType::Float64, true),
                 text("currency", true),
                 text("properties", true),
+                Field::new("sample_rate", DataType::Float64, true),
             ]);
             Arc::new(Schema::new(fields))
         })
@@ -114,10 +115,37 @@ pub fn outcomes_schema() -> SchemaRef {
                 Field::new("value", DataType::Float64, true),
                 text("currency", true),
                 text("properties", true),
+                Field::new("sample_rate", DataType::Float64, true),
             ]);
             Arc::new(Schema::new(fields))
         })
         .clone()
+}
+
+/// `batch` with the columns of `table`'s current schema, in its order; columns a file written by
+/// an older version lacks (nullable by rule: new columns are always optional) are filled with
+/// nulls, so files of different versions can be merged.
+pub fn conform(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = table.schema();
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => Ok(column.clone()),
+            None if field.is_nullable() => Ok(arrow_array::new_null_array(
+                field.data_type(),
+                batch.num_rows(),
+            )),
+            None => Err(Error::Corrupt(format!(
+                "column `{}` is missing",
+                field.name()
+            ))),
+        })
+        .collect::<Result<_>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 fn map_json(map: &BTreeMap<String, String>) -> Option<String> {
@@ -138,6 +166,7 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
     let (mut status, mut latency) = (UInt16Builder::new(), Float64Builder::new());
     let (mut request_bytes, mut response_bytes) = (UInt64Builder::new(), UInt64Builder::new());
     let mut value = Float64Builder::new();
+    let mut sample_rate = Float64Builder::new();
     for row in rows {
         event_id.append_value(row.event.event_id());
         timestamp.append_value(row.event.timestamp());
@@ -173,6 +202,7 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
                 request_bytes.append_option(call.request_bytes);
                 response_bytes.append_option(call.response_bytes);
                 value.append_option(call.value);
+                sample_rate.append_option(call.sample_rate);
             }
             (Event::Outcome(outcome), Table::Outcomes) => {
                 let properties = map_json(&outcome.properties);
@@ -188,6 +218,7 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
                     builder.append_option(text);
                 }
                 value.append_option(outcome.value);
+                sample_rate.append_option(outcome.sample_rate);
             }
             _ => return Err(Error::Internal("row of the wrong table in to_batch".into())),
         }
@@ -213,6 +244,7 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
             columns.extend(s.drain(0..11));
             columns.push(Arc::new(value.finish()));
             columns.extend(s.drain(0..2));
+            columns.push(Arc::new(sample_rate.finish()));
             columns
         }
         Table::Outcomes => {
@@ -220,6 +252,7 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
             columns.extend(s.drain(0..4));
             columns.push(Arc::new(value.finish()));
             columns.extend(s.drain(0..2));
+            columns.push(Arc::new(sample_rate.finish()));
             columns
         }
     };
@@ -299,6 +332,9 @@ pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>>
     );
     let (value, currency, properties) =
         (c.f64("value")?, c.text("currency")?, c.text("properties")?);
+    // Files written before `sample_rate` existed lack it.
+    let sample_rate = c.f64("sample_rate").ok();
+    let rate = |row: usize| sample_rate.and_then(|rates| optional(rates, row));
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         let event = match table {
@@ -332,6 +368,7 @@ pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>>
                 value: optional(value, row),
                 currency: optional_text(currency, row),
                 properties: optional_map(properties, row),
+                sample_rate: rate(row),
             }),
             Table::Outcomes => Event::Outcome(Outcome {
                 schema_version: SCHEMA_VERSION,
@@ -345,6 +382,7 @@ pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>>
                 value: optional(value, row),
                 currency: optional_text(currency, row),
                 properties: optional_map(properties, row),
+                sample_rate: rate(row),
             }),
         };
         rows.push(StoredEvent {

@@ -118,7 +118,17 @@ fn query_json(url: &str, key: &str, args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_valuetrace"))
         .arg("query")
         .args(args)
-        .args(["--since", "2d", "--json", "--url", url, "--key", key, "--project", "demo"])
+        .args([
+            "--since",
+            "2d",
+            "--json",
+            "--url",
+            url,
+            "--key",
+            key,
+            "--project",
+            "demo",
+        ])
         .output()
         .expect("run valuetrace query");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -147,32 +157,58 @@ fn business_answers_are_plausible(url: &str, key: &str) {
     assert!(f(&row("GET /api/recommendations")["assisted_value"]["linear"]) > 0.0);
     let linear: f64 = rows.iter().map(|r| f(&r["assisted_value"]["linear"])).sum();
     let attributed = f(&impact["attributed_outcome_value"]);
-    assert!((linear - attributed).abs() <= 1e-6 * attributed.max(1.0), "{linear} vs {attributed}");
+    assert!(
+        (linear - attributed).abs() <= 1e-6 * attributed.max(1.0),
+        "{linear} vs {attributed}"
+    );
     let quadrants: std::collections::HashSet<&str> =
         rows.iter().filter_map(|r| r["quadrant"].as_str()).collect();
     assert!(quadrants.len() >= 3, "{quadrants:?}");
-    assert!(rows.iter().all(|r| r["components"]["cost_basis"] == "cost"), "the demo has cost rules");
+    assert!(
+        rows.iter().all(|r| r["components"]["cost_basis"] == "cost"),
+        "the demo has cost rules"
+    );
 
     let errors = query_json(url, key, &["errors"]);
     let unknown = f(&errors["unknown_share"]);
     assert!(unknown > 0.0 && unknown < 0.5, "unknown share {unknown}");
     assert!(f(&errors["value_at_risk"]) > 0.0);
-    assert!(errors["classes"].as_array().is_some_and(|c| c.iter().any(|c| c["class"] == "payment_declined")));
+    assert!(
+        errors["classes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["class"] == "payment_declined"))
+    );
 
     let integrations = query_json(url, key, &["integrations", "--by", "plan"]);
     let providers = integrations["providers"].as_array().expect("providers");
-    assert!(providers.iter().any(|p| p["provider"] == "stripe" && f(&p["failures"]) > 0.0));
+    assert!(
+        providers
+            .iter()
+            .any(|p| p["provider"] == "stripe" && f(&p["failures"]) > 0.0)
+    );
 
     let gaps = query_json(url, key, &["gaps"]);
     let stripe = gaps["gaps"]
         .as_array()
         .and_then(|g| g.iter().find(|g| g["name"] == "stripe_webhook"))
         .expect("stripe_webhook pair");
-    assert!(f(&stripe["started"]) > 50.0 && f(&stripe["gaps"]) > 0.0, "{stripe}");
+    assert!(
+        f(&stripe["started"]) > 50.0 && f(&stripe["gaps"]) > 0.0,
+        "{stripe}"
+    );
     assert!(f(&stripe["completed"]) > f(&stripe["gaps"]), "{stripe}");
 
-    let latency = query_json(url, key, &["latency-conversion", "--route", "POST /api/checkout"]);
-    let sessions: f64 = latency["buckets"].as_array().expect("buckets").iter().map(|b| f(&b["sessions"])).sum();
+    let latency = query_json(
+        url,
+        key,
+        &["latency-conversion", "--route", "POST /api/checkout"],
+    );
+    let sessions: f64 = latency["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| f(&b["sessions"]))
+        .sum();
     assert!(sessions > 100.0, "{latency}");
 
     let scorecard = query_json(url, key, &["scorecard"]);
@@ -181,13 +217,32 @@ fn business_answers_are_plausible(url: &str, key: &str) {
     let priority = query_json(url, key, &["priority"]);
     let features = priority["features"].as_array().expect("features");
     assert_eq!(features.len(), 5);
-    assert!(features.iter().any(|f| f["recommendation"] != "low"), "{priority}");
+    assert!(
+        features.iter().any(|f| f["recommendation"] != "low"),
+        "{priority}"
+    );
 
     // The tables print too.
     let output = Command::new(env!("CARGO_BIN_EXE_valuetrace"))
-        .args(["query", "impact", "--since", "2d", "--url", url, "--key", key, "--project", "demo"])
+        .args([
+            "query",
+            "impact",
+            "--since",
+            "2d",
+            "--url",
+            url,
+            "--key",
+            key,
+            "--project",
+            "demo",
+        ])
         .output()
         .expect("run valuetrace query impact");
     let table = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && table.contains("POST /api/payments") && table.contains("quadrant"), "{table}");
+    assert!(
+        output.status.success()
+            && table.contains("POST /api/payments")
+            && table.contains("quadrant"),
+        "{table}"
+    );
 }

@@ -7,7 +7,7 @@
 //!
 //! Run with `cargo run --release -p valuetrace --bin valuetrace-bench -- <name> [options]`.
 
-#[path = "bench_insights.rs"]
+#[path = "bench/insights.rs"]
 mod bench_insights;
 #[path = "../demo/mod.rs"]
 #[allow(dead_code)]

@@ -22,23 +22,35 @@ fn text(value: &Value) -> String {
 }
 
 fn num(value: &Value, decimals: usize) -> Cell {
-    let text = value.as_f64().map_or_else(|| "–".to_owned(), |n| group_thousands(n, decimals));
+    let text = value
+        .as_f64()
+        .map_or_else(|| "–".to_owned(), |n| group_thousands(n, decimals));
     Cell::new(text).set_alignment(CellAlignment::Right)
 }
 
 fn pct(value: &Value) -> Cell {
-    let text = value.as_f64().map_or_else(|| "–".to_owned(), |s| format!("{:.1}%", s * 100.0));
+    let text = value
+        .as_f64()
+        .map_or_else(|| "–".to_owned(), |s| format!("{:.1}%", s * 100.0));
     Cell::new(text).set_alignment(CellAlignment::Right)
 }
 
 fn pp(value: &Value) -> Cell {
-    let text = value.as_f64().map_or_else(|| "–".to_owned(), |p| format!("{p:+.1} pp"));
+    let text = value
+        .as_f64()
+        .map_or_else(|| "–".to_owned(), |p| format!("{p:+.1} pp"));
     Cell::new(text).set_alignment(CellAlignment::Right)
 }
 
 fn rate_ci(rate: &Value) -> Cell {
-    let text = match (rate["rate"].as_f64(), rate["ci_low"].as_f64(), rate["ci_high"].as_f64()) {
-        (Some(r), Some(lo), Some(hi)) => format!("{:.1}% [{:.1}–{:.1}]", r * 100.0, lo * 100.0, hi * 100.0),
+    let text = match (
+        rate["rate"].as_f64(),
+        rate["ci_low"].as_f64(),
+        rate["ci_high"].as_f64(),
+    ) {
+        (Some(r), Some(lo), Some(hi)) => {
+            format!("{:.1}% [{:.1}–{:.1}]", r * 100.0, lo * 100.0, hi * 100.0)
+        }
         _ => "–".into(),
     };
     Cell::new(text).set_alignment(CellAlignment::Right)
@@ -46,7 +58,9 @@ fn rate_ci(rate: &Value) -> Cell {
 
 fn group_thousands(n: f64, decimals: usize) -> String {
     let text = format!("{n:.decimals$}");
-    let (int, frac) = text.split_once('.').map_or((text.as_str(), None), |(i, f)| (i, Some(f)));
+    let (int, frac) = text
+        .split_once('.')
+        .map_or((text.as_str(), None), |(i, f)| (i, Some(f)));
     let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -74,8 +88,19 @@ fn rows(answer: &Value, field: &str) -> Vec<Value> {
 
 pub fn print_impact(answer: &Value, limit: usize) {
     let mut t = table(&[
-        "endpoint", "score", "quadrant", "value", "direct", "assisted", "users", "adoption", "Δ adoption",
-        "calls/user", "success", "cost", "value/cost",
+        "endpoint",
+        "score",
+        "quadrant",
+        "value",
+        "direct",
+        "assisted",
+        "users",
+        "adoption",
+        "Δ adoption",
+        "calls/user",
+        "success",
+        "cost",
+        "value/cost",
     ]);
     let model = text(&answer["model"]);
     for row in rows(answer, "rows").iter().take(limit) {
@@ -101,12 +126,26 @@ pub fn print_impact(answer: &Value, limit: usize) {
         answer["attribution_window_ms"].as_f64().unwrap_or(0.0) / 3_600_000.0,
         text(&answer["active_users"]),
         text(&answer["conversions"]),
-        answer["session_quality"].as_f64().map_or("–".into(), |q| format!("{q:.1}")),
-        group_thousands(answer["attributed_outcome_value"].as_f64().unwrap_or(0.0), 0),
-        group_thousands(answer["unattributed_outcome_value"].as_f64().unwrap_or(0.0), 0),
-        if answer["estimate"].as_bool() == Some(true) { " · sampled data: estimates" } else { "" },
+        answer["session_quality"]
+            .as_f64()
+            .map_or("–".into(), |q| format!("{q:.1}")),
+        group_thousands(
+            answer["attributed_outcome_value"].as_f64().unwrap_or(0.0),
+            0
+        ),
+        group_thousands(
+            answer["unattributed_outcome_value"].as_f64().unwrap_or(0.0),
+            0
+        ),
+        if answer["estimate"].as_bool() == Some(true) {
+            " · sampled data: estimates"
+        } else {
+            ""
+        },
     );
-    println!("score = (0.6·value share + 0.4·user share) ÷ cost share; 1 = pulls exactly its share of cost");
+    println!(
+        "score = (0.6·value share + 0.4·user share) ÷ cost share; 1 = pulls exactly its share of cost"
+    );
 }
 
 pub fn print_errors(answer: &Value) {
@@ -114,11 +153,22 @@ pub fn print_errors(answer: &Value) {
         "{} failed of {} calls ({}) · unknown {} of failures · value at risk {}",
         group_thousands(answer["failed"].as_f64().unwrap_or(0.0), 0),
         group_thousands(answer["calls"].as_f64().unwrap_or(0.0), 0),
-        answer["error_rate"].as_f64().map_or("–".into(), |r| format!("{:.2}%", r * 100.0)),
-        answer["unknown_share"].as_f64().map_or("–".into(), |r| format!("{:.1}%", r * 100.0)),
+        answer["error_rate"]
+            .as_f64()
+            .map_or("–".into(), |r| format!("{:.2}%", r * 100.0)),
+        answer["unknown_share"]
+            .as_f64()
+            .map_or("–".into(), |r| format!("{:.1}%", r * 100.0)),
         group_thousands(answer["value_at_risk"].as_f64().unwrap_or(0.0), 0),
     );
-    let mut t = table(&["class", "calls", "share", "users", "sessions", "value at risk"]);
+    let mut t = table(&[
+        "class",
+        "calls",
+        "share",
+        "users",
+        "sessions",
+        "value at risk",
+    ]);
     for row in rows(answer, "classes") {
         let class = match row["group"].as_str() {
             Some(group) => format!("{} [{group}]", text(&row["class"])),
@@ -135,7 +185,14 @@ pub fn print_errors(answer: &Value) {
     }
     println!("{t}");
     let s = &answer["sessions"];
-    let mut t = table(&["lost conversions by endpoint", "sessions w/ failure", "conv. w/ failure", "conv. w/o", "lost", "lost value"]);
+    let mut t = table(&[
+        "lost conversions by endpoint",
+        "sessions w/ failure",
+        "conv. w/ failure",
+        "conv. w/o",
+        "lost",
+        "lost value",
+    ]);
     for row in rows(s, "by_endpoint").iter().take(8) {
         t.add_row(vec![
             Cell::new(text(&row["endpoint"])),
@@ -154,7 +211,16 @@ pub fn print_errors(answer: &Value) {
         text_rate(&s["conversion_with_error"]),
         text_rate(&s["conversion_without_error"]),
     );
-    let mut t = table(&["top patterns by value at risk", "class", "plan", "segment", "provider", "calls", "users", "value at risk"]);
+    let mut t = table(&[
+        "top patterns by value at risk",
+        "class",
+        "plan",
+        "segment",
+        "provider",
+        "calls",
+        "users",
+        "value at risk",
+    ]);
     for row in rows(answer, "patterns").iter().take(10) {
         t.add_row(vec![
             Cell::new(text(&row["endpoint"])),
@@ -170,18 +236,32 @@ pub fn print_errors(answer: &Value) {
     println!("{t}");
     let trend: Vec<String> = rows(answer, "unknown_trend")
         .iter()
-        .map(|p| p["unknown_share"].as_f64().map_or("–".into(), |s| format!("{:.1}", s * 100.0)))
+        .map(|p| {
+            p["unknown_share"]
+                .as_f64()
+                .map_or("–".into(), |s| format!("{:.1}", s * 100.0))
+        })
         .collect();
     println!("unknown share per bucket (%): {}", trend.join(" "));
 }
 
 fn text_rate(rate: &Value) -> String {
-    rate["rate"].as_f64().map_or("–".into(), |r| format!("{:.1}%", r * 100.0))
+    rate["rate"]
+        .as_f64()
+        .map_or("–".into(), |r| format!("{:.1}%", r * 100.0))
 }
 
 pub fn print_integrations(answer: &Value) {
     let mut t = table(&[
-        "provider", "calls", "success rate [95% CI]", "p50 ms", "p95 ms", "errors", "conv. w/ failure", "conv. w/o", "gap",
+        "provider",
+        "calls",
+        "success rate [95% CI]",
+        "p50 ms",
+        "p95 ms",
+        "errors",
+        "conv. w/ failure",
+        "conv. w/o",
+        "gap",
     ]);
     for row in rows(answer, "providers") {
         let provider = match row["group"].as_str() {
@@ -190,7 +270,12 @@ pub fn print_integrations(answer: &Value) {
         };
         let classes = row["error_classes"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| format!("{k} {}", text(v))).collect::<Vec<_>>().join(", "))
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {}", text(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
             .unwrap_or_default();
         t.add_row(vec![
             Cell::new(provider),
@@ -208,7 +293,17 @@ pub fn print_integrations(answer: &Value) {
 }
 
 pub fn print_gaps(answer: &Value) {
-    let mut t = table(&["pair", "started", "completed", "pending", "gaps", "gap rate", "p50 s", "p95 s", "oldest unmatched (UTC)"]);
+    let mut t = table(&[
+        "pair",
+        "started",
+        "completed",
+        "pending",
+        "gaps",
+        "gap rate",
+        "p50 s",
+        "p95 s",
+        "oldest unmatched (UTC)",
+    ]);
     let mut add = |label: String, c: &Value| {
         t.add_row(vec![
             Cell::new(label),
@@ -217,13 +312,37 @@ pub fn print_gaps(answer: &Value) {
             num(&c["pending"], 0),
             num(&c["gaps"], 0),
             pct(&c["gap_rate"]),
-            num(&c["completion_p50_ms"].as_f64().map_or(Value::Null, |v| (v / 1000.0).into()), 1),
-            num(&c["completion_p95_ms"].as_f64().map_or(Value::Null, |v| (v / 1000.0).into()), 1),
-            Cell::new(c["oldest_unmatched"].as_i64().map(valuetrace_model::time::format_rfc3339).unwrap_or_else(|| "–".into())),
+            num(
+                &c["completion_p50_ms"]
+                    .as_f64()
+                    .map_or(Value::Null, |v| (v / 1000.0).into()),
+                1,
+            ),
+            num(
+                &c["completion_p95_ms"]
+                    .as_f64()
+                    .map_or(Value::Null, |v| (v / 1000.0).into()),
+                1,
+            ),
+            Cell::new(
+                c["oldest_unmatched"]
+                    .as_i64()
+                    .map(valuetrace_model::time::format_rfc3339)
+                    .unwrap_or_else(|| "–".into()),
+            ),
         ]);
     };
     for row in rows(answer, "gaps") {
-        add(format!("{}: {} → {} ({})", text(&row["name"]), text(&row["start"]), text(&row["end"]), text(&row["match_by"])), &row);
+        add(
+            format!(
+                "{}: {} → {} ({})",
+                text(&row["name"]),
+                text(&row["start"]),
+                text(&row["end"]),
+                text(&row["match_by"])
+            ),
+            &row,
+        );
         if let Some(groups) = row["groups"].as_object() {
             for (group, counts) in groups {
                 add(format!("  [{group}]"), counts);
@@ -234,8 +353,23 @@ pub fn print_gaps(answer: &Value) {
 }
 
 pub fn print_latency(answer: &Value) {
-    println!("{} → {} ({})", text(&answer["route"]), text(&answer["outcome"]), rows(answer, "endpoints").iter().map(text).collect::<Vec<_>>().join(", "));
-    let mut t = table(&["latency bucket", "sessions", "conversions", "conversion [95% CI]", ""]);
+    println!(
+        "{} → {} ({})",
+        text(&answer["route"]),
+        text(&answer["outcome"]),
+        rows(answer, "endpoints")
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut t = table(&[
+        "latency bucket",
+        "sessions",
+        "conversions",
+        "conversion [95% CI]",
+        "",
+    ]);
     let best = answer["best_bucket_from_ms"].as_f64();
     for row in rows(answer, "buckets") {
         let range = match row["to_ms"].as_f64() {
@@ -273,27 +407,83 @@ pub fn print_latency(answer: &Value) {
 }
 
 pub fn print_scorecard(answer: &Value, limit: usize) {
-    let mut t = table(&["endpoint", "BRIDGE", "B value", "R adoption", "I value/cost", "D 4xx · TTFS", "G Δ adoption", "E value at risk"]);
+    let mut t = table(&[
+        "endpoint",
+        "BRIDGE",
+        "B value",
+        "R adoption",
+        "I value/cost",
+        "D 4xx · TTFS",
+        "G Δ adoption",
+        "E value at risk",
+    ]);
     let grade = |p: &Value| text(&p["grade"]);
     for row in rows(answer, "rows").iter().take(limit) {
-        let ttfs = row["time_to_first_success_ms"].as_f64().map_or("–".into(), |ms| format!("{:.0} s", ms / 1000.0));
+        let ttfs = row["time_to_first_success_ms"]
+            .as_f64()
+            .map_or("–".into(), |ms| format!("{:.0} s", ms / 1000.0));
         t.add_row(vec![
             Cell::new(endpoint(row)),
             num(&row["bridge_score"], 0),
-            Cell::new(format!("{} {}", grade(&row["business_impact"]), group_thousands(row["attributed_value"].as_f64().unwrap_or(0.0), 0))),
-            Cell::new(format!("{} {}", grade(&row["real_engagement"]), row["adoption"].as_f64().map_or("–".into(), |a| format!("{:.1}%", a * 100.0)))),
-            Cell::new(format!("{} {}", grade(&row["infrastructure_roi"]), row["infrastructure_roi"]["value"].as_f64().map_or("–".into(), |v| format!("{v:.1}")))),
-            Cell::new(format!("{} {} · {ttfs}", grade(&row["developer_experience"]), row["client_error_share"].as_f64().map_or("–".into(), |s| format!("{:.1}%", s * 100.0)))),
-            Cell::new(format!("{} {}", grade(&row["growth_signals"]), row["adoption_change_pp"].as_f64().map_or("–".into(), |p| format!("{p:+.1} pp")))),
-            Cell::new(format!("{} {}", grade(&row["error_impact"]), group_thousands(row["value_at_risk"].as_f64().unwrap_or(0.0), 0))),
+            Cell::new(format!(
+                "{} {}",
+                grade(&row["business_impact"]),
+                group_thousands(row["attributed_value"].as_f64().unwrap_or(0.0), 0)
+            )),
+            Cell::new(format!(
+                "{} {}",
+                grade(&row["real_engagement"]),
+                row["adoption"]
+                    .as_f64()
+                    .map_or("–".into(), |a| format!("{:.1}%", a * 100.0))
+            )),
+            Cell::new(format!(
+                "{} {}",
+                grade(&row["infrastructure_roi"]),
+                row["infrastructure_roi"]["value"]
+                    .as_f64()
+                    .map_or("–".into(), |v| format!("{v:.1}"))
+            )),
+            Cell::new(format!(
+                "{} {} · {ttfs}",
+                grade(&row["developer_experience"]),
+                row["client_error_share"]
+                    .as_f64()
+                    .map_or("–".into(), |s| format!("{:.1}%", s * 100.0))
+            )),
+            Cell::new(format!(
+                "{} {}",
+                grade(&row["growth_signals"]),
+                row["adoption_change_pp"]
+                    .as_f64()
+                    .map_or("–".into(), |p| format!("{p:+.1} pp"))
+            )),
+            Cell::new(format!(
+                "{} {}",
+                grade(&row["error_impact"]),
+                group_thousands(row["value_at_risk"].as_f64().unwrap_or(0.0), 0)
+            )),
         ]);
     }
     println!("{t}");
-    println!("grades rank endpoints against each other: A top quarter … D bottom quarter; BRIDGE = 100 × mean rank");
+    println!(
+        "grades rank endpoints against each other: A top quarter … D bottom quarter; BRIDGE = 100 × mean rank"
+    );
 }
 
 pub fn print_priority(answer: &Value) {
-    let mut t = table(&["feature", "score", "recommendation", "adoption", "calls/session", "value", "effort h", "dev cost", "return", "return/year"]);
+    let mut t = table(&[
+        "feature",
+        "score",
+        "recommendation",
+        "adoption",
+        "calls/session",
+        "value",
+        "effort h",
+        "dev cost",
+        "return",
+        "return/year",
+    ]);
     for row in rows(answer, "features") {
         t.add_row(vec![
             Cell::new(text(&row["feature"])),
@@ -309,7 +499,11 @@ pub fn print_priority(answer: &Value) {
         ]);
     }
     println!("{t}");
-    println!("score = adoption × calls per session × attributed value ÷ (effort × hourly cost); high > {}, medium > {}", text(&answer["thresholds"][0]), text(&answer["thresholds"][1]));
+    println!(
+        "score = adoption × calls per session × attributed value ÷ (effort × hourly cost); high > {}, medium > {}",
+        text(&answer["thresholds"][0]),
+        text(&answer["thresholds"][1])
+    );
 }
 
 #[cfg(test)]

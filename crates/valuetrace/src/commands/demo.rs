@@ -268,7 +268,10 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
     println!("{}", crate::commands::query::endpoints_table(&by_value));
     println!();
     let impact: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/projects/{}/impact?since=7d", demo.url, demo.project))
+        .get(format!(
+            "{}/api/v1/projects/{}/impact?since=7d",
+            demo.url, demo.project
+        ))
         .bearer_auth(&demo.read_key)
         .send()
         .await?
@@ -282,7 +285,9 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
         .unwrap_or_else(|_| "valuetrace".into());
     println!("Try (while the demo runs):");
     println!("  {exe} query impact --since 7d            # value, adoption, cost, impact score");
-    println!("  {exe} query errors --since 7d            # error classes, value at risk, lost conversions");
+    println!(
+        "  {exe} query errors --since 7d            # error classes, value at risk, lost conversions"
+    );
     println!("  {exe} query integrations --since 7d --by plan   # stripe vs paypal, per plan");
     println!("  {exe} query gaps --since 7d --by plan    # payments whose webhook never came");
     println!("  {exe} query latency-conversion --since 7d --route 'POST /api/checkout'");
@@ -390,4 +395,3 @@ impl JsonValue for reqwest::Response {
         Ok(value)
     }
 }
-

@@ -353,7 +353,12 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
 }
 
 /// Asks `path` and prints the JSON (`--json`) or the table `print` makes of it.
-async fn show(common: &CommonArgs, path: &str, query: &[(&str, String)], print: impl FnOnce(&Value)) -> anyhow::Result<()> {
+async fn show(
+    common: &CommonArgs,
+    path: &str,
+    query: &[(&str, String)],
+    print: impl FnOnce(&Value),
+) -> anyhow::Result<()> {
     let target = target(common)?;
     let answer = get(&target, path, query).await?;
     if common.json {

@@ -6,7 +6,11 @@ use valuetrace_insights::config::{AnalysisConfig, CostRule, ErrorRule, Feature, 
 /// The demo shop's business settings: what its infrastructure costs, how errors are classed,
 /// which webhook must follow a payment, and the features the team weighs.
 pub fn demo_analysis() -> AnalysisConfig {
-    let cost = |service: Option<&str>, route: Option<&str>, per_request: f64, per_cpu_second: f64, monthly: f64| CostRule {
+    let cost = |service: Option<&str>,
+                route: Option<&str>,
+                per_request: f64,
+                per_cpu_second: f64,
+                monthly: f64| CostRule {
         service: service.map(str::to_owned),
         route: route.map(str::to_owned),
         per_request,
@@ -69,7 +73,14 @@ pub fn demo_analysis() -> AnalysisConfig {
             feature("wishlist", &["/api/users/me/wishlist*"], 80.0),
             feature("reviews", &["/api/products/{id}/reviews"], 120.0),
             feature("coupons", &["POST /api/cart/coupon"], 60.0),
-            feature("preferences", &["/api/users/me/preferences", "/api/notifications/preferences"], 200.0),
+            feature(
+                "preferences",
+                &[
+                    "/api/users/me/preferences",
+                    "/api/notifications/preferences",
+                ],
+                200.0,
+            ),
         ],
         ..AnalysisConfig::default()
     }

@@ -262,7 +262,11 @@ impl Generator {
         if self.rng.chance(if stripe { 0.97 } else { 0.96 }) {
             // Stripe verifies premium (pro, enterprise) payments slowly: minutes, sometimes
             // past the 10-minute webhook deadline.
-            let median = if stripe && u.plan >= 1 { 150_000.0 } else { 2_500.0 };
+            let median = if stripe && u.plan >= 1 {
+                150_000.0
+            } else {
+                2_500.0
+            };
             let t = s.t + self.rng.lognormal(median, 0.8).min(1_800_000.0) as i64;
             let (r, kind) = if stripe {
                 (R::WebhookStripe, "payment_intent.succeeded")
