@@ -252,8 +252,11 @@ pub fn status_for(rng: &mut Rng, r: R, burst: bool) -> Status {
     }
     if matches!(r, R::Reco | R::RecoSimilar) && rng.chance(0.025) {
         // The model server times out now and then; the page still renders without it.
-        return [(504, TIMEOUT), (500, Some("internal")), (503, None)]
-            [rng.weighted(&[0.6, 0.25, 0.15])];
+        return [
+            (504, TIMEOUT),
+            (500, Some("internal")),
+            (503, Some("unknown")),
+        ][rng.weighted(&[0.6, 0.25, 0.15])];
     }
     let p401 = match r {
         R::Login => 0.07,
