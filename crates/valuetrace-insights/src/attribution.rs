@@ -15,7 +15,7 @@
 
 use crate::cache::Facts;
 use crate::scope::{Scope, key, key_parts};
-use crate::usage::{BitSet, KeyTable, par_calls};
+use crate::usage::{BitSet, KeySet, KeyTable, par_calls};
 
 #[derive(Debug, Default, Clone)]
 pub struct Credit {
@@ -45,16 +45,13 @@ struct Pending {
     user: u32,
 }
 
-/// What one thread saw of an outcome's touches; merged across threads (min, max, union). The
-/// touched keys are a bitmask of endpoint ids below 256 within one breakdown group (the common
-/// case: a user's calls share their plan), else listed in `extra`.
+/// What one thread saw of an outcome's touches; merged across threads (earliest first touch,
+/// latest last touch, union of the touched keys).
 #[derive(Clone)]
 struct Touches {
     first: (i64, u64),
     last: (i64, u64),
-    group: Option<u32>,
-    mask: [u64; 4],
-    extra: Vec<u64>,
+    keys: KeySet,
 }
 
 impl Default for Touches {
@@ -62,83 +59,35 @@ impl Default for Touches {
         Touches {
             first: (i64::MAX, 0),
             last: (i64::MIN, 0),
-            group: None,
-            mask: [0; 4],
-            extra: Vec::new(),
+            keys: KeySet::default(),
         }
     }
 }
 
 impl Touches {
+    /// Ties go to the smaller key first and the larger key last, so the answer does not depend
+    /// on storage order.
     #[inline]
     fn touch(&mut self, t: i64, endpoint: u32, group: u32) {
         let k = key(endpoint, group);
-        // Ties go to the smaller key, so the answer does not depend on storage order.
-        if (t, k) < self.first {
-            self.first = (t, k);
-        }
-        if t > self.last.0 || (t == self.last.0 && k > self.last.1) {
-            self.last = (t, k);
-        }
-        let group_ok = match self.group {
-            None => {
-                self.group = Some(group);
-                true
-            }
-            Some(g) => g == group,
-        };
-        if group_ok && endpoint < 256 {
-            self.mask[(endpoint / 64) as usize] |= 1u64 << (endpoint % 64);
-        } else if !self.extra.contains(&k) {
-            self.extra.push(k);
-        }
+        self.first = self.first.min((t, k));
+        self.last = self.last.max((t, k));
+        self.keys.insert(endpoint, group);
     }
 
     fn keys(&self) -> Vec<u64> {
-        let mut keys = self.extra.clone();
-        if let Some(group) = self.group {
-            for (word, bits) in self.mask.iter().enumerate() {
-                let mut bits = *bits;
-                while bits != 0 {
-                    let bit = bits.trailing_zeros();
-                    bits &= bits - 1;
-                    keys.push(key(word as u32 * 64 + bit, group));
-                }
-            }
-        }
-        keys.sort_unstable();
-        keys.dedup();
+        let mut keys = Vec::new();
+        self.keys
+            .for_each(|endpoint, group| keys.push(key(endpoint, group)));
         keys
     }
 
     fn merge(&mut self, other: &Touches) {
-        if other.first < self.first {
-            self.first = other.first;
-        }
-        if other.last.0 > self.last.0 || (other.last.0 == self.last.0 && other.last.1 > self.last.1)
-        {
-            self.last = other.last;
-        }
-        let mut keys = self.keys();
-        keys.extend(other.keys());
-        keys.sort_unstable();
-        keys.dedup();
-        let first_key_group = keys.first().map(|k| key_parts(*k).1);
-        *self = Touches {
-            first: self.first,
-            last: self.last,
-            group: first_key_group,
-            mask: [0; 4],
-            extra: Vec::new(),
-        };
-        for k in keys {
-            let (e, g) = key_parts(k);
-            if Some(g) == self.group && e < 256 {
-                self.mask[(e / 64) as usize] |= 1u64 << (e % 64);
-            } else {
-                self.extra.push(k);
-            }
-        }
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        other
+            .keys
+            .for_each(|endpoint, group| self.keys.insert(endpoint, group));
     }
 
     fn touched(&self) -> bool {
