@@ -31,6 +31,14 @@ pub struct AnalysisConfig {
     /// Priority score above which a feature is `high` (and above `medium_priority`, `medium`).
     pub high_priority: f64,
     pub medium_priority: f64,
+    /// Routes left out of paths, strict funnels and "where did they go instead" (health checks,
+    /// static files): route patterns such as `/health*` or `GET /static/*`.
+    pub noise_routes: Vec<String>,
+    /// The event that counts as the first value for time to first value (a step such as
+    /// `outcome:purchase` or `POST /api/orders status=2xx`).
+    pub value_event: String,
+    /// The outcome that marks a churned actor, to validate the churn-risk score.
+    pub churn_outcome: String,
 }
 
 impl Default for AnalysisConfig {
@@ -50,6 +58,14 @@ impl Default for AnalysisConfig {
             hourly_cost: 100.0,
             high_priority: 0.8,
             medium_priority: 0.4,
+            noise_routes: vec![
+                "/health*".into(),
+                "/metrics".into(),
+                "/static/*".into(),
+                "/favicon.ico".into(),
+            ],
+            value_event: "outcome:purchase".into(),
+            churn_outcome: "churn".into(),
         }
     }
 }
@@ -186,6 +202,17 @@ impl StepSpec {
 }
 
 impl AnalysisConfig {
+    /// Per endpoint id (index 0 unused): whether the endpoint is noise for journeys.
+    pub fn noise(&self, names: &crate::facts::Names) -> Vec<bool> {
+        std::iter::once(false)
+            .chain(names.endpoints.iter().map(|e| {
+                self.noise_routes
+                    .iter()
+                    .any(|pattern| route_matches(pattern, &e.method, &e.route))
+            }))
+            .collect()
+    }
+
     pub fn attribution_window_ms(&self) -> i64 {
         parse_duration(&self.attribution_window).unwrap_or(86_400_000)
     }
@@ -255,6 +282,19 @@ impl AnalysisConfig {
                     "{at}.gaps[{i}].match_by: `{by}` must be session, user, account or property:<name>"
                 ));
             }
+        }
+        for (i, route) in self.noise_routes.iter().enumerate() {
+            if !route.contains('/') {
+                problems.push(format!(
+                    "{at}.noise_routes[{i}]: `{route}` must be a route pattern such as `/health*`"
+                ));
+            }
+        }
+        if StepSpec::parse(&self.value_event).is_none() {
+            problems.push(format!(
+                "{at}.value_event: `{}` must be a route such as `POST /api/orders` or `outcome:<name>`",
+                self.value_event
+            ));
         }
         for (i, feature) in self.features.iter().enumerate() {
             if feature.routes.is_empty() {

@@ -464,3 +464,45 @@ pub fn add_outcomes(seg: &mut OutcomeSeg, ids: &mut Ids, batch: &RecordBatch) ->
     }
     Ok(())
 }
+
+/// The string value of `needle`'s property in a stored properties object (written by serde_json
+/// from string pairs: `{"k":"v",...}`), without parsing the whole object.
+pub fn property_value<'a>(json: &'a str, needle: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let at = json.find(needle)? + needle.len();
+    let rest = &json[at..];
+    let end = rest.find('"')?;
+    let value = &rest[..end];
+    if !value.contains('\\') {
+        return Some(value.into());
+    }
+    // Escapes: let serde_json read the whole object.
+    let name: String = serde_json::from_str(&needle[..needle.len() - 2]).ok()?;
+    let map: HashMap<String, String> = serde_json::from_str(json).ok()?;
+    map.get(&name).cloned().map(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::property_value;
+
+    #[test]
+    fn property_values_are_read_from_stored_objects() {
+        let json = r#"{"event":"x","order_id":"ord-1","provider":"stripe"}"#;
+        assert_eq!(
+            property_value(json, r#""order_id":""#).as_deref(),
+            Some("ord-1")
+        );
+        assert_eq!(property_value(json, r#""missing":""#), None);
+        // A key that ends another key's name is not confused with it.
+        let json = r#"{"suborder_id":"a","order_id":"b"}"#;
+        assert_eq!(
+            property_value(json, r#""order_id":""#).as_deref(),
+            Some("b")
+        );
+        let json = r#"{"order_id":"a\"b"}"#;
+        assert_eq!(
+            property_value(json, r#""order_id":""#).as_deref(),
+            Some("a\"b")
+        );
+    }
+}

@@ -10,6 +10,7 @@
 
 use crate::Ctx;
 use crate::config::{GapRule, StepSpec, route_matches};
+use crate::facts::property_value;
 use crate::stats::{quantile_ms, ratio};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -73,22 +74,6 @@ struct Keys {
     by: MatchBy,
     /// `"<name>":"`, the start of the property's value in the stored JSON object.
     needle: String,
-}
-
-/// The string value of `needle`'s property in a stored properties object (written by serde_json
-/// from string pairs: `{"k":"v",...}`), without parsing the whole object.
-fn property_value<'a>(json: &'a str, needle: &str) -> Option<std::borrow::Cow<'a, str>> {
-    let at = json.find(needle)? + needle.len();
-    let rest = &json[at..];
-    let end = rest.find('"')?;
-    let value = &rest[..end];
-    if !value.contains('\\') {
-        return Some(value.into());
-    }
-    // Escapes: let serde_json read the whole object.
-    let name: String = serde_json::from_str(&needle[..needle.len() - 2]).ok()?;
-    let map: HashMap<String, String> = serde_json::from_str(json).ok()?;
-    map.get(&name).cloned().map(Into::into)
 }
 
 impl Keys {
@@ -304,31 +289,5 @@ pub fn answer(ctx: &Ctx) -> GapsAnswer {
             .iter()
             .filter_map(|rule| rule_row(ctx, rule))
             .collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::property_value;
-
-    #[test]
-    fn property_values_are_read_from_stored_objects() {
-        let json = r#"{"event":"x","order_id":"ord-1","provider":"stripe"}"#;
-        assert_eq!(
-            property_value(json, r#""order_id":""#).as_deref(),
-            Some("ord-1")
-        );
-        assert_eq!(property_value(json, r#""missing":""#), None);
-        // A key that ends another key's name is not confused with it.
-        let json = r#"{"suborder_id":"a","order_id":"b"}"#;
-        assert_eq!(
-            property_value(json, r#""order_id":""#).as_deref(),
-            Some("b")
-        );
-        let json = r#"{"order_id":"a\"b"}"#;
-        assert_eq!(
-            property_value(json, r#""order_id":""#).as_deref(),
-            Some("a\"b")
-        );
     }
 }

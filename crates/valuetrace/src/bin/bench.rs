@@ -25,6 +25,12 @@ fn main() -> anyhow::Result<()> {
             .and_then(|value| value.parse().ok())
             .unwrap_or(default)
     };
+    let text_option = |name: &str| -> Option<String> {
+        args.iter()
+            .position(|arg| arg == name)
+            .and_then(|index| args.get(index + 1))
+            .cloned()
+    };
     match args.first().map(String::as_str) {
         Some("ingest") => ingest(
             option("--events", 2_000_000),
@@ -37,11 +43,13 @@ fn main() -> anyhow::Result<()> {
             option("--days", 30),
             option("--runs", 30) as usize,
         ),
-        Some("insights") => bench_insights::run(
-            option("--events", 50_000_000),
-            option("--days", 30),
-            option("--runs", 5) as usize,
-        ),
+        Some("insights") => bench_insights::run(bench_insights::Options {
+            events: option("--events", 50_000_000),
+            days: option("--days", 30),
+            runs: option("--runs", 5) as usize,
+            data: text_option("--data").map(Into::into),
+            only: text_option("--only"),
+        }),
         Some("wal") => wal(
             option("--frames", 50_000),
             option("--bytes", 16_384) as usize,
@@ -49,7 +57,7 @@ fn main() -> anyhow::Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N] | insights [--events N --days N --runs N]"
+                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N] | insights [--events N --days N --runs N --data DIR --only NAME]"
             );
             std::process::exit(2);
         }

@@ -1,7 +1,9 @@
 //! `valuetrace-bench insights`: every business answer over a month of demo-shop traffic scaled to
 //! `--events` (default 50M) through the embedded store (Parquet on disk), after the fact cache
 //! is warm. Prints the load time, the cache warm-up, and per answer the median and worst of
-//! `--runs` runs.
+//! `--runs` runs. `--data DIR` keeps the loaded store in DIR and reuses it on the next run (for
+//! profiling one answer without reloading); `--only NAME` runs the answers whose name starts with
+//! NAME.
 
 use crate::demo::analysis::demo_analysis;
 use crate::demo::traffic::{Generator, TrafficConfig};
@@ -14,13 +16,57 @@ use valuetrace_store::{EmbeddedStore, Store, StoreOptions, StoredEvent};
 /// 2,470,000 events from 30 days × 4,761 sessions a day).
 const EVENTS_PER_SESSION: f64 = 17.3;
 
-pub fn run(events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let now = valuetrace_store::wall_clock_ms();
+pub struct Options {
+    pub events: u64,
+    pub days: u64,
+    pub runs: usize,
+    pub data: Option<std::path::PathBuf>,
+    pub only: Option<String>,
+}
+
+pub fn run(options: Options) -> anyhow::Result<()> {
+    let Options {
+        events,
+        days,
+        runs,
+        data,
+        only,
+    } = options;
+    let temp = tempfile::tempdir()?;
+    let dir = data.unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let marker = dir.join("bench-now");
+    let loaded_before: Option<i64> = std::fs::read_to_string(&marker)
+        .ok()
+        .and_then(|text| text.trim().parse().ok());
+    let now = loaded_before.unwrap_or_else(valuetrace_store::wall_clock_ms);
     let span = days as i64 * 86_400_000;
-    let mut options = StoreOptions::new(dir.path());
-    options.dedup_window_ms = 24 * 3_600_000;
-    let store = EmbeddedStore::open(options, now)?;
+    let mut store_options = StoreOptions::new(&dir);
+    store_options.dedup_window_ms = 24 * 3_600_000;
+    let store = EmbeddedStore::open(store_options, now)?;
+    if loaded_before.is_none() {
+        load(&store, events, days, now)?;
+        std::fs::write(&marker, now.to_string())?;
+    } else {
+        println!("reusing the store in {} (loaded at {now})", dir.display());
+    }
+    let insights = Insights::default();
+    let warm = Instant::now();
+    let facts = insights.cache.load(&store, "bench", now - span, now)?;
+    println!(
+        "fact cache warm-up: {} segments in {:.1} s, {:.0} MiB of facts; RSS {:.0} MiB",
+        facts.built,
+        warm.elapsed().as_secs_f64(),
+        insights.cache.bytes() as f64 / (1 << 20) as f64,
+        crate::rss_mib()
+    );
+    drop(facts);
+    answers(&store, &insights, now, span, runs, only.as_deref())
+}
+
+/// Loads a month of demo traffic scaled to `events` into `store`, persisting every 2M events.
+fn load(store: &EmbeddedStore, events: u64, days: u64, now: i64) -> anyhow::Result<()> {
+    let span = days as i64 * 86_400_000;
     let sessions_per_day = (events as f64 / days as f64 / EVENTS_PER_SESSION).max(1.0) as u32;
     let mut config = TrafficConfig::new(42, now - span, now);
     config.sessions_per_day = sessions_per_day;
@@ -65,17 +111,17 @@ pub fn run(events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
         began.elapsed().as_secs_f64(),
         crate::rss_mib()
     );
-    let insights = Insights::default();
-    let warm = Instant::now();
-    let facts = insights.cache.load(&store, "bench", now - span, now)?;
-    println!(
-        "fact cache warm-up: {} segments in {:.1} s, {:.0} MiB of facts; RSS {:.0} MiB",
-        facts.built,
-        warm.elapsed().as_secs_f64(),
-        insights.cache.bytes() as f64 / (1 << 20) as f64,
-        crate::rss_mib()
-    );
-    drop(facts);
+    Ok(())
+}
+
+fn answers(
+    store: &EmbeddedStore,
+    insights: &Insights,
+    now: i64,
+    span: i64,
+    runs: usize,
+    only: Option<&str>,
+) -> anyhow::Result<()> {
     let analysis = demo_analysis();
     let question = |slice: Slice, by: Option<Dim>| Question {
         project: "bench".into(),
@@ -102,29 +148,29 @@ pub fn run(events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
     let cases: Vec<Case> = vec![
         (
             "impact",
-            Box::new(|| Ok(insights.impact(&store, &all, &analysis)?.rows.len())),
+            Box::new(|| Ok(insights.impact(store, &all, &analysis)?.rows.len())),
         ),
         (
             "impact plan=pro",
-            Box::new(|| Ok(insights.impact(&store, &pro, &analysis)?.rows.len())),
+            Box::new(|| Ok(insights.impact(store, &pro, &analysis)?.rows.len())),
         ),
         (
             "impact by plan",
-            Box::new(|| Ok(insights.impact(&store, &by_plan, &analysis)?.rows.len())),
+            Box::new(|| Ok(insights.impact(store, &by_plan, &analysis)?.rows.len())),
         ),
         (
             "errors",
-            Box::new(|| Ok(insights.errors(&store, &all, &analysis)?.classes.len())),
+            Box::new(|| Ok(insights.errors(store, &all, &analysis)?.classes.len())),
         ),
         (
             "errors by plan",
-            Box::new(|| Ok(insights.errors(&store, &by_plan, &analysis)?.classes.len())),
+            Box::new(|| Ok(insights.errors(store, &by_plan, &analysis)?.classes.len())),
         ),
         (
             "integrations",
             Box::new(|| {
                 Ok(insights
-                    .integrations(&store, &all, &analysis)?
+                    .integrations(store, &all, &analysis)?
                     .providers
                     .len())
             }),
@@ -133,31 +179,31 @@ pub fn run(events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
             "integrations by plan",
             Box::new(|| {
                 Ok(insights
-                    .integrations(&store, &by_plan, &analysis)?
+                    .integrations(store, &by_plan, &analysis)?
                     .providers
                     .len())
             }),
         ),
         (
             "gaps",
-            Box::new(|| Ok(insights.gaps(&store, &all, &analysis)?.gaps.len())),
+            Box::new(|| Ok(insights.gaps(store, &all, &analysis)?.gaps.len())),
         ),
         (
             "latency-conversion",
             Box::new(|| {
                 Ok(insights
-                    .latency_conversion(&store, &all, &analysis, &checkout)?
+                    .latency_conversion(store, &all, &analysis, &checkout)?
                     .buckets
                     .len())
             }),
         ),
         (
             "scorecard",
-            Box::new(|| Ok(insights.scorecard(&store, &all, &analysis)?.rows.len())),
+            Box::new(|| Ok(insights.scorecard(store, &all, &analysis)?.rows.len())),
         ),
         (
             "priority",
-            Box::new(|| Ok(insights.priority(&store, &all, &analysis)?.features.len())),
+            Box::new(|| Ok(insights.priority(store, &all, &analysis)?.features.len())),
         ),
     ];
     println!(
@@ -165,6 +211,9 @@ pub fn run(events: u64, days: u64, runs: usize) -> anyhow::Result<()> {
         "answer", "median ms", "worst ms", "rows"
     );
     for (name, case) in &cases {
+        if only.is_some_and(|only| !name.starts_with(only)) {
+            continue;
+        }
         let mut times = Vec::with_capacity(runs);
         let mut rows = 0;
         for _ in 0..runs.max(1) {

@@ -1,0 +1,1 @@
+//! placeholder: statistics for experiments (see the helper's task)

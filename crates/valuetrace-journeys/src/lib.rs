@@ -1,0 +1,87 @@
+//! Journeys and experiments: where users drop (funnels, paths), whether they come back
+//! (retention, time to first value, churn risk) and whether an experiment helped (per-endpoint A/B
+//! statistics).
+//!
+//! Layout: the same fact cache as the business answers (`valuetrace_insights::FactsCache`):
+//! compact per-segment columns with dense per-project ids for users, sessions and accounts. Every
+//! journey answer is a few parallel scans ([`pass`]) into dense per-actor arrays — the earliest
+//! matching event after a per-actor position, or the next distinct event — so a funnel is one scan
+//! per step and a path of depth k is k scans, with no join, no hash map keyed by actor and no sort
+//! of raw events. See docs/ARCHITECTURE.md for why this beats re-sorting events by user.
+//!
+//! Read path: `Journeys::<answer>(store, question, config, spec)` → the fact cache loads the
+//! window (plus what the answer needs after or before it) → the answer's passes → a serde answer
+//! type shared by the JSON API and the CLI.
+
+pub mod abstats;
+pub mod funnel;
+pub mod pass;
+pub mod paths;
+pub mod step;
+
+pub use step::Actor;
+
+use valuetrace_insights::{AnalysisConfig, Insights, Question};
+use valuetrace_store::EmbeddedStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The question itself is wrong: the message says what to change.
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error(transparent)]
+    Insights(#[from] valuetrace_insights::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Journey answers over the business answers' fact cache.
+pub struct Journeys<'a> {
+    pub insights: &'a Insights,
+    pub store: &'a EmbeddedStore,
+}
+
+impl Journeys<'_> {
+    pub fn funnel(
+        &self,
+        question: &Question,
+        config: &AnalysisConfig,
+        per: Actor,
+        spec: &funnel::FunnelSpec,
+    ) -> Result<funnel::FunnelAnswer> {
+        let ctx = self
+            .insights
+            .context(self.store, question, config, 0, spec.window_ms)?;
+        let cx = pass::Cx {
+            facts: &ctx.facts,
+            scope: &ctx.scope,
+            actor: per,
+        };
+        let noise = config.noise(&ctx.scope.names);
+        Ok(funnel::answer(&cx, question, spec, &noise))
+    }
+
+    pub fn paths(
+        &self,
+        question: &Question,
+        config: &AnalysisConfig,
+        per: Actor,
+        spec: &paths::PathSpec,
+    ) -> Result<paths::PathsAnswer> {
+        let (back, ahead) = if spec.towards {
+            (spec.window_ms, 0)
+        } else {
+            (0, spec.window_ms)
+        };
+        let ctx = self
+            .insights
+            .context(self.store, question, config, back, ahead)?;
+        let cx = pass::Cx {
+            facts: &ctx.facts,
+            scope: &ctx.scope,
+            actor: per,
+        };
+        let noise = config.noise(&ctx.scope.names);
+        Ok(paths::answer(&cx, question, spec, &noise))
+    }
+}

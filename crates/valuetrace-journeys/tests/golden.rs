@@ -1,0 +1,234 @@
+//! Golden tests: a hand-built hour of journeys with every expected number worked out below.
+
+#[path = "../../valuetrace-insights/tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use valuetrace_insights::scope::Dim;
+use valuetrace_insights::{AnalysisConfig, Insights};
+use valuetrace_journeys::funnel::{FunnelSpec, Order};
+use valuetrace_journeys::paths::{PathNode, PathSpec};
+use valuetrace_journeys::{Actor, Journeys};
+use valuetrace_model::Event;
+
+const A: &str = "GET /api/products";
+const B: &str = "POST /api/cart";
+const C: &str = "POST /api/checkout";
+const X: &str = "GET /api/search";
+const NOISE: &str = "GET /health";
+
+/// Seven users, times in minutes after T0 + 1h (the window is [T0, T0 + 1 day), funnel window 1h):
+/// - u1 (pro):  A@0, B@1, C@3                      — the happy path.
+/// - u2 (pro):  A@0, A@1, health@1.5, B@2, X@3, C@4 — repeat and noise between A and B.
+/// - u3:        A@0, X@1                           — leaves for search.
+/// - u4:        B@0, A@1, C@2                      — B before A does not count.
+/// - u5:        A@0, B@120                         — B after the 1 h window.
+/// - u7:        A@0, B@30, C@70                    — C after the window.
+/// - u8:        X@0                                — never enters.
+fn events() -> Vec<Event> {
+    let start = T0 + HOUR;
+    let at = |minutes: f64| start + (minutes * MIN as f64) as i64;
+    let mut events = Vec::new();
+    let mut calls = |user: &str, plan: &str, steps: &[(f64, &str)]| {
+        for (minutes, endpoint) in steps {
+            let call = call(at(*minutes), endpoint, 200, 50.0)
+                .user(user)
+                .session(&format!("s-{user}"))
+                .plan(plan);
+            events.push(Event::ApiCall(call));
+        }
+    };
+    calls("u1", "pro", &[(0.0, A), (1.0, B), (3.0, C)]);
+    calls(
+        "u2",
+        "pro",
+        &[
+            (0.0, A),
+            (1.0, A),
+            (1.5, NOISE),
+            (2.0, B),
+            (3.0, X),
+            (4.0, C),
+        ],
+    );
+    calls("u3", "free", &[(0.0, A), (1.0, X)]);
+    calls("u4", "free", &[(0.0, B), (1.0, A), (2.0, C)]);
+    calls("u5", "free", &[(0.0, A), (120.0, B)]);
+    calls("u7", "free", &[(0.0, A), (30.0, B), (70.0, C)]);
+    calls("u8", "free", &[(0.0, X)]);
+    events
+}
+
+fn run<T>(f: impl FnOnce(&Journeys) -> T) -> T {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store_with(dir.path(), &events(), T0 + DAY);
+    let insights = Insights::default();
+    let journeys = Journeys {
+        insights: &insights,
+        store: &store,
+    };
+    f(&journeys)
+}
+
+fn funnel_spec(order: Order) -> FunnelSpec {
+    FunnelSpec::parse(&[A.into(), B.into(), C.into()], HOUR, order).expect("valid funnel")
+}
+
+#[test]
+fn sequential_funnel_counts_entries_conversions_delays_and_where_they_went() {
+    let answer = run(|j| {
+        j.funnel(
+            &question(T0, T0 + DAY, T0 + DAY),
+            &AnalysisConfig::default(),
+            Actor::User,
+            &funnel_spec(Order::Sequential),
+        )
+    })
+    .expect("funnel");
+    let s = &answer.steps;
+    // Entered A: u1 u2 u3 u4 u5 u7 = 6 (u8 never did A).
+    assert_eq!(s[0].entered, 6);
+    // Reached B after A within 1h: u1 (1 min), u2 (2 min after its first A), u7 (30 min) = 3;
+    // u4's B came before its A, u5's B after the window.
+    assert_eq!((s[1].entered, s[1].dropped), (3, 3));
+    assert_eq!(s[1].conversion_rate, Some(0.5));
+    // Delays 60 s, 120 s, 1800 s: nearest-rank median 120 s, p90 1800 s.
+    assert_eq!(s[1].median_ms_from_previous, Some(2 * MIN));
+    assert_eq!(s[1].p90_ms_from_previous, Some(30 * MIN));
+    // Reached C: u1 and u2; u7's C came 70 min after entry.
+    assert_eq!((s[2].entered, s[2].dropped), (2, 1));
+    assert_eq!(s[2].conversion_from_start, Some(2.0 / 6.0));
+    // Dropped after A: u3 went to search, u4 to checkout (its next distinct event after A),
+    // u5 left (its B is past the window). One each, a third of the three.
+    let went: Vec<(&str, u64)> = s[0]
+        .went_instead
+        .iter()
+        .map(|n| (n.event.as_str(), n.actors))
+        .collect();
+    assert_eq!(went, vec![("(left)", 1), (X, 1), (C, 1)]);
+    assert!((s[0].went_instead[0].share - 1.0 / 3.0).abs() < 1e-12);
+    // Dropped after B: u7 (C outside the window): left.
+    assert_eq!(s[1].went_instead[0].event, "(left)");
+    assert!(s[2].went_instead.is_empty());
+}
+
+#[test]
+fn strict_funnel_needs_each_step_next_and_agrees_with_the_path_tree() {
+    let config = AnalysisConfig::default();
+    let q = question(T0, T0 + DAY, T0 + DAY);
+    let (funnel, paths) = run(|j| {
+        (
+            j.funnel(&q, &config, Actor::User, &funnel_spec(Order::Strict))
+                .expect("funnel"),
+            j.paths(
+                &q,
+                &config,
+                Actor::User,
+                &PathSpec::new(A, false, 3, 10, HOUR).expect("valid paths"),
+            )
+            .expect("paths"),
+        )
+    });
+    // Strict: B must be the next distinct event after A (u2's repeat A and health check are
+    // skipped): u1, u2, u7 = 3. C must follow B next: only u1 (u2 went to search first).
+    let entered: Vec<u64> = funnel.steps.iter().map(|s| s.entered).collect();
+    assert_eq!(entered, vec![6, 3, 1]);
+    // The path tree from A: A(6) → B(3) → C(1), X(1); A → X(1) (u3); A → C(1) (u4); u5 ends at A.
+    let tree = &paths.tree;
+    assert_eq!((tree.actors, tree.dropped), (6, 1));
+    let child = |node: &PathNode, event: &str| -> PathNode {
+        node.children
+            .iter()
+            .find(|c| c.event == event)
+            .cloned()
+            .unwrap_or_else(|| panic!("no child {event} under {}", node.event))
+    };
+    let b = child(tree, B);
+    assert_eq!((b.actors, b.dropped), (3, 1));
+    assert_eq!(child(&b, C).actors, 1);
+    assert_eq!(child(&b, X).actors, 1);
+    assert_eq!(child(tree, X).actors, 1);
+    assert_eq!(child(tree, C).actors, 1);
+    // Path drop-offs equal strict-funnel drop-offs on the same steps.
+    assert_eq!(tree.actors - b.actors, funnel.steps[1].dropped);
+    assert_eq!(b.actors - child(&b, C).actors, funnel.steps[2].dropped);
+    // Six distinct paths, one actor each.
+    assert_eq!(paths.top_paths.len(), 6);
+    assert!(paths.top_paths.iter().all(|p| p.actors == 1));
+}
+
+#[test]
+fn paths_towards_an_end_step_walk_back_within_the_window() {
+    let answer = run(|j| {
+        j.paths(
+            &question(T0, T0 + DAY, T0 + DAY),
+            &AnalysisConfig::default(),
+            Actor::User,
+            &PathSpec::new(C, true, 3, 10, HOUR).expect("valid paths"),
+        )
+    })
+    .expect("paths");
+    // Users with C: u1, u2, u4, u7 = 4. Back from C: u1 B←A; u2 X←B; u4 A←B; u7 B (its A is
+    // 70 min before C, outside the hour).
+    assert_eq!(answer.tree.actors, 4);
+    let counts: Vec<(String, u64)> = answer
+        .tree
+        .children
+        .iter()
+        .map(|c| (c.event.clone(), c.actors))
+        .collect();
+    assert_eq!(counts, vec![(B.into(), 2), (A.into(), 1), (X.into(), 1)]);
+    let mut paths: Vec<Vec<String>> = answer.top_paths.iter().map(|p| p.events.clone()).collect();
+    paths.sort();
+    let strings = |events: &[&str]| events.iter().map(|e| e.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        paths,
+        vec![
+            strings(&[A, B, C]),
+            strings(&[B, A, C]),
+            strings(&[B, X, C]),
+            strings(&[B, C]),
+        ]
+    );
+}
+
+#[test]
+fn funnels_break_down_by_the_entry_calls_plan_and_count_per_session() {
+    let q = with_by(question(T0, T0 + DAY, T0 + DAY), Dim::Plan);
+    let answer = run(|j| {
+        j.funnel(
+            &q,
+            &AnalysisConfig::default(),
+            Actor::Session,
+            &funnel_spec(Order::Sequential),
+        )
+    })
+    .expect("funnel");
+    // pro: u1, u2 both convert; free: u3 u4 u5 u7 enter, u7 reaches B.
+    let groups: Vec<(String, Vec<u64>)> = answer
+        .groups
+        .iter()
+        .map(|g| (g.group.clone(), g.steps.iter().map(|s| s.entered).collect()))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("free".into(), vec![4, 1, 0]),
+            ("pro".into(), vec![2, 2, 2]),
+        ]
+    );
+    let total: Vec<u64> = answer.steps.iter().map(|s| s.entered).collect();
+    assert_eq!(total, vec![6, 3, 2]);
+}
+
+#[test]
+fn bad_funnels_are_refused_with_the_reason() {
+    let too_short = FunnelSpec::parse(&[A.into()], HOUR, Order::Sequential)
+        .expect_err("one step")
+        .to_string();
+    assert!(too_short.contains("2 to 10 steps"), "{too_short}");
+    let bad_step = FunnelSpec::parse(&[A.into(), "checkout".into()], HOUR, Order::Sequential)
+        .expect_err("bad step")
+        .to_string();
+    assert!(bad_step.contains("steps[1]"), "{bad_step}");
+}
