@@ -17,6 +17,7 @@ pub mod abstats;
 pub mod funnel;
 pub mod pass;
 pub mod paths;
+pub mod retention;
 pub mod step;
 
 pub use step::Actor;
@@ -42,6 +43,43 @@ pub struct Journeys<'a> {
 }
 
 impl Journeys<'_> {
+    /// The facts of the question's window plus `back` before and `ahead` after, followed `per`.
+    fn with<T>(
+        &self,
+        question: &Question,
+        config: &AnalysisConfig,
+        per: Actor,
+        (back, ahead): (i64, i64),
+        answer: impl FnOnce(&pass::Cx, &[bool]) -> T,
+    ) -> Result<T> {
+        let ctx = self
+            .insights
+            .context(self.store, question, config, back, ahead)?;
+        let cx = pass::Cx {
+            facts: &ctx.facts,
+            scope: &ctx.scope,
+            actor: per,
+        };
+        let noise = config.noise(&ctx.scope.names);
+        Ok(answer(&cx, &noise))
+    }
+
+    pub fn retention(
+        &self,
+        question: &Question,
+        config: &AnalysisConfig,
+        per: Actor,
+        spec: &retention::RetentionSpec,
+    ) -> Result<retention::RetentionAnswer> {
+        self.with(
+            question,
+            config,
+            per,
+            (retention::LOOKBACK_MS, 0),
+            |cx, _| retention::answer(cx, question, spec),
+        )
+    }
+
     pub fn funnel(
         &self,
         question: &Question,

@@ -48,7 +48,7 @@ impl Cx<'_> {
 
     /// Runs `on_call` over the calls of `[from, to)` in parallel (one state per thread, merged
     /// with `merge`), then `on_outcome` over the outcomes on the merged state.
-    fn scan<T: Send>(
+    pub fn scan<T: Send>(
         &self,
         (from, to): (i64, i64),
         calls: bool,

@@ -3,6 +3,7 @@
 //! A step is written as text, the same way in the API, the CLI and the config:
 //! - `POST /api/checkout` — a call of a route (method optional, `*` globs in the path);
 //! - `outcome:purchase` — an outcome event;
+//! - `any` — any call or outcome (retention's default);
 //! - followed by optional filters separated by spaces: `status=2xx` (calls only; a class, a code
 //!   or a range such as `400-499`) and `<property>=<value>` on the event's properties.
 //!
@@ -75,6 +76,7 @@ pub struct StepText {
 enum What {
     Route(String),
     Outcome(String),
+    Any,
 }
 
 impl StepText {
@@ -85,7 +87,9 @@ impl StepText {
         let first = tokens
             .next()
             .ok_or_else(|| bad("a step must not be empty".into()))?;
-        let what = if let Some(name) = first.strip_prefix("outcome:") {
+        let what = if first == "any" {
+            What::Any
+        } else if let Some(name) = first.strip_prefix("outcome:") {
             if name.is_empty() {
                 return Err(bad("`outcome:` needs a name, e.g. outcome:purchase".into()));
             }
@@ -97,7 +101,7 @@ impl StepText {
             What::Route(format!("{} {path}", first.to_ascii_uppercase()))
         } else {
             return Err(bad(
-                "a step is a route such as `POST /api/checkout` or an outcome such as `outcome:purchase`".into(),
+                "a step is a route such as `POST /api/checkout` , an outcome such as `outcome:purchase`, or `any`".into(),
             ));
         };
         let mut step = StepText {
@@ -113,8 +117,8 @@ impl StepText {
                 )));
             };
             if name == "status" {
-                if matches!(step.what, What::Outcome(_)) {
-                    return Err(bad("outcomes have no status".into()));
+                if !matches!(step.what, What::Route(_)) {
+                    return Err(bad("only routes have a status".into()));
                 }
                 step.status = Some(parse_status(value).ok_or_else(|| {
                     bad(format!(
@@ -147,8 +151,14 @@ impl StepText {
             }
             // An outcome never seen matches nothing (u32::MAX is no name id).
             What::Outcome(name) => (Vec::new(), Some(names.dim_id(name).unwrap_or(u32::MAX))),
+            What::Any => {
+                let mut all = vec![true; names.endpoints.len() + 1];
+                all[0] = false;
+                (all, None)
+            }
         };
         Step {
+            any_outcome: self.what == What::Any,
             endpoints,
             outcome,
             status: self.status,
@@ -164,6 +174,7 @@ impl StepText {
             && match &self.what {
                 What::Route(pattern) => !pattern.contains('*'),
                 What::Outcome(_) => true,
+                What::Any => false,
             }
     }
 }
@@ -174,13 +185,16 @@ pub struct Step {
     /// Indexed by endpoint id; empty for outcome steps.
     endpoints: Vec<bool>,
     outcome: Option<u32>,
+    /// `any`: every outcome matches too.
+    any_outcome: bool,
     status: Option<(u16, u16)>,
     properties: Vec<(String, String)>,
 }
 
 impl Step {
+    /// Whether outcomes can match.
     pub fn is_outcome(&self) -> bool {
-        self.outcome.is_some()
+        self.outcome.is_some() || self.any_outcome
     }
 
     fn properties_match(&self, json: Option<&str>) -> bool {
@@ -211,7 +225,7 @@ impl Step {
 
     #[inline]
     pub fn outcome(&self, seg: &OutcomeSeg, row: usize) -> bool {
-        self.outcome == Some(seg.name[row])
+        (self.any_outcome || self.outcome == Some(seg.name[row]))
             && (self.properties.is_empty() || self.properties_match(seg.props_of(row)))
     }
 
@@ -264,7 +278,7 @@ mod tests {
             ("", "must not be empty"),
             ("outcome:", "needs a name"),
             ("checkout", "is a route such as"),
-            ("outcome:x status=2xx", "outcomes have no status"),
+            ("outcome:x status=2xx", "only routes have a status"),
             ("GET /a status=abc", "must be a class"),
             ("GET /a plan", "must be `status=2xx`"),
         ] {

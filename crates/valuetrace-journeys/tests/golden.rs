@@ -232,3 +232,79 @@ fn bad_funnels_are_refused_with_the_reason() {
         .to_string();
     assert!(bad_step.contains("steps[1]"), "{bad_step}");
 }
+
+/// Retention over four days, daily periods, cohort and return on any event:
+/// - r1: day 0 10:00, day 1 10:30 (24.5 h later: period 1, with a purchase worth 50), day 3 09:00
+///   (71 h later: period 2);
+/// - r2: day 0 12:00 only;
+/// - r3: day 1 08:00, day 2 09:00 (25 h later: period 1);
+/// - r4: two days before the window and on day 0: not new, in no cohort.
+#[test]
+fn retention_counts_cohorts_returns_value_and_completeness() {
+    use valuetrace_journeys::retention::{Period, RetentionSpec};
+    let at = |day: i64, hour: f64| T0 + day * DAY + (hour * HOUR as f64) as i64;
+    let visit = |user: &str, t: i64| Event::ApiCall(call(t, A, 200, 10.0).user(user));
+    let events = vec![
+        visit("r1", at(0, 10.0)),
+        visit("r1", at(1, 10.5)),
+        Event::Outcome(outcome(at(1, 10.5), "purchase").user("r1").value(50.0)),
+        visit("r1", at(3, 9.0)),
+        visit("r2", at(0, 12.0)),
+        visit("r3", at(1, 8.0)),
+        visit("r3", at(2, 9.0)),
+        visit("r4", at(-2, 9.0)),
+        visit("r4", at(0, 9.0)),
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store_with(dir.path(), &events, T0 + 4 * DAY);
+    let insights = Insights::default();
+    let journeys = Journeys {
+        insights: &insights,
+        store: &store,
+    };
+    let spec = RetentionSpec::new("any", "any", Period::Day, 4).expect("valid");
+    let answer = journeys
+        .retention(
+            &question(T0, T0 + 4 * DAY, T0 + 4 * DAY),
+            &AnalysisConfig::default(),
+            Actor::User,
+            &spec,
+        )
+        .expect("retention");
+    let rows: Vec<(String, u64, Vec<u64>, Vec<bool>)> = answer
+        .cohorts
+        .iter()
+        .map(|c| {
+            (
+                c.cohort.clone(),
+                c.size,
+                c.periods.iter().map(|p| p.actors).collect(),
+                c.periods.iter().map(|p| p.complete).collect(),
+            )
+        })
+        .collect();
+    // Day 0: r1 and r2 (period 0 = size 2), r1 back in periods 1 and 2; periods complete while
+    // the cohort's last day + (n + 1) days fits in the window: n ≤ 2. Day 1: r3, back in period 1.
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "2026-01-07".into(),
+                2,
+                vec![2, 1, 1, 0],
+                vec![true, true, true, false]
+            ),
+            (
+                "2026-01-08".into(),
+                1,
+                vec![1, 1, 0, 0],
+                vec![true, true, false, false]
+            ),
+        ]
+    );
+    assert_eq!(answer.cohorts[0].periods[1].value, 50.0);
+    // Average over complete cohorts: period 1 (1 + 1) / (2 + 1); period 2 only day 0: 1 / 2.
+    assert!((answer.average[1].rate - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(answer.average[2].rate, 0.5);
+    assert!(!answer.average[3].complete);
+}
