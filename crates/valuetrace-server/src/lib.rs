@@ -227,6 +227,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/api/v1/openapi.json", get(openapi_json))
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
 }
@@ -253,6 +254,14 @@ async fn metrics_text(
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
         state.render_metrics(),
+    )
+}
+
+/// `GET /api/v1/openapi.json`: the OpenAPI document of this API (`docs/openapi.json`), no key.
+async fn openapi_json() -> ([(&'static str, &'static str); 1], &'static str) {
+    (
+        [("content-type", "application/json")],
+        include_str!("../../../docs/openapi.json"),
     )
 }
 
