@@ -13,13 +13,12 @@
 //! [`NEW_USER_LOOKBACK_MS`] before the window) falls inside the window.
 
 use crate::Ctx;
-use crate::errors::endpoint_order_values;
-use crate::impact::{ImpactRow, parts, rows};
+use crate::impact::{ImpactParts, ImpactRow, parts, rows};
 use crate::scope::{key, key_parts};
 use crate::stats::{quantile_ms, ratio};
-use crate::usage::{BitSet, KeyTable, par_calls};
+use crate::usage::{FxHashMap, KeyTable, par_calls};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 pub const NEW_USER_LOOKBACK_MS: i64 = 30 * 86_400_000;
 
@@ -70,20 +69,188 @@ pub struct ScorecardAnswer {
 
 #[derive(Default)]
 struct Extra {
-    first_success: HashMap<u32, i64>,
-    new_users: BitSet,
     value_at_risk: f64,
     /// Failed calls of endpoints that carry no value of their own.
     failed_without_value: f64,
 }
 
-fn first_seen(ids: &[u32], ts: &[i64], into: &mut [i64]) {
-    for (id, t) in ids.iter().zip(ts) {
-        let slot = &mut into[*id as usize];
-        if *t < *slot {
-            *slot = *t;
+/// Per thread: the per-key extras, and per (new account, key) the first success.
+struct Pass {
+    extra: KeyTable<Extra>,
+    first_success: FirstSuccess,
+}
+
+/// First successful call per (new account, key): a dense array when new accounts × keys is
+/// small enough (the common case: no per-row hashing), else a hash map.
+///
+/// Dense tables with at most 64 keys also remember, per account, which keys were first seen in
+/// an earlier segment and the latest of those first successes: rows of a segment that starts at
+/// or after it cannot lower them and skip the table. Threads read segments oldest first, so past
+/// an account's first segment almost every row skips (a cache-resident mask test instead of a
+/// random write).
+enum FirstSuccess {
+    Dense {
+        keys: usize,
+        at: Vec<i64>,
+        masks: Vec<Masks>,
+    },
+    Sparse(FxHashMap<(u32, u32), i64>),
+}
+
+#[derive(Clone, Copy)]
+struct Masks {
+    /// Start of the segment `fresh` belongs to.
+    segment: i64,
+    old: u64,
+    old_latest: i64,
+    fresh: u64,
+    fresh_latest: i64,
+}
+
+const NO_MASKS: Masks = Masks {
+    segment: i64::MIN,
+    old: 0,
+    old_latest: i64::MIN,
+    fresh: 0,
+    fresh_latest: i64::MIN,
+};
+
+const DENSE_FIRST_SUCCESS: usize = 8 << 20;
+
+impl FirstSuccess {
+    fn new(new_accounts: usize, keys: usize) -> FirstSuccess {
+        match new_accounts.checked_mul(keys) {
+            Some(n) if n <= DENSE_FIRST_SUCCESS => FirstSuccess::Dense {
+                keys,
+                at: vec![i64::MAX; n],
+                masks: if keys <= 64 {
+                    vec![NO_MASKS; new_accounts]
+                } else {
+                    Vec::new()
+                },
+            },
+            _ => FirstSuccess::Sparse(FxHashMap::default()),
         }
     }
+
+    /// Offers a success at `t` from a segment whose rows start at `segment_start`.
+    #[inline]
+    fn offer(&mut self, account: u32, slot: u32, t: i64, segment_start: i64) {
+        match self {
+            FirstSuccess::Dense { keys, at, masks } => {
+                let a = account as usize;
+                let cell = &mut at[a * *keys + slot as usize];
+                let Some(m) = masks.get_mut(a) else {
+                    *cell = (*cell).min(t);
+                    return;
+                };
+                if m.segment != segment_start {
+                    m.old |= m.fresh;
+                    m.old_latest = m.old_latest.max(m.fresh_latest);
+                    m.fresh = 0;
+                    m.fresh_latest = i64::MIN;
+                    m.segment = segment_start;
+                }
+                let bit = 1u64 << slot;
+                if m.old & bit != 0 && m.old_latest <= segment_start {
+                    return;
+                }
+                *cell = (*cell).min(t);
+                m.fresh |= bit;
+                m.fresh_latest = m.fresh_latest.max(*cell);
+            }
+            FirstSuccess::Sparse(map) => {
+                let cell = map.entry((account, slot)).or_insert(t);
+                *cell = (*cell).min(t);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: FirstSuccess) {
+        match (self, other) {
+            (FirstSuccess::Dense { at, .. }, FirstSuccess::Dense { at: theirs, .. }) => {
+                for (mine, theirs) in at.iter_mut().zip(theirs) {
+                    *mine = (*mine).min(theirs);
+                }
+            }
+            (mine, FirstSuccess::Sparse(theirs)) => {
+                for ((account, slot), t) in theirs {
+                    mine.offer(account, slot, t, i64::MIN);
+                }
+            }
+            (FirstSuccess::Sparse(_), FirstSuccess::Dense { .. }) => {
+                unreachable!("every thread picks the same representation")
+            }
+        }
+    }
+
+    /// `(new account, key slot, first success)` of every filled cell.
+    fn cells(self) -> Vec<(u32, u32, i64)> {
+        match self {
+            FirstSuccess::Dense { keys, at, .. } => at
+                .into_iter()
+                .enumerate()
+                .filter(|(_, t)| *t != i64::MAX)
+                .map(|(i, t)| ((i / keys) as u32, (i % keys) as u32, t))
+                .collect(),
+            FirstSuccess::Sparse(map) => map.into_iter().map(|((a, s), t)| (a, s, t)).collect(),
+        }
+    }
+}
+
+/// Earliest call per account and per user before `to`, in parallel. Rows are sorted by session
+/// and time, so a run of one id only needs its first row.
+fn first_seen(ctx: &Ctx, to: i64) -> (Vec<i64>, Vec<i64>) {
+    let names = &ctx.scope.names;
+    let (accounts, users) = (names.accounts + 1, names.users + 1);
+    let passes = par_calls(
+        &ctx.facts.calls,
+        i64::MIN,
+        to,
+        || (vec![i64::MAX; accounts], vec![i64::MAX; users]),
+        |(account_first, user_first), seg| {
+            let (mut account, mut user) = (u32::MAX, u32::MAX);
+            for row in 0..seg.len() {
+                if seg.account[row] != account {
+                    account = seg.account[row];
+                    let slot = &mut account_first[account as usize];
+                    *slot = (*slot).min(seg.ts[row]);
+                }
+                if seg.user[row] != user {
+                    user = seg.user[row];
+                    let slot = &mut user_first[user as usize];
+                    *slot = (*slot).min(seg.ts[row]);
+                }
+            }
+        },
+    );
+    let mut passes = passes.into_iter();
+    let (mut account_first, mut user_first) = passes
+        .next()
+        .unwrap_or_else(|| (vec![i64::MAX; accounts], vec![i64::MAX; users]));
+    for (accounts, users) in passes {
+        for (mine, theirs) in account_first.iter_mut().zip(accounts) {
+            *mine = (*mine).min(theirs);
+        }
+        for (mine, theirs) in user_first.iter_mut().zip(users) {
+            *mine = (*mine).min(theirs);
+        }
+    }
+    (account_first, user_first)
+}
+
+/// Average order value of each endpoint's successful calls that carried a value, in the
+/// question's slice (from the impact pass: no extra scan).
+fn order_values(parts: &ImpactParts, endpoints: usize) -> Vec<f64> {
+    let mut sums = vec![(0.0, 0.0); endpoints + 1];
+    for (endpoint, _, usage) in parts.current.keys.iter() {
+        let slot = &mut sums[endpoint as usize];
+        slot.0 += usage.direct.sum;
+        slot.1 += usage.direct_calls;
+    }
+    sums.iter()
+        .map(|(sum, calls)| ratio(*sum, *calls).unwrap_or(0.0))
+        .collect()
 }
 
 /// Ranks of `values` in [0, 1] (1 = best): the share of the other endpoints that do no better.
@@ -126,67 +293,83 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
     let names = &ctx.scope.names;
     let parts = parts(ctx);
     let impact_rows: Vec<ImpactRow> = rows(ctx, &parts);
-    let mut account_first = vec![i64::MAX; names.accounts + 1];
-    let mut user_first = vec![i64::MAX; names.users + 1];
-    for seg in &ctx.facts.calls {
-        if seg.min_ts >= to {
-            continue;
-        }
-        first_seen(&seg.account, &seg.ts, &mut account_first);
-        first_seen(&seg.user, &seg.ts, &mut user_first);
-    }
-    let aov = endpoint_order_values(ctx, from, to);
+    let (account_first, user_first) = first_seen(ctx, to);
+    let aov = order_values(&parts, names.endpoints.len());
+    // Dense index of the accounts first seen inside the window (u32::MAX: not new).
+    let mut new_accounts: Vec<u32> = Vec::new();
+    let new_index: Vec<u32> = account_first
+        .iter()
+        .enumerate()
+        .map(|(account, first)| {
+            if account != 0 && *first >= from && *first != i64::MAX {
+                new_accounts.push(account as u32);
+                new_accounts.len() as u32 - 1
+            } else {
+                u32::MAX
+            }
+        })
+        .collect();
+    let width = if ctx.scope.by().is_some() {
+        names.dim_count() + 1
+    } else {
+        1
+    };
+    let slots = (names.endpoints.len() + 1) * width;
     let passes = par_calls(
         &ctx.facts.calls,
         from,
         to,
-        || KeyTable::<Extra>::new(&ctx.scope),
-        |extra, seg| {
+        || Pass {
+            extra: KeyTable::<Extra>::new(&ctx.scope),
+            first_success: FirstSuccess::new(new_accounts.len(), slots),
+        },
+        |pass, seg| {
             for row in 0..seg.len() {
                 let t = seg.ts[row];
                 if t < from || t >= to || !ctx.scope.call_ok(seg, row) {
                     continue;
                 }
-                let (account, user, status) = (seg.account[row], seg.user[row], seg.status[row]);
-                let new_account = account != 0 && account_first[account as usize] >= from;
-                let new_user = user != 0 && user_first[user as usize] >= from;
-                if status < 400 && !new_account && !new_user {
+                let (account, status) = (seg.account[row], seg.status[row]);
+                if status < 400 {
+                    let new = new_index[account as usize];
+                    if new == u32::MAX {
+                        continue;
+                    }
+                    let slot =
+                        seg.endpoint[row] as usize * width + ctx.scope.group(seg, row) as usize;
+                    pass.first_success.offer(new, slot as u32, t, seg.min_ts);
                     continue;
                 }
                 let endpoint = seg.endpoint[row];
-                let acc = extra.get_mut(endpoint, ctx.scope.group(seg, row));
-                if status >= 400 {
-                    let value = if seg.has_value(row) {
-                        seg.value[row]
-                    } else {
-                        aov[endpoint as usize]
-                    };
-                    acc.value_at_risk += f64::from(seg.weight[row]) * value;
-                    if value == 0.0 {
-                        acc.failed_without_value += f64::from(seg.weight[row]);
-                    }
-                } else if new_account {
-                    let first = acc.first_success.entry(account).or_insert(t);
-                    *first = (*first).min(t);
-                }
-                if new_user {
-                    acc.new_users.insert(user);
+                let acc = pass.extra.get_mut(endpoint, ctx.scope.group(seg, row));
+                let value = if seg.has_value(row) {
+                    seg.value[row]
+                } else {
+                    aov[endpoint as usize]
+                };
+                acc.value_at_risk += f64::from(seg.weight[row]) * value;
+                if value == 0.0 {
+                    acc.failed_without_value += f64::from(seg.weight[row]);
                 }
             }
         },
     );
-    let mut passes = passes.into_iter();
-    let mut extra = passes.next().unwrap_or_else(|| KeyTable::new(&ctx.scope));
+    let mut extra = KeyTable::new(&ctx.scope);
+    let mut first_success = FirstSuccess::new(new_accounts.len(), slots);
     for other in passes {
-        extra.merge_with(other, |mine, theirs| {
-            for (account, t) in theirs.first_success {
-                let first = mine.first_success.entry(account).or_insert(t);
-                *first = (*first).min(t);
-            }
-            mine.new_users.union_with(&theirs.new_users);
+        first_success.merge(other.first_success);
+        extra.merge_with(other.extra, |mine, theirs| {
             mine.value_at_risk += theirs.value_at_risk;
             mine.failed_without_value += theirs.failed_without_value;
         });
+    }
+    let mut delays_by_slot: FxHashMap<u32, Vec<i64>> = FxHashMap::default();
+    for (new, slot, t) in first_success.cells() {
+        let account = new_accounts[new as usize];
+        delays_by_slot
+            .entry(slot)
+            .or_default()
+            .push(t - account_first[account as usize]);
     }
     let mut by_label: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     for (endpoint, group, _) in parts.current.keys.iter() {
@@ -211,11 +394,13 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
         // An endpoint without value of its own risks the value it assists, per call.
         acc.value_at_risk += acc.failed_without_value
             * ratio(row.attributed_value - row.direct_value, row.requests).unwrap_or(0.0);
-        let mut delays: Vec<i64> = acc
-            .first_success
+        let slot = endpoint as usize * width + group as usize;
+        let mut delays: Vec<i64> = delays_by_slot.remove(&(slot as u32)).unwrap_or_default();
+        let new_users = u
+            .users
             .iter()
-            .map(|(account, t)| t - account_first[*account as usize])
-            .collect();
+            .filter(|user| user_first[*user as usize] >= from)
+            .count();
         let efficiency = row
             .cost_efficiency
             .or_else(|| ratio(row.attributed_value, row.requests));
@@ -265,7 +450,7 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
             new_accounts: delays.len(),
             client_error_share: ratio(u.client_errors, u.requests.sum),
             adoption_change_pp: row.adoption_change_pp,
-            new_user_share: ratio(acc.new_users.len() as f64, u.users.len() as f64),
+            new_user_share: ratio(new_users as f64, u.users.len() as f64),
             error_rate: ratio(u.failures, u.requests.sum),
             value_at_risk: acc.value_at_risk,
         });

@@ -19,6 +19,7 @@ pub mod pass;
 pub mod paths;
 pub mod retention;
 pub mod step;
+pub mod ttv;
 
 pub use step::Actor;
 
@@ -121,5 +122,21 @@ impl Journeys<'_> {
         };
         let noise = config.noise(&ctx.scope.names);
         Ok(paths::answer(&cx, question, spec, &noise))
+    }
+
+    pub fn ttv(
+        &self,
+        question: &Question,
+        config: &AnalysisConfig,
+        per: Actor,
+        spec: &ttv::TtvSpec,
+    ) -> Result<ttv::TtvAnswer> {
+        self.with(
+            question,
+            config,
+            per,
+            (retention::LOOKBACK_MS, 0),
+            |cx, _| ttv::answer(cx, question, spec),
+        )
     }
 }
