@@ -12,6 +12,7 @@ use crate::Ctx;
 use crate::config::{GapRule, StepSpec, route_matches};
 use crate::facts::property_value;
 use crate::stats::{quantile_ms, ratio};
+use crate::usage::par_calls;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use valuetrace_model::time::parse_duration;
@@ -63,6 +64,7 @@ pub fn lookahead(config: &crate::AnalysisConfig) -> i64 {
         .unwrap_or(0)
 }
 
+#[derive(Clone)]
 enum MatchBy {
     Session,
     User,
@@ -70,6 +72,7 @@ enum MatchBy {
     Property(String),
 }
 
+#[derive(Clone)]
 struct Keys {
     by: MatchBy,
     /// `"<name>":"`, the start of the property's value in the stored JSON object.
@@ -117,30 +120,37 @@ fn collect(
                         .map(|e| route_matches(pattern, &e.method, &e.route)),
                 )
                 .collect();
-            for seg in &ctx.facts.calls {
-                if seg.max_ts < from || seg.min_ts >= to {
-                    continue;
-                }
-                for row in 0..seg.len() {
-                    let t = seg.ts[row];
-                    if t < from
-                        || t >= to
-                        || !wanted[seg.endpoint[row] as usize]
-                        || seg.status[row] >= 400
-                        || (sliced && !ctx.scope.call_ok(seg, row))
-                    {
-                        continue;
+            let passes = par_calls(
+                &ctx.facts.calls,
+                from,
+                to,
+                Vec::new,
+                |out: &mut Vec<(u64, i64, u32)>, seg| {
+                    let mut keys = keys.clone();
+                    for row in 0..seg.len() {
+                        if !wanted[seg.endpoint[row] as usize] {
+                            continue;
+                        }
+                        let t = seg.ts[row];
+                        if t < from
+                            || t >= to
+                            || seg.status[row] >= 400
+                            || (sliced && !ctx.scope.call_ok(seg, row))
+                        {
+                            continue;
+                        }
+                        if let Some(k) = keys.of(
+                            seg.session[row],
+                            seg.user[row],
+                            seg.account[row],
+                            seg.props_of(row),
+                        ) {
+                            out.push((k, t, ctx.scope.group(seg, row)));
+                        }
                     }
-                    if let Some(k) = keys.of(
-                        seg.session[row],
-                        seg.user[row],
-                        seg.account[row],
-                        seg.props_of(row),
-                    ) {
-                        out.push((k, t, ctx.scope.group(seg, row)));
-                    }
-                }
-            }
+                },
+            );
+            out = passes.concat();
         }
         StepSpec::Outcome(name) => {
             let Some(name) = names.dim_id(name) else {
