@@ -14,6 +14,7 @@
 //! type shared by the JSON API and the CLI.
 
 pub mod abstats;
+pub mod experiment;
 pub mod funnel;
 pub mod pass;
 pub mod paths;
@@ -138,5 +139,27 @@ impl Journeys<'_> {
             (retention::LOOKBACK_MS, 0),
             |cx, _| ttv::answer(cx, question, spec),
         )
+    }
+
+    pub fn experiment(
+        &self,
+        question: &Question,
+        config: &AnalysisConfig,
+        per: Actor,
+        spec: &experiment::ExperimentSpec,
+    ) -> Result<experiment::ExperimentAnswer> {
+        self.with(question, config, per, (0, 0), |cx, _| {
+            experiment::answer(cx, question, spec)
+        })?
+    }
+
+    pub fn experiments(
+        &self,
+        question: &Question,
+        config: &AnalysisConfig,
+    ) -> Result<experiment::ExperimentList> {
+        self.with(question, config, Actor::User, (0, 0), |cx, _| {
+            experiment::list(cx)
+        })
     }
 }

@@ -308,3 +308,99 @@ fn retention_counts_cohorts_returns_value_and_completeness() {
     assert_eq!(answer.average[2].rate, 0.5);
     assert!(!answer.average[3].complete);
 }
+
+/// An experiment `reco` with 10 control and 10 `ml_v2` users, each making 10 calls of
+/// `GET /api/recommendations` (control latencies 1..=100 ms, ml_v2 51..=150 ms; each ml_v2 user's
+/// first call is a 503). Purchases worth 100 after exposure: c0, c1 (2 of 10) and t0..t4 (5 of
+/// 10); c2's purchase before its first call does not count. m0 calls in both variants: mixed.
+#[test]
+fn experiments_compare_variants_per_endpoint_with_corrected_p_values() {
+    use valuetrace_journeys::experiment::ExperimentSpec;
+    const RECO: &str = "GET /api/recommendations";
+    let mut events = Vec::new();
+    let with_variant = |mut call: valuetrace_model::ApiCall, variant: &str| {
+        call.experiments.insert("reco".into(), variant.into());
+        call
+    };
+    for i in 0..10i64 {
+        for j in 0..10i64 {
+            let t = T0 + HOUR + i * MIN + j * SEC;
+            let control = call(t, RECO, 200, (1 + i * 10 + j) as f64).user(&format!("c{i}"));
+            events.push(Event::ApiCall(with_variant(control, "control")));
+            let status = if j == 0 { 503 } else { 200 };
+            let treated = call(t, RECO, status, (51 + i * 10 + j) as f64).user(&format!("t{i}"));
+            events.push(Event::ApiCall(with_variant(treated, "ml_v2")));
+        }
+    }
+    let buy = |user: &str, t: i64| Event::Outcome(outcome(t, "purchase").user(user).value(100.0));
+    for user in ["c0", "c1", "t0", "t1", "t2", "t3", "t4"] {
+        events.push(buy(user, T0 + 2 * HOUR));
+    }
+    events.push(buy("c2", T0 + 30 * MIN));
+    for variant in ["control", "ml_v2"] {
+        let call = call(T0 + 3 * HOUR, "GET /api/other", 200, 5.0).user("m0");
+        events.push(Event::ApiCall(with_variant(call, variant)));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store_with(dir.path(), &events, T0 + DAY);
+    let insights = Insights::default();
+    let journeys = Journeys {
+        insights: &insights,
+        store: &store,
+    };
+    let spec = ExperimentSpec {
+        experiment: "reco".into(),
+        control: None,
+        conversion: "purchase".into(),
+        top_endpoints: 10,
+    };
+    let answer = journeys
+        .experiment(
+            &question(T0, T0 + DAY, T0 + DAY),
+            &AnalysisConfig::default(),
+            Actor::User,
+            &spec,
+        )
+        .expect("experiment");
+    assert_eq!(answer.control, "control");
+    assert_eq!(answer.mixed, 1);
+    let v: Vec<(String, u64, u64, Option<f64>)> = answer
+        .variants
+        .iter()
+        .map(|v| (v.variant.clone(), v.exposed, v.converted, v.value_per_actor))
+        .collect();
+    assert_eq!(
+        v,
+        vec![
+            ("control".into(), 10, 2, Some(20.0)),
+            ("ml_v2".into(), 10, 5, Some(50.0)),
+        ]
+    );
+    // 10 vs 10 with equal shares expected: chi-square 0, p = 1.
+    let srm = answer.sample_ratio.expect("srm");
+    assert_eq!((srm.statistic, srm.mismatch), (0.0, false));
+    // One endpoint with ≥ 100 calls per variant (m0's endpoint has 1 each).
+    assert_eq!(answer.endpoints.len(), 1);
+    let e = &answer.endpoints[0].variants;
+    // numpy-linear quantiles: p50 of 1..=100 is 50.5, of 51..=150 100.5; p95 95.05 and 145.05.
+    assert_eq!((e[0].p50_ms, e[1].p50_ms), (Some(50.5), Some(100.5)));
+    assert!((e[0].p95_ms.expect("p95") - 95.05).abs() < 1e-9);
+    assert!((e[1].p95_ms.expect("p95") - 145.05).abs() < 1e-9);
+    assert_eq!((e[0].error_rate, e[1].error_rate), (Some(0.0), Some(0.1)));
+    // Five comparisons (conversion, value, error rate, p50, p95), Holm-adjusted: never below the
+    // unadjusted p-value; the latency shift of 50 ms is significant.
+    assert_eq!(answer.comparisons.len(), 5);
+    for m in &answer.comparisons {
+        assert!(m.comparison.p_value >= m.p_value_unadjusted, "{m:?}");
+    }
+    let p50 = answer
+        .comparisons
+        .iter()
+        .find(|m| m.metric == "latency_p50")
+        .expect("p50 comparison");
+    assert_eq!(p50.comparison.difference, 50.0);
+    assert!(p50.comparison.significant);
+    let conversion = &answer.comparisons[0];
+    assert_eq!(conversion.metric, "conversion");
+    assert!((conversion.comparison.difference - 0.3).abs() < 1e-12);
+}
