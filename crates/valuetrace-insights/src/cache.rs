@@ -107,6 +107,24 @@ impl FactsCache {
             .sum()
     }
 
+    /// The stored (pseudonymous) ids behind dense ids of `project`: `which` is `user`, `session`
+    /// or `account`. Unknown ids resolve to an empty string.
+    pub fn resolve_ids(&self, project: &str, which: &str, ids: &[u32]) -> Vec<String> {
+        let projects = self.projects.read().ok();
+        let facts = projects.as_ref().and_then(|p| p.get(project).cloned());
+        let Some(ids_lock) = facts.as_ref().and_then(|f| f.ids.lock().ok()) else {
+            return vec![String::new(); ids.len()];
+        };
+        let interner = match which {
+            "session" => &ids_lock.sessions,
+            "account" => &ids_lock.accounts,
+            _ => &ids_lock.users,
+        };
+        ids.iter()
+            .map(|id| interner.resolve(*id).to_owned())
+            .collect()
+    }
+
     /// The facts of `project` that may hold rows in `[from, to)`.
     pub fn load(&self, store: &EmbeddedStore, project: &str, from: i64, to: i64) -> Result<Facts> {
         let mut facts = Facts::default();

@@ -14,6 +14,7 @@
 //! type shared by the JSON API and the CLI.
 
 pub mod abstats;
+pub mod churn;
 pub mod experiment;
 pub mod funnel;
 pub mod pass;
@@ -161,5 +162,33 @@ impl Journeys<'_> {
         self.with(question, config, Actor::User, (0, 0), |cx, _| {
             experiment::list(cx)
         })
+    }
+
+    pub fn churn_risk(
+        &self,
+        question: &Question,
+        config: &AnalysisConfig,
+        per: Actor,
+        spec: &churn::ChurnSpec,
+    ) -> Result<churn::ChurnAnswer> {
+        spec.check()?;
+        // The window is the look-back of the two scorings ending at the question's `to`.
+        let mut window = question.clone();
+        window.from = question.to - spec.lookback();
+        let kind = match per {
+            Actor::User => "user",
+            Actor::Session => "session",
+            Actor::Account => "account",
+        };
+        let resolve = |id: usize| {
+            self.insights
+                .cache
+                .resolve_ids(&question.project, kind, &[id as u32])
+                .pop()
+                .unwrap_or_default()
+        };
+        self.with(&window, config, per, (0, 0), |cx, _| {
+            churn::answer(cx, question, spec, &resolve)
+        })?
     }
 }

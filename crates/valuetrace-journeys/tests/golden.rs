@@ -404,3 +404,124 @@ fn experiments_compare_variants_per_endpoint_with_corrected_p_values() {
     assert_eq!(conversion.metric, "conversion");
     assert!((conversion.comparison.difference - 0.3).abs() < 1e-12);
 }
+
+/// Time to first value over two days (start: any API call, value: a purchase):
+/// - n1: first call 01:00, purchase 03:00 → 2 h;
+/// - n2: first call 02:00, purchase the next day 02:00 → 24 h;
+/// - n3: first call 05:00, never buys;
+/// - n4: buys at 01:00, first call 04:00: the purchase before the start does not count;
+/// - o1: first call three days before the window: not new.
+#[test]
+fn time_to_first_value_counts_new_actors_and_their_delays() {
+    use valuetrace_journeys::retention::Period;
+    use valuetrace_journeys::ttv::TtvSpec;
+    let visit = |user: &str, t: i64| Event::ApiCall(call(t, A, 200, 10.0).user(user));
+    let buy = |user: &str, t: i64| Event::Outcome(outcome(t, "purchase").user(user).value(10.0));
+    let events = vec![
+        visit("n1", T0 + HOUR),
+        buy("n1", T0 + 3 * HOUR),
+        visit("n2", T0 + 2 * HOUR),
+        buy("n2", T0 + DAY + 2 * HOUR),
+        visit("n3", T0 + 5 * HOUR),
+        buy("n4", T0 + HOUR),
+        visit("n4", T0 + 4 * HOUR),
+        visit("o1", T0 - 3 * DAY),
+        visit("o1", T0 + HOUR),
+        buy("o1", T0 + 2 * HOUR),
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store_with(dir.path(), &events, T0 + 2 * DAY);
+    let insights = Insights::default();
+    let journeys = Journeys {
+        insights: &insights,
+        store: &store,
+    };
+    let spec = TtvSpec::new("/*", "outcome:purchase", Period::Day, None).expect("valid");
+    let answer = journeys
+        .ttv(
+            &question(T0, T0 + 2 * DAY, T0 + 2 * DAY),
+            &AnalysisConfig::default(),
+            Actor::User,
+            &spec,
+        )
+        .expect("ttv");
+    let o = &answer.overall;
+    assert_eq!((o.new_actors, o.reached), (4, 2));
+    assert_eq!(o.reached_share, Some(0.5));
+    // Nearest rank over [2 h, 24 h]: p50 2 h, p90 24 h.
+    assert_eq!((o.p50_ms, o.p90_ms), (Some(2 * HOUR), Some(DAY)));
+    assert_eq!(answer.trend.len(), 1);
+    assert_eq!(answer.trend[0].cohort, "2026-01-07");
+}
+
+/// Churn risk per user as of day 28 (recent 7 days, baseline 14, threshold 0.5, ≥ 5 baseline
+/// calls), one call a day at noon unless said otherwise:
+/// - a: every day 0–27: steady (score 0);
+/// - b: two a day on days 0–20, silent since: score 1, falling on GET /api/products;
+/// - c: days 0–13, churned on day 14: already gone, not scored;
+/// - d: two a day on days 0–13, churned on day 24;
+/// - e: days 0–13, silent since, never churns.
+/// Now: scored a, b, e (baselines 14, 28, 7 calls); at risk b and e (score 1, b's baseline first).
+/// Back-test as of day 21: scored a, b, d, e; flagged d and e (silent over days 14–20); d churned
+/// on day 24: precision 1/2, recall 1/1.
+#[test]
+fn churn_risk_scores_falling_activity_and_backtests_against_churn_outcomes() {
+    use valuetrace_journeys::churn::ChurnSpec;
+    let noon = |day: i64, k: i64| T0 + day * DAY + 12 * HOUR + k * MIN;
+    let mut events = Vec::new();
+    let mut visits = |user: &str, days: std::ops::Range<i64>, per_day: i64| {
+        for day in days {
+            for k in 0..per_day {
+                events.push(Event::ApiCall(call(noon(day, k), A, 200, 10.0).user(user)));
+            }
+        }
+    };
+    visits("a", 0..28, 1);
+    visits("b", 0..21, 2);
+    visits("c", 0..14, 1);
+    visits("d", 0..14, 2);
+    visits("e", 0..14, 1);
+    events.push(Event::Outcome(outcome(noon(14, 30), "churn").user("c")));
+    events.push(Event::Outcome(outcome(noon(24, 0), "churn").user("d")));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store_with(dir.path(), &events, T0 + 28 * DAY);
+    let insights = Insights::default();
+    let journeys = Journeys {
+        insights: &insights,
+        store: &store,
+    };
+    let spec = ChurnSpec {
+        recent_ms: 7 * DAY,
+        baseline_ms: 14 * DAY,
+        threshold: 0.5,
+        min_baseline_calls: 5.0,
+        churn_outcome: "churn".into(),
+        top: 10,
+    };
+    let answer = journeys
+        .churn_risk(
+            &question(T0, T0 + 28 * DAY, T0 + 28 * DAY),
+            &AnalysisConfig::default(),
+            Actor::User,
+            &spec,
+        )
+        .expect("churn risk");
+    assert_eq!((answer.scored, answer.at_risk), (3, 2));
+    let listed: Vec<(&str, f64)> = answer
+        .actors
+        .iter()
+        .map(|a| (a.id.as_str(), a.score))
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].1, 1.0);
+    assert_eq!(listed[1].1, 1.0);
+    let b = &answer.actors[0];
+    assert!((b.baseline_per_day - 2.0).abs() < 1e-9, "{b:?}");
+    assert_eq!(b.falling_routes[0].route, A);
+    let t = &answer.backtest;
+    assert_eq!(
+        (t.scored, t.flagged, t.churned, t.flagged_and_churned),
+        (4, 2, 1, 1)
+    );
+    assert_eq!((t.precision, t.recall), (Some(0.5), Some(1.0)));
+}
