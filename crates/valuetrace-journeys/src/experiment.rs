@@ -6,7 +6,8 @@
 //! exposed actors; conversion = share of exposed actors with the conversion outcome at or after
 //! their exposure; value per actor = the values of their outcomes at or after exposure (zeros
 //! included). Per endpoint and variant, over the calls carrying the variant: calls, error rate
-//! (5xx), p50 and p95 latency.
+//! (5xx), p50 and p95 latency (exact up to 50,000 calls, else on a deterministic sample of about
+//! 50,000: see [`LATENCY_SAMPLE`]).
 //!
 //! Each treatment is compared with the control: conversion and error rates with the two-proportion
 //! z-test, value per actor with Welch's t-test, latency quantiles with a bootstrap (2,000
@@ -21,11 +22,13 @@ use crate::abstats::{
 use crate::pass::Cx;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Endpoints with fewer calls than this in the control or a treatment are not compared.
 pub const MIN_CALLS: f64 = 100.0;
 const RESAMPLES: usize = 2_000;
+/// Latencies kept per (endpoint, variant) for quantiles (see [`sample_latencies`]).
+pub const LATENCY_SAMPLE: f64 = 50_000.0;
 const MIXED: u16 = u16::MAX - 1;
 const NONE: u16 = u16::MAX;
 
@@ -121,7 +124,7 @@ pub fn list(cx: &Cx) -> ExperimentList {
     ExperimentList { experiments }
 }
 
-/// Per thread: exposure per actor, and per (variant, endpoint) call counts and latencies.
+/// Per thread: exposure per actor, and per (variant, endpoint) call counts.
 struct Exposure {
     first: Vec<(i64, u16)>,
     calls: Vec<CallAcc>,
@@ -131,7 +134,6 @@ struct Exposure {
 struct CallAcc {
     calls: f64,
     errors: f64,
-    latencies: Vec<f32>,
 }
 
 pub fn answer(
@@ -217,7 +219,6 @@ pub fn answer(
             if seg.status[row] >= 500 {
                 acc.errors += w;
             }
-            acc.latencies.push(seg.latency[row]);
             let actor = cx.actor.of_call(seg, row) as usize;
             if actor != 0 {
                 expose(&mut state.first[actor], t, variant);
@@ -232,7 +233,6 @@ pub fn answer(
             for (mine, theirs) in state.calls.iter_mut().zip(other.calls) {
                 mine.calls += theirs.calls;
                 mine.errors += theirs.errors;
-                mine.latencies.extend_from_slice(&theirs.latencies);
             }
         },
         |_, _, _, _| {},
@@ -316,18 +316,22 @@ pub fn answer(
         calls(*b).total_cmp(&calls(*a))
     });
     busiest.truncate(spec.top_endpoints);
+    let latencies = sample_latencies(
+        cx,
+        (from, to),
+        &exposure.calls,
+        &busiest,
+        &variant_of,
+        width,
+    );
     let mut endpoint_stats = Vec::new();
     for &e in &busiest {
         let label = names.endpoint(e as u32).label();
         let sorted: Vec<Vec<f64>> = (0..width)
             .map(|v| {
-                let mut l: Vec<f64> = exposure.calls[e * width + v]
-                    .latencies
-                    .iter()
-                    .map(|x| f64::from(*x))
-                    .collect();
-                l.sort_by(f64::total_cmp);
-                l
+                let mut l = latencies.get(&(e, v)).cloned().unwrap_or_default();
+                l.sort_unstable_by(f32::total_cmp);
+                l.into_iter().map(f64::from).collect()
             })
             .collect();
         let acc = |v: usize| &exposure.calls[e * width + v];
@@ -382,6 +386,63 @@ pub fn answer(
         comparisons,
         endpoints: endpoint_stats,
     })
+}
+
+/// Latencies per (busiest endpoint, variant): every call when the cell has at most
+/// [`LATENCY_SAMPLE`] calls, else a deterministic sample of about that many (a hash of the call's
+/// timestamp, actor and endpoint against the cell's rate), so quantiles and their bootstrap cost the
+/// same at 1M calls as at 50k.
+fn sample_latencies(
+    cx: &Cx,
+    (from, to): (i64, i64),
+    calls: &[CallAcc],
+    busiest: &[usize],
+    variant_of: &[u16],
+    width: usize,
+) -> HashMap<(usize, usize), Vec<f32>> {
+    let mut threshold = vec![0u64; calls.len()];
+    for &e in busiest {
+        for v in 0..width {
+            let cell = e * width + v;
+            let rate = (LATENCY_SAMPLE / calls[cell].calls.max(1.0)).min(1.0);
+            threshold[cell] = (rate * u64::MAX as f64) as u64;
+        }
+    }
+    cx.scan(
+        (from, to),
+        !busiest.is_empty(),
+        HashMap::<(usize, usize), Vec<f32>>::new,
+        |state, seg, row, t| {
+            let variant = variant_of[seg.experiments[row] as usize];
+            let endpoint = seg.endpoint[row] as usize;
+            if variant == NONE || threshold[endpoint * width + variant as usize] == 0 {
+                return;
+            }
+            let limit = threshold[endpoint * width + variant as usize];
+            let actor = u64::from(cx.actor.of_call(seg, row));
+            if limit != u64::MAX && mix(t as u64 ^ actor << 40 ^ (endpoint as u64) << 20) > limit {
+                return;
+            }
+            state
+                .entry((endpoint, variant as usize))
+                .or_default()
+                .push(seg.latency[row]);
+        },
+        |state, other| {
+            for (key, values) in other {
+                state.entry(key).or_default().extend(values);
+            }
+        },
+        |_, _, _, _| {},
+    )
+}
+
+/// SplitMix64's finalizer: a well-mixed 64-bit hash of `x`.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Records an exposure: the earliest call wins; a second variant marks the actor mixed.

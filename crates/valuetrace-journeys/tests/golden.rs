@@ -456,12 +456,15 @@ fn time_to_first_value_counts_new_actors_and_their_delays() {
 
 /// Churn risk per user as of day 28 (recent 7 days, baseline 14, threshold 0.5, ≥ 5 baseline
 /// calls), one call a day at noon unless said otherwise:
+///
 /// - a: every day 0–27: steady (score 0);
 /// - b: two a day on days 0–20, silent since: score 1, falling on GET /api/products;
 /// - c: days 0–13, churned on day 14: already gone, not scored;
 /// - d: two a day on days 0–13, churned on day 24;
 /// - e: days 0–13, silent since, never churns.
+///
 /// Now: scored a, b, e (baselines 14, 28, 7 calls); at risk b and e (score 1, b's baseline first).
+///
 /// Back-test as of day 21: scored a, b, d, e; flagged d and e (silent over days 14–20); d churned
 /// on day 24: precision 1/2, recall 1/1.
 #[test]

@@ -2,14 +2,21 @@
 //! `--events` (default 50M) through the embedded store (Parquet on disk), after the fact cache
 //! is warm. Prints the load time, the cache warm-up, and per answer the median and worst of
 //! `--runs` runs. `--data DIR` keeps the loaded store in DIR and reuses it on the next run (for
-//! profiling one answer without reloading); `--only NAME` runs the answers whose name starts with
-//! NAME.
+//! profiling one answer without reloading); `--only A,B` runs the answers whose name starts with
+//! A or B.
 
 use crate::demo::analysis::demo_analysis;
 use crate::demo::traffic::{Generator, TrafficConfig};
 use std::time::Instant;
 use valuetrace_insights::latency::LatencySpec;
 use valuetrace_insights::{Dim, Insights, Question, Slice};
+use valuetrace_journeys::churn::ChurnSpec;
+use valuetrace_journeys::experiment::ExperimentSpec;
+use valuetrace_journeys::funnel::{FunnelSpec, Order};
+use valuetrace_journeys::paths::PathSpec;
+use valuetrace_journeys::retention::{Period, RetentionSpec};
+use valuetrace_journeys::ttv::TtvSpec;
+use valuetrace_journeys::{Actor, Journeys};
 use valuetrace_store::{EmbeddedStore, Store, StoreOptions, StoredEvent};
 
 /// Events per session of the demo generator over a month, health checks included (measured:
@@ -144,6 +151,38 @@ fn answers(
         route: "POST /api/checkout".into(),
         ..LatencySpec::default()
     };
+    let journeys = Journeys { insights, store };
+    let day = 86_400_000;
+    let funnel = FunnelSpec::parse(
+        &[
+            "GET /api/products".into(),
+            "POST /api/cart/items".into(),
+            "POST /api/checkout".into(),
+        ],
+        day,
+        Order::Sequential,
+    )?;
+    let eight_weeks = Question {
+        from: now - 56 * day,
+        ..all.clone()
+    };
+    let retention = RetentionSpec::new("any", "any", Period::Week, 8)?;
+    let paths = PathSpec::new("GET /api/products", false, 5, 10, day)?;
+    let experiment = ExperimentSpec {
+        experiment: "reco_algo".into(),
+        control: None,
+        conversion: "purchase".into(),
+        top_endpoints: 10,
+    };
+    let ttv = TtvSpec::new("/*", "outcome:purchase", Period::Day, None)?;
+    let churn = ChurnSpec {
+        recent_ms: 7 * day,
+        baseline_ms: 14 * day,
+        threshold: 0.5,
+        min_baseline_calls: 10.0,
+        churn_outcome: "churn".into(),
+        top: 50,
+    };
     type Case<'a> = (&'a str, Box<dyn Fn() -> anyhow::Result<usize> + 'a>);
     let cases: Vec<Case> = vec![
         (
@@ -205,13 +244,69 @@ fn answers(
             "priority",
             Box::new(|| Ok(insights.priority(store, &all, &analysis)?.features.len())),
         ),
+        (
+            "funnel 3 steps",
+            Box::new(|| {
+                let answer = journeys.funnel(&all, &analysis, Actor::User, &funnel)?;
+                Ok(answer.steps.last().map_or(0, |s| s.entered as usize))
+            }),
+        ),
+        (
+            "funnel 3 steps strict",
+            Box::new(|| {
+                let strict = FunnelSpec {
+                    order: Order::Strict,
+                    ..funnel.clone()
+                };
+                let answer = journeys.funnel(&all, &analysis, Actor::User, &strict)?;
+                Ok(answer.steps.last().map_or(0, |s| s.entered as usize))
+            }),
+        ),
+        (
+            "paths depth 5",
+            Box::new(|| {
+                let answer = journeys.paths(&all, &analysis, Actor::User, &paths)?;
+                Ok(answer.top_paths.len())
+            }),
+        ),
+        (
+            "retention 8 weeks",
+            Box::new(|| {
+                let answer =
+                    journeys.retention(&eight_weeks, &analysis, Actor::User, &retention)?;
+                Ok(answer.cohorts.len())
+            }),
+        ),
+        (
+            "ttv",
+            Box::new(|| {
+                Ok(journeys
+                    .ttv(&all, &analysis, Actor::User, &ttv)?
+                    .trend
+                    .len())
+            }),
+        ),
+        (
+            "churn-risk",
+            Box::new(|| {
+                let answer = journeys.churn_risk(&all, &analysis, Actor::Account, &churn)?;
+                Ok(answer.actors.len())
+            }),
+        ),
+        (
+            "experiment",
+            Box::new(|| {
+                let answer = journeys.experiment(&all, &analysis, Actor::User, &experiment)?;
+                Ok(answer.comparisons.len())
+            }),
+        ),
     ];
     println!(
         "{:<24} {:>10} {:>10} {:>6}",
         "answer", "median ms", "worst ms", "rows"
     );
     for (name, case) in &cases {
-        if only.is_some_and(|only| !name.starts_with(only)) {
+        if only.is_some_and(|only| !only.split(',').any(|prefix| name.starts_with(prefix))) {
             continue;
         }
         let mut times = Vec::with_capacity(runs);
