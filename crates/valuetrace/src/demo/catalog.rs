@@ -379,9 +379,16 @@ pub struct User {
     pub sessions: u32,
     pub activated: bool,
     pub churned: bool,
+    /// When the user's account starts losing interest (`i64::MAX`: never): from then on it
+    /// visits about a sixth as often and churns within weeks — the signal churn risk looks for.
+    pub fade_at: i64,
 }
 
 impl User {
+    pub fn fading(&self, t: i64) -> bool {
+        t >= self.fade_at
+    }
+
     pub fn segment(&self) -> &'static str {
         if self.sessions < 3 {
             "new"
@@ -411,6 +418,12 @@ impl Population {
         while users.len() < n {
             let plan = rng.weighted(&PLAN_WEIGHTS) as u8;
             let size = 1 + rng.weighted(&ACCOUNT_SIZE_WEIGHTS[usize::from(plan)]);
+            // 6% of accounts start fading at some point of the history.
+            let fade_at = if rng.chance(0.06) {
+                start_ms + rng.range(0, (end_ms - start_ms).max(1))
+            } else {
+                i64::MAX
+            };
             for _ in 0..size.min(n - users.len()) {
                 let id = format!("user-{}", users.len() + 1);
                 let app = rng.weighted(&APP_WEIGHTS) as u8;
@@ -425,6 +438,7 @@ impl Population {
                     sessions: 0,
                     activated: false,
                     churned: false,
+                    fade_at,
                 };
                 users.push(u);
             }
@@ -492,7 +506,13 @@ impl Population {
             };
             let k = rng.below(list.len() as u64) as usize;
             match list.get(k) {
-                Some(&i) if !self.users[i as usize].churned => return (Some(i as usize), false),
+                Some(&i) if !self.users[i as usize].churned => {
+                    // A fading user skips five visits in six.
+                    if self.users[i as usize].fading(t) && rng.chance(5.0 / 6.0) {
+                        continue;
+                    }
+                    return (Some(i as usize), false);
+                }
                 _ => {}
             }
         }

@@ -77,7 +77,7 @@ impl Generator {
             let reco_boost = if !s.saw_reco {
                 0.0
             } else if u.ml_v2 {
-                0.16
+                0.24
             } else {
                 0.10
             };
@@ -312,8 +312,10 @@ impl Generator {
                 );
             }
         }
-        let p_churn =
-            if u.power { 0.0005 } else { 0.003 } + if s.failures > 0 { 0.03 } else { 0.0 };
+        let faded_for = s.t - u.fade_at;
+        let p_churn = if u.power { 0.0005 } else { 0.003 }
+            + if s.failures > 0 { 0.03 } else { 0.0 }
+            + if faded_for > 7 * 86_400_000 { 0.5 } else { 0.0 };
         if self.rng.chance(p_churn) {
             u.churned = true;
             let reason = if s.failures > 0 { "errors" } else { "inactive" };
