@@ -3,8 +3,10 @@
 //! window before the outcome.
 //!
 //! One pass: outcomes are indexed per user and per session (sorted by time); every call that
-//! passes the scope looks up its user's outcomes in `[t, t + window]` by binary search and marks
-//! itself as a touch of each. Per outcome the first touch, the last touch and the distinct touched
+//! passes the scope is a touch of each outcome of its user or session in `[t, t + window]`. A
+//! session's calls form one time-ordered run, so a run is skipped when no outcome follows it
+//! within the window, and an outcome that every call of the run can reach takes the run's
+//! summary (earliest, latest, distinct keys) at once instead of call by call. Per outcome the first touch, the last touch and the distinct touched
 //! (endpoint, group) keys are kept; then
 //! - first touch: the whole value to the earliest touch's key,
 //! - last touch: the whole value to the latest touch's key,
@@ -82,6 +84,14 @@ impl Touches {
         keys
     }
 
+    /// Touched by every call of a run at once: its earliest and latest (time, key) and its keys.
+    #[inline]
+    fn absorb(&mut self, first: (i64, u64), last: (i64, u64), keys: &KeySet) {
+        self.first = self.first.min(first);
+        self.last = self.last.max(last);
+        self.keys.union_with(keys);
+    }
+
     fn merge(&mut self, other: &Touches) {
         self.first = self.first.min(other.first);
         self.last = self.last.max(other.last);
@@ -100,14 +110,18 @@ impl Touches {
 struct Owned {
     pending: Vec<Pending>,
     starts: Vec<u32>,
+    /// Owners with at least one outcome: a cache-resident test before the (large) `starts`.
+    owners: BitSet,
 }
 
 impl Owned {
     fn new(mut pending: Vec<(u32, Pending)>, size: usize) -> Owned {
         pending.sort_by_key(|(owner, p)| (*owner, p.ts));
         let mut starts = vec![0u32; if pending.is_empty() { 0 } else { size + 2 }];
+        let mut owners = BitSet::default();
         for (owner, _) in &pending {
             starts[*owner as usize + 1] += 1;
+            owners.insert(*owner);
         }
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
@@ -115,13 +129,14 @@ impl Owned {
         Owned {
             pending: pending.into_iter().map(|(_, p)| p).collect(),
             starts,
+            owners,
         }
     }
 
     #[inline]
     fn run(&self, owner: u32) -> std::ops::Range<usize> {
         let id = owner as usize;
-        if id + 1 >= self.starts.len() {
+        if id + 1 >= self.starts.len() || !self.owners.contains(owner) {
             return 0..0;
         }
         self.starts[id] as usize..self.starts[id + 1] as usize
@@ -183,53 +198,36 @@ pub fn attribute(
             )
         },
         |(user_touches, session_touches), seg| {
-            // Rows come in session runs, by time within a run: the outcomes of the run's user
-            // and session are looked up once per run and walked with a cursor.
-            let inside = seg.min_ts >= lookback && seg.max_ts < to;
+            let run = RunScan {
+                seg,
+                scope,
+                inbound: &inbound,
+                everything,
+                range: (lookback, to),
+                inside: seg.min_ts >= lookback && seg.max_ts < to,
+            };
+            let mut rows = Vec::new();
             let mut start = 0;
             while start < seg.len() {
                 let end = seg.run_end(start);
-                let session_run = sessions.run(seg.session[start]);
-                let (mut user, mut user_run) = (u32::MAX, 0..0);
-                let (mut user_cursor, mut session_cursor) = (0, session_run.start);
-                for row in start..end {
-                    if seg.user[row] != user {
-                        user = seg.user[row];
-                        user_run = users.run(user);
-                        user_cursor = user_run.start;
-                    }
-                    if user_run.is_empty() && session_run.is_empty() {
-                        continue;
-                    }
-                    let t = seg.ts[row];
-                    let endpoint = seg.endpoint[row];
-                    if (!inside && (t < lookback || t >= to))
-                        || !inbound[endpoint as usize]
-                        || (!everything && !scope.call_ok(seg, row))
-                    {
-                        continue;
-                    }
-                    let group = scope.group(seg, row);
-                    for (owned, touches, run, cursor) in [
-                        (&users, &mut *user_touches, &user_run, &mut user_cursor),
+                let user = seg.user[start];
+                if seg.user[start..end].iter().all(|u| *u == user) {
+                    let owners = [
+                        (&users, user_touches.as_mut_slice(), users.run(user)),
                         (
                             &sessions,
-                            &mut *session_touches,
-                            &session_run,
-                            &mut session_cursor,
+                            session_touches.as_mut_slice(),
+                            sessions.run(seg.session[start]),
                         ),
-                    ] {
-                        while *cursor < run.end && owned.pending[*cursor].ts < t {
-                            *cursor += 1;
-                        }
-                        let ahead = owned.pending[*cursor..run.end].iter();
-                        for (outcome, touch) in ahead.zip(&mut touches[*cursor..run.end]) {
-                            if outcome.ts - t > window {
-                                break;
-                            }
-                            touch.touch(t, endpoint, group);
-                        }
-                    }
+                    ];
+                    run.touch_run(start..end, &mut rows, owners, window);
+                } else {
+                    run.touch_rows(
+                        start..end,
+                        (&users, user_touches.as_mut_slice()),
+                        (&sessions, session_touches.as_mut_slice()),
+                        window,
+                    );
                 }
                 start = end;
             }
@@ -284,4 +282,136 @@ pub fn attribute(
         }
     }
     out
+}
+
+/// One segment's rows as the attribution pass reads them.
+struct RunScan<'a> {
+    seg: &'a crate::facts::CallSeg,
+    scope: &'a Scope,
+    inbound: &'a [bool],
+    everything: bool,
+    range: (i64, i64),
+    /// The whole segment is inside `range`: no per-row time test.
+    inside: bool,
+}
+
+type Owner<'a, 'b> = (&'a Owned, &'b mut [Touches], std::ops::Range<usize>);
+
+impl RunScan<'_> {
+    /// Whether call `row` can touch an outcome: inside the range, inbound, in the scope.
+    #[inline]
+    fn counts(&self, row: usize) -> bool {
+        let (seg, t) = (self.seg, self.seg.ts[row]);
+        (self.inside || (t >= self.range.0 && t < self.range.1))
+            && self.inbound[seg.endpoint[row] as usize]
+            && (self.everything || self.scope.call_ok(seg, row))
+    }
+
+    /// A session run of one user (rows in time order). Outcomes of the user or the session that
+    /// every call of the run can reach (the run lies within the window before them: the usual
+    /// case, sessions being minutes and the window a day) take the run's summary at once; the
+    /// others are touched call by call.
+    fn touch_run(
+        &self,
+        rows: std::ops::Range<usize>,
+        kept: &mut Vec<(i64, u32, u32)>,
+        owners: [Owner; 2],
+        window: i64,
+    ) {
+        // Rows are in time order: skip the run unless some outcome lies within the window after
+        // one of its calls (most sessions are not in the day before a purchase).
+        let (t0, t1) = (self.seg.ts[rows.start], self.seg.ts[rows.end - 1]);
+        let reachable = owners.iter().any(|(owned, _, run)| {
+            let begin = run.start + owned.pending[run.clone()].partition_point(|p| p.ts < t0);
+            begin < run.end && owned.pending[begin].ts - window <= t1
+        });
+        if !reachable {
+            return;
+        }
+        kept.clear();
+        for row in rows {
+            if self.counts(row) {
+                let seg = self.seg;
+                kept.push((seg.ts[row], seg.endpoint[row], self.scope.group(seg, row)));
+            }
+        }
+        let (Some(&(t_first, ..)), Some(&(t_last, ..))) = (kept.first(), kept.last()) else {
+            return;
+        };
+        let first = kept.iter().map(|&(t, e, g)| (t, key(e, g))).min();
+        let last = kept.iter().map(|&(t, e, g)| (t, key(e, g))).max();
+        let (Some(first), Some(last)) = (first, last) else {
+            return;
+        };
+        let mut keys = KeySet::default();
+        for &(_, endpoint, group) in kept.iter() {
+            keys.insert(endpoint, group);
+        }
+        for (owned, touches, run) in owners {
+            let begin = run.start + owned.pending[run.clone()].partition_point(|p| p.ts < t_first);
+            let outcomes = owned.pending[begin..run.end].iter();
+            for (outcome, touch) in outcomes.zip(&mut touches[begin..run.end]) {
+                let ts = outcome.ts;
+                if ts - window > t_last {
+                    break;
+                }
+                if ts >= t_last && ts - window <= t_first {
+                    touch.absorb(first, last, &keys);
+                    continue;
+                }
+                for &(t, endpoint, group) in kept.iter() {
+                    if t <= ts && ts - t <= window {
+                        touch.touch(t, endpoint, group);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A run whose calls belong to several users (calls without a session): call by call, each
+    /// walking its user's and its session's outcomes with a cursor.
+    fn touch_rows(
+        &self,
+        rows: std::ops::Range<usize>,
+        (users, user_touches): (&Owned, &mut [Touches]),
+        (sessions, session_touches): (&Owned, &mut [Touches]),
+        window: i64,
+    ) {
+        let seg = self.seg;
+        let session_run = sessions.run(seg.session[rows.start]);
+        let (mut user, mut user_run) = (u32::MAX, 0..0);
+        let (mut user_cursor, mut session_cursor) = (0, session_run.start);
+        for row in rows {
+            if seg.user[row] != user {
+                user = seg.user[row];
+                user_run = users.run(user);
+                user_cursor = user_run.start;
+            }
+            if (user_run.is_empty() && session_run.is_empty()) || !self.counts(row) {
+                continue;
+            }
+            let (t, endpoint) = (seg.ts[row], seg.endpoint[row]);
+            let group = self.scope.group(seg, row);
+            for (owned, touches, run, cursor) in [
+                (users, &mut *user_touches, &user_run, &mut user_cursor),
+                (
+                    sessions,
+                    &mut *session_touches,
+                    &session_run,
+                    &mut session_cursor,
+                ),
+            ] {
+                while *cursor < run.end && owned.pending[*cursor].ts < t {
+                    *cursor += 1;
+                }
+                let ahead = owned.pending[*cursor..run.end].iter();
+                for (outcome, touch) in ahead.zip(&mut touches[*cursor..run.end]) {
+                    if outcome.ts - t > window {
+                        break;
+                    }
+                    touch.touch(t, endpoint, group);
+                }
+            }
+        }
+    }
 }

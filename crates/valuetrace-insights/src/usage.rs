@@ -455,6 +455,21 @@ impl KeySet {
         self.extra.clear();
     }
 
+    /// Adds every key of `other`.
+    pub fn union_with(&mut self, other: &KeySet) {
+        if self.group.is_none() || self.group == other.group {
+            self.group = self.group.or(other.group);
+            for (mine, theirs) in self.mask.iter_mut().zip(other.mask) {
+                *mine |= theirs;
+            }
+            for &(endpoint, group) in &other.extra {
+                self.insert(endpoint, group);
+            }
+        } else {
+            other.for_each(|endpoint, group| self.insert(endpoint, group));
+        }
+    }
+
     /// Every (endpoint, group) in the set.
     pub fn for_each(&self, mut each: impl FnMut(u32, u32)) {
         if let Some(group) = self.group {
