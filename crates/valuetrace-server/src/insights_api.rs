@@ -15,7 +15,7 @@ use valuetrace_insights::{AnalysisConfig, Dim, Insights, Question, Slice};
 use valuetrace_model::time::parse_duration;
 use valuetrace_store::EmbeddedStore;
 
-type Params = HashMap<String, String>;
+pub(crate) type Params = HashMap<String, String>;
 
 const COMMON: &[&str] = &[
     "from",
@@ -59,16 +59,16 @@ fn slice(params: &Params) -> Slice {
     }
 }
 
-struct Asked {
-    question: Question,
-    config: AnalysisConfig,
-    store: Arc<EmbeddedStore>,
-    insights: Arc<Insights>,
+pub(crate) struct Asked {
+    pub(crate) question: Question,
+    pub(crate) config: AnalysisConfig,
+    pub(crate) store: Arc<EmbeddedStore>,
+    pub(crate) insights: Arc<Insights>,
 }
 
 /// Authorizes, checks parameter names, and builds the question with the project's settings
 /// (`model` and `window` override the attribution model and window for this question).
-fn ask(
+pub(crate) fn ask(
     state: &AppState,
     headers: &HeaderMap,
     project: String,

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod insights_api;
+pub mod journeys_api;
 pub mod listener;
 pub mod metrics;
 pub mod pipeline;
@@ -223,6 +224,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/projects/{project}/priority",
             get(insights_api::priority),
+        )
+        .route(
+            "/api/v1/projects/{project}/funnel",
+            get(journeys_api::funnel),
+        )
+        .route("/api/v1/projects/{project}/paths", get(journeys_api::paths))
+        .route(
+            "/api/v1/projects/{project}/retention",
+            get(journeys_api::retention),
+        )
+        .route("/api/v1/projects/{project}/ttv", get(journeys_api::ttv))
+        .route(
+            "/api/v1/projects/{project}/churn-risk",
+            get(journeys_api::churn_risk),
+        )
+        .route(
+            "/api/v1/projects/{project}/experiment",
+            get(journeys_api::experiment),
+        )
+        .route(
+            "/api/v1/projects/{project}/experiments",
+            get(journeys_api::experiments),
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -100,6 +100,12 @@ async fn every_endpoint_with_every_kind_of_key() {
         "latency-conversion?route=%2Fapi%2Fcheckout",
         "scorecard",
         "priority",
+        "funnel?steps=%2Fapi%2Fproducts,%2Fapi%2Fcheckout",
+        "paths?start=%2Fapi%2Fproducts",
+        "retention",
+        "ttv",
+        "churn-risk",
+        "experiments",
     ] {
         let missing_uri = format!("/api/v1/projects/no-such-project/{endpoint}");
         let (_, missing_body) = call_text(
