@@ -96,6 +96,7 @@ fn demo_backfills_through_the_api_and_answers_for_thirty_routes() {
         "payments carry order value"
     );
     business_answers_are_plausible(demo["url"].as_str().expect("url"), key);
+    journeys_are_plausible(demo["url"].as_str().expect("url"), key);
     // Ctrl-C (SIGINT) stops the demo cleanly.
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -247,6 +248,118 @@ fn business_answers_are_plausible(url: &str, key: &str) {
         output.status.success()
             && table.contains("POST /api/payments")
             && table.contains("quadrant"),
+        "{table}"
+    );
+}
+
+fn journeys_are_plausible(url: &str, key: &str) {
+    let funnel = query_json(
+        url,
+        key,
+        &[
+            "funnel",
+            "--step",
+            "GET /api/products",
+            "--step",
+            "POST /api/cart/items",
+            "--step",
+            "POST /api/checkout",
+        ],
+    );
+    let entered: Vec<f64> = funnel["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| f(&s["entered"]))
+        .collect();
+    assert!(
+        entered[0] > 100.0
+            && entered[0] > entered[1]
+            && entered[1] > entered[2]
+            && entered[2] > 0.0,
+        "{funnel}"
+    );
+    // A clear drop at checkout, and somewhere the dropped went.
+    assert!(
+        f(&funnel["steps"][2]["dropped"]) > 0.2 * entered[1],
+        "{funnel}"
+    );
+    assert!(
+        !funnel["steps"][1]["went_instead"]
+            .as_array()
+            .expect("went")
+            .is_empty()
+    );
+
+    let paths = query_json(
+        url,
+        key,
+        &["paths", "--start", "GET /api/products", "--depth", "4"],
+    );
+    assert!(f(&paths["actors"]) > 100.0, "{paths}");
+    assert!(
+        paths["tree"]["children"]
+            .as_array()
+            .is_some_and(|c| c.len() >= 3),
+        "{paths}"
+    );
+
+    let retention = query_json(
+        url,
+        key,
+        &["retention", "--period", "day", "--periods", "2"],
+    );
+    let cohorts = retention["cohorts"].as_array().expect("cohorts");
+    assert!(!cohorts.is_empty() && cohorts.iter().all(|c| f(&c["periods"][0]["rate"]) == 1.0));
+
+    let ttv = query_json(url, key, &["ttv"]);
+    assert!(f(&ttv["new_actors"]) > 0.0, "{ttv}");
+
+    let churn = query_json(
+        url,
+        key,
+        &["churn-risk", "--recent", "1d", "--baseline", "1d"],
+    );
+    assert!(churn["backtest"].is_object(), "{churn}");
+
+    let experiment = query_json(url, key, &["experiment", "--experiment", "reco_algo"]);
+    let variants = experiment["variants"].as_array().expect("variants");
+    assert_eq!(variants.len(), 2, "{experiment}");
+    assert!(
+        variants.iter().all(|v| f(&v["exposed"]) > 50.0),
+        "{experiment}"
+    );
+    // ml_v2 is slower on recommendations.
+    let slower = experiment["comparisons"]
+        .as_array()
+        .expect("comparisons")
+        .iter()
+        .find(|c| c["metric"] == "latency_p50" && c["endpoint"] == "GET /api/recommendations")
+        .expect("p50 of recommendations");
+    assert!(f(&slower["difference"]) > 0.0, "{slower}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_valuetrace"))
+        .args([
+            "query",
+            "funnel",
+            "--since",
+            "2d",
+            "--step",
+            "GET /api/products",
+            "--step",
+            "POST /api/checkout",
+            "--url",
+            url,
+            "--key",
+            key,
+            "--project",
+            "demo",
+        ])
+        .output()
+        .expect("run valuetrace query funnel");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && table.contains("went to"),
         "{table}"
     );
 }

@@ -4,7 +4,7 @@
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
-fn table(header: &[&str]) -> Table {
+pub(super) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
@@ -13,7 +13,7 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-fn text(value: &Value) -> String {
+pub(super) fn text(value: &Value) -> String {
     match value {
         Value::Null => "–".into(),
         Value::String(s) => s.clone(),
@@ -21,14 +21,14 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn num(value: &Value, decimals: usize) -> Cell {
+pub(super) fn num(value: &Value, decimals: usize) -> Cell {
     let text = value
         .as_f64()
         .map_or_else(|| "–".to_owned(), |n| group_thousands(n, decimals));
     Cell::new(text).set_alignment(CellAlignment::Right)
 }
 
-fn pct(value: &Value) -> Cell {
+pub(super) fn pct(value: &Value) -> Cell {
     let text = value
         .as_f64()
         .map_or_else(|| "–".to_owned(), |s| format!("{:.1}%", s * 100.0));

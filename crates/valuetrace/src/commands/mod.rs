@@ -2,6 +2,7 @@
 
 pub mod answers;
 pub mod demo;
+pub mod journeys;
 pub mod query;
 pub mod serve;
 

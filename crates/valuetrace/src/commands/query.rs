@@ -98,6 +98,139 @@ pub enum QueryCommand {
         #[command(flatten)]
         answer: AnswerArgs,
     },
+    /// Funnel: where actors drop between steps, and where they went instead.
+    Funnel {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+        #[command(flatten)]
+        journey: JourneyArgs,
+        /// A step, in order (2–10): "GET /api/products", "POST /api/checkout status=2xx",
+        /// "outcome:purchase".
+        #[arg(long = "step", required = true)]
+        steps: Vec<String>,
+        /// sequential (default) or strict (each step is the next distinct event).
+        #[arg(long)]
+        order: Option<String>,
+    },
+    /// Paths after a start step (--start) or leading to an end step (--end).
+    Paths {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+        #[command(flatten)]
+        journey: JourneyArgs,
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        end: Option<String>,
+        /// Events per path, the anchor included (2–10).
+        #[arg(long)]
+        depth: Option<usize>,
+        /// Paths listed and children per tree node.
+        #[arg(long)]
+        top: Option<usize>,
+    },
+    /// Retention by cohort of first occurrence.
+    Retention {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+        #[command(flatten)]
+        journey: JourneyArgs,
+        /// Cohort step (default any event).
+        #[arg(long)]
+        cohort: Option<String>,
+        /// Return step (default any event).
+        #[arg(long = "return")]
+        returning: Option<String>,
+        /// day, week (default) or month.
+        #[arg(long)]
+        period: Option<String>,
+        #[arg(long)]
+        periods: Option<usize>,
+    },
+    /// Time to first value of new actors.
+    Ttv {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+        #[command(flatten)]
+        journey: JourneyArgs,
+        /// Start step (default the first API call).
+        #[arg(long)]
+        start: Option<String>,
+        /// Value step (default the project's value_event).
+        #[arg(long)]
+        value: Option<String>,
+        /// Trend by day (default) or week.
+        #[arg(long)]
+        cohort: Option<String>,
+        #[arg(long)]
+        within: Option<String>,
+    },
+    /// Actors whose activity fell against their own baseline, with a back-test.
+    ChurnRisk {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+        #[command(flatten)]
+        journey: JourneyArgs,
+        /// Recent period (default 7d).
+        #[arg(long)]
+        recent: Option<String>,
+        /// Baseline period before it (default 28d).
+        #[arg(long)]
+        baseline: Option<String>,
+        #[arg(long)]
+        threshold: Option<f64>,
+        #[arg(long)]
+        min_calls: Option<f64>,
+        #[arg(long)]
+        top: Option<usize>,
+    },
+    /// An A/B experiment per variant and endpoint; without --experiment, the experiments seen.
+    Experiment {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        answer: AnswerArgs,
+        #[command(flatten)]
+        journey: JourneyArgs,
+        #[arg(long)]
+        experiment: Option<String>,
+        #[arg(long)]
+        control: Option<String>,
+        /// Conversion outcome (default the project's conversion_outcome).
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Endpoints compared.
+        #[arg(long)]
+        top: Option<usize>,
+    },
+}
+
+/// What the journey answers share.
+#[derive(Args)]
+pub struct JourneyArgs {
+    /// Count per user, session or account.
+    #[arg(long)]
+    pub per: Option<String>,
+    /// Conversion window (funnel) or path reach, e.g. 30m, 24h, 7d.
+    #[arg(long)]
+    pub window: Option<String>,
+}
+
+impl JourneyArgs {
+    fn push(&self, params: &mut Vec<(&'static str, String)>) {
+        params.extend(self.per.clone().map(|p| ("per", p)));
+        params.extend(self.window.clone().map(|w| ("window", w)));
+    }
 }
 
 /// Filters and breakdown of the business answers.
@@ -334,6 +467,77 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 let mut query = params(&common);
                 answer.push(&mut query);
                 show(&common, "priority", &query, super::answers::print_priority).await?;
+            }
+            QueryCommand::Funnel { common, answer, journey, steps, order } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                journey.push(&mut query);
+                query.push(("steps", steps.join(",")));
+                query.extend(order.map(|o| ("order", o)));
+                show(&common, "funnel", &query, super::journeys::print_funnel).await?;
+            }
+            QueryCommand::Paths { common, answer, journey, start, end, depth, top } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                journey.push(&mut query);
+                query.extend(start.map(|s| ("start", s)));
+                query.extend(end.map(|e| ("end", e)));
+                query.extend(depth.map(|d| ("depth", d.to_string())));
+                query.extend(top.map(|t| ("top", t.to_string())));
+                show(&common, "paths", &query, super::journeys::print_paths).await?;
+            }
+            QueryCommand::Retention { common, answer, journey, cohort, returning, period, periods } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                journey.push(&mut query);
+                query.extend(cohort.map(|c| ("cohort", c)));
+                query.extend(returning.map(|r| ("return", r)));
+                query.extend(period.map(|p| ("period", p)));
+                query.extend(periods.map(|p| ("periods", p.to_string())));
+                show(&common, "retention", &query, super::journeys::print_retention).await?;
+            }
+            QueryCommand::Ttv { common, answer, journey, start, value, cohort, within } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                journey.push(&mut query);
+                query.extend(start.map(|s| ("start", s)));
+                query.extend(value.map(|v| ("value", v)));
+                query.extend(cohort.map(|c| ("cohort", c)));
+                query.extend(within.map(|w| ("within", w)));
+                show(&common, "ttv", &query, super::journeys::print_ttv).await?;
+            }
+            QueryCommand::ChurnRisk { common, answer, journey, recent, baseline, threshold, min_calls, top } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                journey.push(&mut query);
+                query.extend(recent.map(|r| ("recent", r)));
+                query.extend(baseline.map(|b| ("baseline", b)));
+                query.extend(threshold.map(|t| ("threshold", t.to_string())));
+                query.extend(min_calls.map(|m| ("min_calls", m.to_string())));
+                query.extend(top.map(|t| ("top", t.to_string())));
+                show(&common, "churn-risk", &query, super::journeys::print_churn).await?;
+            }
+            QueryCommand::Experiment { common, answer, journey, experiment, control, outcome, top } => {
+                let mut query = params(&common);
+                answer.push(&mut query);
+                journey.push(&mut query);
+                let Some(experiment) = experiment else {
+                    show(&common, "experiments", &query, |list| {
+                        println!("Experiments seen (ask one with --experiment NAME):");
+                        if let Some(map) = list["experiments"].as_object() {
+                            for (name, variants) in map {
+                                println!("  {name}: {variants}");
+                            }
+                        }
+                    })
+                    .await?;
+                    return Ok(());
+                };
+                query.push(("experiment", experiment));
+                query.extend(control.map(|c| ("control", c)));
+                query.extend(outcome.map(|o| ("outcome", o)));
+                query.extend(top.map(|t| ("top", t.to_string())));
+                show(&common, "experiment", &query, super::journeys::print_experiment).await?;
             }
             QueryCommand::Timeseries { common, metric, interval } => {
                 let target = target(&common)?;
