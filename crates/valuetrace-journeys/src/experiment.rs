@@ -23,6 +23,7 @@ use crate::pass::Cx;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use valuetrace_insights::config::route_matches;
 
 /// Endpoints with fewer calls than this in the control or a treatment are not compared.
 pub const MIN_CALLS: f64 = 100.0;
@@ -41,6 +42,8 @@ pub struct ExperimentSpec {
     pub conversion: String,
     /// Endpoints compared, the busiest first.
     pub top_endpoints: usize,
+    /// Only endpoints matching this route pattern are compared (`/api/recommendations*`).
+    pub endpoints: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,7 +307,14 @@ pub fn answer(
             comparisons.push(metric("value_per_actor", None, &variants[v], cmp));
         }
     }
+    let wanted = |e: usize| {
+        let key = names.endpoint(e as u32);
+        spec.endpoints
+            .as_deref()
+            .is_none_or(|pattern| route_matches(pattern, &key.method, &key.route))
+    };
     let mut busiest: Vec<usize> = (1..endpoints)
+        .filter(|e| wanted(*e))
         .filter(|e| (0..width).all(|v| exposure.calls[e * width + v].calls >= MIN_CALLS))
         .collect();
     busiest.sort_by(|a, b| {

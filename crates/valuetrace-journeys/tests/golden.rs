@@ -353,6 +353,7 @@ fn experiments_compare_variants_per_endpoint_with_corrected_p_values() {
         control: None,
         conversion: "purchase".into(),
         top_endpoints: 10,
+        endpoints: None,
     };
     let answer = journeys
         .experiment(

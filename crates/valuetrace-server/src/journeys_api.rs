@@ -235,7 +235,7 @@ pub async fn churn_risk(
 }
 
 /// `experiment` (required), `control`, `outcome` (default the project's conversion outcome),
-/// `top` endpoints (default 10), `per`.
+/// `top` endpoints (default 10), `endpoints` (a route pattern), `per`.
 pub async fn experiment(
     State(state): State<Arc<AppState>>,
     Path(project): Path<String>,
@@ -250,9 +250,11 @@ pub async fn experiment(
     let control = own.text("control");
     let outcome = own.text("outcome");
     let top = own.number("top", 10usize)?;
+    let endpoints = own.text("endpoints");
     let per = own.per(Actor::User)?;
     let asked = ask(&state, &headers, project, &params, &[])?;
     let spec = ExperimentSpec {
+        endpoints,
         experiment: name,
         control,
         conversion: outcome.unwrap_or_else(|| asked.config.conversion_outcome.clone()),

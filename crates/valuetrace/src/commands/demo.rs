@@ -293,6 +293,18 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
     println!("  {exe} query latency-conversion --since 7d --route 'POST /api/checkout'");
     println!("  {exe} query scorecard --since 7d         # BRIDGE");
     println!("  {exe} query priority --since 7d          # feature priority");
+    println!(
+        "  {exe} query funnel --since 7d --step 'GET /api/products' --step 'POST /api/cart/items' --step 'POST /api/checkout' --step outcome:purchase"
+    );
+    println!("  {exe} query paths --since 7d --start 'POST /api/cart/items' --depth 4");
+    println!("  {exe} query retention --since 14d --period day --periods 7");
+    println!("  {exe} query ttv --since 14d                  # first call → first purchase");
+    println!(
+        "  {exe} query churn-risk --recent 3d --baseline 7d  # accounts going quiet, with a back-test"
+    );
+    println!(
+        "  {exe} query experiment --since 14d --experiment reco_algo --endpoints '/api/recommendations*'"
+    );
     println!("  {exe} query endpoints --since 7d --sort p95");
     println!("  {exe} query endpoints --plan enterprise --service payments");
     println!("  {exe} query timeseries --metric error_rate --interval 1h --since 3d");

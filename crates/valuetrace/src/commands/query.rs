@@ -212,6 +212,9 @@ pub enum QueryCommand {
         /// Endpoints compared.
         #[arg(long)]
         top: Option<usize>,
+        /// Compare only endpoints matching this route pattern, e.g. "/api/recommendations*".
+        #[arg(long)]
+        endpoints: Option<String>,
     },
 }
 
@@ -517,7 +520,7 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 query.extend(top.map(|t| ("top", t.to_string())));
                 show(&common, "churn-risk", &query, super::journeys::print_churn).await?;
             }
-            QueryCommand::Experiment { common, answer, journey, experiment, control, outcome, top } => {
+            QueryCommand::Experiment { common, answer, journey, experiment, control, outcome, top, endpoints } => {
                 let mut query = params(&common);
                 answer.push(&mut query);
                 journey.push(&mut query);
@@ -537,6 +540,7 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 query.extend(control.map(|c| ("control", c)));
                 query.extend(outcome.map(|o| ("outcome", o)));
                 query.extend(top.map(|t| ("top", t.to_string())));
+                query.extend(endpoints.map(|e| ("endpoints", e)));
                 show(&common, "experiment", &query, super::journeys::print_experiment).await?;
             }
             QueryCommand::Timeseries { common, metric, interval } => {

@@ -173,6 +173,7 @@ fn answers(
         control: None,
         conversion: "purchase".into(),
         top_endpoints: 10,
+        endpoints: None,
     };
     let ttv = TtvSpec::new("/*", "outcome:purchase", Period::Day, None)?;
     let churn = ChurnSpec {
