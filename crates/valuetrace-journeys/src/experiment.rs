@@ -28,7 +28,8 @@ use valuetrace_insights::config::route_matches;
 /// Endpoints with fewer calls than this in the control or a treatment are not compared.
 pub const MIN_CALLS: f64 = 100.0;
 const RESAMPLES: usize = 2_000;
-/// Latencies kept per (endpoint, variant) for quantiles (see [`sample_latencies`]).
+/// Latencies kept per (endpoint, variant) for quantiles: every call up to this many, else a
+/// deterministic sample of about this many.
 pub const LATENCY_SAMPLE: f64 = 50_000.0;
 const MIXED: u16 = u16::MAX - 1;
 const NONE: u16 = u16::MAX;
