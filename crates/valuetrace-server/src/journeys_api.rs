@@ -38,6 +38,16 @@ fn invalid(message: String) -> ApiError {
     ApiError::bad_request("invalid_parameter", message)
 }
 
+/// Answers without a breakdown refuse `by` rather than ignore it.
+fn no_breakdown(params: &Params, answer: &str, instead: &str) -> Result<(), ApiError> {
+    match params.get("by") {
+        Some(by) => Err(invalid(format!(
+            "`by={by}`: {answer} has no breakdown yet; {instead}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Removes the answer's own parameters from `params` (so `ask` sees only the common ones).
 struct Own<'a>(&'a mut Params);
 
@@ -142,6 +152,7 @@ pub async fn paths(
             ));
         }
     };
+    no_breakdown(own.0, "paths", "filter instead, e.g. plan=pro")?;
     let depth = own.number("depth", 5usize)?;
     let top = own.number("top", 10usize)?;
     let window = own.duration("window", DAY_MS)?;
@@ -215,6 +226,7 @@ pub async fn churn_risk(
 ) -> Result<Json<valuetrace_journeys::churn::ChurnAnswer>, ApiError> {
     authorize(&state, &headers, &project)?;
     let mut own = Own(&mut params);
+    no_breakdown(own.0, "churn risk", "filter instead, e.g. plan=pro")?;
     let recent = own.duration("recent", 7 * DAY_MS)?;
     let baseline = own.duration("baseline", 28 * DAY_MS)?;
     let threshold = own.number("threshold", 0.5f64)?;
@@ -247,6 +259,11 @@ pub async fn experiment(
     let name = own.text("experiment").ok_or_else(|| {
         invalid("`experiment` is required; GET .../experiments lists the experiments seen".into())
     })?;
+    no_breakdown(
+        own.0,
+        "an experiment",
+        "it is already per variant; filter instead, e.g. plan=pro",
+    )?;
     let control = own.text("control");
     let outcome = own.text("outcome");
     let top = own.number("top", 10usize)?;
