@@ -1,0 +1,20 @@
+//! Client-side building blocks of the valuetrace middleware (issue 6, in progress): what the host
+//! application links. Depends only on `valuetrace-model`.
+//!
+//! - [`sampling`]: which raw `api_call` events to keep, by business weight, deterministically per
+//!   user or session (so journeys stay whole), never dropping errors, slow calls or value-carrying
+//!   calls; each kept event carries its `sample_rate`.
+//! - [`queue`]: the hand-off from the request path: a bounded queue where a full queue drops and
+//!   counts instead of waiting.
+//! - [`breaker`]: the sender's circuit breaker (closed → open after N failures → half-open probe
+//!   after a cool-down), with an injected clock.
+//! - [`backoff`]: bounded exponential backoff with full jitter for retries.
+//!
+//! Still to come (see the issue): the tower `Layer` and outbound client layer, exact aggregates
+//! with latency histograms shipped as `api_aggregate` events, the batching sender, and the Python
+//! package.
+
+pub mod backoff;
+pub mod breaker;
+pub mod queue;
+pub mod sampling;

@@ -1,0 +1,239 @@
+//! Business-weighted, deterministic sampling of raw `api_call` events.
+//!
+//! The rate of a call is the weight of the first route rule whose glob matches `METHOD /route`
+//! (or the default), × the premium multiplier for premium plans, × the new-user multiplier for
+//! users in their first days, capped at 1. Errors (status ≥ 500, or ≥ 400 when configured), slow
+//! calls and calls that carry a value are always kept (rate 1). The keep decision hashes the
+//! session id (else the user id, else the event id) against the rate, so every call of a session
+//! with the same rate is kept or dropped together: journeys stay whole. A kept call carries
+//! `sample_rate` so the server re-weights it by 1 / rate.
+
+use valuetrace_model::ApiCall;
+
+/// One route rule: a glob over `METHOD /route` or `/route` (`*` matches anything) and its weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteWeight {
+    pub pattern: String,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingPolicy {
+    pub routes: Vec<RouteWeight>,
+    pub default_weight: f64,
+    pub premium_plans: Vec<String>,
+    pub premium_multiplier: f64,
+    pub new_user_multiplier: f64,
+    /// Calls at least this slow are always kept.
+    pub slow_ms: f64,
+    /// Keep every 4xx too (5xx are always kept).
+    pub keep_client_errors: bool,
+}
+
+impl Default for SamplingPolicy {
+    /// The seed article's weights: payments and checkout 1.0, recommendations 0.8, user profile
+    /// 0.3, health checks 0.05, everything else 0.1; premium × 1.5; first-week users × 2.
+    fn default() -> Self {
+        let rule = |pattern: &str, weight: f64| RouteWeight {
+            pattern: pattern.into(),
+            weight,
+        };
+        SamplingPolicy {
+            routes: vec![
+                rule("*/payments*", 1.0),
+                rule("*/checkout*", 1.0),
+                rule("*/recommendations*", 0.8),
+                rule("*/users/*", 0.3),
+                rule("*/health*", 0.05),
+            ],
+            default_weight: 0.1,
+            premium_plans: vec!["pro".into(), "enterprise".into(), "premium".into()],
+            premium_multiplier: 1.5,
+            new_user_multiplier: 2.0,
+            slow_ms: 1_000.0,
+            keep_client_errors: true,
+        }
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else literally.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// FNV-1a over the bytes, then SplitMix64's finalizer: stable across processes and languages
+/// (the Python package uses the same function, so both sample the same sessions).
+pub fn stable_hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.as_bytes() {
+        h ^= u64::from(*byte);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl SamplingPolicy {
+    /// The sampling rate of `call` in (0, 1]; `new_user` says whether the user is in its first
+    /// days (the host knows; the middleware's user extractor supplies it).
+    pub fn rate(&self, call: &ApiCall, new_user: bool) -> f64 {
+        let always = call.status >= 500
+            || (self.keep_client_errors && call.status >= 400)
+            || call.latency_ms >= self.slow_ms
+            || call.value.is_some();
+        if always {
+            return 1.0;
+        }
+        let weight = self
+            .routes
+            .iter()
+            .find(|rule| {
+                let pattern = rule.pattern.as_str();
+                match pattern.split_once(' ') {
+                    Some((method, path)) => {
+                        method.eq_ignore_ascii_case(&call.method) && glob(path, &call.route)
+                    }
+                    None => glob(pattern, &call.route),
+                }
+            })
+            .map_or(self.default_weight, |rule| rule.weight);
+        let premium = call
+            .plan
+            .as_ref()
+            .is_some_and(|plan| self.premium_plans.iter().any(|p| p == plan));
+        let mut rate = weight;
+        if premium {
+            rate *= self.premium_multiplier;
+        }
+        if new_user {
+            rate *= self.new_user_multiplier;
+        }
+        rate.clamp(f64::MIN_POSITIVE, 1.0)
+    }
+
+    /// Whether to keep `call` at `rate`: the session's (else user's, else event's) hash against
+    /// the rate, so a session's calls with the same rate share one decision.
+    pub fn keep(&self, call: &ApiCall, rate: f64) -> bool {
+        if rate >= 1.0 {
+            return true;
+        }
+        let key = call
+            .session_id
+            .as_deref()
+            .or(call.user_id.as_deref())
+            .unwrap_or(&call.event_id);
+        let threshold = (rate * u64::MAX as f64) as u64;
+        stable_hash(key) <= threshold
+    }
+
+    /// Decides for `call`: `Some(rate)` (and sets `call.sample_rate` when below 1) to send it,
+    /// `None` to drop it (the aggregates still count it).
+    pub fn sample(&self, call: &mut ApiCall, new_user: bool) -> Option<f64> {
+        let rate = self.rate(call, new_user);
+        if !self.keep(call, rate) {
+            return None;
+        }
+        call.sample_rate = (rate < 1.0).then_some(rate);
+        Some(rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(route: &str, session: &str, status: u16) -> ApiCall {
+        ApiCall {
+            schema_version: 1,
+            event_id: format!("{session}-{route}"),
+            method: "GET".into(),
+            route: route.into(),
+            status,
+            latency_ms: 20.0,
+            session_id: Some(session.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rates_follow_route_weights_plan_and_new_users_capped_at_one() {
+        let policy = SamplingPolicy::default();
+        assert_eq!(policy.rate(&call("/api/payments", "s", 200), false), 1.0);
+        assert_eq!(
+            policy.rate(&call("/api/recommendations", "s", 200), false),
+            0.8
+        );
+        assert_eq!(policy.rate(&call("/api/search", "s", 200), false), 0.1);
+        assert!((policy.rate(&call("/api/search", "s", 200), true) - 0.2).abs() < 1e-12);
+        let mut premium = call("/api/users/me", "s", 200);
+        premium.plan = Some("pro".into());
+        assert!((policy.rate(&premium, true) - 0.9).abs() < 1e-12);
+        let mut capped = call("/api/recommendations", "s", 200);
+        capped.plan = Some("enterprise".into());
+        assert_eq!(policy.rate(&capped, false), 1.0);
+        // Errors, slow calls and value-carrying calls are always kept.
+        assert_eq!(policy.rate(&call("/healthz", "s", 503), false), 1.0);
+        let mut slow = call("/api/search", "s", 200);
+        slow.latency_ms = 2_500.0;
+        assert_eq!(policy.rate(&slow, false), 1.0);
+        let mut valued = call("/api/search", "s", 200);
+        valued.value = Some(10.0);
+        assert_eq!(policy.rate(&valued, false), 1.0);
+    }
+
+    #[test]
+    fn sessions_are_kept_or_dropped_whole_and_rates_hold_on_average() {
+        let policy = SamplingPolicy::default();
+        let (mut kept_sessions, sessions) = (0, 20_000);
+        for s in 0..sessions {
+            let session = format!("session-{s}");
+            let decisions: Vec<bool> = ["/api/search", "/api/items/{id}", "/api/cart"]
+                .iter()
+                .map(|route| {
+                    let mut c = call(route, &session, 200);
+                    policy.sample(&mut c, false).is_some()
+                })
+                .collect();
+            assert!(decisions.iter().all(|d| *d == decisions[0]), "{session}");
+            kept_sessions += usize::from(decisions[0]);
+        }
+        // Default weight 0.1: within 5 standard deviations of 2,000.
+        let expected = 0.1 * sessions as f64;
+        let sd = (sessions as f64 * 0.1 * 0.9).sqrt();
+        assert!(
+            (kept_sessions as f64 - expected).abs() < 5.0 * sd,
+            "{kept_sessions}"
+        );
+        let mut c = call("/api/search", "session-1", 200);
+        if policy.sample(&mut c, false).is_some() {
+            assert_eq!(c.sample_rate, Some(0.1));
+        }
+    }
+
+    #[test]
+    fn globs_match_like_the_server() {
+        assert!(glob("*/payments*", "/api/payments/process"));
+        assert!(glob("/api/*/items", "/api/cart/items"));
+        assert!(!glob("/api/*/items", "/api/cart/item"));
+        assert!(glob("/healthz", "/healthz"));
+        assert_eq!(stable_hash("a"), stable_hash("a"));
+        assert_ne!(stable_hash("a"), stable_hash("b"));
+    }
+}
