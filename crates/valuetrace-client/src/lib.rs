@@ -1,6 +1,8 @@
 //! Client-side building blocks of the valuetrace middleware (issue 6, in progress): what the host
 //! application links. Depends only on `valuetrace-model`.
 //!
+//! - [`aggregate`]: exact per-(route, method, status class, plan, variant) counts and latency
+//!   histograms of every request, sampled or not.
 //! - [`sampling`]: which raw `api_call` events to keep, by business weight, deterministically per
 //!   user or session (so journeys stay whole), never dropping errors, slow calls or value-carrying
 //!   calls; each kept event carries its `sample_rate`.
@@ -10,10 +12,11 @@
 //!   after a cool-down), with an injected clock.
 //! - [`backoff`]: bounded exponential backoff with full jitter for retries.
 //!
-//! Still to come (see the issue): the tower `Layer` and outbound client layer, exact aggregates
-//! with latency histograms shipped as `api_aggregate` events, the batching sender, and the Python
-//! package.
+//! Still to come (see the issue): the tower `Layer` and outbound client layer, the
+//! `api_aggregate` event type (model, server, health answers) the aggregates ship as, the
+//! batching sender that uses the queue, breaker and backoff, and the Python package.
 
+pub mod aggregate;
 pub mod backoff;
 pub mod breaker;
 pub mod queue;
