@@ -1,4 +1,4 @@
-//! Client-side building blocks of the valuetrace middleware (issue 6, in progress): what the host
+//! Client-side middleware and its building blocks of the valuetrace middleware (issue 6, in progress): what the host
 //! application links. Depends only on `valuetrace-model`.
 //!
 //! - [`aggregate`]: exact per-(route, method, status class, plan, variant) counts and latency
@@ -11,13 +11,16 @@
 //! - [`breaker`]: the sender's circuit breaker (closed → open after N failures → half-open probe
 //!   after a cool-down), with an injected clock.
 //! - [`backoff`]: bounded exponential backoff with full jitter for retries.
+//! - [`layer`]: the tower `Layer` for axum: route template (never a raw path), status, latency,
+//!   identity and error class into the aggregates, the sampled event onto the queue.
 //!
-//! Still to come (see the issue): the tower `Layer` and outbound client layer, the
+//! Still to come (see the issue): the outbound client layer, the
 //! `api_aggregate` event type (model, server, health answers) the aggregates ship as, the
 //! batching sender that uses the queue, breaker and backoff, and the Python package.
 
 pub mod aggregate;
 pub mod backoff;
 pub mod breaker;
+pub mod layer;
 pub mod queue;
 pub mod sampling;

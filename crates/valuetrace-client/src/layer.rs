@@ -1,0 +1,284 @@
+//! The tower `Layer` for axum (and any tower stack): records every request's route template,
+//! method, status, latency and the caller's identity into the [`Aggregator`], samples the raw
+//! event with the [`SamplingPolicy`] and pushes it onto the bounded [`queue`](crate::queue) — no
+//! I/O and no await on the request path; a full queue drops and counts.
+//!
+//! The route is axum's `MatchedPath` (add the layer with `Router::route_layer` so it is set);
+//! requests that matched no route are recorded as `(unmatched)`, never as their raw path. The
+//! caller's identity comes from a user-supplied function over the request's headers and
+//! extensions; a handler can name the error class of a failure by inserting [`ErrorType`] into
+//! the response extensions.
+//!
+//! Not yet: the sender that drains the queue (see the crate docs).
+
+use crate::aggregate::Aggregator;
+use crate::queue::Producer;
+use crate::sampling::SamplingPolicy;
+use axum::extract::MatchedPath;
+use axum::http::{Extensions, HeaderMap, Request, Response};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use valuetrace_model::ApiCall;
+
+/// Who made the request, as the host knows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    pub user_id: Option<String>,
+    pub account_id: Option<String>,
+    pub session_id: Option<String>,
+    pub plan: Option<String>,
+    pub segment: Option<String>,
+    pub experiments: BTreeMap<String, String>,
+    /// The user is in its first days (sampled twice as often).
+    pub new_user: bool,
+}
+
+/// Set on a response (`response.extensions_mut().insert(ErrorType("validation".into()))`) to
+/// name the error class of a failed call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorType(pub String);
+
+type IdentityFn = dyn Fn(&HeaderMap, &Extensions) -> Identity + Send + Sync;
+
+/// What the layer records into.
+pub struct Recorder {
+    pub service: String,
+    pub aggregator: Arc<Aggregator>,
+    pub policy: SamplingPolicy,
+    producer: Producer<ApiCall>,
+    identity: Box<IdentityFn>,
+    sequence: AtomicU64,
+    prefix: String,
+}
+
+impl Recorder {
+    pub fn new(
+        service: &str,
+        policy: SamplingPolicy,
+        producer: Producer<ApiCall>,
+        identity: impl Fn(&HeaderMap, &Extensions) -> Identity + Send + Sync + 'static,
+    ) -> Recorder {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Recorder {
+            service: service.into(),
+            aggregator: Arc::new(Aggregator::default()),
+            policy,
+            producer,
+            identity: Box::new(identity),
+            sequence: AtomicU64::new(0),
+            prefix: format!("{:x}-{:x}", std::process::id(), nanos as u64),
+        }
+    }
+
+    fn record(
+        &self,
+        method: &str,
+        route: &str,
+        status: u16,
+        latency_ms: f64,
+        who: Identity,
+        error_type: Option<String>,
+    ) {
+        let variant = who.experiments.values().next().map(String::as_str);
+        self.aggregator.record(
+            route,
+            method,
+            status,
+            who.plan.as_deref(),
+            variant,
+            latency_ms,
+        );
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let mut call = ApiCall {
+            schema_version: 1,
+            event_id: format!("{}-{sequence}", self.prefix),
+            timestamp,
+            service: self.service.clone(),
+            method: method.into(),
+            route: route.into(),
+            status,
+            latency_ms,
+            user_id: who.user_id,
+            account_id: who.account_id,
+            session_id: who.session_id,
+            plan: who.plan,
+            segment: who.segment,
+            experiments: who.experiments,
+            error_type,
+            sdk: Some(concat!("valuetrace-rust/", env!("CARGO_PKG_VERSION")).into()),
+            ..Default::default()
+        };
+        if self.policy.sample(&mut call, who.new_user).is_some() {
+            self.producer.push(call);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ValuetraceLayer {
+    recorder: Arc<Recorder>,
+}
+
+impl ValuetraceLayer {
+    pub fn new(recorder: Arc<Recorder>) -> ValuetraceLayer {
+        ValuetraceLayer { recorder }
+    }
+}
+
+impl<S> tower::Layer<S> for ValuetraceLayer {
+    type Service = ValuetraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ValuetraceService {
+            inner,
+            recorder: self.recorder.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ValuetraceService<S> {
+    inner: S,
+    recorder: Arc<Recorder>,
+}
+
+impl<S, B, R> tower::Service<Request<B>> for ValuetraceService<S>
+where
+    S: tower::Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().as_str().to_owned();
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+        let who = (self.recorder.identity)(request.headers(), request.extensions());
+        let recorder = self.recorder.clone();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let result = future.await;
+            let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
+            let (status, error_type) = match &result {
+                Ok(response) => (
+                    response.status().as_u16(),
+                    response
+                        .extensions()
+                        .get::<ErrorType>()
+                        .map(|e| e.0.clone()),
+                ),
+                Err(_) => (500, Some("internal".to_owned())),
+            };
+            recorder.record(&method, &route, status, latency_ms, who, error_type);
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::bounded;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    fn identity(headers: &HeaderMap, _: &Extensions) -> Identity {
+        Identity {
+            user_id: headers
+                .get("x-user")
+                .and_then(|v| v.to_str().ok())
+                .map(Into::into),
+            plan: Some("pro".into()),
+            ..Identity::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn records_route_templates_statuses_and_identity_never_raw_paths() {
+        let (producer, receiver, counters) = bounded(100);
+        let policy = SamplingPolicy {
+            default_weight: 1.0,
+            ..SamplingPolicy::default()
+        };
+        let recorder = Arc::new(Recorder::new("shop", policy, producer, identity));
+        let app = Router::new()
+            .route("/items/{id}", get(|| async { "ok" }))
+            .route(
+                "/fail",
+                get(|| async {
+                    let mut response = Response::new(Body::from("no"));
+                    *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+                    response
+                        .extensions_mut()
+                        .insert(ErrorType("validation".into()));
+                    response
+                }),
+            )
+            .route_layer(ValuetraceLayer::new(recorder.clone()));
+        for uri in ["/items/1", "/items/2", "/fail"] {
+            let request = Request::builder()
+                .uri(uri)
+                .header("x-user", "alice")
+                .body(Body::empty())
+                .expect("request");
+            app.clone().oneshot(request).await.expect("response");
+        }
+        let calls: Vec<ApiCall> = receiver.try_iter().collect();
+        let routes: Vec<(&str, u16)> = calls.iter().map(|c| (c.route.as_str(), c.status)).collect();
+        assert_eq!(
+            routes,
+            vec![("/items/{id}", 200), ("/items/{id}", 200), ("/fail", 400)]
+        );
+        assert_eq!(calls[2].error_type.as_deref(), Some("validation"));
+        assert_eq!(calls[0].user_id.as_deref(), Some("alice"));
+        assert_ne!(calls[0].event_id, calls[1].event_id);
+        let aggregates = recorder.aggregator.drain();
+        assert_eq!(aggregates.iter().map(|(_, a)| a.count).sum::<u64>(), 3);
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_events_but_aggregates_stay_exact() {
+        let (producer, _receiver, counters) = bounded(2);
+        let policy = SamplingPolicy {
+            default_weight: 1.0,
+            ..SamplingPolicy::default()
+        };
+        let recorder = Arc::new(Recorder::new("shop", policy, producer, identity));
+        let app = Router::new()
+            .route("/a", get(|| async { "ok" }))
+            .route_layer(ValuetraceLayer::new(recorder.clone()));
+        for _ in 0..10 {
+            let request = Request::builder()
+                .uri("/a")
+                .body(Body::empty())
+                .expect("request");
+            app.clone().oneshot(request).await.expect("response");
+        }
+        assert_eq!(counters.enqueued.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 8);
+        assert_eq!(recorder.aggregator.drain()[0].1.count, 10);
+    }
+}
