@@ -14,9 +14,13 @@
 //! - [`layer`]: the tower `Layer` for axum: route template (never a raw path), status, latency,
 //!   identity and error class into the aggregates, the sampled event onto the queue.
 //!
-//! Still to come (see the issue): the outbound client layer, the
-//! `api_aggregate` event type (model, server, health answers) the aggregates ship as, the
-//! batching sender that uses the queue, breaker and backoff, and the Python package.
+//! - [`sender`]: the background thread that batches, gzips and POSTs to `/v1/batch` with retries,
+//!   the breaker, and a flush on shutdown (tested against the real server in
+//!   `crates/valuetrace-server/tests/client.rs`).
+//!
+//! Still to come (see the issue): the outbound client layer, the `api_aggregate` event type
+//! (model, server, health answers) the aggregates ship as, the example app, the overhead
+//! benchmark, and the Python package.
 
 pub mod aggregate;
 pub mod backoff;
@@ -24,3 +28,4 @@ pub mod breaker;
 pub mod layer;
 pub mod queue;
 pub mod sampling;
+pub mod sender;
