@@ -18,13 +18,13 @@ fn call(i: u64, now: i64) -> ApiCall {
         timestamp: now - 60_000,
         service: "shop".into(),
         method: "GET".into(),
-        route: if i % 3 == 0 {
+        route: if i.is_multiple_of(3) {
             "/api/items/{id}"
         } else {
             "/api/search"
         }
         .into(),
-        status: if i % 10 == 0 { 503 } else { 200 },
+        status: if i.is_multiple_of(10) { 503 } else { 200 },
         latency_ms: (i % 97) as f64,
         user_id: Some(format!("user-{}", i % 17)),
         ..Default::default()
