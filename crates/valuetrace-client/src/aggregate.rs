@@ -8,7 +8,7 @@
 //! every shard out at flush time.
 //!
 //! Latency histogram: log-linear buckets of 2% relative width from 0.01 ms (bucket
-//! `ceil(ln(ms / 0.01) / ln(1.02))`), so any quantile computed from it is within 2% of the truth.
+//! `floor(ln(ms / 0.01) / ln(1.02)) + 1`, dense), so any quantile computed from it is within 2% of the truth.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -29,28 +29,41 @@ pub struct AggregateKey {
     pub variant: Option<String>,
 }
 
-/// Counts and a latency histogram (sparse: bucket → count).
+/// Counts and a latency histogram (dense: `buckets[b]` counts bucket `b`, grown on demand).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Aggregate {
     pub count: u64,
     pub latency_sum_ms: f64,
-    pub buckets: HashMap<i32, u64>,
+    pub buckets: Vec<u64>,
 }
 
-/// The histogram bucket of a latency.
-pub fn bucket(latency_ms: f64) -> i32 {
-    if latency_ms <= MIN_MS {
+/// The histogram bucket of a latency (0 for ≤ 0.01 ms; ~1,400 buckets reach an hour).
+pub fn bucket(latency_ms: f64) -> usize {
+    if latency_ms.is_nan() || latency_ms <= MIN_MS {
         return 0;
     }
-    (latency_ms / MIN_MS).ln().div_euclid(GAMMA.ln()) as i32 + 1
+    ((latency_ms / MIN_MS).ln().div_euclid(GAMMA.ln()) as usize + 1).min(MAX_BUCKET)
+}
+
+const MAX_BUCKET: usize = 2_048;
+
+impl Aggregate {
+    #[inline]
+    fn add(&mut self, latency_ms: f64, count: u64) {
+        let b = bucket(latency_ms);
+        if self.buckets.len() <= b {
+            self.buckets.resize(b + 1, 0);
+        }
+        self.buckets[b] += count;
+    }
 }
 
 /// The representative latency of a bucket: the geometric middle of its bounds.
-pub fn bucket_value(bucket: i32) -> f64 {
-    if bucket <= 0 {
+pub fn bucket_value(bucket: usize) -> f64 {
+    if bucket == 0 {
         return MIN_MS;
     }
-    MIN_MS * GAMMA.powf(f64::from(bucket) - 0.5)
+    MIN_MS * GAMMA.powf(bucket as f64 - 0.5)
 }
 
 impl Aggregate {
@@ -59,20 +72,19 @@ impl Aggregate {
         if self.count == 0 {
             return None;
         }
-        let mut buckets: Vec<(&i32, &u64)> = self.buckets.iter().collect();
-        buckets.sort();
         let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
         let mut seen = 0;
-        for (bucket, count) in buckets {
+        for (bucket, count) in self.buckets.iter().enumerate() {
             seen += count;
             if seen >= rank {
-                return Some(bucket_value(*bucket));
+                return Some(bucket_value(bucket));
             }
         }
         None
     }
 }
 
+/// FNV-1a over the key's parts (with separators): cheap, and only a shard-local map key.
 fn key_hash(
     route: &str,
     method: &str,
@@ -80,12 +92,41 @@ fn key_hash(
     plan: Option<&str>,
     variant: Option<&str>,
 ) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (route, method, class, plan, variant).hash(&mut hasher);
-    hasher.finish()
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for byte in bytes.iter().chain(&[0xff]) {
+            h ^= u64::from(*byte);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(route.as_bytes());
+    eat(method.as_bytes());
+    eat(&[class]);
+    eat(plan.map_or(&[0xfe], str::as_bytes));
+    eat(variant.map_or(&[0xfe], str::as_bytes));
+    h
 }
 
-type Shard = HashMap<u64, Vec<(AggregateKey, Aggregate)>>;
+/// Passes a precomputed `u64` hash through unchanged.
+#[derive(Default, Clone, Copy)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Shard =
+    HashMap<u64, Vec<(AggregateKey, Aggregate)>, std::hash::BuildHasherDefault<IdentityHasher>>;
 
 /// The aggregates of one process between two flushes.
 pub struct Aggregator {
@@ -95,7 +136,7 @@ pub struct Aggregator {
 impl Default for Aggregator {
     fn default() -> Self {
         Aggregator {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
         }
     }
 }
@@ -153,7 +194,7 @@ impl Aggregator {
         };
         aggregate.count += 1;
         aggregate.latency_sum_ms += latency_ms;
-        *aggregate.buckets.entry(bucket(latency_ms)).or_default() += 1;
+        aggregate.add(latency_ms, 1);
     }
 
     /// Takes every aggregate recorded since the last drain, merged across shards.
@@ -168,8 +209,11 @@ impl Aggregator {
                 let into = merged.entry(key).or_default();
                 into.count += aggregate.count;
                 into.latency_sum_ms += aggregate.latency_sum_ms;
-                for (bucket, count) in aggregate.buckets {
-                    *into.buckets.entry(bucket).or_default() += count;
+                if into.buckets.len() < aggregate.buckets.len() {
+                    into.buckets.resize(aggregate.buckets.len(), 0);
+                }
+                for (mine, theirs) in into.buckets.iter_mut().zip(&aggregate.buckets) {
+                    *mine += theirs;
                 }
             }
         }

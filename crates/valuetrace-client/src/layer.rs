@@ -13,7 +13,7 @@
 
 use crate::aggregate::Aggregator;
 use crate::queue::Producer;
-use crate::sampling::SamplingPolicy;
+use crate::sampling::{CallFacts, SamplingPolicy};
 use axum::extract::MatchedPath;
 use axum::http::{Extensions, HeaderMap, Request, Response};
 use std::collections::BTreeMap;
@@ -95,11 +95,35 @@ impl Recorder {
             variant,
             latency_ms,
         );
+        // Decide before building the event: a dropped call allocates nothing here.
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let facts = CallFacts {
+            method,
+            route,
+            status,
+            latency_ms,
+            has_value: false,
+            plan: who.plan.as_deref(),
+            session_id: who.session_id.as_deref(),
+            user_id: who.user_id.as_deref(),
+            event_id: "",
+        };
+        let rate = self.policy.rate_of(&facts, who.new_user);
+        let keep = if facts.session_id.is_none() && facts.user_id.is_none() {
+            // Anonymous: sample per call by its sequence number.
+            rate >= 1.0
+                || crate::sampling::stable_hash(&sequence.to_string())
+                    <= (rate * u64::MAX as f64) as u64
+        } else {
+            self.policy.keep_of(&facts, rate)
+        };
+        if !keep {
+            return;
+        }
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let mut call = ApiCall {
+        let call = ApiCall {
             schema_version: 1,
             event_id: format!("{}-{sequence}", self.prefix),
             timestamp,
@@ -115,12 +139,11 @@ impl Recorder {
             segment: who.segment,
             experiments: who.experiments,
             error_type,
+            sample_rate: (rate < 1.0).then_some(rate),
             sdk: Some(concat!("valuetrace-rust/", env!("CARGO_PKG_VERSION")).into()),
             ..Default::default()
         };
-        if self.policy.sample(&mut call, who.new_user).is_some() {
-            self.producer.push(call);
-        }
+        self.producer.push(call);
     }
 }
 
@@ -168,11 +191,9 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let started = Instant::now();
-        let method = request.method().as_str().to_owned();
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+        // A `Method` clone and a `MatchedPath` clone (an `Arc<str>`) allocate nothing.
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
         let who = (self.recorder.identity)(request.headers(), request.extensions());
         let recorder = self.recorder.clone();
         let future = self.inner.call(request);
@@ -189,7 +210,8 @@ where
                 ),
                 Err(_) => (500, Some("internal".to_owned())),
             };
-            recorder.record(&method, &route, status, latency_ms, who, error_type);
+            let route = route.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+            recorder.record(method.as_str(), route, status, latency_ms, who, error_type);
             result
         })
     }

@@ -90,14 +90,46 @@ pub fn stable_hash(text: &str) -> u64 {
     z ^ (z >> 31)
 }
 
+/// What the sampling decision reads of a call, borrowed (the layer decides before it builds the
+/// event, so dropped calls cost no allocation).
+#[derive(Debug, Clone, Copy)]
+pub struct CallFacts<'a> {
+    pub method: &'a str,
+    pub route: &'a str,
+    pub status: u16,
+    pub latency_ms: f64,
+    pub has_value: bool,
+    pub plan: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    /// Hashed when the call has neither a session nor a user.
+    pub event_id: &'a str,
+}
+
+impl<'a> CallFacts<'a> {
+    pub fn of(call: &'a ApiCall) -> CallFacts<'a> {
+        CallFacts {
+            method: &call.method,
+            route: &call.route,
+            status: call.status,
+            latency_ms: call.latency_ms,
+            has_value: call.value.is_some(),
+            plan: call.plan.as_deref(),
+            session_id: call.session_id.as_deref(),
+            user_id: call.user_id.as_deref(),
+            event_id: &call.event_id,
+        }
+    }
+}
+
 impl SamplingPolicy {
-    /// The sampling rate of `call` in (0, 1]; `new_user` says whether the user is in its first
+    /// The sampling rate of a call in (0, 1]; `new_user` says whether the user is in its first
     /// days (the host knows; the middleware's user extractor supplies it).
-    pub fn rate(&self, call: &ApiCall, new_user: bool) -> f64 {
+    pub fn rate_of(&self, call: &CallFacts, new_user: bool) -> f64 {
         let always = call.status >= 500
             || (self.keep_client_errors && call.status >= 400)
             || call.latency_ms >= self.slow_ms
-            || call.value.is_some();
+            || call.has_value;
         if always {
             return 1.0;
         }
@@ -108,15 +140,14 @@ impl SamplingPolicy {
                 let pattern = rule.pattern.as_str();
                 match pattern.split_once(' ') {
                     Some((method, path)) => {
-                        method.eq_ignore_ascii_case(&call.method) && glob(path, &call.route)
+                        method.eq_ignore_ascii_case(call.method) && glob(path, call.route)
                     }
-                    None => glob(pattern, &call.route),
+                    None => glob(pattern, call.route),
                 }
             })
             .map_or(self.default_weight, |rule| rule.weight);
         let premium = call
             .plan
-            .as_ref()
             .is_some_and(|plan| self.premium_plans.iter().any(|p| p == plan));
         let mut rate = weight;
         if premium {
@@ -128,19 +159,23 @@ impl SamplingPolicy {
         rate.clamp(f64::MIN_POSITIVE, 1.0)
     }
 
-    /// Whether to keep `call` at `rate`: the session's (else user's, else event's) hash against
+    /// Whether to keep a call at `rate`: the session's (else user's, else event's) hash against
     /// the rate, so a session's calls with the same rate share one decision.
-    pub fn keep(&self, call: &ApiCall, rate: f64) -> bool {
+    pub fn keep_of(&self, call: &CallFacts, rate: f64) -> bool {
         if rate >= 1.0 {
             return true;
         }
-        let key = call
-            .session_id
-            .as_deref()
-            .or(call.user_id.as_deref())
-            .unwrap_or(&call.event_id);
+        let key = call.session_id.or(call.user_id).unwrap_or(call.event_id);
         let threshold = (rate * u64::MAX as f64) as u64;
         stable_hash(key) <= threshold
+    }
+
+    pub fn rate(&self, call: &ApiCall, new_user: bool) -> f64 {
+        self.rate_of(&CallFacts::of(call), new_user)
+    }
+
+    pub fn keep(&self, call: &ApiCall, rate: f64) -> bool {
+        self.keep_of(&CallFacts::of(call), rate)
     }
 
     /// Decides for `call`: `Some(rate)` (and sets `call.sample_rate` when below 1) to send it,

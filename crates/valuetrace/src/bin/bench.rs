@@ -4,9 +4,12 @@
 //! - `health`: endpoint health over a synthetic history (default 50M events / 30 days).
 //! - `wal`: WAL appends from many threads with group commit.
 //! - `insights`: every business answer over a month of demo traffic (default 50M events).
+//! - `client-overhead`: what the client middleware's tower layer adds per request.
 //!
 //! Run with `cargo run --release -p valuetrace --bin valuetrace-bench -- <name> [options]`.
 
+#[path = "bench/client_overhead.rs"]
+mod bench_client;
 #[path = "bench/insights.rs"]
 mod bench_insights;
 #[path = "../demo/mod.rs"]
@@ -50,6 +53,10 @@ fn main() -> anyhow::Result<()> {
             data: text_option("--data").map(Into::into),
             only: text_option("--only"),
         }),
+        Some("client-overhead") => bench_client::run(
+            option("--requests", 200_000) as u32,
+            option("--rounds", 7) as usize,
+        ),
         Some("wal") => wal(
             option("--frames", 50_000),
             option("--bytes", 16_384) as usize,
@@ -57,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N] | insights [--events N --days N --runs N --data DIR --only NAME]"
+                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N] | insights [--events N --days N --runs N --data DIR --only NAME] | client-overhead [--requests N --rounds N]"
             );
             std::process::exit(2);
         }
