@@ -49,7 +49,9 @@ type IdentityFn = dyn Fn(&HeaderMap, &Extensions) -> Identity + Send + Sync;
 pub struct Recorder {
     pub service: String,
     pub aggregator: Arc<Aggregator>,
-    pub policy: SamplingPolicy,
+    /// Immutable once the recorder exists (its route weights are memoized under `memo_id`).
+    policy: SamplingPolicy,
+    memo_id: u64,
     producer: Producer<ApiCall>,
     identity: Box<IdentityFn>,
     sequence: AtomicU64,
@@ -70,11 +72,19 @@ impl Recorder {
             service: service.into(),
             aggregator: Arc::new(Aggregator::default()),
             policy,
+            memo_id: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
             producer,
             identity: Box::new(identity),
             sequence: AtomicU64::new(0),
             prefix: format!("{:x}-{:x}", std::process::id(), nanos as u64),
         }
+    }
+
+    pub fn policy(&self) -> &SamplingPolicy {
+        &self.policy
     }
 
     fn record(
@@ -108,7 +118,7 @@ impl Recorder {
             user_id: who.user_id.as_deref(),
             event_id: "",
         };
-        let rate = self.policy.rate_of(&facts, who.new_user);
+        let rate = self.policy.rate_memo(&facts, who.new_user, self.memo_id);
         let keep = if facts.session_id.is_none() && facts.user_id.is_none() {
             // Anonymous: sample per call by its sequence number.
             rate >= 1.0

@@ -56,18 +56,24 @@ impl Default for SamplingPolicy {
     }
 }
 
-/// `*` matches any run of characters (including none); everything else literally.
+/// `*` matches any run of characters (including none); everything else literally. Allocates
+/// nothing (it runs on the request path).
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
+    let (Some(first_star), Some(last_star)) = (pattern.find('*'), pattern.rfind('*')) else {
         return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    };
+    let (first, last) = (&pattern[..first_star], &pattern[last_star + 1..]);
     if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
+    if first_star == last_star {
+        return true;
+    }
+    for part in pattern[first_star + 1..last_star].split('*') {
+        if part.is_empty() {
+            continue;
+        }
         match rest.find(part) {
             Some(at) => rest = &rest[at + part.len()..],
             None => return false,
@@ -126,6 +132,17 @@ impl SamplingPolicy {
     /// The sampling rate of a call in (0, 1]; `new_user` says whether the user is in its first
     /// days (the host knows; the middleware's user extractor supplies it).
     pub fn rate_of(&self, call: &CallFacts, new_user: bool) -> f64 {
+        self.rate_with(call, new_user, None)
+    }
+
+    /// As [`SamplingPolicy::rate_of`], memoizing route weights per thread under `memo_id`: a
+    /// number unique to this policy for as long as it lives unchanged (the layer's recorder
+    /// owns its policy immutably and draws the id from a global counter).
+    pub fn rate_memo(&self, call: &CallFacts, new_user: bool, memo_id: u64) -> f64 {
+        self.rate_with(call, new_user, Some(memo_id))
+    }
+
+    fn rate_with(&self, call: &CallFacts, new_user: bool, memo: Option<u64>) -> f64 {
         let always = call.status >= 500
             || (self.keep_client_errors && call.status >= 400)
             || call.latency_ms >= self.slow_ms
@@ -133,19 +150,10 @@ impl SamplingPolicy {
         if always {
             return 1.0;
         }
-        let weight = self
-            .routes
-            .iter()
-            .find(|rule| {
-                let pattern = rule.pattern.as_str();
-                match pattern.split_once(' ') {
-                    Some((method, path)) => {
-                        method.eq_ignore_ascii_case(call.method) && glob(path, call.route)
-                    }
-                    None => glob(pattern, call.route),
-                }
-            })
-            .map_or(self.default_weight, |rule| rule.weight);
+        let weight = match memo {
+            Some(id) => self.route_weight_memo(call.method, call.route, id),
+            None => self.route_weight(call.method, call.route),
+        };
         let premium = call
             .plan
             .is_some_and(|plan| self.premium_plans.iter().any(|p| p == plan));
@@ -157,6 +165,45 @@ impl SamplingPolicy {
             rate *= self.new_user_multiplier;
         }
         rate.clamp(f64::MIN_POSITIVE, 1.0)
+    }
+
+    /// [`SamplingPolicy::route_weight`] memoized per thread by a hash of (memo id, method,
+    /// route): route templates are few, so the globs run once per route instead of once per
+    /// request. (A hash collision could only give a call another route's rate; the event still
+    /// carries the rate it was sampled at, so the server's re-weighting stays unbiased.)
+    fn route_weight_memo(&self, method: &str, route: &str, memo_id: u64) -> f64 {
+        thread_local! {
+            static WEIGHTS: std::cell::RefCell<std::collections::HashMap<u64, f64>> =
+                std::cell::RefCell::new(std::collections::HashMap::new());
+        }
+        let key =
+            stable_hash(method) ^ stable_hash(route).rotate_left(17) ^ memo_id.rotate_left(41);
+        if let Some(weight) = WEIGHTS.with(|w| w.borrow().get(&key).copied()) {
+            return weight;
+        }
+        let weight = self.route_weight(method, route);
+        WEIGHTS.with(|w| {
+            let mut w = w.borrow_mut();
+            if w.len() > 4_096 {
+                w.clear();
+            }
+            w.insert(key, weight);
+        });
+        weight
+    }
+
+    /// The weight of the first route rule matching `METHOD /route`, else the default.
+    pub fn route_weight(&self, method: &str, route: &str) -> f64 {
+        self.routes
+            .iter()
+            .find(|rule| {
+                let pattern = rule.pattern.as_str();
+                match pattern.split_once(' ') {
+                    Some((m, path)) => m.eq_ignore_ascii_case(method) && glob(path, route),
+                    None => glob(pattern, route),
+                }
+            })
+            .map_or(self.default_weight, |rule| rule.weight)
     }
 
     /// Whether to keep a call at `rate`: the session's (else user's, else event's) hash against
