@@ -189,11 +189,10 @@ impl<S, B, R> tower::Service<Request<B>> for ValuetraceService<S>
 where
     S: tower::Service<Request<B>, Response = Response<R>>,
     S::Future: Send + 'static,
-    S::Error: 'static,
 {
     type Response = Response<R>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+    type Future = RecordedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -207,9 +206,52 @@ where
         let who = (self.recorder.identity)(request.headers(), request.extensions());
         let recorder = self.recorder.clone();
         let future = self.inner.call(request);
-        Box::pin(async move {
-            let result = future.await;
-            let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
+        RecordedFuture {
+            inner: future,
+            pending: Some(Pending {
+                started,
+                method,
+                route,
+                who,
+                recorder,
+            }),
+        }
+    }
+}
+
+/// What the response future needs to record the call once the inner service answers.
+struct Pending {
+    started: Instant,
+    method: axum::http::Method,
+    route: Option<MatchedPath>,
+    who: Identity,
+    recorder: Arc<Recorder>,
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's future, recording the call when it completes (no boxing: the request
+    /// path allocates no future of its own).
+    pub struct RecordedFuture<F> {
+        #[pin]
+        inner: F,
+        pending: Option<Pending>,
+    }
+}
+
+impl<F, R, E> Future for RecordedFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match this.inner.poll(cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(p) = this.pending.take() {
+            let latency_ms = p.started.elapsed().as_secs_f64() * 1_000.0;
             let (status, error_type) = match &result {
                 Ok(response) => (
                     response.status().as_u16(),
@@ -220,10 +262,17 @@ where
                 ),
                 Err(_) => (500, Some("internal".to_owned())),
             };
-            let route = route.as_ref().map_or("(unmatched)", MatchedPath::as_str);
-            recorder.record(method.as_str(), route, status, latency_ms, who, error_type);
-            result
-        })
+            let route = p.route.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+            p.recorder.record(
+                p.method.as_str(),
+                route,
+                status,
+                latency_ms,
+                p.who,
+                error_type,
+            );
+        }
+        Poll::Ready(result)
     }
 }
 
