@@ -121,9 +121,7 @@ impl Recorder {
         let rate = self.policy.rate_memo(&facts, who.new_user, self.memo_id);
         let keep = if facts.session_id.is_none() && facts.user_id.is_none() {
             // Anonymous: sample per call by its sequence number.
-            rate >= 1.0
-                || crate::sampling::stable_hash(&sequence.to_string())
-                    <= (rate * u64::MAX as f64) as u64
+            rate >= 1.0 || crate::sampling::mix(sequence) <= (rate * u64::MAX as f64) as u64
         } else {
             self.policy.keep_of(&facts, rate)
         };

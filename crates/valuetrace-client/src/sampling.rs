@@ -82,6 +82,14 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// SplitMix64's finalizer: a well-mixed 64-bit hash of a number (no allocation).
+pub fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// FNV-1a over the bytes, then SplitMix64's finalizer: stable across processes and languages
 /// (the Python package uses the same function, so both sample the same sessions).
 pub fn stable_hash(text: &str) -> u64 {
