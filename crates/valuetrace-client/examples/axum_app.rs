@@ -9,12 +9,9 @@
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use std::sync::Arc;
 use std::time::Duration;
-use valuetrace_client::layer::{Identity, Recorder, ValuetraceLayer};
-use valuetrace_client::queue::bounded;
-use valuetrace_client::sampling::SamplingPolicy;
-use valuetrace_client::sender::{SenderConfig, spawn};
+use valuetrace_client::layer::Identity;
+use valuetrace_client::{Client, ClientConfig};
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name)?.to_str().ok().map(str::to_owned)
@@ -28,25 +25,20 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "http://127.0.0.1:7070".into());
     let key = args.next().unwrap_or_default();
 
-    // 1. A bounded queue and the background sender.
-    let (producer, receiver, counters) = bounded(10_000);
-    let sender = spawn(receiver, SenderConfig::new(&url, &key));
-    // 2. A recorder: who the caller is comes from your own auth (headers here).
-    let recorder = Arc::new(Recorder::new(
-        "shop",
-        SamplingPolicy::default(),
-        producer,
-        |headers, _extensions| Identity {
+    // 1. The client: a bounded queue, exact aggregates and a background sender. Who the caller
+    //    is comes from your own auth (headers here).
+    let client = Client::start(ClientConfig::new(&url, &key, "shop"), |headers, _| {
+        Identity {
             user_id: header(headers, "x-user-id"),
             plan: header(headers, "x-plan"),
             ..Identity::default()
-        },
-    ));
-    // 3. The layer, on the routes (so the route template is known).
+        }
+    });
+    // 2. The layer, on the routes (so the route template is known).
     let app = Router::new()
         .route("/api/items/{id}", get(|| async { "an item" }))
         .route("/api/checkout", get(|| async { "checked out" }))
-        .route_layer(ValuetraceLayer::new(recorder));
+        .route_layer(client.layer());
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://127.0.0.1:3000, sending to {url}; Ctrl-C stops");
@@ -55,15 +47,8 @@ async fn main() -> std::io::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    let stats = sender.stats.clone();
-    sender.shutdown(Duration::from_secs(5));
-    println!(
-        "sent {} events, dropped {} (queue full) + {} (collector)",
-        stats.sent_events.load(std::sync::atomic::Ordering::Relaxed),
-        counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
-        stats
-            .dropped_events
-            .load(std::sync::atomic::Ordering::Relaxed)
-    );
+    // 3. At exit: flush what is queued and the last aggregates.
+    let stats = client.shutdown(Duration::from_secs(5));
+    println!("{stats:?}");
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Exact in-process aggregates: every request is counted per (route, method, status class, plan,
-//! variant) with a latency histogram, whether or not its raw event is sampled (Apitally's design):
+//! experiment variants) with a latency histogram, whether or not its raw event is sampled (Apitally's design):
 //! health answers stay exact while raw events are sampled by business weight.
 //!
 //! Record path: the key's parts are hashed (no allocation) and the call lands in one of
@@ -8,15 +8,18 @@
 //! every shard out at flush time.
 //!
 //! Latency histogram: log-linear buckets of 2% relative width from 0.01 ms (bucket
-//! `floor(ln(ms / 0.01) / ln(1.02)) + 1`, dense), so any quantile computed from it is within 2% of the truth.
+//! `floor(ln(ms / 0.01) / ln(1.02)) + 1`, dense; the model's
+//! [`latency_bucket`](valuetrace_model::event::latency_bucket), which the server reads back), so
+//! any quantile computed from it is within 2% of the truth. At each flush the sender turns the
+//! drained aggregates into `api_aggregate` events ([`to_events`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
+use valuetrace_model::ApiAggregate;
+use valuetrace_model::event::{latency_bucket, latency_bucket_value};
 
 pub const SHARDS: usize = 16;
-const MIN_MS: f64 = 0.01;
-const GAMMA: f64 = 1.02;
 
 /// What one aggregate counts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,7 +29,8 @@ pub struct AggregateKey {
     /// 1–5 (1xx … 5xx).
     pub status_class: u8,
     pub plan: Option<String>,
-    pub variant: Option<String>,
+    /// Experiment → variant.
+    pub experiments: BTreeMap<String, String>,
 }
 
 /// Counts and a latency histogram (dense: `buckets[b]` counts bucket `b`, grown on demand).
@@ -39,13 +43,8 @@ pub struct Aggregate {
 
 /// The histogram bucket of a latency (0 for ≤ 0.01 ms; ~1,400 buckets reach an hour).
 pub fn bucket(latency_ms: f64) -> usize {
-    if latency_ms.is_nan() || latency_ms <= MIN_MS {
-        return 0;
-    }
-    ((latency_ms / MIN_MS).ln().div_euclid(GAMMA.ln()) as usize + 1).min(MAX_BUCKET)
+    latency_bucket(latency_ms) as usize
 }
-
-const MAX_BUCKET: usize = 2_048;
 
 impl Aggregate {
     #[inline]
@@ -60,10 +59,7 @@ impl Aggregate {
 
 /// The representative latency of a bucket: the geometric middle of its bounds.
 pub fn bucket_value(bucket: usize) -> f64 {
-    if bucket == 0 {
-        return MIN_MS;
-    }
-    MIN_MS * GAMMA.powf(bucket as f64 - 0.5)
+    latency_bucket_value(bucket as u32)
 }
 
 impl Aggregate {
@@ -90,7 +86,7 @@ fn key_hash(
     method: &str,
     class: u8,
     plan: Option<&str>,
-    variant: Option<&str>,
+    experiments: &BTreeMap<String, String>,
 ) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -103,7 +99,10 @@ fn key_hash(
     eat(method.as_bytes());
     eat(&[class]);
     eat(plan.map_or(&[0xfe], str::as_bytes));
-    eat(variant.map_or(&[0xfe], str::as_bytes));
+    for (experiment, variant) in experiments {
+        eat(experiment.as_bytes());
+        eat(variant.as_bytes());
+    }
     h
 }
 
@@ -160,11 +159,11 @@ impl Aggregator {
         method: &str,
         status: u16,
         plan: Option<&str>,
-        variant: Option<&str>,
+        experiments: &BTreeMap<String, String>,
         latency_ms: f64,
     ) {
         let class = (status / 100).clamp(1, 5) as u8;
-        let hash = key_hash(route, method, class, plan, variant);
+        let hash = key_hash(route, method, class, plan, experiments);
         let Ok(mut shard) = self.shards[shard_of_thread()].lock() else {
             return; // a poisoned shard loses counts; it never panics the host
         };
@@ -174,7 +173,7 @@ impl Aggregator {
                 && k.method == method
                 && k.status_class == class
                 && k.plan.as_deref() == plan
-                && k.variant.as_deref() == variant
+                && k.experiments == *experiments
         });
         let aggregate = match found {
             Some((_, aggregate)) => aggregate,
@@ -185,7 +184,7 @@ impl Aggregator {
                         method: method.into(),
                         status_class: class,
                         plan: plan.map(Into::into),
-                        variant: variant.map(Into::into),
+                        experiments: experiments.clone(),
                     },
                     Aggregate::default(),
                 ));
@@ -223,6 +222,51 @@ impl Aggregator {
     }
 }
 
+/// What the aggregates of one flush window are shipped with.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    pub service: &'a str,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Unique to this process (the recorder's event-id prefix).
+    pub id_prefix: &'a str,
+    /// The flush's sequence number: with the key's index it makes each event id unique and
+    /// stable across the sender's retries.
+    pub flush: u64,
+}
+
+/// The drained aggregates as `api_aggregate` events (empty keys are skipped).
+pub fn to_events(drained: Vec<(AggregateKey, Aggregate)>, window: Window) -> Vec<ApiAggregate> {
+    drained
+        .into_iter()
+        .filter(|(_, aggregate)| aggregate.count > 0)
+        .enumerate()
+        .map(|(index, (key, aggregate))| ApiAggregate {
+            schema_version: valuetrace_model::SCHEMA_VERSION,
+            event_id: format!("{}-agg{}-{index}", window.id_prefix, window.flush),
+            timestamp: window.end_ms,
+            window_start: window.start_ms.min(window.end_ms),
+            service: window.service.to_owned(),
+            method: key.method,
+            route: key.route,
+            status_class: key.status_class,
+            plan: key.plan,
+            experiments: key.experiments,
+            sdk: Some(concat!("valuetrace-rust/", env!("CARGO_PKG_VERSION")).into()),
+            count: aggregate.count,
+            latency_sum_ms: aggregate.latency_sum_ms,
+            latency_buckets: aggregate
+                .buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, calls)| **calls > 0)
+                .map(|(bucket, calls)| (bucket as u32, *calls))
+                .collect(),
+            ..ApiAggregate::default()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,7 +286,7 @@ mod tests {
                             "GET",
                             status,
                             plan,
-                            None,
+                            &BTreeMap::new(),
                             f64::from(i % 100),
                         );
                     }
@@ -267,7 +311,14 @@ mod tests {
     fn quantiles_from_the_histogram_are_within_two_percent() {
         let aggregator = Aggregator::default();
         for i in 1..=10_000 {
-            aggregator.record("/a", "GET", 200, None, None, f64::from(i) / 10.0);
+            aggregator.record(
+                "/a",
+                "GET",
+                200,
+                None,
+                &BTreeMap::new(),
+                f64::from(i) / 10.0,
+            );
         }
         let (_, aggregate) = &aggregator.drain()[0];
         for (q, truth) in [(0.5, 500.0), (0.95, 950.0), (0.99, 990.0)] {

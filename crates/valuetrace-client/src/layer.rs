@@ -9,7 +9,6 @@
 //! extensions; a handler can name the error class of a failure by inserting [`ErrorType`] into
 //! the response extensions.
 //!
-//! Not yet: the sender that drains the queue (see the crate docs).
 
 use crate::aggregate::Aggregator;
 use crate::queue::Producer;
@@ -83,6 +82,11 @@ impl Recorder {
         }
     }
 
+    /// Unique to this recorder's process and start: the prefix of its event ids.
+    pub fn id_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn policy(&self) -> &SamplingPolicy {
         &self.policy
     }
@@ -96,13 +100,12 @@ impl Recorder {
         who: Identity,
         error_type: Option<String>,
     ) {
-        let variant = who.experiments.values().next().map(String::as_str);
         self.aggregator.record(
             route,
             method,
             status,
             who.plan.as_deref(),
-            variant,
+            &who.experiments,
             latency_ms,
         );
         // Decide before building the event: a dropped call allocates nothing here.
@@ -148,6 +151,8 @@ impl Recorder {
             experiments: who.experiments,
             error_type,
             sample_rate: (rate < 1.0).then_some(rate),
+            // Counted in the aggregates: health answers take counts from there.
+            aggregated: true,
             sdk: Some(concat!("valuetrace-rust/", env!("CARGO_PKG_VERSION")).into()),
             ..Default::default()
         };

@@ -18,14 +18,21 @@
 //!   the breaker, and a flush on shutdown (tested against the real server in
 //!   `crates/valuetrace-server/tests/client.rs`).
 //!
-//! Still to come (see the issue): the outbound client layer, the `api_aggregate` event type
-//! (model, server, health answers) the aggregates ship as, the example app, the overhead
-//! benchmark, and the Python package.
+//! - [`client`]: [`Client`], all of the above wired together (the usual entry point).
+//!
+//! Every flush interval the sender ships the drained aggregates as `api_aggregate` events; the
+//! raw events it sends are marked `aggregated`, so the server's health answers count them once
+//! (from the aggregates) while business answers re-weight the sampled raw events.
+//!
+//! Still to come (see the issue): the outbound client layer and TLS.
 
 pub mod aggregate;
 pub mod backoff;
 pub mod breaker;
+pub mod client;
 pub mod layer;
 pub mod queue;
 pub mod sampling;
 pub mod sender;
+
+pub use client::{Client, ClientConfig, ClientStats};

@@ -8,6 +8,7 @@
 //! TLS-terminating sidecar or a local collector is the expected deployment), so the host gains no
 //! async runtime or TLS stack from this crate.
 
+use crate::aggregate::{Aggregator, Window, to_events};
 use crate::backoff::Backoff;
 use crate::breaker::{Breaker, State};
 use std::io::{Read, Write};
@@ -16,7 +17,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
-use valuetrace_model::ApiCall;
+use valuetrace_model::{ApiCall, Event};
+
+/// The aggregates the sender ships at every flush interval as `api_aggregate` events.
+#[derive(Clone)]
+pub struct AggregateSource {
+    pub aggregator: Arc<Aggregator>,
+    pub service: String,
+    /// Unique to the process: the prefix of the aggregates' event ids.
+    pub id_prefix: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
@@ -84,14 +94,24 @@ impl SenderHandle {
     }
 }
 
-/// Starts the sender thread over `receiver`.
+/// Starts the sender thread over `receiver` (raw events only; see [`spawn_with_aggregates`]).
 pub fn spawn(receiver: Receiver<ApiCall>, config: SenderConfig) -> SenderHandle {
+    spawn_with_aggregates(receiver, config, None)
+}
+
+/// Starts the sender thread over `receiver`; with `aggregates`, every flush interval (and at
+/// shutdown) it also drains the aggregator and sends its counts as `api_aggregate` events.
+pub fn spawn_with_aggregates(
+    receiver: Receiver<ApiCall>,
+    config: SenderConfig,
+    aggregates: Option<AggregateSource>,
+) -> SenderHandle {
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(SenderStats::default());
     let (thread_stop, thread_stats) = (stop.clone(), stats.clone());
     let thread = std::thread::Builder::new()
         .name("valuetrace-sender".into())
-        .spawn(move || run(receiver, config, &thread_stop, &thread_stats))
+        .spawn(move || run(receiver, config, aggregates, &thread_stop, &thread_stats))
         .ok();
     SenderHandle {
         stop,
@@ -106,7 +126,38 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn run(receiver: Receiver<ApiCall>, config: SenderConfig, stop: &AtomicBool, stats: &SenderStats) {
+/// Drains the aggregator into `batch` as the window `[*window_start, now)`.
+fn drain_aggregates(
+    source: Option<&AggregateSource>,
+    window_start: &mut i64,
+    flush: &mut u64,
+    batch: &mut Vec<Event>,
+) {
+    let Some(source) = source else { return };
+    let end = now_ms();
+    let window = Window {
+        service: &source.service,
+        start_ms: *window_start,
+        end_ms: end,
+        id_prefix: &source.id_prefix,
+        flush: *flush,
+    };
+    batch.extend(
+        to_events(source.aggregator.drain(), window)
+            .into_iter()
+            .map(Event::ApiAggregate),
+    );
+    *window_start = end;
+    *flush += 1;
+}
+
+fn run(
+    receiver: Receiver<ApiCall>,
+    config: SenderConfig,
+    aggregates: Option<AggregateSource>,
+    stop: &AtomicBool,
+    stats: &SenderStats,
+) {
     let mut breaker = Breaker::new(config.breaker_failures, config.breaker_cool_down_ms);
     let mut backoff = Backoff::new(
         config.backoff_base_ms,
@@ -114,24 +165,48 @@ fn run(receiver: Receiver<ApiCall>, config: SenderConfig, stop: &AtomicBool, sta
         config.max_retries,
         now_ms() as u64,
     );
-    let mut batch: Vec<ApiCall> = Vec::with_capacity(config.batch_size);
+    let mut batch: Vec<Event> = Vec::with_capacity(config.batch_size);
     let mut batch_started = Instant::now();
-    let mut send = |batch: &mut Vec<ApiCall>| {
+    let (mut window_start, mut flush) = (now_ms(), 0u64);
+    let mut aggregates_due = Instant::now() + config.flush_interval;
+    let mut send = |batch: &mut Vec<Event>| {
         send_with_retries(&config, batch, &mut breaker, &mut backoff, stats, stop);
     };
     loop {
         if stop.load(Ordering::SeqCst) {
-            // Shutdown: send everything already queued (one attempt per batch), then stop.
+            // Shutdown: send everything already queued (one attempt per batch) and the last
+            // aggregates, then stop.
             while let Ok(call) = receiver.try_recv() {
-                batch.push(call);
+                batch.push(Event::ApiCall(call));
                 if batch.len() >= config.batch_size {
                     send(&mut batch);
                 }
             }
-            if !batch.is_empty() {
+            drain_aggregates(
+                aggregates.as_ref(),
+                &mut window_start,
+                &mut flush,
+                &mut batch,
+            );
+            while !batch.is_empty() {
+                let rest = batch.split_off(batch.len().min(config.batch_size));
                 send(&mut batch);
+                batch = rest;
             }
             return;
+        }
+        if aggregates.is_some() && Instant::now() >= aggregates_due {
+            let before = batch.len();
+            drain_aggregates(
+                aggregates.as_ref(),
+                &mut window_start,
+                &mut flush,
+                &mut batch,
+            );
+            aggregates_due = Instant::now() + config.flush_interval;
+            if before == 0 && !batch.is_empty() {
+                batch_started = Instant::now() - config.flush_interval;
+            }
         }
         let wait = if batch.is_empty() {
             config.flush_interval
@@ -145,12 +220,20 @@ fn run(receiver: Receiver<ApiCall>, config: SenderConfig, stop: &AtomicBool, sta
                 if batch.is_empty() {
                     batch_started = Instant::now();
                 }
-                batch.push(call);
+                batch.push(Event::ApiCall(call));
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                if !batch.is_empty() {
+                drain_aggregates(
+                    aggregates.as_ref(),
+                    &mut window_start,
+                    &mut flush,
+                    &mut batch,
+                );
+                while !batch.is_empty() {
+                    let rest = batch.split_off(batch.len().min(config.batch_size));
                     send(&mut batch);
+                    batch = rest;
                 }
                 return;
             }
@@ -158,6 +241,11 @@ fn run(receiver: Receiver<ApiCall>, config: SenderConfig, stop: &AtomicBool, sta
         let due = batch.len() >= config.batch_size
             || (!batch.is_empty() && batch_started.elapsed() >= config.flush_interval);
         if due {
+            while batch.len() > config.batch_size {
+                let rest = batch.split_off(config.batch_size);
+                send(&mut batch);
+                batch = rest;
+            }
             send(&mut batch);
         }
     }
@@ -165,7 +253,7 @@ fn run(receiver: Receiver<ApiCall>, config: SenderConfig, stop: &AtomicBool, sta
 
 fn send_with_retries(
     config: &SenderConfig,
-    batch: &mut Vec<ApiCall>,
+    batch: &mut Vec<Event>,
     breaker: &mut Breaker,
     backoff: &mut Backoff,
     stats: &SenderStats,
@@ -222,13 +310,11 @@ fn send_with_retries(
     }
 }
 
-/// The batch as gzip-compressed NDJSON.
-fn encode(batch: &[ApiCall]) -> Option<Vec<u8>> {
+/// The batch as gzip-compressed NDJSON (each line an event with its `type` tag).
+fn encode(batch: &[Event]) -> Option<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    for call in batch {
-        let mut value = serde_json::to_value(call).ok()?;
-        value["type"] = "api_call".into();
-        serde_json::to_writer(&mut encoder, &value).ok()?;
+    for event in batch {
+        serde_json::to_writer(&mut encoder, event).ok()?;
         encoder.write_all(b"\n").ok()?;
     }
     encoder.finish().ok()

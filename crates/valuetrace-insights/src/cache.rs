@@ -232,6 +232,12 @@ fn build(
         let columns: &[&str] = match table {
             Table::ApiCalls => &CALL_FACT_COLUMNS,
             Table::Outcomes => &OUTCOME_FACT_COLUMNS,
+            Table::ApiAggregates => {
+                return Err(valuetrace_store::Error::Internal(
+                    "business answers read raw calls and outcomes, not aggregates".into(),
+                )
+                .into());
+            }
         };
         parquet_io::read_range(file, i64::MIN, i64::MAX, columns, |batch| {
             batches.push(batch.clone());
@@ -258,6 +264,12 @@ fn build(
                 add_outcomes(&mut seg, &mut ids, batch)?;
             }
             Seg::Outcomes(Arc::new(seg))
+        }
+        Table::ApiAggregates => {
+            return Err(valuetrace_store::Error::Internal(
+                "business answers read raw calls and outcomes, not aggregates".into(),
+            )
+            .into());
         }
     })
 }

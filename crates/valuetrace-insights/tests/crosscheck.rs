@@ -340,14 +340,14 @@ fn generate(seed: u64) -> Case {
 fn calls(events: &[StoredEvent]) -> impl Iterator<Item = &ApiCall> {
     events.iter().filter_map(|e| match &e.event {
         Event::ApiCall(c) => Some(c),
-        Event::Outcome(_) => None,
+        _ => None,
     })
 }
 
 fn outcomes(events: &[StoredEvent]) -> impl Iterator<Item = &Outcome> {
     events.iter().filter_map(|e| match &e.event {
         Event::Outcome(o) => Some(o),
-        Event::ApiCall(_) => None,
+        _ => None,
     })
 }
 

@@ -19,6 +19,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum Event {
     ApiCall(ApiCall),
     Outcome(Outcome),
+    ApiAggregate(ApiAggregate),
 }
 
 impl Event {
@@ -26,6 +27,7 @@ impl Event {
         match self {
             Event::ApiCall(call) => &call.event_id,
             Event::Outcome(outcome) => &outcome.event_id,
+            Event::ApiAggregate(aggregate) => &aggregate.event_id,
         }
     }
 
@@ -33,6 +35,7 @@ impl Event {
         match self {
             Event::ApiCall(call) => call.timestamp,
             Event::Outcome(outcome) => outcome.timestamp,
+            Event::ApiAggregate(aggregate) => aggregate.timestamp,
         }
     }
 }
@@ -118,6 +121,84 @@ pub struct ApiCall {
     /// event stands for `1 / sample_rate` events in business answers. Absent: not sampled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<f64>,
+    /// The client also counted this call in an [`ApiAggregate`]: health answers take its counts
+    /// from the aggregate and only its user from the call, so sampled raw events are neither
+    /// missed nor counted twice. Business answers still read the call (re-weighted).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub aggregated: bool,
+}
+
+fn is_false(flag: &bool) -> bool {
+    !*flag
+}
+
+/// Exact counts of the calls one client process handled for one key (service, method, route,
+/// status class, plan, experiment variants, direction, provider) during one flush window,
+/// whether or not their raw `api_call` events were sampled (Apitally's design).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ApiAggregate {
+    pub schema_version: u32,
+    /// Unique per project and stable across the client's retries.
+    pub event_id: String,
+    /// End of the window, epoch ms.
+    pub timestamp: i64,
+    /// Start of the window, epoch ms (at most [`MAX_AGGREGATE_WINDOW_MS`] before `timestamp`).
+    pub window_start: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<i64>,
+    pub service: String,
+    pub method: String,
+    pub route: String,
+    /// 1–5: the calls' status class (`2` for 2xx).
+    pub status_class: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub experiments: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<String>,
+    #[serde(default, skip_serializing_if = "is_inbound")]
+    pub direction: Direction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Calls counted (at least 1).
+    pub count: u64,
+    pub latency_sum_ms: f64,
+    /// Sparse `(bucket, calls)` pairs of the latency histogram, buckets ascending: bucket 0 holds
+    /// latencies ≤ 0.01 ms, bucket `b ≥ 1` those in `(0.01·1.02^(b-1), 0.01·1.02^b]` ms
+    /// ([`latency_bucket`]); the calls sum to `count`.
+    pub latency_buckets: Vec<(u32, u64)>,
+}
+
+/// The longest window an [`ApiAggregate`] may cover: one hour.
+pub const MAX_AGGREGATE_WINDOW_MS: i64 = 3_600_000;
+/// The highest latency bucket (≈ 8.5 hours; slower calls land in it).
+pub const MAX_LATENCY_BUCKET: u32 = 2_048;
+const BUCKET_MIN_MS: f64 = 0.01;
+const BUCKET_GAMMA: f64 = 1.02;
+
+/// The aggregate histogram bucket of a latency: 0 for ≤ 0.01 ms, else
+/// `floor(ln(ms / 0.01) / ln(1.02)) + 1`, at most [`MAX_LATENCY_BUCKET`].
+pub fn latency_bucket(latency_ms: f64) -> u32 {
+    if latency_ms.is_nan() || latency_ms <= BUCKET_MIN_MS {
+        return 0;
+    }
+    ((latency_ms / BUCKET_MIN_MS)
+        .ln()
+        .div_euclid(BUCKET_GAMMA.ln()) as u32
+        + 1)
+    .min(MAX_LATENCY_BUCKET)
+}
+
+/// The representative latency of a bucket: the geometric middle of its bounds (within 1% of any
+/// latency in it).
+pub fn latency_bucket_value(bucket: u32) -> f64 {
+    if bucket == 0 {
+        return BUCKET_MIN_MS;
+    }
+    BUCKET_MIN_MS * BUCKET_GAMMA.powf(f64::from(bucket) - 0.5)
 }
 
 /// A business outcome: signup, activation, purchase, churn, support_ticket, or any name.

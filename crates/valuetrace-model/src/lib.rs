@@ -3,7 +3,7 @@
 //! This crate is a leaf (serde only) so that client middleware can depend on it without pulling in
 //! the server or the store.
 //!
-//! - [`event`]: the typed events ([`ApiCall`], [`Outcome`]) in wire format v1; `Serialize` produces
+//! - [`event`]: the typed events ([`ApiCall`], [`Outcome`], [`ApiAggregate`]) in wire format v1; `Serialize` produces
 //!   exactly what `POST /v1/batch` accepts.
 //! - [`validate`]: turns one untrusted JSON value into a typed [`Event`], or a [`ValidationError`]
 //!   naming the field and the rule that failed. The server calls it once per event.
@@ -17,5 +17,7 @@ pub mod time;
 pub mod validate;
 pub mod wire;
 
-pub use event::{ApiCall, Direction, Event, Outcome, SCHEMA_VERSION};
+pub use event::{
+    ApiAggregate, ApiCall, Direction, Event, MAX_AGGREGATE_WINDOW_MS, Outcome, SCHEMA_VERSION,
+};
 pub use validate::{Limits, ValidationError, validate_event, validate_json};

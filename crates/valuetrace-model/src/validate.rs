@@ -158,10 +158,16 @@ fn validate_wire(value: WireValue<'_>, received_at_ms: i64, limits: &Limits) -> 
     let (mut event, allowed): (Event, &[&str]) = match event_type.as_str() {
         "api_call" => (Event::ApiCall(reader.api_call()?), API_CALL_FIELDS),
         "outcome" => (Event::Outcome(reader.outcome()?), OUTCOME_FIELDS),
+        "api_aggregate" => (
+            Event::ApiAggregate(reader.api_aggregate()?),
+            aggregate::API_AGGREGATE_FIELDS,
+        ),
         other => {
             return Err(ValidationError::new(
                 "type",
-                format!("unknown event type `{other}`; expected `api_call` or `outcome`"),
+                format!(
+                    "unknown event type `{other}`; expected `api_call`, `outcome` or `api_aggregate`"
+                ),
             ));
         }
     };
@@ -213,6 +219,7 @@ const API_CALL_FIELDS: &[&str] = &[
     "currency",
     "properties",
     "sample_rate",
+    "aggregated",
 ];
 
 const OUTCOME_FIELDS: &[&str] = &[
@@ -249,7 +256,9 @@ fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Resu
     let (timestamp, sent_at) = match event {
         Event::ApiCall(call) => (&mut call.timestamp, call.sent_at),
         Event::Outcome(outcome) => (&mut outcome.timestamp, outcome.sent_at),
+        Event::ApiAggregate(aggregate) => (&mut aggregate.timestamp, aggregate.sent_at),
     };
+    let original = *timestamp;
     let skew_ms = sent_at.map_or(Some(0), |sent_at| received_at_ms.checked_sub(sent_at));
     let corrected = skew_ms.and_then(|skew| timestamp.checked_add(skew));
     let (Some(skew_ms), Some(corrected)) = (skew_ms, corrected) else {
@@ -271,6 +280,10 @@ fn correct_skew(event: &mut Event, received_at_ms: i64, limits: &Limits) -> Resu
     }
     let clamped = corrected.saturating_sub(received_at_ms) > limits.max_future_ms;
     *timestamp = if clamped { received_at_ms } else { corrected };
+    let shift = *timestamp - original;
+    if let Event::ApiAggregate(aggregate) = event {
+        aggregate.window_start = aggregate.window_start.saturating_add(shift);
+    }
     Ok((skew_ms, clamped))
 }
 
@@ -331,6 +344,7 @@ impl<'a> Reader<'_, 'a> {
             currency,
             properties: self.properties()?,
             sample_rate: self.sample_rate()?,
+            aggregated: self.optional_bool("aggregated")?.unwrap_or(false),
         })
     }
 
@@ -508,6 +522,7 @@ impl<'a> Reader<'_, 'a> {
     }
 }
 
+mod aggregate;
 mod fields;
 
 use fields::looks_like_raw_id;

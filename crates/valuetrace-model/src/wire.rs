@@ -2,7 +2,7 @@
 //! objects are short vectors of pairs, so validating an event allocates only what the event
 //! keeps. (Parsing into `serde_json::Value` allocated every key and built a B-tree per object.)
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -18,8 +18,8 @@ pub enum WireValue<'a> {
     I64(i64),
     F64(f64),
     Str(Cow<'a, str>),
-    /// Arrays are never valid in an event; their content is skipped.
-    Array,
+    /// Only `api_aggregate`'s `latency_buckets` is an array; elsewhere arrays are refused.
+    Array(Vec<WireValue<'a>>),
     Object(WireMap<'a>),
 }
 
@@ -31,7 +31,7 @@ impl WireValue<'_> {
             WireValue::Bool(_) => "a boolean",
             WireValue::U64(_) | WireValue::I64(_) | WireValue::F64(_) => "a number",
             WireValue::Str(_) => "a string",
-            WireValue::Array => "an array",
+            WireValue::Array(_) => "an array",
             WireValue::Object(_) => "an object",
         }
     }
@@ -114,8 +114,11 @@ impl<'de> Visitor<'de> for WireVisitor {
         Ok(WireValue::Str(Cow::Owned(value)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(WireValue::Array)
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(64));
+        while let Some(item) = seq.next_element::<WireValue<'de>>()? {
+            items.push(item);
+        }
+        Ok(WireValue::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
@@ -177,7 +180,7 @@ mod tests {
         assert!(
             matches!(get(&pairs, "esc"), Some(WireValue::Str(Cow::Owned(text))) if text == "a\"b")
         );
-        assert_eq!(get(&pairs, "list"), Some(&WireValue::Array));
+        assert!(matches!(get(&pairs, "list"), Some(WireValue::Array(_))));
         assert_eq!(get(&pairs, "none"), Some(&WireValue::Null));
     }
 }

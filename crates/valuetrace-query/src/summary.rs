@@ -73,7 +73,7 @@ pub fn summarize(
     let Some(shared) = store.existing_project(project) else {
         return Ok(summary);
     };
-    let mut raw_ranges: Vec<(i64, i64, ScanSet)> = Vec::new();
+    let mut raw_ranges: Vec<(i64, i64, ScanSet, ScanSet)> = Vec::new();
     {
         let data = shared
             .read()
@@ -113,6 +113,7 @@ pub fn summarize(
                     raw_from,
                     raw_to,
                     data.table(Table::ApiCalls).scan_set(raw_from, raw_to),
+                    data.table(Table::ApiAggregates).scan_set(raw_from, raw_to),
                 )),
             }
         }
@@ -128,8 +129,9 @@ pub fn summarize(
             summary.endpoints.insert(name, accum);
         }
     }
-    for (raw_from, raw_to, set) in raw_ranges {
-        scan_raw(&set, raw_from, raw_to, filter, &mut summary)?;
+    for (raw_from, raw_to, calls, aggregates) in raw_ranges {
+        scan_raw(&calls, raw_from, raw_to, filter, &mut summary)?;
+        crate::aggregates::scan_raw(&aggregates, raw_from, raw_to, filter, &mut summary)?;
     }
     Ok(summary)
 }
@@ -163,6 +165,7 @@ fn scan_raw(
                 continue;
             }
             let facts = calls.facts(row);
+            let aggregated = calls.is_aggregated(row);
             let key = EndpointKey {
                 route: dims.route.to_owned(),
                 method: dims.method.to_owned(),
@@ -170,7 +173,12 @@ fn scan_raw(
                 provider: optional_text(calls.provider, row).map(str::to_owned),
                 outbound: dims.direction == "outbound",
             };
-            cells.entry(key).or_default().add(&facts);
+            let cell = cells.entry(key).or_default();
+            if aggregated {
+                cell.add_aggregated_call(&facts);
+            } else {
+                cell.add(&facts);
+            }
         }
         Ok(())
     })?;

@@ -66,6 +66,8 @@ impl Pseudonymizer {
                 &mut outcome.account_id,
                 &mut outcome.session_id,
             ),
+            // Aggregates carry no ids.
+            Event::ApiAggregate(_) => return,
         };
         for (field, value) in [
             ("user_id", user),

@@ -6,11 +6,13 @@ use crate::project::user_hash;
 use crate::rollup::CallFacts;
 use crate::schema::Columns;
 use arrow_array::{
-    Array, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array,
+    Array, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt16Array,
 };
 
-/// The columns to project when reading API calls for rollups.
-pub const CALL_COLUMNS: [&str; 14] = [
+/// The columns to project when reading API calls for rollups (`aggregated` is absent from files
+/// written before it existed: read as false).
+pub const CALL_COLUMNS: [&str; 15] = [
     "timestamp",
     "route",
     "method",
@@ -25,6 +27,7 @@ pub const CALL_COLUMNS: [&str; 14] = [
     "plan",
     "segment",
     "experiments",
+    "aggregated",
 ];
 
 pub struct CallColumns<'a> {
@@ -42,6 +45,7 @@ pub struct CallColumns<'a> {
     pub plan: &'a StringArray,
     pub segment: &'a StringArray,
     pub experiments: &'a StringArray,
+    pub aggregated: Option<&'a BooleanArray>,
 }
 
 impl<'a> CallColumns<'a> {
@@ -62,6 +66,9 @@ impl<'a> CallColumns<'a> {
             plan: c.text("plan")?,
             segment: c.text("segment")?,
             experiments: c.text("experiments")?,
+            aggregated: batch
+                .column_by_name("aggregated")
+                .and_then(|column| column.as_any().downcast_ref::<BooleanArray>()),
         })
     }
 
@@ -75,6 +82,12 @@ impl<'a> CallColumns<'a> {
             value: self.value.is_valid(row).then(|| self.value.value(row)),
             user_hash: optional_text(self.user, row).map(user_hash),
         }
+    }
+
+    /// The call was also counted by a client aggregate (its counts come from there).
+    pub fn is_aggregated(&self, row: usize) -> bool {
+        self.aggregated
+            .is_some_and(|flags| flags.is_valid(row) && flags.value(row))
     }
 
     pub fn is_outbound(&self, row: usize) -> bool {

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use valuetrace_model::time::{DAY_MS, HOUR_MS, format_day};
 
 /// The columns start-up reads to rebuild rollups and the dedup index.
-const REBUILD_COLUMNS: [&str; 16] = {
-    let mut columns = ["event_id"; 16];
+const REBUILD_COLUMNS: [&str; 17] = {
+    let mut columns = ["event_id"; 17];
     columns[1] = "received_at";
     let mut index = 0;
     while index < CALL_COLUMNS.len() {
@@ -132,6 +132,8 @@ impl EmbeddedStore {
             .options
             .dedup_load_from_ms
             .map_or(window_start, |from| from.min(window_start));
+        // Days whose rollups came from a snapshot (it covers their calls and aggregates).
+        let mut snapshot_days = std::collections::HashSet::new();
         for table in Table::ALL {
             let table_dir = dir.join(table.dir_name());
             if !table_dir.exists() {
@@ -142,22 +144,33 @@ impl EmbeddedStore {
                     continue;
                 };
                 let infos = load_day_files(&day_dir)?;
-                let from_snapshot = table == Table::ApiCalls
-                    && self.load_snapshot(&mut data, &day_dir, day, &infos);
+                if table == Table::ApiCalls {
+                    let aggregates_dir = self.day_dir_in(dir, Table::ApiAggregates, day);
+                    let aggregate_rows: u64 = if aggregates_dir.exists() {
+                        load_day_files(&aggregates_dir)?
+                            .iter()
+                            .map(|info| info.rows)
+                            .sum()
+                    } else {
+                        0
+                    };
+                    if self.load_snapshot(&mut data, &day_dir, day, &infos, aggregate_rows) {
+                        snapshot_days.insert(day);
+                    }
+                }
+                let from_snapshot = snapshot_days.contains(&day);
                 for info in infos {
                     let ids_only: &[&str] = &["event_id", "received_at"];
                     let columns: &[&str] = match table {
                         Table::ApiCalls if !from_snapshot => &REBUILD_COLUMNS,
+                        Table::ApiAggregates if !from_snapshot => &[],
                         _ => ids_only,
                     };
                     // Files received before the dedup window hold no id to remember.
                     let needs_ids = info.max_received_at >= dedup_horizon;
-                    if columns.len() > 2 || needs_ids {
-                        let rollups_table = if columns.len() > 2 {
-                            table
-                        } else {
-                            Table::Outcomes
-                        };
+                    let rebuild = columns.len() != 2;
+                    if rebuild || needs_ids {
+                        let rollups_table = if rebuild { table } else { Table::Outcomes };
                         parquet_io::read_range(&info, i64::MIN, i64::MAX, columns, |batch| {
                             data.rebuild_from_batch(rollups_table, batch, dedup_horizon)
                         })?;
@@ -191,8 +204,9 @@ impl EmbeddedStore {
         day_dir: &Path,
         day: i64,
         infos: &[FileInfo],
+        aggregate_rows: u64,
     ) -> bool {
-        let rows: u64 = infos.iter().map(|info| info.rows).sum();
+        let rows: u64 = infos.iter().map(|info| info.rows).sum::<u64>() + aggregate_rows;
         if day + DAY_MS > data.rollups.minute_floor() {
             return false;
         }
@@ -213,6 +227,12 @@ impl EmbeddedStore {
             .snapshot_rows
             .insert(day, rows);
         true
+    }
+
+    fn day_dir_in(&self, project_dir: &Path, table: Table, day: i64) -> PathBuf {
+        project_dir
+            .join(table.dir_name())
+            .join(format!("day={}", format_day(day)))
     }
 
     /// The project's data, created on first use.
@@ -340,10 +360,17 @@ impl EmbeddedStore {
             let data = project.read().map_err(|_| poisoned())?;
             let floor = data.rollups.minute_floor();
             let table = data.table(Table::ApiCalls);
+            let aggregates = data.table(Table::ApiAggregates);
             for (&day, files) in &table.files {
-                let rows: u64 = files.iter().map(|file| file.rows).sum();
-                let quiet =
-                    !table.buffer.contains_key(&day) && !table.persisting.contains_key(&day);
+                // A snapshot covers the day's calls and client aggregates (both feed rollups).
+                let rows: u64 = files
+                    .iter()
+                    .chain(aggregates.files.get(&day).into_iter().flatten())
+                    .map(|file| file.rows)
+                    .sum();
+                let quiet = [table, aggregates]
+                    .iter()
+                    .all(|t| !t.buffer.contains_key(&day) && !t.persisting.contains_key(&day));
                 let stale = table.snapshot_rows.get(&day) != Some(&rows);
                 if day + DAY_MS <= floor && quiet && stale {
                     let cells = data.rollups.day_cells(day);
@@ -498,20 +525,17 @@ impl Store for EmbeddedStore {
         data.counters.stored += fresh.len() as u64;
         data.counters.duplicates += outcome.duplicates as u64;
         data.roll_up(&fresh);
-        let mut by_partition: BTreeMap<(i64, bool), Vec<&StoredEvent>> = BTreeMap::new();
+        let mut by_partition: BTreeMap<(i64, u8), Vec<&StoredEvent>> = BTreeMap::new();
         for event in &fresh {
             let day = event.event.timestamp().div_euclid(DAY_MS) * DAY_MS;
+            let table = Table::of(&event.event);
             by_partition
-                .entry((day, Table::of(&event.event) == Table::ApiCalls))
+                .entry((day, table as u8))
                 .or_default()
                 .push(event);
         }
-        for ((day, is_call), rows) in by_partition {
-            let table = if is_call {
-                Table::ApiCalls
-            } else {
-                Table::Outcomes
-            };
+        for ((day, table), rows) in by_partition {
+            let table = Table::ALL[usize::from(table)];
             let batch = schema::to_batch(table, &rows)?;
             let (min_ts, max_ts) = parquet_io::timestamp_range(&batch)?.unwrap_or((day, day));
             self.count_memory_rows(project, batch.num_rows() as isize);

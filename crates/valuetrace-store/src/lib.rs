@@ -17,6 +17,7 @@
 //! snapshots that still cover their day's rows, and rebuilds the rest of the rollups and the
 //! dedup index from projected Parquet columns; the WAL is replayed after that by the caller.
 
+pub mod aggregate_table;
 pub mod call_columns;
 pub mod codec;
 pub mod dedup;

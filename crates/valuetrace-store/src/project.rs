@@ -4,7 +4,7 @@
 use crate::call_columns::{CallColumns, optional_text};
 use crate::dedup::DedupIndex;
 use crate::parquet_io::{self, FileInfo};
-use crate::rollup::{CallFacts, DetailKey, Rollups, RouteKey, variant_key};
+use crate::rollup::{AggregateFacts, CallFacts, DetailKey, Rollups, RouteKey, variant_key};
 use crate::schema::Columns;
 use crate::schema::Table;
 use crate::{Result, StoredEvent};
@@ -125,25 +125,62 @@ impl ProjectData {
             .expect("every table is created in ProjectData::new")
     }
 
-    /// Updates rollups with the API calls among `events`.
+    /// Updates rollups with the API calls and client aggregates among `events`. A call that a
+    /// client aggregate also counted adds only its user (the aggregate brings its counts).
     pub fn roll_up(&mut self, events: &[StoredEvent]) {
         for stored in events {
-            if let Event::ApiCall(call) = &stored.event {
-                let interner = &mut self.rollups.interner;
-                let variant = interner.intern_optional(variant_key(&call.experiments).as_deref());
-                let dims = KeyDims {
-                    route: &call.route,
-                    method: &call.method,
-                    service: &call.service,
-                    provider: call.provider.as_deref(),
-                    outbound: call.direction == valuetrace_model::Direction::Outbound,
-                    plan: call.plan.as_deref(),
-                    segment: call.segment.as_deref(),
-                };
-                let key = dims.intern(interner, variant);
-                self.rollups.add(key, &facts_of(call));
+            match &stored.event {
+                Event::ApiCall(call) => {
+                    let interner = &mut self.rollups.interner;
+                    let variant =
+                        interner.intern_optional(variant_key(&call.experiments).as_deref());
+                    let dims = KeyDims {
+                        route: &call.route,
+                        method: &call.method,
+                        service: &call.service,
+                        provider: call.provider.as_deref(),
+                        outbound: call.direction == valuetrace_model::Direction::Outbound,
+                        plan: call.plan.as_deref(),
+                        segment: call.segment.as_deref(),
+                    };
+                    let key = dims.intern(interner, variant);
+                    let facts = facts_of(call);
+                    if call.aggregated {
+                        self.rollups.add_aggregated_call(key, &facts);
+                    } else {
+                        self.rollups.add(key, &facts);
+                    }
+                }
+                Event::ApiAggregate(aggregate) => {
+                    let interner = &mut self.rollups.interner;
+                    let variant =
+                        interner.intern_optional(variant_key(&aggregate.experiments).as_deref());
+                    let dims = KeyDims {
+                        route: &aggregate.route,
+                        method: &aggregate.method,
+                        service: &aggregate.service,
+                        provider: aggregate.provider.as_deref(),
+                        outbound: aggregate.direction == valuetrace_model::Direction::Outbound,
+                        plan: aggregate.plan.as_deref(),
+                        segment: None,
+                    };
+                    let key = dims.intern(interner, variant);
+                    self.rollups.add_aggregate(key, &aggregate_facts(aggregate));
+                }
+                Event::Outcome(_) => {}
             }
         }
+    }
+}
+
+/// The rollup facts of a client aggregate.
+pub fn aggregate_facts(aggregate: &valuetrace_model::ApiAggregate) -> AggregateFacts<'_> {
+    AggregateFacts {
+        timestamp: aggregate.timestamp,
+        count: aggregate.count,
+        status_class: aggregate.status_class,
+        latency_sum_ms: aggregate.latency_sum_ms,
+        latency_buckets: &aggregate.latency_buckets,
     }
 }
 
@@ -165,6 +202,12 @@ impl ProjectData {
             }
         }
         self.counters.stored += batch.num_rows() as u64;
+        if table == Table::ApiAggregates {
+            for stored in crate::aggregate_table::from_batch(batch)? {
+                self.roll_up(std::slice::from_ref(&stored));
+            }
+            return Ok(());
+        }
         if table != Table::ApiCalls {
             return Ok(());
         }
@@ -195,7 +238,12 @@ impl ProjectData {
                 segment: optional_text(calls.segment, row),
             };
             let key = dims.intern(interner, variant);
-            self.rollups.add(key, &calls.facts(row));
+            let facts = calls.facts(row);
+            if calls.is_aggregated(row) {
+                self.rollups.add_aggregated_call(key, &facts);
+            } else {
+                self.rollups.add(key, &facts);
+            }
         }
         Ok(())
     }

@@ -99,7 +99,50 @@ pub struct CallFacts {
     pub user_hash: Option<u64>,
 }
 
+/// The counts of a client [`valuetrace_model::ApiAggregate`]: calls of one status class with their
+/// latency histogram.
+#[derive(Debug, Clone, Copy)]
+pub struct AggregateFacts<'a> {
+    pub timestamp: i64,
+    pub count: u64,
+    pub status_class: u8,
+    pub latency_sum_ms: f64,
+    pub latency_buckets: &'a [(u32, u64)],
+}
+
 impl Cell {
+    /// Adds a client aggregate: its calls count exactly; latencies enter the sketch at their
+    /// bucket's representative value (within 1%, then the sketch's own 1%).
+    pub fn add_aggregate(&mut self, facts: &AggregateFacts) {
+        let counts = &mut self.counts;
+        counts.count += facts.count;
+        let class = usize::from(facts.status_class).clamp(1, 5) - 1;
+        counts.status_classes[class] += facts.count;
+        if facts.status_class >= 5 {
+            counts.errors += facts.count;
+        }
+        counts.latency_sum_ms += facts.latency_sum_ms;
+        for &(bucket, calls) in facts.latency_buckets {
+            let value = valuetrace_model::event::latency_bucket_value(bucket);
+            self.latency
+                .insert_n(value, u32::try_from(calls).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// A call a client aggregate already counted: only its user and its value are new (an
+    /// aggregate carries neither; value-carrying calls are never sampled away).
+    pub fn add_aggregated_call(&mut self, facts: &CallFacts) {
+        if let Some(hash) = facts.user_hash {
+            self.users.insert(hash);
+        }
+        if let Some(value) = facts.value
+            && facts.status < 400
+        {
+            self.counts.value_sum += value;
+            self.counts.value_calls += 1;
+        }
+    }
+
     pub fn add(&mut self, facts: &CallFacts) {
         self.counts.add(facts);
         self.latency.insert(facts.latency_ms);
@@ -225,6 +268,44 @@ impl Rollups {
             let bucket = self.level_mut(level).entry(start).or_default();
             bucket.routes.entry(key.route).or_default().add(facts);
             bucket.details.entry(key).or_default().add(facts);
+        }
+    }
+
+    /// Adds a client aggregate at its window's end.
+    pub fn add_aggregate(&mut self, key: DetailKey, facts: &AggregateFacts) {
+        for level in Level::ALL {
+            if level == Level::Minute && facts.timestamp < self.minute_floor {
+                continue;
+            }
+            let start = floor_to(facts.timestamp, level.width_ms());
+            let bucket = self.level_mut(level).entry(start).or_default();
+            bucket
+                .routes
+                .entry(key.route)
+                .or_default()
+                .add_aggregate(facts);
+            bucket.details.entry(key).or_default().add_aggregate(facts);
+        }
+    }
+
+    /// A call a client aggregate also counted: see [`Cell::add_aggregated_call`].
+    pub fn add_aggregated_call(&mut self, key: DetailKey, facts: &CallFacts) {
+        for level in Level::ALL {
+            if level == Level::Minute && facts.timestamp < self.minute_floor {
+                continue;
+            }
+            let start = floor_to(facts.timestamp, level.width_ms());
+            let bucket = self.level_mut(level).entry(start).or_default();
+            bucket
+                .routes
+                .entry(key.route)
+                .or_default()
+                .add_aggregated_call(facts);
+            bucket
+                .details
+                .entry(key)
+                .or_default()
+                .add_aggregated_call(facts);
         }
     }
 

@@ -1,18 +1,18 @@
-//! Arrow schemas of the two raw tables and conversion between rows and record batches.
+//! Arrow schemas of the three raw tables and conversion between rows and record batches.
 //!
-//! `api_calls` and `outcomes` are kept as separate tables (separate Parquet files) so that each is
+//! `api_calls`, `outcomes` and `api_aggregates` ([`crate::aggregate_table`]) are kept as separate tables (separate Parquet files) so that each is
 //! a plain, typed table in DuckDB, pandas or Spark. Timestamps are `timestamp[ms, UTC]`;
 //! `user_id`, `account_id` and `session_id` hold pseudonyms (HMAC-SHA256), never raw ids;
 //! `experiments` and `properties` are JSON objects encoded as strings.
 
 use crate::{Error, Result, StoredEvent};
 use arrow_array::builder::{
-    Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder, UInt16Builder,
-    UInt64Builder,
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    UInt16Builder, UInt64Builder,
 };
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
-    UInt16Array, UInt64Array,
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray, UInt16Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::collections::BTreeMap;
@@ -24,15 +24,17 @@ use valuetrace_model::{ApiCall, Direction, Event, Outcome, SCHEMA_VERSION};
 pub enum Table {
     ApiCalls,
     Outcomes,
+    ApiAggregates,
 }
 
 impl Table {
-    pub const ALL: [Table; 2] = [Table::ApiCalls, Table::Outcomes];
+    pub const ALL: [Table; 3] = [Table::ApiCalls, Table::Outcomes, Table::ApiAggregates];
 
     pub fn dir_name(self) -> &'static str {
         match self {
             Table::ApiCalls => "api_calls",
             Table::Outcomes => "outcomes",
+            Table::ApiAggregates => "api_aggregates",
         }
     }
 
@@ -40,6 +42,7 @@ impl Table {
         match self {
             Table::ApiCalls => api_calls_schema(),
             Table::Outcomes => outcomes_schema(),
+            Table::ApiAggregates => crate::aggregate_table::api_aggregates_schema(),
         }
     }
 
@@ -47,19 +50,20 @@ impl Table {
         match event {
             Event::ApiCall(_) => Table::ApiCalls,
             Event::Outcome(_) => Table::Outcomes,
+            Event::ApiAggregate(_) => Table::ApiAggregates,
         }
     }
 }
 
-fn timestamp_type() -> DataType {
+pub(crate) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
-fn text(name: &str, nullable: bool) -> Field {
+pub(crate) fn text(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
 
-fn common_head() -> Vec<Field> {
+pub(crate) fn common_head() -> Vec<Field> {
     vec![
         text("event_id", false),
         Field::new("timestamp", timestamp_type(), false),
@@ -96,6 +100,7 @@ pub fn api_calls_schema() -> SchemaRef {
                 text("currency", true),
                 text("properties", true),
                 Field::new("sample_rate", DataType::Float64, true),
+                Field::new("aggregated", DataType::Boolean, true),
             ]);
             Arc::new(Schema::new(fields))
         })
@@ -148,7 +153,7 @@ pub fn conform(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-fn map_json(map: &BTreeMap<String, String>) -> Option<String> {
+pub(crate) fn map_json(map: &BTreeMap<String, String>) -> Option<String> {
     if map.is_empty() {
         None
     } else {
@@ -158,6 +163,9 @@ fn map_json(map: &BTreeMap<String, String>) -> Option<String> {
 
 /// Builds one record batch from rows of a single table (rows of the other table are skipped).
 pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
+    if table == Table::ApiAggregates {
+        return crate::aggregate_table::to_batch(rows);
+    }
     let mut event_id = StringBuilder::new();
     let mut timestamp = TimestampMillisecondBuilder::new().with_timezone("UTC");
     let mut received_at = TimestampMillisecondBuilder::new().with_timezone("UTC");
@@ -167,6 +175,7 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
     let (mut request_bytes, mut response_bytes) = (UInt64Builder::new(), UInt64Builder::new());
     let mut value = Float64Builder::new();
     let mut sample_rate = Float64Builder::new();
+    let mut aggregated = BooleanBuilder::new();
     for row in rows {
         event_id.append_value(row.event.event_id());
         timestamp.append_value(row.event.timestamp());
@@ -203,6 +212,7 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
                 response_bytes.append_option(call.response_bytes);
                 value.append_option(call.value);
                 sample_rate.append_option(call.sample_rate);
+                aggregated.append_option(call.aggregated.then_some(true));
             }
             (Event::Outcome(outcome), Table::Outcomes) => {
                 let properties = map_json(&outcome.properties);
@@ -245,8 +255,10 @@ pub fn to_batch(table: Table, rows: &[&StoredEvent]) -> Result<RecordBatch> {
             columns.push(Arc::new(value.finish()));
             columns.extend(s.drain(0..2));
             columns.push(Arc::new(sample_rate.finish()));
+            columns.push(Arc::new(aggregated.finish()));
             columns
         }
+        Table::ApiAggregates => unreachable!("handled above"),
         Table::Outcomes => {
             let mut columns = head;
             columns.extend(s.drain(0..4));
@@ -299,11 +311,11 @@ impl<'a> Columns<'a> {
     }
 }
 
-fn optional_text(array: &StringArray, row: usize) -> Option<String> {
+pub(crate) fn optional_text(array: &StringArray, row: usize) -> Option<String> {
     array.is_valid(row).then(|| array.value(row).to_owned())
 }
 
-fn optional_map(array: &StringArray, row: usize) -> BTreeMap<String, String> {
+pub(crate) fn optional_map(array: &StringArray, row: usize) -> BTreeMap<String, String> {
     optional_text(array, row)
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default()
@@ -318,6 +330,9 @@ fn optional<T: arrow_array::ArrowPrimitiveType>(
 
 /// Reads rows back from a full-schema batch (start-up rebuild of rollups and dedup).
 pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>> {
+    if table == Table::ApiAggregates {
+        return crate::aggregate_table::from_batch(batch);
+    }
     let c = Columns::new(batch);
     let (event_id, timestamp, received_at, skew) = (
         c.text("event_id")?,
@@ -335,6 +350,11 @@ pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>>
     // Files written before `sample_rate` existed lack it.
     let sample_rate = c.f64("sample_rate").ok();
     let rate = |row: usize| sample_rate.and_then(|rates| optional(rates, row));
+    let aggregated = batch
+        .column_by_name("aggregated")
+        .and_then(|column| column.as_any().downcast_ref::<BooleanArray>());
+    let is_aggregated =
+        |row: usize| aggregated.is_some_and(|flags| flags.is_valid(row) && flags.value(row));
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         let event = match table {
@@ -369,7 +389,9 @@ pub fn from_batch(table: Table, batch: &RecordBatch) -> Result<Vec<StoredEvent>>
                 currency: optional_text(currency, row),
                 properties: optional_map(properties, row),
                 sample_rate: rate(row),
+                aggregated: is_aggregated(row),
             }),
+            Table::ApiAggregates => unreachable!("handled above"),
             Table::Outcomes => Event::Outcome(Outcome {
                 schema_version: SCHEMA_VERSION,
                 event_id: event_id.value(row).to_owned(),

@@ -132,6 +132,7 @@ pub fn stored(events: &[Event]) -> Vec<StoredEvent> {
             match &mut event {
                 Event::ApiCall(call) => call.event_id = id,
                 Event::Outcome(outcome) => outcome.event_id = id,
+                Event::ApiAggregate(aggregate) => aggregate.event_id = id,
             }
             StoredEvent {
                 received_at: event.timestamp(),

@@ -83,6 +83,17 @@ impl Reader<'_, '_> {
         }
     }
 
+    pub(super) fn optional_bool(&mut self, field: &str) -> Result<Option<bool>> {
+        match self.get(field) {
+            None | Some(WireValue::Null) => Ok(None),
+            Some(WireValue::Bool(flag)) => Ok(Some(*flag)),
+            Some(other) => Err(ValidationError::new(
+                field,
+                format!("must be true or false, got {}", other.kind()),
+            )),
+        }
+    }
+
     pub(super) fn required_u64(&mut self, field: &str) -> Result<u64> {
         self.optional_u64(field)?.ok_or_else(|| missing(field))
     }

@@ -75,7 +75,7 @@ fn envelope_rules() {
     assert_eq!(error_of(without(call(), "type")), "type: is required");
     assert_eq!(
         error_of(with(call(), "type", json!("click"))),
-        "type: unknown event type `click`; expected `api_call` or `outcome`"
+        "type: unknown event type `click`; expected `api_call`, `outcome` or `api_aggregate`"
     );
     assert_eq!(
         error_of(without(call(), "schema_version")),
@@ -388,4 +388,123 @@ fn huge_latencies_and_values_are_refused_so_that_sums_stay_finite() {
         )
         .is_ok()
     );
+}
+
+fn aggregate() -> Value {
+    json!({
+        "type": "api_aggregate", "schema_version": 1, "event_id": "agg-1",
+        "timestamp": NOW - 1000, "window_start": NOW - 11_000,
+        "service": "shop", "method": "get", "route": "/api/items/{id}", "status_class": 2,
+        "plan": "pro", "experiments": {"reco": "ml_v2"},
+        "count": 5, "latency_sum_ms": 60.5, "latency_buckets": [[460, 2], [470, 3]]
+    })
+}
+
+#[test]
+fn accepts_an_aggregate_and_shifts_its_window_with_the_skew() {
+    let valid = validate_event(&aggregate(), NOW, &Limits::default()).expect("valid aggregate");
+    let Event::ApiAggregate(a) = valid.event else {
+        panic!("aggregate expected")
+    };
+    assert_eq!((a.method.as_str(), a.status_class, a.count), ("GET", 2, 5));
+    assert_eq!(a.latency_buckets, vec![(460, 2), (470, 3)]);
+    assert_eq!(a.timestamp - a.window_start, 10_000);
+    // The client's clock is 5 s behind: both ends of the window move.
+    let skewed = with(aggregate(), "sent_at", json!(NOW - 5_000));
+    let valid = validate_event(&skewed, NOW, &Limits::default()).expect("valid");
+    let Event::ApiAggregate(a) = valid.event else {
+        panic!("aggregate expected")
+    };
+    assert_eq!((a.timestamp, a.window_start), (NOW + 4_000, NOW - 6_000));
+}
+
+#[test]
+fn aggregate_mistakes_name_their_field() {
+    let cases = [
+        (
+            with(aggregate(), "count", json!(6)),
+            "latency_buckets: the buckets count 5 calls but `count` is 6",
+        ),
+        (
+            with(aggregate(), "latency_buckets", json!([[470, 3], [460, 2]])),
+            "latency_buckets[1]: buckets must be strictly ascending (each bucket once)",
+        ),
+        (
+            with(aggregate(), "latency_buckets", json!([[460, 2], [470]])),
+            "latency_buckets[1]: must be a [bucket, calls] pair of non-negative integers",
+        ),
+        (
+            with(aggregate(), "latency_buckets", json!([[4600, 5]])),
+            "latency_buckets[0]: bucket 4600 is above the highest bucket 2048",
+        ),
+        (
+            with(aggregate(), "latency_buckets", json!({"460": 5})),
+            "latency_buckets: must be an array of [bucket, calls] pairs, got an object",
+        ),
+        (
+            with(aggregate(), "status_class", json!(6)),
+            "status_class: must be 1 to 5 (the first digit of the status), got 6",
+        ),
+        (
+            with(aggregate(), "count", json!(0)),
+            "count: must be between 1 and 3600000000, got 0",
+        ),
+        (
+            with(aggregate(), "window_start", json!(NOW)),
+            "window_start: is after `timestamp` (the window's end)",
+        ),
+        (
+            with(aggregate(), "window_start", json!(NOW - 2 * HOUR_MS)),
+            "window_start: the window is 7199 s long; an aggregate covers at most one hour (flush more often)",
+        ),
+        (
+            with(aggregate(), "direction", json!("outbound")),
+            "provider: is required when direction is `outbound` (e.g. `stripe`)",
+        ),
+        (
+            with(aggregate(), "user_id", json!("u1")),
+            "user_id: unknown field `user_id` for a api_aggregate event; custom data belongs in `properties`",
+        ),
+        (
+            with(aggregate(), "route", json!("/api/items/12345")),
+            "route: segment `12345` looks like a raw id; send the route template (e.g. `/api/orders/{id}`) so that endpoints stay countable",
+        ),
+    ];
+    for (event, expected) in cases {
+        assert_eq!(error_of(event), expected);
+    }
+}
+
+#[test]
+fn the_aggregated_flag_is_a_boolean() {
+    let valid = validate_event(
+        &with(call(), "aggregated", json!(true)),
+        NOW,
+        &Limits::default(),
+    )
+    .expect("valid");
+    let Event::ApiCall(c) = valid.event else {
+        panic!("call expected")
+    };
+    assert!(c.aggregated);
+    assert_eq!(
+        error_of(with(call(), "aggregated", json!("yes"))),
+        "aggregated: must be true or false, got a string"
+    );
+}
+
+#[test]
+fn latency_buckets_match_their_documented_bounds() {
+    use crate::event::{latency_bucket, latency_bucket_value};
+    assert_eq!(latency_bucket(0.01), 0);
+    assert_eq!(latency_bucket(0.0100001), 1);
+    for ms in [0.5, 1.0, 12.5, 250.0, 9_999.0] {
+        let b = latency_bucket(ms);
+        let (low, high) = (
+            0.01 * 1.02f64.powi(b as i32 - 1),
+            0.01 * 1.02f64.powi(b as i32),
+        );
+        assert!(low < ms && ms <= high * (1.0 + 1e-12), "{ms} in bucket {b}");
+        assert!((latency_bucket_value(b) - ms).abs() / ms < 0.011);
+    }
 }

@@ -76,6 +76,22 @@ impl LatencySketch {
         self.add_count(key, 1);
     }
 
+    /// Inserts `count` latencies of `value_ms` (a client aggregate's histogram bucket).
+    pub fn insert_n(&mut self, value_ms: f64, count: u32) {
+        if count == 0 {
+            return;
+        }
+        let Some(key) = key_of(value_ms) else {
+            self.min = self.min.min(0.0);
+            self.max = self.max.max(0.0);
+            self.zeros += count;
+            return;
+        };
+        self.min = self.min.min(value_ms);
+        self.max = self.max.max(value_ms);
+        self.add_count(key, count);
+    }
+
     fn add_count(&mut self, key: i16, count: u32) {
         if !self.dense.is_empty() {
             self.dense_add(key, count);
