@@ -77,6 +77,19 @@ impl Tally {
         }
     }
 
+    /// Adds the `j`-th event (1-based) of a cluster sampled as a whole (a session's calls, which
+    /// the client keeps or drops together): the sum grows by `w`, and the variance by
+    /// `w(w−1)(2j−1)`, so that a cluster of `k` events contributes `w(w−1)·k²` (independent
+    /// events would give `w(w−1)·k` and too narrow an interval).
+    #[inline]
+    pub fn add_clustered(&mut self, weight: f32, j: u32) {
+        let w = f64::from(weight);
+        self.sum += w;
+        if weight > 1.0 {
+            self.variance += w * (w - 1.0) * f64::from(2 * j - 1);
+        }
+    }
+
     pub fn merge(&mut self, other: &Tally) {
         self.sum += other.sum;
         self.variance += other.variance;
@@ -138,5 +151,15 @@ mod tests {
         let [low, high] = tally.interval().unwrap();
         assert!(low < 11.0 && high > 11.0);
         assert!((tally.variance - 90.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_cluster_of_k_events_adds_k_squared_variance() {
+        let mut tally = Tally::default();
+        for j in 1..=4 {
+            tally.add_clustered(10.0, j);
+        }
+        assert_eq!(tally.sum, 40.0);
+        assert!((tally.variance - 90.0 * 16.0).abs() < 1e-9);
     }
 }

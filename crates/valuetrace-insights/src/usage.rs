@@ -506,6 +506,9 @@ fn usage_of_segment(
     let everything = scope.is_everything();
     let by = scope.by().is_some();
     let (mut in_session, mut by_run_user) = (KeySet::default(), KeySet::default());
+    // Sampled calls of the run per key: the client keeps or drops a session's calls together,
+    // so each key's sampled calls in a run are one cluster for the variance.
+    let mut sampled_in_run: Vec<(u32, u32, u32)> = Vec::new();
     let mut start = 0;
     while start < seg.len() {
         let end = seg.run_end(start);
@@ -518,6 +521,7 @@ fn usage_of_segment(
         };
         in_session.clear();
         by_run_user.clear();
+        sampled_in_run.clear();
         for row in start..end {
             if !inside {
                 let t = seg.ts[row];
@@ -534,7 +538,24 @@ fn usage_of_segment(
             let w = f64::from(weight);
             let (status, user) = (seg.status[row], seg.user[row]);
             let u = pass.keys.get_mut(endpoint, group);
-            u.requests.add(weight, 1.0);
+            if weight > 1.0 && session != 0 {
+                let j = match sampled_in_run
+                    .iter_mut()
+                    .find(|(e, g, _)| *e == endpoint && *g == group)
+                {
+                    Some((_, _, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        sampled_in_run.push((endpoint, group, 1));
+                        1
+                    }
+                };
+                u.requests.add_clustered(weight, j);
+            } else {
+                u.requests.add(weight, 1.0);
+            }
             u.latency_ms += w * f64::from(seg.latency[row]);
             if status >= 400 {
                 u.failures += w;
