@@ -98,6 +98,9 @@ def test_fastapi_calls_reach_the_server_as_templates_sampled_with_every_error(se
     assert stats["requests"] == len(plan)
     assert stats["internal_errors"] == 0, stats
     assert stats["rejected_calls"] == 0, stats["last_rejection"]
+    # The server either knows api_aggregate (accepts them all) or refuses them all.
+    assert stats["aggregates_accepted"] in (True, False)
+    assert stats["rejected_aggregates"] in (0, stats["sent_aggregates"]), stats
     assert stats["dropped_queue_full"] == stats["dropped_events"] == 0
     assert stats["sent_events"] == stats["enqueued"] + stats["sent_aggregates"]
-    check_server_answers(server, "fastapi", plan, policy)
+    check_server_answers(server, "fastapi", plan, policy, stats["aggregates_accepted"])

@@ -85,8 +85,11 @@ def test_flask_calls_reach_the_server_as_templates_sampled_with_every_error(serv
     assert stats["requests"] == len(plan)
     assert stats["internal_errors"] == 0, stats
     assert stats["rejected_calls"] == 0, stats["last_rejection"]
+    # The server either knows api_aggregate (accepts them all) or refuses them all.
+    assert stats["aggregates_accepted"] in (True, False)
+    assert stats["rejected_aggregates"] in (0, stats["sent_aggregates"]), stats
     assert stats["dropped_queue_full"] == stats["dropped_events"] == 0
-    check_server_answers(server, "flask", plan, policy)
+    check_server_answers(server, "flask", plan, policy, stats["aggregates_accepted"])
 
 
 def test_with_the_collector_down_the_app_answers_quickly_and_drops_are_counted():

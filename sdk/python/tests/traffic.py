@@ -94,7 +94,10 @@ def expected(plan: list[tuple], policy: SamplingPolicy) -> dict:
     return out
 
 
-def check_server_answers(server, project: str, plan: list[tuple], policy: SamplingPolicy) -> None:
+def check_server_answers(server, project: str, plan: list[tuple], policy: SamplingPolicy,
+                         aggregated: bool) -> None:
+    """``aggregated``: the server accepted the client's aggregates (a server that knows
+    ``api_aggregate``); its endpoint health then counts every request exactly."""
     want = expected(plan, policy)
     rows = {(r["method"], r["route"]): r for r in server.endpoints(project)}
     # Route templates only: every row is a template we expect, never a raw path.
@@ -102,13 +105,19 @@ def check_server_answers(server, project: str, plan: list[tuple], policy: Sampli
     assert not any(route.startswith(("/api/items/1", "/api/users/u", "/nope")) for _, route in rows)
     for key, row in want.items():
         got = rows.get(key, {"requests": 0, "errors": 0})
-        # Endpoint health counts the kept raw events as received (or, once the server reads
-        # `api_aggregate` events for health, every request exactly).
-        assert got["requests"] in (row["kept"], row["requests"]), (key, got, row)
-        assert got.get("errors", 0) == row["errors"], (key, got, row)
+        if aggregated:
+            # Health counts come from the aggregates: every request, exactly. Aggregates carry
+            # no error_type, so `errors` counts the 5xx.
+            assert got["requests"] == row["requests"], (key, got, row)
+            assert got["errors"] == row["server_errors"], (key, got, row)
+        else:
+            # A server without aggregates counts the kept raw events as received.
+            assert got["requests"] == row["kept"], (key, got, row)
+            assert got.get("errors", 0) == row["errors"], (key, got, row)
     # Every 5xx is kept.
     boom = want[("GET", "/api/boom")]
     assert boom["kept"] == boom["requests"] == boom["server_errors"] == rows[("GET", "/api/boom")]["requests"]
+    assert rows[("GET", "/api/invalid")]["client_error_rate"] == 1.0
     assert rows[("GET", "/api/boom")]["server_error_rate"] == 1.0
     # Sampling really happened: the cheap routes kept fewer events than requests.
     assert want[("GET", "/api/search")]["kept"] < want[("GET", "/api/search")]["requests"]
