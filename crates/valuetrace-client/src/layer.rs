@@ -4,7 +4,7 @@
 //! I/O and no await on the request path; a full queue drops and counts.
 //!
 //! The route is axum's `MatchedPath` (add the layer with `Router::route_layer` so it is set);
-//! requests that matched no route are recorded as `(unmatched)`, never as their raw path. The
+//! requests that matched no route are recorded as `/(unmatched)`, never as their raw path. The
 //! caller's identity comes from a user-supplied function over the request's headers and
 //! extensions; a handler can name the error class of a failure by inserting [`ErrorType`] into
 //! the response extensions.
@@ -265,7 +265,7 @@ where
                 ),
                 Err(_) => (500, Some("internal".to_owned())),
             };
-            let route = p.route.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+            let route = p.route.as_ref().map_or("/(unmatched)", MatchedPath::as_str);
             p.recorder.record(
                 p.method.as_str(),
                 route,

@@ -260,23 +260,26 @@ fn send_with_retries(
     stop: &AtomicBool,
 ) {
     let events = batch.len() as u64;
-    let body = match encode(batch) {
-        Some(body) => body,
-        None => {
-            stats.dropped_events.fetch_add(events, Ordering::Relaxed);
-            batch.clear();
-            return;
-        }
-    };
-    batch.clear();
+    // Encoded only once the breaker lets a send through: with the collector down, dropped
+    // batches cost no compression.
+    let mut body: Option<Vec<u8>> = None;
     let mut attempt = 0;
     loop {
         if !breaker.allow(now_ms()) {
             stats.breaker_open.store(true, Ordering::Relaxed);
             stats.dropped_events.fetch_add(events, Ordering::Relaxed);
+            batch.clear();
             return;
         }
-        match post(config, &body) {
+        if body.is_none() {
+            body = encode(batch);
+            batch.clear();
+        }
+        let Some(body) = body.as_deref() else {
+            stats.dropped_events.fetch_add(events, Ordering::Relaxed);
+            return;
+        };
+        match post(config, body) {
             Ok(status) if (200..300).contains(&status) => {
                 breaker.success();
                 stats.breaker_open.store(false, Ordering::Relaxed);
@@ -284,8 +287,11 @@ fn send_with_retries(
                 stats.sent_batches.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            // A 4xx other than 408/429 will not get better by retrying: drop it.
+            // A 4xx other than 408/429 will not get better by retrying: drop it. The collector
+            // answered, so it is up: a half-open breaker closes (else it would refuse forever).
             Ok(status) if (400..500).contains(&status) && status != 408 && status != 429 => {
+                breaker.success();
+                stats.breaker_open.store(false, Ordering::Relaxed);
                 stats.dropped_events.fetch_add(events, Ordering::Relaxed);
                 return;
             }
