@@ -31,6 +31,19 @@ pub struct AggregateKey {
     pub plan: Option<String>,
     /// Experiment → variant.
     pub experiments: BTreeMap<String, String>,
+    /// The third party of an outbound call (`None`: an inbound call).
+    pub provider: Option<String>,
+}
+
+/// The key parts of one call, borrowed (the record path copies them only for a new key).
+#[derive(Debug, Clone, Copy)]
+pub struct CallKey<'a> {
+    pub route: &'a str,
+    pub method: &'a str,
+    pub status: u16,
+    pub plan: Option<&'a str>,
+    pub experiments: &'a BTreeMap<String, String>,
+    pub provider: Option<&'a str>,
 }
 
 /// Counts and a latency histogram (dense: `buckets[b]` counts bucket `b`, grown on demand).
@@ -81,13 +94,7 @@ impl Aggregate {
 }
 
 /// FNV-1a over the key's parts (with separators): cheap, and only a shard-local map key.
-fn key_hash(
-    route: &str,
-    method: &str,
-    class: u8,
-    plan: Option<&str>,
-    experiments: &BTreeMap<String, String>,
-) -> u64 {
+fn key_hash(call: &CallKey, class: u8) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for byte in bytes.iter().chain(&[0xff]) {
@@ -95,11 +102,12 @@ fn key_hash(
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
     };
-    eat(route.as_bytes());
-    eat(method.as_bytes());
+    eat(call.route.as_bytes());
+    eat(call.method.as_bytes());
     eat(&[class]);
-    eat(plan.map_or(&[0xfe], str::as_bytes));
-    for (experiment, variant) in experiments {
+    eat(call.plan.map_or(&[0xfe], str::as_bytes));
+    eat(call.provider.map_or(&[0xfe], str::as_bytes));
+    for (experiment, variant) in call.experiments {
         eat(experiment.as_bytes());
         eat(variant.as_bytes());
     }
@@ -153,38 +161,32 @@ fn shard_of_thread() -> usize {
 
 impl Aggregator {
     /// Counts one request.
-    pub fn record(
-        &self,
-        route: &str,
-        method: &str,
-        status: u16,
-        plan: Option<&str>,
-        experiments: &BTreeMap<String, String>,
-        latency_ms: f64,
-    ) {
-        let class = (status / 100).clamp(1, 5) as u8;
-        let hash = key_hash(route, method, class, plan, experiments);
+    pub fn record(&self, call: &CallKey, latency_ms: f64) {
+        let class = (call.status / 100).clamp(1, 5) as u8;
+        let hash = key_hash(call, class);
         let Ok(mut shard) = self.shards[shard_of_thread()].lock() else {
             return; // a poisoned shard loses counts; it never panics the host
         };
         let entries = shard.entry(hash).or_default();
         let found = entries.iter_mut().find(|(k, _)| {
-            k.route == route
-                && k.method == method
+            k.route == call.route
+                && k.method == call.method
                 && k.status_class == class
-                && k.plan.as_deref() == plan
-                && k.experiments == *experiments
+                && k.plan.as_deref() == call.plan
+                && k.provider.as_deref() == call.provider
+                && k.experiments == *call.experiments
         });
         let aggregate = match found {
             Some((_, aggregate)) => aggregate,
             None => {
                 entries.push((
                     AggregateKey {
-                        route: route.into(),
-                        method: method.into(),
+                        route: call.route.into(),
+                        method: call.method.into(),
                         status_class: class,
-                        plan: plan.map(Into::into),
-                        experiments: experiments.clone(),
+                        plan: call.plan.map(Into::into),
+                        experiments: call.experiments.clone(),
+                        provider: call.provider.map(Into::into),
                     },
                     Aggregate::default(),
                 ));
@@ -252,6 +254,12 @@ pub fn to_events(drained: Vec<(AggregateKey, Aggregate)>, window: Window) -> Vec
             status_class: key.status_class,
             plan: key.plan,
             experiments: key.experiments,
+            direction: if key.provider.is_some() {
+                valuetrace_model::Direction::Outbound
+            } else {
+                valuetrace_model::Direction::Inbound
+            },
+            provider: key.provider,
             sdk: Some(concat!("valuetrace-rust/", env!("CARGO_PKG_VERSION")).into()),
             count: aggregate.count,
             latency_sum_ms: aggregate.latency_sum_ms,
@@ -281,14 +289,16 @@ mod tests {
                     for i in 0..10_000u32 {
                         let status = if i % 10 == 0 { 503 } else { 200 };
                         let plan = if t % 2 == 0 { Some("pro") } else { None };
-                        aggregator.record(
-                            "/api/items/{id}",
-                            "GET",
+                        let experiments = BTreeMap::new();
+                        let call = CallKey {
+                            route: "/api/items/{id}",
+                            method: "GET",
                             status,
                             plan,
-                            &BTreeMap::new(),
-                            f64::from(i % 100),
-                        );
+                            experiments: &experiments,
+                            provider: None,
+                        };
+                        aggregator.record(&call, f64::from(i % 100));
                     }
                 });
             }
@@ -311,14 +321,16 @@ mod tests {
     fn quantiles_from_the_histogram_are_within_two_percent() {
         let aggregator = Aggregator::default();
         for i in 1..=10_000 {
-            aggregator.record(
-                "/a",
-                "GET",
-                200,
-                None,
-                &BTreeMap::new(),
-                f64::from(i) / 10.0,
-            );
+            let experiments = BTreeMap::new();
+            let call = CallKey {
+                route: "/a",
+                method: "GET",
+                status: 200,
+                plan: None,
+                experiments: &experiments,
+                provider: None,
+            };
+            aggregator.record(&call, f64::from(i) / 10.0);
         }
         let (_, aggregate) = &aggregator.drain()[0];
         for (q, truth) in [(0.5, 500.0), (0.95, 950.0), (0.99, 990.0)] {

@@ -10,7 +10,7 @@
 //! the response extensions.
 //!
 
-use crate::aggregate::Aggregator;
+use crate::aggregate::{Aggregator, CallKey};
 use crate::queue::Producer;
 use crate::sampling::{CallFacts, SamplingPolicy};
 use axum::extract::MatchedPath;
@@ -43,6 +43,17 @@ pub struct Identity {
 pub struct ErrorType(pub String);
 
 type IdentityFn = dyn Fn(&HeaderMap, &Extensions) -> Identity + Send + Sync;
+
+/// One finished call as the layers observed it.
+pub(crate) struct Observed<'a> {
+    pub method: &'a str,
+    pub route: &'a str,
+    pub status: u16,
+    pub latency_ms: f64,
+    pub error_type: Option<String>,
+    /// The third party of an outbound call.
+    pub provider: Option<&'a str>,
+}
 
 /// What the layer records into.
 pub struct Recorder {
@@ -91,21 +102,25 @@ impl Recorder {
         &self.policy
     }
 
-    fn record(
-        &self,
-        method: &str,
-        route: &str,
-        status: u16,
-        latency_ms: f64,
-        who: Identity,
-        error_type: Option<String>,
-    ) {
-        self.aggregator.record(
-            route,
+    /// Records one finished call: into the aggregates always, onto the queue when sampled.
+    pub(crate) fn record(&self, call: Observed<'_>, who: Identity) {
+        let Observed {
             method,
+            route,
             status,
-            who.plan.as_deref(),
-            &who.experiments,
+            latency_ms,
+            error_type,
+            provider,
+        } = call;
+        self.aggregator.record(
+            &CallKey {
+                route,
+                method,
+                status,
+                plan: who.plan.as_deref(),
+                experiments: &who.experiments,
+                provider,
+            },
             latency_ms,
         );
         // Decide before building the event: a dropped call allocates nothing here.
@@ -154,6 +169,12 @@ impl Recorder {
             // Counted in the aggregates: health answers take counts from there.
             aggregated: true,
             sdk: Some(concat!("valuetrace-rust/", env!("CARGO_PKG_VERSION")).into()),
+            direction: if provider.is_some() {
+                valuetrace_model::Direction::Outbound
+            } else {
+                valuetrace_model::Direction::Inbound
+            },
+            provider: provider.map(str::to_owned),
             ..Default::default()
         };
         self.producer.push(call);
@@ -267,12 +288,15 @@ where
             };
             let route = p.route.as_ref().map_or("/(unmatched)", MatchedPath::as_str);
             p.recorder.record(
-                p.method.as_str(),
-                route,
-                status,
-                latency_ms,
+                Observed {
+                    method: p.method.as_str(),
+                    route,
+                    status,
+                    latency_ms,
+                    error_type,
+                    provider: None,
+                },
                 p.who,
-                error_type,
             );
         }
         Poll::Ready(result)

@@ -24,13 +24,18 @@
 //! raw events it sends are marked `aggregated`, so the server's health answers count them once
 //! (from the aggregates) while business answers re-weight the sampled raw events.
 //!
-//! Still to come (see the issue): the outbound client layer and TLS.
+//! - [`outbound`]: the same for the host's own calls to third parties (a layer around its HTTP
+//!   client): `direction = outbound` with the provider's name and endpoint template.
+//!
+//! Not built: TLS in the sender (it speaks plain `http://`; a local collector or a
+//! TLS-terminating sidecar is the expected deployment).
 
 pub mod aggregate;
 pub mod backoff;
 pub mod breaker;
 pub mod client;
 pub mod layer;
+pub mod outbound;
 pub mod queue;
 pub mod sampling;
 pub mod sender;
