@@ -49,7 +49,8 @@ impl ClientConfig {
 pub struct ClientStats {
     /// Raw events handed to the queue.
     pub enqueued: u64,
-    /// Raw events dropped because the queue was full.
+    /// Raw events dropped because the queue was full, or not built while the collector was
+    /// unreachable (the breaker open).
     pub dropped_queue_full: u64,
     /// Events (raw or aggregate) the collector acknowledged.
     pub sent_events: u64,
@@ -87,6 +88,7 @@ impl Client {
         };
         let sender = spawn_with_aggregates(receiver, config.sender, Some(source));
         let sender_stats = sender.stats.clone();
+        recorder.set_gate(sender_stats.clone());
         Client {
             recorder,
             sender,

@@ -66,6 +66,9 @@ pub struct Recorder {
     identity: Box<IdentityFn>,
     sequence: AtomicU64,
     prefix: String,
+    /// The sender's state, once a sender runs: while its breaker is open raw events are not
+    /// even built (they could not be delivered); the aggregates keep counting.
+    gate: std::sync::OnceLock<Arc<crate::sender::SenderStats>>,
 }
 
 impl Recorder {
@@ -89,8 +92,15 @@ impl Recorder {
             producer,
             identity: Box::new(identity),
             sequence: AtomicU64::new(0),
+            gate: std::sync::OnceLock::new(),
             prefix: format!("{:x}-{:x}", std::process::id(), nanos as u64),
         }
+    }
+
+    /// Ties the recorder to its sender: while the sender's breaker is open, raw events are
+    /// dropped (and counted) before they are built.
+    pub fn set_gate(&self, sender: Arc<crate::sender::SenderStats>) {
+        let _ = self.gate.set(sender);
     }
 
     /// Unique to this recorder's process and start: the prefix of its event ids.
@@ -123,6 +133,14 @@ impl Recorder {
             },
             latency_ms,
         );
+        if self
+            .gate
+            .get()
+            .is_some_and(|sender| sender.breaker_open.load(Ordering::Relaxed))
+        {
+            self.producer.count_drop();
+            return;
+        }
         // Decide before building the event: a dropped call allocates nothing here.
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let facts = CallFacts {

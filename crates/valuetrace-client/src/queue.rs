@@ -42,6 +42,11 @@ pub fn bounded<T>(capacity: usize) -> (Producer<T>, Receiver<T>, std::sync::Arc<
 }
 
 impl<T> Producer<T> {
+    /// Counts an item dropped before it was built (the collector is known to be unreachable).
+    pub fn count_drop(&self) {
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Enqueues `item` without waiting; returns false (and counts a drop) when the queue is full
     /// or the sender is gone.
     pub fn push(&self, item: T) -> bool {

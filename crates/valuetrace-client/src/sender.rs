@@ -15,9 +15,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 use valuetrace_model::{ApiCall, Event};
+
+/// How often the sender looks at the queue when it is empty.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// The aggregates the sender ships at every flush interval as `api_aggregate` events.
 #[derive(Clone)]
@@ -208,35 +211,48 @@ fn run(
                 batch_started = Instant::now() - config.flush_interval;
             }
         }
-        let wait = if batch.is_empty() {
-            config.flush_interval
-        } else {
-            config
-                .flush_interval
-                .saturating_sub(batch_started.elapsed())
-        };
-        match receiver.recv_timeout(wait.min(Duration::from_millis(50))) {
-            Ok(call) => {
-                if batch.is_empty() {
-                    batch_started = Instant::now();
+        // Poll, never block on the queue: a receiver blocked in `recv` makes every push on the
+        // host's request path wake it (a futex syscall and a context switch, visible in the
+        // host's p99); a polling one is never waiting, so pushes stay a few atomics.
+        let mut disconnected = false;
+        while batch.len() < config.batch_size {
+            match receiver.try_recv() {
+                Ok(call) => {
+                    if batch.is_empty() {
+                        batch_started = Instant::now();
+                    }
+                    batch.push(Event::ApiCall(call));
                 }
-                batch.push(Event::ApiCall(call));
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                drain_aggregates(
-                    aggregates.as_ref(),
-                    &mut window_start,
-                    &mut flush,
-                    &mut batch,
-                );
-                while !batch.is_empty() {
-                    let rest = batch.split_off(batch.len().min(config.batch_size));
-                    send(&mut batch);
-                    batch = rest;
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
                 }
-                return;
             }
+        }
+        if disconnected {
+            drain_aggregates(
+                aggregates.as_ref(),
+                &mut window_start,
+                &mut flush,
+                &mut batch,
+            );
+            while !batch.is_empty() {
+                let rest = batch.split_off(batch.len().min(config.batch_size));
+                send(&mut batch);
+                batch = rest;
+            }
+            return;
+        }
+        if batch.len() < config.batch_size {
+            let left = if batch.is_empty() {
+                config.flush_interval
+            } else {
+                config
+                    .flush_interval
+                    .saturating_sub(batch_started.elapsed())
+            };
+            std::thread::sleep(left.min(POLL_INTERVAL));
         }
         let due = batch.len() >= config.batch_size
             || (!batch.is_empty() && batch_started.elapsed() >= config.flush_interval);

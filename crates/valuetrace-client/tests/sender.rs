@@ -14,7 +14,10 @@ use valuetrace_model::ApiCall;
 
 /// Serves one status per request from `script` (then 200s); returns its address and the log of
 /// (status answered, bytes received).
-fn scripted_collector(script: Vec<u16>) -> (SocketAddr, Arc<Mutex<Vec<(u16, usize)>>>) {
+/// (status answered, bytes received) per request.
+type Log = Arc<Mutex<Vec<(u16, usize)>>>;
+
+fn scripted_collector(script: Vec<u16>) -> (SocketAddr, Log) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     let log = Arc::new(Mutex::new(Vec::new()));
