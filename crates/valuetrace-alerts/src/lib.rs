@@ -28,6 +28,7 @@ pub mod deliver;
 pub mod engine;
 pub mod evaluate;
 pub mod exposition;
+pub mod fake_source;
 pub mod lint;
 pub mod measure;
 pub mod notify;

@@ -82,6 +82,16 @@ pub async fn resolve_checked(
         .await
         .map_err(|error| format!("cannot resolve `{host}`: {error}"))?
         .collect();
+    let first = refuse_internal(&host, &addresses, allow_private)?;
+    Ok((host, first))
+}
+
+/// The address to use, unless any of `addresses` is internal and that is not allowed.
+pub fn refuse_internal(
+    host: &str,
+    addresses: &[SocketAddr],
+    allow_private: bool,
+) -> Result<SocketAddr, String> {
     let first = *addresses
         .first()
         .ok_or_else(|| format!("`{host}` resolves to no address"))?;
@@ -91,7 +101,7 @@ pub async fn resolve_checked(
             bad.ip()
         ));
     }
-    Ok((host, first))
+    Ok(first)
 }
 
 #[cfg(test)]

@@ -48,9 +48,15 @@ pub struct ChannelDef {
     /// PagerDuty: environment variable holding the integration's routing key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_key_env: Option<String>,
+    /// PagerDuty: the routing key itself (prefer `routing_key_env`; never shown by the API).
+    #[serde(default, skip_serializing)]
+    pub routing_key: Option<String>,
     /// Webhook: environment variable holding the HMAC secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_env: Option<String>,
+    /// Webhook: the HMAC secret itself (prefer `secret_env`; never shown by the API).
+    #[serde(default, skip_serializing)]
+    pub secret: Option<String>,
     /// Allow targets on loopback, private, link-local or unique-local addresses (a relay on
     /// the same host, tests). Off by default: alert targets must not reach internal services.
     #[serde(default)]
@@ -75,11 +81,20 @@ impl ChannelDef {
         }
     }
 
-    pub fn secret(&self, variable: &Option<String>) -> Option<String> {
-        variable
-            .as_ref()
-            .and_then(|name| std::env::var(name).ok())
+    /// A secret given inline or, failing that, by the environment variable `variable` names.
+    pub fn secret_of(inline: &Option<String>, variable: &Option<String>) -> Option<String> {
+        inline
+            .clone()
+            .or_else(|| variable.as_ref().and_then(|name| std::env::var(name).ok()))
             .filter(|value| !value.is_empty())
+    }
+
+    pub fn routing_key(&self) -> Option<String> {
+        Self::secret_of(&self.routing_key, &self.routing_key_env)
+    }
+
+    pub fn hmac_secret(&self) -> Option<String> {
+        Self::secret_of(&self.secret, &self.secret_env)
     }
 
     /// Problems with this channel, each naming the field under `at`.
@@ -97,12 +112,15 @@ impl ChannelDef {
         {
             problems.push(format!("{at}.url: {problem}"));
         }
-        if self.kind == ChannelKind::Pagerduty && self.routing_key_env.is_none() {
+        if self.kind == ChannelKind::Pagerduty
+            && self.routing_key_env.is_none()
+            && self.routing_key.is_none()
+        {
             problems.push(format!(
                 "{at}.routing_key_env: required: the environment variable holding the PagerDuty routing key"
             ));
         }
-        if self.kind == ChannelKind::Webhook && self.secret_env.is_none() {
+        if self.kind == ChannelKind::Webhook && self.secret_env.is_none() && self.secret.is_none() {
             problems.push(format!(
                 "{at}.secret_env: required: the environment variable holding the HMAC secret"
             ));

@@ -8,7 +8,7 @@ use serde_json::json;
 use valuetrace_model::time::format_rfc3339;
 
 pub fn render(channel: &ChannelDef, notice: &Notice) -> Rendered {
-    let routing_key = channel.secret(&channel.routing_key_env).unwrap_or_default();
+    let routing_key = channel.routing_key().unwrap_or_default();
     let body = if notice.is_resolved() {
         json!({
             "routing_key": routing_key,

@@ -47,7 +47,7 @@ pub fn render(id: String, group: &str, notices: &[Notice]) -> Rendered {
     }
     let fallback = notices
         .iter()
-        .map(Notice::headline)
+        .map(|notice| escape(&notice.headline()))
         .collect::<Vec<_>>()
         .join("\n");
     let body = json!({"text": fallback, "blocks": blocks});

@@ -30,7 +30,7 @@ pub fn render(
         "alerts": notices,
     })
     .to_string();
-    let secret = channel.secret(&channel.secret_env).unwrap_or_default();
+    let secret = channel.hmac_secret().unwrap_or_default();
     let signature = sign(secret.as_bytes(), created_at, &body);
     Rendered {
         id,
