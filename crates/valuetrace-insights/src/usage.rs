@@ -267,6 +267,8 @@ pub struct UsagePass {
     pub active: std::collections::HashMap<u32, BitSet>,
     pub active_all: BitSet,
     pub requests: Tally,
+    /// `active` while the pass runs, indexed by group (no hashing per call).
+    active_dense: Vec<BitSet>,
 }
 
 impl Usage {
@@ -390,6 +392,7 @@ pub fn usage(
         active: Default::default(),
         active_all: BitSet::with_capacity(users),
         requests: Tally::default(),
+        active_dense: Vec::new(),
     };
     let mut passes = par_calls(&facts.calls, from, to, init, |pass, seg| {
         usage_of_segment(
@@ -409,8 +412,22 @@ pub fn usage(
             .merge_with(other.keys, |mine, theirs| mine.merge(theirs, conversions));
         pass.active_all.union_with(&other.active_all);
         pass.requests.merge(&other.requests);
-        for (group, set) in other.active {
-            pass.active.entry(group).or_default().union_with(&set);
+        if pass.active_dense.len() < other.active_dense.len() {
+            pass.active_dense
+                .resize_with(other.active_dense.len(), BitSet::default);
+        }
+        for (mine, theirs) in pass.active_dense.iter_mut().zip(&other.active_dense) {
+            if !theirs.is_empty() {
+                mine.union_with(theirs);
+            }
+        }
+    }
+    for (group, set) in std::mem::take(&mut pass.active_dense)
+        .into_iter()
+        .enumerate()
+    {
+        if !set.is_empty() {
+            pass.active.insert(group as u32, set);
         }
     }
     if scope.by().is_none() {
@@ -598,8 +615,18 @@ fn usage_of_segment(
             });
         }
         if run_user != 0 {
-            by_run_user
-                .for_each(|endpoint, group| add_user(pass, endpoint, group, run_user, users, by));
+            let mut last_group = u32::MAX;
+            by_run_user.for_each(|endpoint, group| {
+                let u = pass.keys.get_mut(endpoint, group);
+                if u.users.words.is_empty() {
+                    u.users = BitSet::with_capacity(users);
+                }
+                u.users.insert(run_user);
+                if group != last_group {
+                    last_group = group;
+                    add_active(pass, group, run_user, users, by);
+                }
+            });
         }
         start = end;
     }
@@ -612,11 +639,22 @@ fn add_user(pass: &mut UsagePass, endpoint: u32, group: u32, user: u32, users: u
         u.users = BitSet::with_capacity(users);
     }
     u.users.insert(user);
+    add_active(pass, group, user, users, by);
+}
+
+/// Marks `user` active in the slice (and in `group` when the answer breaks down).
+#[inline]
+fn add_active(pass: &mut UsagePass, group: u32, user: u32, users: usize, by: bool) {
     pass.active_all.insert(user);
     if by {
-        pass.active
-            .entry(group)
-            .or_insert_with(|| BitSet::with_capacity(users))
-            .insert(user);
+        let group = group as usize;
+        if pass.active_dense.len() <= group {
+            pass.active_dense.resize_with(group + 1, BitSet::default);
+        }
+        let set = &mut pass.active_dense[group];
+        if set.words.is_empty() {
+            *set = BitSet::with_capacity(users);
+        }
+        set.insert(user);
     }
 }
