@@ -160,6 +160,10 @@ impl Engine {
             }
         }
         self.forget_quiet_series(now);
+        // Series of rules that were removed from the configuration.
+        self.state
+            .states
+            .retain(|_, state| alerts.rule(&state.rule).is_some());
         report
     }
 
@@ -227,7 +231,7 @@ impl Engine {
         changes
     }
 
-    fn notice(
+    pub(crate) fn notice(
         &self,
         alerts: &ProjectAlerts,
         project: &str,

@@ -25,6 +25,7 @@ pub mod catalog;
 pub mod collect;
 pub mod config;
 pub mod deliver;
+pub mod dry_run;
 pub mod engine;
 pub mod evaluate;
 pub mod exposition;

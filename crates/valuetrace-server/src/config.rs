@@ -173,6 +173,12 @@ pub struct ProjectConfig {
     /// Business analysis settings: attribution, costs, error rules, gap pairs, features.
     #[serde(default)]
     pub analysis: valuetrace_insights::AnalysisConfig,
+    /// The metric catalog (`[[projects.metrics]]`): business metrics as code.
+    #[serde(default)]
+    pub metrics: Vec<valuetrace_alerts::MetricDef>,
+    /// Alert rules, channels and the Prometheus exposition settings (`[projects.alerts]`).
+    #[serde(default)]
+    pub alerts: valuetrace_alerts::AlertsConfig,
 }
 
 fn first_version() -> u32 {
@@ -192,6 +198,8 @@ impl ProjectConfig {
             events_per_second: None,
             burst_events: None,
             analysis: Default::default(),
+            metrics: Vec::new(),
+            alerts: Default::default(),
         }
     }
 }
@@ -339,6 +347,17 @@ impl Config {
                     .analysis
                     .problems(&format!("projects[{index}] ({}).analysis", project.id)),
             );
+            let at = format!("projects[{index}] ({})", project.id);
+            if let Err(found) =
+                valuetrace_alerts::ProjectAlerts::build(&project.metrics, &project.alerts, &at)
+            {
+                problems.extend(found);
+            }
+            for hash in &project.alerts.scrape_token_hashes {
+                if crate::auth::parse_key_hash(hash).is_none() {
+                    problems.push(format!("{at}.alerts.scrape_token_hashes: `{hash}` must be `sha256:` followed by 64 hex digits"));
+                }
+            }
             if project.secret_version == 0 {
                 problems.push(format!(
                     "projects[{index}] ({}): secret_version starts at 1",

@@ -10,6 +10,7 @@
 //! periodic persist and persists once more on shutdown.
 
 pub mod admission;
+pub mod alerts_api;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -25,7 +26,7 @@ pub mod state;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use config::{Config, StorageDurations};
 use pipeline::Pipeline;
 pub use state::{AppState, Live, ProjectRuntime, ReloadSummary};
@@ -125,6 +126,7 @@ impl Server {
             self.config.storage.persist_max_rows,
         ));
         let recoverer = tokio::spawn(wal_recovery_loop(self.state.clone()));
+        let alerter = tokio::spawn(alerts_api::alert_loop(self.state.clone()));
         tokio::task::spawn_blocking({
             let state = self.state.clone();
             move || warm_fact_cache(&state)
@@ -145,6 +147,7 @@ impl Server {
         .await?;
         persister.abort();
         recoverer.abort();
+        alerter.abort();
         let state = self.state.clone();
         let now = (state.clock)();
         let result = tokio::task::spawn_blocking(move || {
@@ -246,6 +249,42 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/projects/{project}/experiments",
             get(journeys_api::experiments),
+        )
+        .route(
+            "/api/v1/projects/{project}/alerts/rules",
+            get(alerts_api::rules),
+        )
+        .route(
+            "/api/v1/projects/{project}/alerts/states",
+            get(alerts_api::states),
+        )
+        .route(
+            "/api/v1/projects/{project}/alerts/history",
+            get(alerts_api::history),
+        )
+        .route(
+            "/api/v1/projects/{project}/alerts/test/{rule}",
+            post(alerts_api::test_rule),
+        )
+        .route(
+            "/api/v1/projects/{project}/alerts/silences",
+            get(alerts_api::silences).post(alerts_api::add_silence),
+        )
+        .route(
+            "/api/v1/projects/{project}/alerts/silences/{id}",
+            delete(alerts_api::remove_silence),
+        )
+        .route(
+            "/api/v1/projects/{project}/metrics",
+            get(alerts_api::exposition),
+        )
+        .route(
+            "/api/v1/projects/{project}/metrics/catalog",
+            get(alerts_api::catalog),
+        )
+        .route(
+            "/api/v1/projects/{project}/metrics/orphans",
+            get(alerts_api::orphans),
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

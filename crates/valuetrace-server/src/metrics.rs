@@ -13,6 +13,16 @@ use std::sync::Mutex;
 /// Every metric the server exports: name, type, help.
 pub const CATALOG: &[(&str, &str, &str)] = &[
     (
+        "valuetrace_alert_evaluations_total",
+        "counter",
+        "Alert rule evaluations by project and result: ok, failed (a rule could not be computed).",
+    ),
+    (
+        "valuetrace_alert_notifications_total",
+        "counter",
+        "Notification deliveries by project and result: delivered, failed (will retry), abandoned (older than max_delivery_age).",
+    ),
+    (
         "valuetrace_ingest_requests_total",
         "counter",
         "Ingest requests by project and result code (`ok` or the error code answered).",

@@ -25,6 +25,10 @@ pub struct ProjectRuntime {
     pub bucket: Option<Arc<TokenBucket>>,
     rate: (f64, f64),
     pub analysis: Arc<valuetrace_insights::AnalysisConfig>,
+    /// The metric catalog, alert rules and channels, checked.
+    pub alerts: Arc<valuetrace_alerts::ProjectAlerts>,
+    /// SHA-256 hashes of the tokens that may scrape the project's catalog metrics.
+    pub scrape_token_hashes: Vec<[u8; 32]>,
 }
 
 /// The reloadable part: keys and projects.
@@ -46,6 +50,8 @@ pub struct AppState {
     pub body_read_timeout: Duration,
     pub clock: Clock,
     pub insights: Arc<valuetrace_insights::Insights>,
+    /// Alert engines by project (state, history, silences, outbox), opened on first use.
+    pub alert_engines: crate::alerts_api::AlertEngines,
     data_dir: PathBuf,
     config: RwLock<Config>,
 }
@@ -89,6 +95,7 @@ impl AppState {
             insights: Arc::new(valuetrace_insights::Insights::new(
                 config.storage.fact_cache_bytes,
             )),
+            alert_engines: crate::alerts_api::AlertEngines::new(config.data_dir.join("alerts")),
             data_dir: config.data_dir.clone(),
             config: RwLock::new(config.clone()),
         })
@@ -239,6 +246,16 @@ fn project_runtime(
         bucket,
         rate,
         analysis: Arc::new(project.analysis.clone()),
+        alerts: Arc::new(
+            valuetrace_alerts::ProjectAlerts::build(&project.metrics, &project.alerts, &project.id)
+                .map_err(|problems| problems.join("\n"))?,
+        ),
+        scrape_token_hashes: project
+            .alerts
+            .scrape_token_hashes
+            .iter()
+            .filter_map(|hash| parse_key_hash(hash))
+            .collect(),
     })
 }
 

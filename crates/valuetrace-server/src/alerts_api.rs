@@ -1,0 +1,410 @@
+//! Alerts and the metric catalog over HTTP, and the loops that evaluate rules and deliver
+//! notifications.
+//!
+//! - `GET /api/v1/projects/{project}/alerts/rules|states|history`, `POST .../alerts/test/{rule}`
+//!   (dry run: evaluates now, renders what would be sent, changes nothing), silences
+//!   (`GET|POST .../alerts/silences`, `DELETE .../alerts/silences/{id}`): read key.
+//! - `GET /api/v1/projects/{project}/metrics/catalog|orphans`: read key.
+//! - `GET /api/v1/projects/{project}/metrics`: the catalog in the Prometheus text format, for a
+//!   scrape token (`alerts.scrape_token_hashes`) or a read key.
+//!
+//! [`alert_loop`] evaluates each project's rules every `evaluation_interval` (the server's
+//! clock) and sends what is due in its outbox every second. Evaluation and the save of its
+//! state and notifications happen under the engine's lock, so the delivery never sends a
+//! notification that is not yet on disk.
+
+use crate::AppState;
+use crate::error::{ApiError, display_chain};
+use crate::query_api::authorize;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use valuetrace_alerts::deliver::{deliver_due, lock};
+use valuetrace_alerts::state::Silence;
+use valuetrace_alerts::store_source::StoreSource;
+use valuetrace_alerts::{Engine, ProjectAlerts};
+
+/// The alert engine of every project, opened from `<data_dir>/alerts/<project>.json`.
+pub struct AlertEngines {
+    dir: PathBuf,
+    engines: Mutex<HashMap<String, Arc<Mutex<Engine>>>>,
+}
+
+impl AlertEngines {
+    pub fn new(dir: PathBuf) -> Self {
+        AlertEngines {
+            dir,
+            engines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, project: &str) -> Result<Arc<Mutex<Engine>>, String> {
+        let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(engine) = engines.get(project) {
+            return Ok(engine.clone());
+        }
+        let engine = Arc::new(Mutex::new(Engine::open(
+            &self.dir.join(format!("{project}.json")),
+        )?));
+        engines.insert(project.to_owned(), engine.clone());
+        Ok(engine)
+    }
+}
+
+/// A source over the store as the server sees it now.
+pub fn source(state: &AppState, now: i64) -> StoreSource {
+    StoreSource {
+        store: state.pipeline.store().clone(),
+        insights: state.insights.clone(),
+        analysis: state
+            .live()
+            .projects
+            .iter()
+            .map(|(id, project)| (id.clone(), project.analysis.clone()))
+            .collect(),
+        now,
+    }
+}
+
+fn project_alerts(state: &AppState, project: &str) -> Arc<ProjectAlerts> {
+    state
+        .live()
+        .projects
+        .get(project)
+        .map(|runtime| runtime.alerts.clone())
+        .unwrap_or_default()
+}
+
+fn engine_of(state: &AppState, project: &str) -> Result<Arc<Mutex<Engine>>, ApiError> {
+    state
+        .alert_engines
+        .get(project)
+        .map_err(|error| ApiError::internal(&error))
+}
+
+type Params = HashMap<String, String>;
+
+/// `GET .../alerts/rules`: the rules, the catalog and the channels (without secrets).
+pub async fn rules(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    let alerts = project_alerts(&state, &project);
+    let rules: Vec<Value> = alerts
+        .rules
+        .iter()
+        .map(|rule| json!({"rule": rule.def, "channels": rule.channels, "group": rule.group}))
+        .collect();
+    let metrics: Vec<_> = alerts.catalog.metrics.iter().map(|m| &m.def).collect();
+    Ok(Json(json!({
+        "project": project,
+        "evaluation_interval_ms": alerts.evaluation_interval_ms,
+        "rules": rules,
+        "metrics": metrics,
+        "channels": alerts.config.channels,
+        "dry_run": alerts.config.dry_run,
+    })))
+}
+
+/// `GET .../alerts/states`: every series with its phase, value and threshold; `phase=firing`
+/// keeps one phase.
+pub async fn states(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    let engine = engine_of(&state, &project)?;
+    let engine = lock(&engine);
+    let wanted = params.get("phase").map(|p| p.to_ascii_lowercase());
+    let states: Vec<Value> = engine
+        .state
+        .states
+        .iter()
+        .filter(|(_, s)| wanted.as_deref().is_none_or(|w| json!(s.phase) == json!(w)))
+        .map(|(fingerprint, s)| {
+            let mut value = json!(s);
+            value["fingerprint"] = json!(fingerprint);
+            value
+        })
+        .collect();
+    Ok(Json(json!({
+        "project": project,
+        "states": states,
+        "silences": engine.state.silences,
+        "outbox": {
+            "pending": engine.state.outbox.pending.len(),
+            "abandoned": engine.state.outbox.abandoned,
+        },
+    })))
+}
+
+/// `GET .../alerts/history?rule=&limit=`: transitions, newest first (default 100).
+pub async fn history(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    let limit: usize = match params.get("limit") {
+        None => 100,
+        Some(text) => text.parse().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("`limit={text}` must be a number"),
+            )
+        })?,
+    };
+    let engine = engine_of(&state, &project)?;
+    let engine = lock(&engine);
+    let transitions: Vec<_> = engine
+        .state
+        .history
+        .iter()
+        .rev()
+        .filter(|t| params.get("rule").is_none_or(|rule| &t.rule == rule))
+        .take(limit)
+        .collect();
+    Ok(Json(
+        json!({"project": project, "transitions": transitions}),
+    ))
+}
+
+/// `POST .../alerts/test/{rule}`: evaluates the rule now and shows what would be sent.
+pub async fn test_rule(
+    State(state): State<Arc<AppState>>,
+    Path((project, rule)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<valuetrace_alerts::dry_run::DryRun>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    let alerts = project_alerts(&state, &project);
+    if alerts.rule(&rule).is_none() {
+        return Err(ApiError::not_found(&format!("rule `{rule}`")));
+    }
+    let now = (state.clock)();
+    let source = source(&state, now);
+    let answer = tokio::task::spawn_blocking(move || {
+        valuetrace_alerts::dry_run::dry_run(&source, &alerts, &project, &rule, now)
+    })
+    .await
+    .map_err(|error| ApiError::internal(&error))?;
+    answer
+        .map(Json)
+        .map_err(|error| ApiError::unavailable(error))
+}
+
+/// `GET .../alerts/silences`.
+pub async fn silences(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    let engine = engine_of(&state, &project)?;
+    let now = (state.clock)();
+    let engine = lock(&engine);
+    let active: Vec<&Silence> = engine
+        .state
+        .silences
+        .iter()
+        .filter(|s| s.ends_at > now)
+        .collect();
+    Ok(Json(json!({"project": project, "silences": active})))
+}
+
+/// `POST .../alerts/silences` with a silence (`ends_at` required, ms since the epoch).
+pub async fn add_silence(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    let silence: Silence = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request("invalid_silence", format!("not a silence: {error}; send {{\"rule\": \"...\", \"matchers\": {{}}, \"ends_at\": <ms>, \"comment\": \"...\"}}"))
+    })?;
+    let now = (state.clock)();
+    if silence.ends_at <= now {
+        return Err(ApiError::bad_request(
+            "invalid_silence",
+            "`ends_at` must be in the future",
+        ));
+    }
+    let engine = engine_of(&state, &project)?;
+    let mut engine = lock(&engine);
+    let id = engine.silence(silence, now);
+    engine.save().map_err(|error| ApiError::internal(&error))?;
+    Ok(Json(json!({"id": id})))
+}
+
+/// `DELETE .../alerts/silences/{id}`.
+pub async fn remove_silence(
+    State(state): State<Arc<AppState>>,
+    Path((project, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    let engine = engine_of(&state, &project)?;
+    let mut engine = lock(&engine);
+    if !engine.unsilence(&id) {
+        return Err(ApiError::not_found(&format!("silence `{id}`")));
+    }
+    engine.save().map_err(|error| ApiError::internal(&error))?;
+    Ok(Json(json!({"removed": id})))
+}
+
+/// `GET .../metrics/catalog`: the catalog with owners, criticality and channels.
+pub async fn catalog(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    let alerts = project_alerts(&state, &project);
+    let metrics: Vec<_> = alerts.catalog.metrics.iter().map(|m| &m.def).collect();
+    Ok(Json(json!({"project": project, "metrics": metrics})))
+}
+
+/// `GET .../metrics/orphans`: catalog metrics without data for `alerts.orphan_after`.
+pub async fn orphans(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<valuetrace_alerts::orphans::OrphanReport>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    let alerts = project_alerts(&state, &project);
+    let now = (state.clock)();
+    let source = source(&state, now);
+    tokio::task::spawn_blocking(move || {
+        valuetrace_alerts::orphans::orphans(&source, &alerts, &project, now)
+    })
+    .await
+    .map(Json)
+    .map_err(|error| ApiError::internal(&error))
+}
+
+/// `GET /api/v1/projects/{project}/metrics`: Prometheus text of the catalog.
+pub async fn exposition(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Result<([(&'static str, &'static str); 1], String), ApiError> {
+    let token = crate::bearer(&headers).ok_or_else(ApiError::unauthorized)?;
+    let hash = crate::auth::hash_key(token);
+    let live = state.live();
+    let scrape_ok = live
+        .projects
+        .get(&project)
+        .is_some_and(|p| p.scrape_token_hashes.contains(&hash));
+    if !scrape_ok {
+        authorize(&state, &headers, &project)?;
+    }
+    let alerts = project_alerts(&state, &project);
+    let now = (state.clock)();
+    let source = source(&state, now);
+    let text = tokio::task::spawn_blocking(move || {
+        valuetrace_alerts::collect::exposition(&source, &alerts, &project, now)
+    })
+    .await
+    .map_err(|error| ApiError::internal(&error))?;
+    Ok((
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    ))
+}
+
+/// Evaluates each project's rules on its interval and delivers due notifications every second.
+pub async fn alert_loop(state: Arc<AppState>) {
+    let mut last: HashMap<String, i64> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let live = state.live();
+        for (project, runtime) in &live.projects {
+            let alerts = runtime.alerts.clone();
+            if alerts.rules.is_empty() && alerts.config.channels.is_empty() {
+                continue;
+            }
+            let engine = match state.alert_engines.get(project) {
+                Ok(engine) => engine,
+                Err(error) => {
+                    tracing::error!(project, %error, "alert state unreadable; alerts of this project are stopped");
+                    continue;
+                }
+            };
+            let now = (state.clock)();
+            let due = last
+                .get(project)
+                .is_none_or(|at| now - at >= alerts.evaluation_interval_ms);
+            if due && !alerts.rules.is_empty() {
+                last.insert(project.clone(), now);
+                evaluate_project(&state, project, &alerts, &engine, now).await;
+            }
+            let report = deliver_due(&engine, &alerts, project, now).await;
+            for (result, count) in [
+                ("delivered", report.delivered),
+                ("failed", report.failed),
+                ("abandoned", report.abandoned),
+            ] {
+                if count > 0 {
+                    state.metrics.add(
+                        "valuetrace_alert_notifications_total",
+                        &[("project", project), ("result", result)],
+                        count as f64,
+                    );
+                }
+            }
+        }
+    }
+}
+
+async fn evaluate_project(
+    state: &Arc<AppState>,
+    project: &str,
+    alerts: &Arc<ProjectAlerts>,
+    engine: &Arc<Mutex<Engine>>,
+    now: i64,
+) {
+    let source = source(state, now);
+    let (project_owned, rules, engine) = (project.to_owned(), alerts.clone(), engine.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let mut engine = lock(&engine);
+        let report = engine.evaluate(&source, &rules, &project_owned, now);
+        engine.save().map(|()| report)
+    })
+    .await;
+    match result {
+        Ok(Ok(report)) => {
+            let failed = report.errors.len();
+            let ok = alerts.rules.len() - failed.min(alerts.rules.len());
+            state.metrics.add(
+                "valuetrace_alert_evaluations_total",
+                &[("project", project), ("result", "ok")],
+                ok as f64,
+            );
+            if failed > 0 {
+                state.metrics.add(
+                    "valuetrace_alert_evaluations_total",
+                    &[("project", project), ("result", "failed")],
+                    failed as f64,
+                );
+            }
+            for notice in &report.notices {
+                tracing::info!(project, rule = %notice.rule, change = ?notice.change, value = ?notice.value, threshold = %notice.threshold, "alert");
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::error!(project, error = %display_chain(&error), "cannot save the alert state; notifications of this evaluation wait for the next")
+        }
+        Err(error) => tracing::error!(project, %error, "alert evaluation panicked"),
+    }
+}
