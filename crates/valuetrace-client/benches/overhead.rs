@@ -39,7 +39,7 @@ fn bare() -> Router {
 
 fn request(i: u64) -> Request<Body> {
     Request::builder()
-        .uri(if i % 2 == 0 {
+        .uri(if i.is_multiple_of(2) {
             "/api/items/1"
         } else {
             "/api/items/2"
