@@ -17,6 +17,7 @@ pub mod config;
 pub mod cost;
 pub mod errors;
 pub mod facts;
+mod first_success;
 pub mod gaps;
 pub mod impact;
 pub mod integrations;

@@ -2,6 +2,7 @@
 //! value, distinct users and sessions; per group the active users. Most answers start here.
 
 use crate::cache::Facts;
+use crate::first_success::{FirstSuccess, FirstSuccessSpec};
 use crate::scope::Scope;
 use crate::stats::Tally;
 
@@ -181,6 +182,11 @@ pub struct Usage {
     pub failures: f64,
     pub client_errors: f64,
     pub server_errors: f64,
+    /// Failed calls (status >= 400) that carried a value: the sum of their weighted values, and
+    /// the weight of those whose value was 0; and the weight of failed calls without a value.
+    pub failed_value: f64,
+    pub failed_zero_value: f64,
+    pub failed_unvalued: f64,
     pub latency_ms: f64,
     /// Value of successful calls that carried one.
     pub direct: Tally,
@@ -269,6 +275,8 @@ pub struct UsagePass {
     pub requests: Tally,
     /// `active` while the pass runs, indexed by group (no hashing per call).
     active_dense: Vec<BitSet>,
+    /// First successes per (new account, key), when asked for (the scorecard).
+    pub(crate) first_success: Option<FirstSuccess>,
 }
 
 impl Usage {
@@ -277,6 +285,9 @@ impl Usage {
         self.failures += other.failures;
         self.client_errors += other.client_errors;
         self.server_errors += other.server_errors;
+        self.failed_value += other.failed_value;
+        self.failed_zero_value += other.failed_zero_value;
+        self.failed_unvalued += other.failed_unvalued;
         self.latency_ms += other.latency_ms;
         self.direct.merge(&other.direct);
         self.direct_calls += other.direct_calls;
@@ -386,6 +397,19 @@ pub fn usage(
     to: i64,
     conversions: &SessionConversions,
 ) -> UsagePass {
+    usage_tracking(facts, scope, from, to, conversions, None)
+}
+
+/// [`usage`], also tracking the first successful call per (new account, key) when `track` says
+/// which accounts are new.
+pub(crate) fn usage_tracking(
+    facts: &Facts,
+    scope: &Scope,
+    from: i64,
+    to: i64,
+    conversions: &SessionConversions,
+    track: Option<&FirstSuccessSpec>,
+) -> UsagePass {
     let users = facts.names.users + 1;
     let init = || UsagePass {
         keys: KeyTable::new(scope),
@@ -393,6 +417,7 @@ pub fn usage(
         active_all: BitSet::with_capacity(users),
         requests: Tally::default(),
         active_dense: Vec::new(),
+        first_success: track.map(|t| FirstSuccess::new(t.new_accounts, t.slots)),
     };
     let mut passes = par_calls(&facts.calls, from, to, init, |pass, seg| {
         usage_of_segment(
@@ -404,6 +429,7 @@ pub fn usage(
             conversions,
             users,
             facts.names.sessions + 1,
+            track,
         )
     });
     let mut pass = passes.pop().unwrap_or_else(init);
@@ -412,6 +438,9 @@ pub fn usage(
             .merge_with(other.keys, |mine, theirs| mine.merge(theirs, conversions));
         pass.active_all.union_with(&other.active_all);
         pass.requests.merge(&other.requests);
+        if let (Some(mine), Some(theirs)) = (&mut pass.first_success, other.first_success) {
+            mine.merge(theirs);
+        }
         if pass.active_dense.len() < other.active_dense.len() {
             pass.active_dense
                 .resize_with(other.active_dense.len(), BitSet::default);
@@ -518,6 +547,7 @@ fn usage_of_segment(
     conversions: &SessionConversions,
     users: usize,
     sessions: usize,
+    track: Option<&FirstSuccessSpec>,
 ) {
     let inside = seg.min_ts >= from && seg.max_ts < to;
     let everything = scope.is_everything();
@@ -581,11 +611,29 @@ fn usage_of_segment(
                 } else {
                     u.client_errors += w;
                 }
+                if seg.has_value(row) {
+                    let value = seg.value[row];
+                    u.failed_value += w * value;
+                    if value == 0.0 {
+                        u.failed_zero_value += w;
+                    }
+                } else {
+                    u.failed_unvalued += w;
+                }
             } else if seg.has_value(row) {
                 u.direct.add(weight, seg.value[row]);
                 u.direct_calls += w;
                 if user != 0 {
                     u.direct_users.insert(user);
+                }
+            }
+            if status < 400
+                && let (Some(spec), Some(first)) = (track, pass.first_success.as_mut())
+            {
+                let new = spec.new_index[seg.account[row] as usize];
+                if new != u32::MAX {
+                    let slot = endpoint as usize * spec.width + group as usize;
+                    first.offer(new, slot as u32, seg.ts[row], seg.min_ts);
                 }
             }
             if session != 0 {
