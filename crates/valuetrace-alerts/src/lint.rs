@@ -90,12 +90,11 @@ pub fn lint_metric(def: &MetricDef, here: &str) -> Vec<String> {
                 )),
                 Some(_) => {}
             }
-            if def.kind == MetricKind::Latency || def.kind == MetricKind::LatencyQuantile {
-                if def.unit != "seconds" {
-                    problems.push(format!(
-                        "{here}.unit: latency is exposed in seconds; name it `..._seconds`"
-                    ));
-                }
+            let latency = matches!(def.kind, MetricKind::Latency | MetricKind::LatencyQuantile);
+            if latency && def.unit != "seconds" {
+                problems.push(format!(
+                    "{here}.unit: latency is exposed in seconds; name it `..._seconds`"
+                ));
             }
         }
         (true, Some(_)) => {}

@@ -8,13 +8,10 @@
 //! - `GET /api/v1/projects/{project}/metrics`: the catalog in the Prometheus text format, for a
 //!   scrape token (`alerts.scrape_token_hashes`) or a read key.
 //!
-//! [`alert_loop`] evaluates each project's rules every `evaluation_interval` (the server's
-//! clock) and sends what is due in its outbox every second. Evaluation and the save of its
-//! state and notifications happen under the engine's lock, so the delivery never sends a
-//! notification that is not yet on disk.
+//! The evaluation and delivery loop is in [`crate::alerts_loop`].
 
 use crate::AppState;
-use crate::error::{ApiError, display_chain};
+use crate::error::ApiError;
 use crate::query_api::authorize;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -23,8 +20,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use valuetrace_alerts::deliver::{deliver_due, lock};
+use valuetrace_alerts::deliver::lock;
 use valuetrace_alerts::state::Silence;
 use valuetrace_alerts::store_source::StoreSource;
 use valuetrace_alerts::{Engine, ProjectAlerts};
@@ -71,7 +67,7 @@ pub fn source(state: &AppState, now: i64) -> StoreSource {
     }
 }
 
-fn project_alerts(state: &AppState, project: &str) -> Arc<ProjectAlerts> {
+pub(crate) fn project_alerts(state: &AppState, project: &str) -> Arc<ProjectAlerts> {
     state
         .live()
         .projects
@@ -197,9 +193,7 @@ pub async fn test_rule(
     })
     .await
     .map_err(|error| ApiError::internal(&error))?;
-    answer
-        .map(Json)
-        .map_err(|error| ApiError::unavailable(error))
+    answer.map(Json).map_err(ApiError::unavailable)
 }
 
 /// `GET .../alerts/silences`.
@@ -320,91 +314,4 @@ pub async fn exposition(
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
         text,
     ))
-}
-
-/// Evaluates each project's rules on its interval and delivers due notifications every second.
-pub async fn alert_loop(state: Arc<AppState>) {
-    let mut last: HashMap<String, i64> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let live = state.live();
-        for (project, runtime) in &live.projects {
-            let alerts = runtime.alerts.clone();
-            if alerts.rules.is_empty() && alerts.config.channels.is_empty() {
-                continue;
-            }
-            let engine = match state.alert_engines.get(project) {
-                Ok(engine) => engine,
-                Err(error) => {
-                    tracing::error!(project, %error, "alert state unreadable; alerts of this project are stopped");
-                    continue;
-                }
-            };
-            let now = (state.clock)();
-            let due = last
-                .get(project)
-                .is_none_or(|at| now - at >= alerts.evaluation_interval_ms);
-            if due && !alerts.rules.is_empty() {
-                last.insert(project.clone(), now);
-                evaluate_project(&state, project, &alerts, &engine, now).await;
-            }
-            let report = deliver_due(&engine, &alerts, project, now).await;
-            for (result, count) in [
-                ("delivered", report.delivered),
-                ("failed", report.failed),
-                ("abandoned", report.abandoned),
-            ] {
-                if count > 0 {
-                    state.metrics.add(
-                        "valuetrace_alert_notifications_total",
-                        &[("project", project), ("result", result)],
-                        count as f64,
-                    );
-                }
-            }
-        }
-    }
-}
-
-async fn evaluate_project(
-    state: &Arc<AppState>,
-    project: &str,
-    alerts: &Arc<ProjectAlerts>,
-    engine: &Arc<Mutex<Engine>>,
-    now: i64,
-) {
-    let source = source(state, now);
-    let (project_owned, rules, engine) = (project.to_owned(), alerts.clone(), engine.clone());
-    let result = tokio::task::spawn_blocking(move || {
-        let mut engine = lock(&engine);
-        let report = engine.evaluate(&source, &rules, &project_owned, now);
-        engine.save().map(|()| report)
-    })
-    .await;
-    match result {
-        Ok(Ok(report)) => {
-            let failed = report.errors.len();
-            let ok = alerts.rules.len() - failed.min(alerts.rules.len());
-            state.metrics.add(
-                "valuetrace_alert_evaluations_total",
-                &[("project", project), ("result", "ok")],
-                ok as f64,
-            );
-            if failed > 0 {
-                state.metrics.add(
-                    "valuetrace_alert_evaluations_total",
-                    &[("project", project), ("result", "failed")],
-                    failed as f64,
-                );
-            }
-            for notice in &report.notices {
-                tracing::info!(project, rule = %notice.rule, change = ?notice.change, value = ?notice.value, threshold = %notice.threshold, "alert");
-            }
-        }
-        Ok(Err(error)) => {
-            tracing::error!(project, error = %display_chain(&error), "cannot save the alert state; notifications of this evaluation wait for the next")
-        }
-        Err(error) => tracing::error!(project, %error, "alert evaluation panicked"),
-    }
 }

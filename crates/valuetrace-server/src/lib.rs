@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod alerts_api;
+pub mod alerts_loop;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -126,7 +127,7 @@ impl Server {
             self.config.storage.persist_max_rows,
         ));
         let recoverer = tokio::spawn(wal_recovery_loop(self.state.clone()));
-        let alerter = tokio::spawn(alerts_api::alert_loop(self.state.clone()));
+        let alerter = tokio::spawn(alerts_loop::alert_loop(self.state.clone()));
         tokio::task::spawn_blocking({
             let state = self.state.clone();
             move || warm_fact_cache(&state)
