@@ -50,6 +50,10 @@ enum Command {
     /// Ask a running server a question and print the answer as a table (or JSON).
     #[command(subcommand)]
     Query(commands::query::QueryCommand),
+    /// Alert rules, states, history, dry runs, silences and the metric catalog of a running
+    /// server; `lint` checks a configuration's catalog and rules offline.
+    #[command(subcommand)]
+    Alerts(commands::alerts::AlertsCommand),
     /// Print a new API key and the hash to put in valuetrace.toml.
     Keygen {
         /// `ingest` or `read`.
@@ -81,6 +85,7 @@ fn main() -> std::process::ExitCode {
         Command::Reload { config, data_dir } => commands::serve::reload(&config, data_dir),
         Command::Demo(args) => commands::demo::run(args),
         Command::Query(query) => commands::query::run(query),
+        Command::Alerts(alerts) => commands::alerts::run(alerts),
         Command::Keygen { role } => commands::keygen(&role),
     };
     match result {

@@ -99,6 +99,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             // The demo loads days of history at once: no rate limit.
             events_per_second: Some(0.0),
             analysis: crate::demo::analysis::demo_analysis(),
+            metrics: crate::demo::alerts::demo_alerts().0,
+            alerts: crate::demo::alerts::demo_alerts().1,
             ..ProjectConfig::new(
                 PROJECT,
                 vec![key_hash_string(&ingest_key)],
@@ -198,7 +200,18 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
     if args.no_live {
         return Ok(());
     }
-    eprintln!("sending live traffic; press Ctrl-C to stop");
+    // A live error burst so the alert rules have something to fire on and resolve.
+    let live_start = valuetrace_store::wall_clock_ms();
+    let burst = generator.schedule_live_burst(live_start + 3 * 60_000, live_start + 13 * 60_000);
+    eprintln!(
+        "sending live traffic; press Ctrl-C to stop. A checkout error burst runs {} – {}: \
+         watch `valuetrace alerts states` (CheckoutErrorBurst fires a few minutes into it and \
+         resolves within ten minutes after it)",
+        valuetrace_model::time::format_rfc3339(burst.start_ms),
+        valuetrace_model::time::format_rfc3339(burst.end_ms)
+    );
+    let mut seen_transitions = 0usize;
+    let mut last_alert_check = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     // One signal future for the whole loop, so a Ctrl-C during a send is not missed.
     let shutdown = crate::commands::shutdown_signal();
@@ -214,6 +227,10 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
                     Ok(sent) => live.add(sent),
                     Err(error) => eprintln!("live traffic: {error:#}"),
                 }
+                if last_alert_check.elapsed() >= Duration::from_secs(10) {
+                    last_alert_check = Instant::now();
+                    seen_transitions = print_alert_changes(demo, seen_transitions).await;
+                }
                 if last_report.elapsed() >= Duration::from_secs(60) {
                     eprintln!("live: {} events accepted in the last minute ({} rejected)", live.accepted, live.rejected);
                     live = Totals::default();
@@ -224,6 +241,45 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
     }
     eprintln!("stopping: persisting buffered data ...");
     Ok(())
+}
+
+/// Prints the alert transitions after the first `seen` (history is newest first); returns how
+/// many there are now.
+async fn print_alert_changes(demo: &DemoFile, seen: usize) -> usize {
+    let url = format!(
+        "{}/api/v1/projects/{}/alerts/history?limit=1000",
+        demo.url, demo.project
+    );
+    let answer: Option<Value> = async {
+        let response = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(&demo.read_key)
+            .send()
+            .await
+            .ok()?;
+        serde_json::from_slice(&response.bytes().await.ok()?).ok()
+    }
+    .await;
+    let Some(transitions) = answer.and_then(|a| a["transitions"].as_array().cloned()) else {
+        return seen;
+    };
+    for transition in transitions
+        .iter()
+        .take(transitions.len().saturating_sub(seen))
+        .rev()
+    {
+        let to = transition["to"].as_str().unwrap_or_default();
+        if to == "firing" || to == "resolved" {
+            eprintln!(
+                "alert {} {to}: {} ({}) {}",
+                transition["rule"].as_str().unwrap_or_default(),
+                transition["value"],
+                transition["threshold"].as_str().unwrap_or_default(),
+                transition["labels"]
+            );
+        }
+    }
+    transitions.len()
 }
 
 async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod alerts;
 pub mod answers;
 pub mod demo;
 pub mod journeys;

@@ -199,16 +199,24 @@ pub fn peak_intensity() -> f64 {
 }
 
 /// A scripted incident inside the history window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Incident {
     pub name: &'static str,
     pub start_ms: i64,
     pub end_ms: i64,
+    /// An error burst: the share of checkout/payments calls that fail while it lasts.
+    pub failure_share: f64,
 }
 
 impl Incident {
     pub fn active(inc: Option<Incident>, t: i64) -> bool {
         inc.is_some_and(|i| i.start_ms <= t && t < i.end_ms)
+    }
+
+    /// The failure share of an error burst at `t` (0 outside it).
+    pub fn share(inc: Option<Incident>, t: i64) -> f64 {
+        inc.filter(|i| i.start_ms <= t && t < i.end_ms)
+            .map_or(0.0, |i| i.failure_share)
     }
 
     /// Checkout/payments error burst (day N-3, 45 min) and search slowdown (day N-5, 2 h),
@@ -223,11 +231,13 @@ impl Incident {
                 name: "checkout_error_burst",
                 start_ms: b0,
                 end_ms: b0 + 45 * MIN_MS,
+                failure_share: 0.3,
             }),
             inside(Incident {
                 name: "search_slowdown",
                 start_ms: s0,
                 end_ms: s0 + 2 * HOUR_MS,
+                failure_share: 0.0,
             }),
         )
     }
@@ -238,9 +248,9 @@ pub const TIMEOUT: Option<&str> = Some("upstream_timeout");
 
 /// Status of one call: mostly success, validation errors on writes, 401 on auth, rare 429
 /// and 5xx; during the error `burst` checkout/payments fail ~30% of the time.
-pub fn status_for(rng: &mut Rng, r: R, burst: bool) -> Status {
+pub fn status_for(rng: &mut Rng, r: R, burst: f64) -> Status {
     let spec = r.spec();
-    if burst && matches!(spec.service, "checkout" | "payments") && rng.chance(0.3) {
+    if burst > 0.0 && matches!(spec.service, "checkout" | "payments") && rng.chance(burst) {
         return [
             (500, Some("internal")),
             (502, Some("upstream_error")),
@@ -332,7 +342,7 @@ pub fn latency_for(rng: &mut Rng, r: R, (status, err): Status, ml_v2: bool, slow
 /// One attempt of POST /api/payments proxying the provider call `out`: our status and the
 /// provider's (`None` when we failed before calling out). Enterprise payments time out at
 /// the provider 6× more often than others (the seeded case).
-pub fn payment_attempt(rng: &mut Rng, out: R, plan: u8, burst: bool) -> (Status, Option<(R, u16)>) {
+pub fn payment_attempt(rng: &mut Rng, out: R, plan: u8, burst: f64) -> (Status, Option<(R, u16)>) {
     let stripe = !matches!(out, R::PaypalOrder | R::PaypalCapture);
     let p_timeout = match plan {
         2 if stripe => 0.09,
@@ -341,7 +351,7 @@ pub fn payment_attempt(rng: &mut Rng, out: R, plan: u8, burst: bool) -> (Status,
         _ => 0.01,
     };
     let x = rng.f64();
-    if burst && rng.chance(0.3) {
+    if burst > 0.0 && rng.chance(burst) {
         (
             [(500, Some("internal")), (503, Some("unknown"))][rng.weighted(&[0.6, 0.4])],
             None,

@@ -132,6 +132,19 @@ impl Generator {
         g
     }
 
+    /// Scripts a checkout/payments error burst into the live traffic (replacing the history's,
+    /// which is over by then), so the demo's alert rules fire and resolve while it runs.
+    pub fn schedule_live_burst(&mut self, start_ms: i64, end_ms: i64) -> Incident {
+        let incident = Incident {
+            name: "live_checkout_error_burst",
+            start_ms,
+            end_ms,
+            failure_share: 0.6,
+        };
+        self.burst = Some(incident);
+        incident
+    }
+
     /// Incidents scripted into this history (only those inside `[start_ms, end_ms)`).
     pub fn incidents(&self) -> Vec<Incident> {
         self.burst.into_iter().chain(self.slow).collect()
@@ -294,7 +307,7 @@ impl Generator {
     }
 
     fn call(&mut self, s: &mut Sess, r: R) -> u16 {
-        let st = cat::status_for(&mut self.rng, r, Incident::active(self.burst, s.t));
+        let st = cat::status_for(&mut self.rng, r, Incident::share(self.burst, s.t));
         let (ml_v2, slow) = (
             s.user.is_some_and(|(_, u)| u.ml_v2),
             Incident::active(self.slow, s.t),

@@ -228,7 +228,7 @@ impl Generator {
         let mut paid = false;
         for attempt in 0..3 {
             self.think(s, if attempt == 0 { 12_000.0 } else { 20_000.0 });
-            let burst = Incident::active(self.burst, s.t);
+            let burst = Incident::share(self.burst, s.t);
             let (st, out) = cat::payment_attempt(&mut self.rng, out_r, u.plan, burst);
             self.proxied(s, R::Payments, out, st, Some(value), &props);
             paid = st.0 < 400;
@@ -273,7 +273,7 @@ impl Generator {
             } else {
                 (R::WebhookPaypal, "PAYMENT.CAPTURE.COMPLETED")
             };
-            let st = cat::status_for(&mut self.rng, r, Incident::active(self.burst, t));
+            let st = cat::status_for(&mut self.rng, r, Incident::share(self.burst, t));
             let lat = cat::latency_for(&mut self.rng, r, st, false, false);
             let wprops = [props, vec![("event", kind.into())]].concat();
             self.emit(
