@@ -556,6 +556,9 @@ fn usage_of_segment(
     // Sampled calls of the run per key: the client keeps or drops a session's calls together,
     // so each key's sampled calls in a run are one cluster for the variance.
     let mut sampled_in_run: Vec<(u32, u32, u32)> = Vec::new();
+    // First successes offered in this run, for its account: rows of a run are in time order, so
+    // only a slot's first success in the run can be the account's first (slots below 64).
+    let (mut offered, mut offered_account) = (0u64, u32::MAX);
     let mut start = 0;
     while start < seg.len() {
         let end = seg.run_end(start);
@@ -569,6 +572,7 @@ fn usage_of_segment(
         in_session.clear();
         by_run_user.clear();
         sampled_in_run.clear();
+        offered = 0;
         for row in start..end {
             if !inside {
                 let t = seg.ts[row];
@@ -630,10 +634,18 @@ fn usage_of_segment(
             if status < 400
                 && let (Some(spec), Some(first)) = (track, pass.first_success.as_mut())
             {
-                let new = spec.new_index[seg.account[row] as usize];
-                if new != u32::MAX {
-                    let slot = endpoint as usize * spec.width + group as usize;
-                    first.offer(new, slot as u32, seg.ts[row], seg.min_ts);
+                let account = seg.account[row];
+                if account != offered_account {
+                    (offered, offered_account) = (0, account);
+                }
+                let slot = endpoint as usize * spec.width + group as usize;
+                let bit = if slot < 64 { 1u64 << slot } else { 0 };
+                if offered & bit == 0 {
+                    offered |= bit;
+                    let new = spec.new_index[account as usize];
+                    if new != u32::MAX {
+                        first.offer(new, slot as u32, seg.ts[row], seg.min_ts);
+                    }
                 }
             }
             if session != 0 {
