@@ -558,7 +558,8 @@ fn usage_of_segment(
     let mut sampled_in_run: Vec<(u32, u32, u32)> = Vec::new();
     // First successes offered in this run, for its account: rows of a run are in time order, so
     // only a slot's first success in the run can be the account's first (slots below 64).
-    let (mut offered, mut offered_account) = (0u64, u32::MAX);
+    let mut offered_account = u32::MAX;
+    let mut offered;
     let mut start = 0;
     while start < seg.len() {
         let end = seg.run_end(start);

@@ -123,6 +123,14 @@ pub fn validate_event(value: &Value, received_at_ms: i64, limits: &Limits) -> Re
 /// Validates one event's JSON text (the ingest path: strings are borrowed from `text` until the
 /// event keeps them). `Err` with an empty field for text that is not JSON.
 pub fn validate_json(text: &str, received_at_ms: i64, limits: &Limits) -> Result<Validated> {
+    // An array is never an event: skip over it (serde_json skips iteratively, however deeply it
+    // nests) to tell invalid JSON from a well-formed array.
+    if text.trim_start().starts_with('[') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Err(error) => ValidationError::new("", format!("invalid JSON: {error}")),
+            Ok(_) => ValidationError::new("", "an event must be a JSON object, got an array"),
+        });
+    }
     let wire: WireValue<'_> = serde_json::from_str(text)
         .map_err(|error| ValidationError::new("", format!("invalid JSON: {error}")))?;
     validate_wire(wire, received_at_ms, limits)
