@@ -3,9 +3,8 @@
 //! goes to that address, redirects are not followed). 2xx: delivered; anything else (or no
 //! answer within the timeout): retried with backoff until `max_delivery_age`.
 //!
-//! TLS: the workspace builds reqwest without a TLS stack, so `https://` targets (Slack,
-//! PagerDuty) need a local relay (e.g. a forward proxy that terminates TLS) on an `http://` URL
-//! with `allow_private_targets = true` until a TLS feature is enabled.
+//! TLS: `https://` targets (Slack, PagerDuty) are reached with rustls (ring provider) and the
+//! system's root certificates.
 
 use crate::config::ProjectAlerts;
 use crate::engine::Engine;
@@ -27,6 +26,7 @@ pub struct DeliveryReport {
 pub async fn send(channel: &ChannelDef, entry: &OutboxEntry) -> Result<(), String> {
     let url = channel.target()?;
     let (host, address) = crate::ssrf::resolve_checked(&url, channel.allow_private_targets).await?;
+    install_tls_provider();
     let client = reqwest::Client::builder()
         .resolve(&host, address)
         .timeout(REQUEST_TIMEOUT)
@@ -57,6 +57,18 @@ pub async fn send(channel: &ChannelDef, entry: &OutboxEntry) -> Result<(), Strin
     } else {
         Err(format!("HTTP {}", status.as_u16()))
     }
+}
+
+/// Makes ring the process's rustls provider (once; a provider installed earlier stays).
+pub fn install_tls_provider() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // ring has no post-quantum key exchange (hence the deprecation); aws-lc-rs, which has,
+        // needs cmake and doubles the build. Classic ECDHE is what Slack and PagerDuty offer.
+        #[allow(deprecated)]
+        let provider = rustls::crypto::ring::default_provider();
+        let _ = provider.install_default();
+    });
 }
 
 /// Sends every due entry of `engine`'s outbox once and records the results (and saves).

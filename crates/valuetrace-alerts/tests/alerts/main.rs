@@ -5,6 +5,7 @@
 mod exposition;
 mod notifications;
 mod rules;
+mod tls;
 
 use serde::Deserialize;
 use valuetrace_alerts::{AlertsConfig, MetricDef, ProjectAlerts};
