@@ -9,7 +9,7 @@
 //!
 //! Latency histogram: log-linear buckets of 2% relative width from 0.01 ms (bucket
 //! `floor(ln(ms / 0.01) / ln(1.02)) + 1`, dense; the model's
-//! [`latency_bucket`](valuetrace_model::event::latency_bucket), which the server reads back), so
+//! `valuetrace_model::event::latency_bucket`, which the server reads back), so
 //! any quantile computed from it is within 2% of the truth. At each flush the sender turns the
 //! drained aggregates into `api_aggregate` events ([`to_events`]).
 
