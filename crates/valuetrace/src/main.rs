@@ -63,6 +63,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // HTTP clients (the demo's load, queries, alert deliveries) use rustls with the ring provider.
+    valuetrace_alerts::deliver::install_tls_provider();
     let cli = Cli::parse();
     // The server logs at info; interactive commands only show warnings unless asked.
     let default_level = if matches!(cli.command, Command::Serve { .. }) {

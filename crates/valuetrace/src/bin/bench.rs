@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    valuetrace_alerts::deliver::install_tls_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let option = |name: &str, default: u64| -> u64 {
         args.iter()
