@@ -10,11 +10,8 @@
 use crate::Ctx;
 use crate::attribution::{Attribution, attribute};
 use crate::cost::costs;
-use crate::first_success::{FirstSuccess, FirstSuccessSpec};
 use crate::stats::{Tally, ratio, round};
-use crate::usage::{
-    BitSet, SessionConversions, Usage, UsagePass, session_conversions, usage, usage_tracking,
-};
+use crate::usage::{BitSet, SessionConversions, Usage, UsagePass, session_conversions, usage};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -104,19 +101,10 @@ pub struct ImpactParts {
 }
 
 pub fn parts(ctx: &Ctx) -> ImpactParts {
-    parts_tracking(ctx, None).0
-}
-
-/// [`parts`], with the usage pass also tracking first successes of new accounts when asked.
-pub(crate) fn parts_tracking(
-    ctx: &Ctx,
-    track: Option<&FirstSuccessSpec>,
-) -> (ImpactParts, Option<FirstSuccess>) {
     let (from, to, span) = (ctx.question.from, ctx.question.to, ctx.question.span());
     let conversion = ctx.scope.names.dim_id(&ctx.config.conversion_outcome);
     let conversions = session_conversions(&ctx.facts, conversion, from, to);
-    let mut current = usage_tracking(&ctx.facts, &ctx.scope, from, to, &conversions, track);
-    let first_success = current.first_success.take();
+    let current = usage(&ctx.facts, &ctx.scope, from, to, &conversions);
     let previous = usage(
         &ctx.facts,
         &ctx.scope,
@@ -139,16 +127,13 @@ pub(crate) fn parts_tracking(
         &current.keys,
         span,
     );
-    (
-        ImpactParts {
-            conversions,
-            current,
-            previous,
-            attribution,
-            costs,
-        },
-        first_success,
-    )
+    ImpactParts {
+        conversions,
+        current,
+        previous,
+        attribution,
+        costs,
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -17,7 +17,6 @@ pub mod config;
 pub mod cost;
 pub mod errors;
 pub mod facts;
-mod first_success;
 pub mod gaps;
 pub mod impact;
 pub mod integrations;

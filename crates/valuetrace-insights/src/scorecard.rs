@@ -13,11 +13,10 @@
 //! [`NEW_USER_LOOKBACK_MS`] before the window) falls inside the window.
 
 use crate::Ctx;
-use crate::first_success::FirstSuccessSpec;
-use crate::impact::{ImpactParts, ImpactRow, parts_tracking, rows};
+use crate::impact::{ImpactParts, ImpactRow, parts, rows};
 use crate::scope::{key, key_parts};
 use crate::stats::{quantile_ms, ratio};
-use crate::usage::{FxHashMap, par_calls};
+use crate::usage::{FxHashMap, KeyTable, par_calls};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -66,6 +65,137 @@ pub struct ScorecardAnswer {
     pub from: i64,
     pub to: i64,
     pub rows: Vec<ScorecardRow>,
+}
+
+#[derive(Default)]
+struct Extra {
+    value_at_risk: f64,
+    /// Failed calls of endpoints that carry no value of their own.
+    failed_without_value: f64,
+}
+
+/// Per thread: the per-key extras, and per (new account, key) the first success.
+struct Pass {
+    extra: KeyTable<Extra>,
+    first_success: FirstSuccess,
+}
+
+/// First successful call per (new account, key): a dense array when new accounts × keys is
+/// small enough (the common case: no per-row hashing), else a hash map.
+///
+/// Dense tables with at most 64 keys also remember, per account, which keys were first seen in
+/// an earlier segment and the latest of those first successes: rows of a segment that starts at
+/// or after it cannot lower them and skip the table. Threads read segments oldest first, so past
+/// an account's first segment almost every row skips (a cache-resident mask test instead of a
+/// random write).
+enum FirstSuccess {
+    Dense {
+        keys: usize,
+        at: Vec<i64>,
+        masks: Vec<Masks>,
+    },
+    Sparse(FxHashMap<(u32, u32), i64>),
+}
+
+#[derive(Clone, Copy)]
+struct Masks {
+    /// Start of the segment `fresh` belongs to.
+    segment: i64,
+    old: u64,
+    old_latest: i64,
+    fresh: u64,
+    fresh_latest: i64,
+}
+
+const NO_MASKS: Masks = Masks {
+    segment: i64::MIN,
+    old: 0,
+    old_latest: i64::MIN,
+    fresh: 0,
+    fresh_latest: i64::MIN,
+};
+
+const DENSE_FIRST_SUCCESS: usize = 8 << 20;
+
+impl FirstSuccess {
+    fn new(new_accounts: usize, keys: usize) -> FirstSuccess {
+        match new_accounts.checked_mul(keys) {
+            Some(n) if n <= DENSE_FIRST_SUCCESS => FirstSuccess::Dense {
+                keys,
+                at: vec![i64::MAX; n],
+                masks: if keys <= 64 {
+                    vec![NO_MASKS; new_accounts]
+                } else {
+                    Vec::new()
+                },
+            },
+            _ => FirstSuccess::Sparse(FxHashMap::default()),
+        }
+    }
+
+    /// Offers a success at `t` from a segment whose rows start at `segment_start`.
+    #[inline]
+    fn offer(&mut self, account: u32, slot: u32, t: i64, segment_start: i64) {
+        match self {
+            FirstSuccess::Dense { keys, at, masks } => {
+                let a = account as usize;
+                let cell = &mut at[a * *keys + slot as usize];
+                let Some(m) = masks.get_mut(a) else {
+                    *cell = (*cell).min(t);
+                    return;
+                };
+                if m.segment != segment_start {
+                    m.old |= m.fresh;
+                    m.old_latest = m.old_latest.max(m.fresh_latest);
+                    m.fresh = 0;
+                    m.fresh_latest = i64::MIN;
+                    m.segment = segment_start;
+                }
+                let bit = 1u64 << slot;
+                if m.old & bit != 0 && m.old_latest <= segment_start {
+                    return;
+                }
+                *cell = (*cell).min(t);
+                m.fresh |= bit;
+                m.fresh_latest = m.fresh_latest.max(*cell);
+            }
+            FirstSuccess::Sparse(map) => {
+                let cell = map.entry((account, slot)).or_insert(t);
+                *cell = (*cell).min(t);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: FirstSuccess) {
+        match (self, other) {
+            (FirstSuccess::Dense { at, .. }, FirstSuccess::Dense { at: theirs, .. }) => {
+                for (mine, theirs) in at.iter_mut().zip(theirs) {
+                    *mine = (*mine).min(theirs);
+                }
+            }
+            (mine, FirstSuccess::Sparse(theirs)) => {
+                for ((account, slot), t) in theirs {
+                    mine.offer(account, slot, t, i64::MIN);
+                }
+            }
+            (FirstSuccess::Sparse(_), FirstSuccess::Dense { .. }) => {
+                unreachable!("every thread picks the same representation")
+            }
+        }
+    }
+
+    /// `(new account, key slot, first success)` of every filled cell.
+    fn cells(self) -> Vec<(u32, u32, i64)> {
+        match self {
+            FirstSuccess::Dense { keys, at, .. } => at
+                .into_iter()
+                .enumerate()
+                .filter(|(_, t)| *t != i64::MAX)
+                .map(|(i, t)| ((i / keys) as u32, (i % keys) as u32, t))
+                .collect(),
+            FirstSuccess::Sparse(map) => map.into_iter().map(|((a, s), t)| (a, s, t)).collect(),
+        }
+    }
 }
 
 /// Earliest call per account and per user before `to`, in parallel. Rows are sorted by session
@@ -161,8 +291,10 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
     let q = ctx.question;
     let (from, to) = (q.from, q.to);
     let names = &ctx.scope.names;
-    // New accounts first: the usage pass then records their first successes (no extra scan).
+    let parts = parts(ctx);
+    let impact_rows: Vec<ImpactRow> = rows(ctx, &parts);
     let (account_first, user_first) = first_seen(ctx, to);
+    let aov = order_values(&parts, names.endpoints.len());
     // Dense index of the accounts first seen inside the window (u32::MAX: not new).
     let mut new_accounts: Vec<u32> = Vec::new();
     let new_index: Vec<u32> = account_first
@@ -182,17 +314,57 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
     } else {
         1
     };
-    let spec = FirstSuccessSpec {
-        new_index: &new_index,
-        new_accounts: new_accounts.len(),
-        width,
-        slots: (names.endpoints.len() + 1) * width,
-    };
-    let (parts, first_success) = parts_tracking(ctx, Some(&spec));
-    let impact_rows: Vec<ImpactRow> = rows(ctx, &parts);
-    let aov = order_values(&parts, names.endpoints.len());
+    let slots = (names.endpoints.len() + 1) * width;
+    let passes = par_calls(
+        &ctx.facts.calls,
+        from,
+        to,
+        || Pass {
+            extra: KeyTable::<Extra>::new(&ctx.scope),
+            first_success: FirstSuccess::new(new_accounts.len(), slots),
+        },
+        |pass, seg| {
+            for row in 0..seg.len() {
+                let t = seg.ts[row];
+                if t < from || t >= to || !ctx.scope.call_ok(seg, row) {
+                    continue;
+                }
+                let (account, status) = (seg.account[row], seg.status[row]);
+                if status < 400 {
+                    let new = new_index[account as usize];
+                    if new == u32::MAX {
+                        continue;
+                    }
+                    let slot =
+                        seg.endpoint[row] as usize * width + ctx.scope.group(seg, row) as usize;
+                    pass.first_success.offer(new, slot as u32, t, seg.min_ts);
+                    continue;
+                }
+                let endpoint = seg.endpoint[row];
+                let acc = pass.extra.get_mut(endpoint, ctx.scope.group(seg, row));
+                let value = if seg.has_value(row) {
+                    seg.value[row]
+                } else {
+                    aov[endpoint as usize]
+                };
+                acc.value_at_risk += f64::from(seg.weight[row]) * value;
+                if value == 0.0 {
+                    acc.failed_without_value += f64::from(seg.weight[row]);
+                }
+            }
+        },
+    );
+    let mut extra = KeyTable::new(&ctx.scope);
+    let mut first_success = FirstSuccess::new(new_accounts.len(), slots);
+    for other in passes {
+        first_success.merge(other.first_success);
+        extra.merge_with(other.extra, |mine, theirs| {
+            mine.value_at_risk += theirs.value_at_risk;
+            mine.failed_without_value += theirs.failed_without_value;
+        });
+    }
     let mut delays_by_slot: FxHashMap<u32, Vec<i64>> = FxHashMap::default();
-    for (new, slot, t) in first_success.map(|f| f.cells()).unwrap_or_default() {
+    for (new, slot, t) in first_success.cells() {
         let account = new_accounts[new as usize];
         delays_by_slot
             .entry(slot)
@@ -218,19 +390,10 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
         let Some(u) = parts.current.keys.get(endpoint, group) else {
             continue;
         };
-        // Failed calls risk the value they carried, else the endpoint's average order value;
-        // an endpoint without value of its own risks the value it assists, per call.
-        let order_value = aov[endpoint as usize];
-        let failed_without_value = u.failed_zero_value
-            + if order_value == 0.0 {
-                u.failed_unvalued
-            } else {
-                0.0
-            };
-        let value_at_risk = u.failed_value
-            + order_value * u.failed_unvalued
-            + failed_without_value
-                * ratio(row.attributed_value - row.direct_value, row.requests).unwrap_or(0.0);
+        let mut acc = extra.take(endpoint, group).unwrap_or_default();
+        // An endpoint without value of its own risks the value it assists, per call.
+        acc.value_at_risk += acc.failed_without_value
+            * ratio(row.attributed_value - row.direct_value, row.requests).unwrap_or(0.0);
         let slot = endpoint as usize * width + group as usize;
         let mut delays: Vec<i64> = delays_by_slot.remove(&(slot as u32)).unwrap_or_default();
         let new_users = u
@@ -271,7 +434,7 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
                 grade: String::new(),
             },
             error_impact: Pillar {
-                value: Some(value_at_risk),
+                value: Some(acc.value_at_risk),
                 rank: 0.0,
                 grade: String::new(),
             },
@@ -289,7 +452,7 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
             adoption_change_pp: row.adoption_change_pp,
             new_user_share: ratio(new_users as f64, u.users.len() as f64),
             error_rate: ratio(u.failures, u.requests.sum),
-            value_at_risk,
+            value_at_risk: acc.value_at_risk,
         });
     }
     type Get = fn(&mut ScorecardRow) -> &mut Pillar;

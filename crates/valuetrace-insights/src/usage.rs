@@ -2,7 +2,6 @@
 //! value, distinct users and sessions; per group the active users. Most answers start here.
 
 use crate::cache::Facts;
-use crate::first_success::{FirstSuccess, FirstSuccessSpec};
 use crate::scope::Scope;
 use crate::stats::Tally;
 
@@ -182,11 +181,6 @@ pub struct Usage {
     pub failures: f64,
     pub client_errors: f64,
     pub server_errors: f64,
-    /// Failed calls (status >= 400) that carried a value: the sum of their weighted values, and
-    /// the weight of those whose value was 0; and the weight of failed calls without a value.
-    pub failed_value: f64,
-    pub failed_zero_value: f64,
-    pub failed_unvalued: f64,
     pub latency_ms: f64,
     /// Value of successful calls that carried one.
     pub direct: Tally,
@@ -275,8 +269,6 @@ pub struct UsagePass {
     pub requests: Tally,
     /// `active` while the pass runs, indexed by group (no hashing per call).
     active_dense: Vec<BitSet>,
-    /// First successes per (new account, key), when asked for (the scorecard).
-    pub(crate) first_success: Option<FirstSuccess>,
 }
 
 impl Usage {
@@ -285,9 +277,6 @@ impl Usage {
         self.failures += other.failures;
         self.client_errors += other.client_errors;
         self.server_errors += other.server_errors;
-        self.failed_value += other.failed_value;
-        self.failed_zero_value += other.failed_zero_value;
-        self.failed_unvalued += other.failed_unvalued;
         self.latency_ms += other.latency_ms;
         self.direct.merge(&other.direct);
         self.direct_calls += other.direct_calls;
@@ -397,19 +386,6 @@ pub fn usage(
     to: i64,
     conversions: &SessionConversions,
 ) -> UsagePass {
-    usage_tracking(facts, scope, from, to, conversions, None)
-}
-
-/// [`usage`], also tracking the first successful call per (new account, key) when `track` says
-/// which accounts are new.
-pub(crate) fn usage_tracking(
-    facts: &Facts,
-    scope: &Scope,
-    from: i64,
-    to: i64,
-    conversions: &SessionConversions,
-    track: Option<&FirstSuccessSpec>,
-) -> UsagePass {
     let users = facts.names.users + 1;
     let init = || UsagePass {
         keys: KeyTable::new(scope),
@@ -417,7 +393,6 @@ pub(crate) fn usage_tracking(
         active_all: BitSet::with_capacity(users),
         requests: Tally::default(),
         active_dense: Vec::new(),
-        first_success: track.map(|t| FirstSuccess::new(t.new_accounts, t.slots)),
     };
     let mut passes = par_calls(&facts.calls, from, to, init, |pass, seg| {
         usage_of_segment(
@@ -429,7 +404,6 @@ pub(crate) fn usage_tracking(
             conversions,
             users,
             facts.names.sessions + 1,
-            track,
         )
     });
     let mut pass = passes.pop().unwrap_or_else(init);
@@ -438,9 +412,6 @@ pub(crate) fn usage_tracking(
             .merge_with(other.keys, |mine, theirs| mine.merge(theirs, conversions));
         pass.active_all.union_with(&other.active_all);
         pass.requests.merge(&other.requests);
-        if let (Some(mine), Some(theirs)) = (&mut pass.first_success, other.first_success) {
-            mine.merge(theirs);
-        }
         if pass.active_dense.len() < other.active_dense.len() {
             pass.active_dense
                 .resize_with(other.active_dense.len(), BitSet::default);
@@ -547,7 +518,6 @@ fn usage_of_segment(
     conversions: &SessionConversions,
     users: usize,
     sessions: usize,
-    track: Option<&FirstSuccessSpec>,
 ) {
     let inside = seg.min_ts >= from && seg.max_ts < to;
     let everything = scope.is_everything();
@@ -556,10 +526,6 @@ fn usage_of_segment(
     // Sampled calls of the run per key: the client keeps or drops a session's calls together,
     // so each key's sampled calls in a run are one cluster for the variance.
     let mut sampled_in_run: Vec<(u32, u32, u32)> = Vec::new();
-    // First successes offered in this run, for its account: rows of a run are in time order, so
-    // only a slot's first success in the run can be the account's first (slots below 64).
-    let mut offered_account = u32::MAX;
-    let mut offered;
     let mut start = 0;
     while start < seg.len() {
         let end = seg.run_end(start);
@@ -573,7 +539,6 @@ fn usage_of_segment(
         in_session.clear();
         by_run_user.clear();
         sampled_in_run.clear();
-        offered = 0;
         for row in start..end {
             if !inside {
                 let t = seg.ts[row];
@@ -616,37 +581,11 @@ fn usage_of_segment(
                 } else {
                     u.client_errors += w;
                 }
-                if seg.has_value(row) {
-                    let value = seg.value[row];
-                    u.failed_value += w * value;
-                    if value == 0.0 {
-                        u.failed_zero_value += w;
-                    }
-                } else {
-                    u.failed_unvalued += w;
-                }
             } else if seg.has_value(row) {
                 u.direct.add(weight, seg.value[row]);
                 u.direct_calls += w;
                 if user != 0 {
                     u.direct_users.insert(user);
-                }
-            }
-            if status < 400
-                && let (Some(spec), Some(first)) = (track, pass.first_success.as_mut())
-            {
-                let account = seg.account[row];
-                if account != offered_account {
-                    (offered, offered_account) = (0, account);
-                }
-                let slot = endpoint as usize * spec.width + group as usize;
-                let bit = if slot < 64 { 1u64 << slot } else { 0 };
-                if offered & bit == 0 {
-                    offered |= bit;
-                    let new = spec.new_index[account as usize];
-                    if new != u32::MAX {
-                        first.offer(new, slot as u32, seg.ts[row], seg.min_ts);
-                    }
                 }
             }
             if session != 0 {
