@@ -104,6 +104,24 @@ pub fn stable_hash(text: &str) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Passes a `u64` key that is already a hash through unchanged.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// What the sampling decision reads of a call, borrowed (the layer decides before it builds the
 /// event, so dropped calls cost no allocation).
 #[derive(Debug, Clone, Copy)]
@@ -180,9 +198,12 @@ impl SamplingPolicy {
     /// request. (A hash collision could only give a call another route's rate; the event still
     /// carries the rate it was sampled at, so the server's re-weighting stays unbiased.)
     fn route_weight_memo(&self, method: &str, route: &str, memo_id: u64) -> f64 {
+        // Keys are already well-mixed hashes: no SipHash over them.
+        type Weights =
+            std::collections::HashMap<u64, f64, std::hash::BuildHasherDefault<KeyHasher>>;
         thread_local! {
-            static WEIGHTS: std::cell::RefCell<std::collections::HashMap<u64, f64>> =
-                std::cell::RefCell::new(std::collections::HashMap::new());
+            static WEIGHTS: std::cell::RefCell<Weights> =
+                std::cell::RefCell::new(Weights::default());
         }
         let key =
             stable_hash(method) ^ stable_hash(route).rotate_left(17) ^ memo_id.rotate_left(41);
