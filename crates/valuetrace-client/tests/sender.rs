@@ -88,10 +88,11 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 fn a_failed_send_is_retried_and_then_delivered() {
     let (address, log) = scripted_collector(vec![503]);
     let (producer, receiver, _) = bounded(100);
-    let sender = spawn(receiver, config(address));
+    // Queued before the sender starts, so they leave as one batch.
     for i in 0..10 {
         producer.push(call(i));
     }
+    let sender = spawn(receiver, config(address));
     let stats = sender.stats.clone();
     wait_for("delivery", || {
         stats.sent_events.load(Ordering::Relaxed) == 10
@@ -126,10 +127,16 @@ fn a_half_open_probe_answered_with_a_4xx_closes_the_breaker() {
         producer.push(call(i));
     }
     wait_for("the batch after the probe", || {
-        stats.sent_events.load(Ordering::Relaxed) == 10
+        stats.sent_events.load(Ordering::Relaxed) >= 10
     });
     assert!(!stats.breaker_open.load(Ordering::Relaxed));
+    // The sender polls the queue, so ten pushes may leave as one batch or two: after the probe's
+    // 400, every later batch is sent (200), none refused.
     let statuses: Vec<u16> = log.lock().unwrap().iter().map(|(s, _)| *s).collect();
-    assert_eq!(statuses, [503, 503, 400, 200]);
+    assert_eq!(statuses[..3], [503, 503, 400], "{statuses:?}");
+    assert!(
+        statuses.len() > 3 && statuses[3..].iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
     sender.shutdown(Duration::from_secs(1));
 }
