@@ -91,7 +91,10 @@ struct Pass {
 enum FirstSuccess {
     Dense {
         keys: usize,
-        at: Vec<i64>,
+        /// `t - base + 1` of the first success, 0 when none: 4-byte cells (half the memory
+        /// traffic of i64), zero-initialized by the allocator.
+        at: Vec<u32>,
+        base: i64,
         masks: Vec<Masks>,
     },
     Sparse(FxHashMap<(u32, u32), i64>),
@@ -118,11 +121,14 @@ const NO_MASKS: Masks = Masks {
 const DENSE_FIRST_SUCCESS: usize = 8 << 20;
 
 impl FirstSuccess {
-    fn new(new_accounts: usize, keys: usize) -> FirstSuccess {
+    /// For successes in `[from, to)`.
+    fn new(new_accounts: usize, keys: usize, from: i64, to: i64) -> FirstSuccess {
+        let fits = to.saturating_sub(from) < i64::from(u32::MAX) - 1;
         match new_accounts.checked_mul(keys) {
-            Some(n) if n <= DENSE_FIRST_SUCCESS => FirstSuccess::Dense {
+            Some(n) if n <= DENSE_FIRST_SUCCESS && fits => FirstSuccess::Dense {
                 keys,
-                at: vec![i64::MAX; n],
+                at: vec![0; n],
+                base: from,
                 masks: if keys <= 64 {
                     vec![NO_MASKS; new_accounts]
                 } else {
@@ -137,11 +143,19 @@ impl FirstSuccess {
     #[inline]
     fn offer(&mut self, account: u32, slot: u32, t: i64, segment_start: i64) {
         match self {
-            FirstSuccess::Dense { keys, at, masks } => {
+            FirstSuccess::Dense {
+                keys,
+                at,
+                base,
+                masks,
+            } => {
                 let a = account as usize;
                 let cell = &mut at[a * *keys + slot as usize];
+                let v = (t - *base) as u32 + 1;
                 let Some(m) = masks.get_mut(a) else {
-                    *cell = (*cell).min(t);
+                    if *cell == 0 || v < *cell {
+                        *cell = v;
+                    }
                     return;
                 };
                 if m.segment != segment_start {
@@ -155,9 +169,11 @@ impl FirstSuccess {
                 if m.old & bit != 0 && m.old_latest <= segment_start {
                     return;
                 }
-                *cell = (*cell).min(t);
+                if *cell == 0 || v < *cell {
+                    *cell = v;
+                }
                 m.fresh |= bit;
-                m.fresh_latest = m.fresh_latest.max(*cell);
+                m.fresh_latest = m.fresh_latest.max(*base + i64::from(*cell) - 1);
             }
             FirstSuccess::Sparse(map) => {
                 let cell = map.entry((account, slot)).or_insert(t);
@@ -170,7 +186,9 @@ impl FirstSuccess {
         match (self, other) {
             (FirstSuccess::Dense { at, .. }, FirstSuccess::Dense { at: theirs, .. }) => {
                 for (mine, theirs) in at.iter_mut().zip(theirs) {
-                    *mine = (*mine).min(theirs);
+                    if *mine == 0 || (theirs != 0 && theirs < *mine) {
+                        *mine = theirs;
+                    }
                 }
             }
             (mine, FirstSuccess::Sparse(theirs)) => {
@@ -187,11 +205,17 @@ impl FirstSuccess {
     /// `(new account, key slot, first success)` of every filled cell.
     fn cells(self) -> Vec<(u32, u32, i64)> {
         match self {
-            FirstSuccess::Dense { keys, at, .. } => at
+            FirstSuccess::Dense { keys, at, base, .. } => at
                 .into_iter()
                 .enumerate()
-                .filter(|(_, t)| *t != i64::MAX)
-                .map(|(i, t)| ((i / keys) as u32, (i % keys) as u32, t))
+                .filter(|(_, v)| *v != 0)
+                .map(|(i, v)| {
+                    (
+                        (i / keys) as u32,
+                        (i % keys) as u32,
+                        base + i64::from(v) - 1,
+                    )
+                })
                 .collect(),
             FirstSuccess::Sparse(map) => map.into_iter().map(|((a, s), t)| (a, s, t)).collect(),
         }
@@ -321,7 +345,7 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
         to,
         || Pass {
             extra: KeyTable::<Extra>::new(&ctx.scope),
-            first_success: FirstSuccess::new(new_accounts.len(), slots),
+            first_success: FirstSuccess::new(new_accounts.len(), slots, from, to),
         },
         |pass, seg| {
             for row in 0..seg.len() {
@@ -355,7 +379,7 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
         },
     );
     let mut extra = KeyTable::new(&ctx.scope);
-    let mut first_success = FirstSuccess::new(new_accounts.len(), slots);
+    let mut first_success = FirstSuccess::new(new_accounts.len(), slots, from, to);
     for other in passes {
         first_success.merge(other.first_success);
         extra.merge_with(other.extra, |mine, theirs| {
