@@ -141,25 +141,9 @@ impl Selector {
     }
 }
 
-/// `*` matches any run of characters, everything else itself.
-pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for middle in &parts[1..parts.len() - 1] {
-        match rest.find(middle) {
-            Some(at) => rest = &rest[at + middle.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+/// `*` matches any run of characters, everything else itself: the same globs as the
+/// business answers' route patterns.
+pub use valuetrace_insights::config::glob as glob_matches;
 
 #[cfg(test)]
 mod tests {
