@@ -10,6 +10,8 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
+use super::query::{Target, resolve_target};
+
 #[derive(Subcommand)]
 pub enum AlertsCommand {
     /// The rules with their metric, condition, `for` and channels.
@@ -79,45 +81,8 @@ pub struct Connection {
     pub json: bool,
 }
 
-struct Target {
-    url: String,
-    key: String,
-    project: String,
-    json: bool,
-}
-
 fn target(connection: &Connection) -> anyhow::Result<Target> {
-    let demo = super::demo::read_demo_file(&super::demo::default_data_dir());
-    let pick = |flag: &Option<String>, env: &str, demo_value: Option<String>| {
-        flag.clone()
-            .or_else(|| std::env::var(env).ok())
-            .or(demo_value)
-    };
-    let url = pick(
-        &connection.url,
-        "VALUETRACE_URL",
-        demo.as_ref().map(|d| d.url.clone()),
-    );
-    let key = pick(
-        &connection.key,
-        "VALUETRACE_READ_KEY",
-        demo.as_ref().map(|d| d.read_key.clone()),
-    );
-    let project = connection
-        .project
-        .clone()
-        .or_else(|| demo.as_ref().map(|d| d.project.clone()));
-    match (url, key, project) {
-        (Some(url), Some(key), Some(project)) => Ok(Target {
-            url: url.trim_end_matches('/').to_owned(),
-            key,
-            project,
-            json: connection.json,
-        }),
-        _ => bail!(
-            "no server to ask: pass --url, --key and --project (or set VALUETRACE_URL and VALUETRACE_READ_KEY), or run `valuetrace demo` first"
-        ),
-    }
+    resolve_target(&connection.url, &connection.key, &connection.project)
 }
 
 async fn call(
@@ -281,7 +246,7 @@ async fn ask(command: AlertsCommand) -> anyhow::Result<()> {
     };
     let target = target(connection)?;
     let answer = call(&target, method, &path, body).await?;
-    if target.json {
+    if connection.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }

@@ -302,26 +302,33 @@ pub struct CommonArgs {
     pub key: Option<String>,
 }
 
-struct Target {
-    url: String,
-    key: String,
-    project: String,
+/// The server, read key and project a command asks.
+pub struct Target {
+    pub url: String,
+    pub key: String,
+    pub project: String,
 }
 
 fn target(common: &CommonArgs) -> anyhow::Result<Target> {
+    resolve_target(&common.url, &common.key, &common.project)
+}
+
+/// The flags, else `VALUETRACE_URL` / `VALUETRACE_READ_KEY`, else the demo's `demo.json`.
+pub fn resolve_target(
+    url: &Option<String>,
+    key: &Option<String>,
+    project: &Option<String>,
+) -> anyhow::Result<Target> {
     let demo = crate::commands::demo::read_demo_file(&crate::commands::demo::default_data_dir());
-    let url = common
-        .url
+    let url = url
         .clone()
         .or_else(|| std::env::var("VALUETRACE_URL").ok())
         .or_else(|| demo.as_ref().map(|d| d.url.clone()));
-    let key = common
-        .key
+    let key = key
         .clone()
         .or_else(|| std::env::var("VALUETRACE_READ_KEY").ok())
         .or_else(|| demo.as_ref().map(|d| d.read_key.clone()));
-    let project = common
-        .project
+    let project = project
         .clone()
         .or_else(|| demo.as_ref().map(|d| d.project.clone()));
     match (url, key, project) {
