@@ -143,7 +143,7 @@ impl Selector {
 
 /// `*` matches any run of characters, everything else itself: the same globs as the
 /// business answers' route patterns.
-pub use valuetrace_insights::config::glob as glob_matches;
+pub use valuetrace_model::pattern::glob as glob_matches;
 
 #[cfg(test)]
 mod tests {

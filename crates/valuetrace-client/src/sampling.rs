@@ -56,31 +56,7 @@ impl Default for SamplingPolicy {
     }
 }
 
-/// `*` matches any run of characters (including none); everything else literally. Allocates
-/// nothing (it runs on the request path).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (Some(first_star), Some(last_star)) = (pattern.find('*'), pattern.rfind('*')) else {
-        return pattern == text;
-    };
-    let (first, last) = (&pattern[..first_star], &pattern[last_star + 1..]);
-    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    if first_star == last_star {
-        return true;
-    }
-    for part in pattern[first_star + 1..last_star].split('*') {
-        if part.is_empty() {
-            continue;
-        }
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+pub use valuetrace_model::pattern::glob;
 
 /// SplitMix64's finalizer: a well-mixed 64-bit hash of a number (no allocation).
 pub fn mix(x: u64) -> u64 {
@@ -225,13 +201,7 @@ impl SamplingPolicy {
     pub fn route_weight(&self, method: &str, route: &str) -> f64 {
         self.routes
             .iter()
-            .find(|rule| {
-                let pattern = rule.pattern.as_str();
-                match pattern.split_once(' ') {
-                    Some((m, path)) => m.eq_ignore_ascii_case(method) && glob(path, route),
-                    None => glob(pattern, route),
-                }
-            })
+            .find(|rule| valuetrace_model::pattern::route_matches(&rule.pattern, method, route))
             .map_or(self.default_weight, |rule| rule.weight)
     }
 

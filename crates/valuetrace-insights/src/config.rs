@@ -141,33 +141,7 @@ pub struct Feature {
     pub effort_hours: f64,
 }
 
-/// Whether `pattern` (`*` matches any run of characters) matches `text`.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
-/// Whether a route pattern (`POST /api/x*` or `/api/x*`) matches an endpoint.
-pub fn route_matches(pattern: &str, method: &str, route: &str) -> bool {
-    match pattern.split_once(' ') {
-        Some((m, path)) => m.eq_ignore_ascii_case(method) && glob(path, route),
-        None => glob(pattern, route),
-    }
-}
+pub use valuetrace_model::pattern::{glob, route_matches};
 
 /// A parsed status pattern: inclusive range.
 pub fn parse_status(pattern: &str) -> Option<(u16, u16)> {
