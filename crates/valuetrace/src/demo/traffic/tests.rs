@@ -158,3 +158,28 @@ fn incidents_show_up_in_history() {
     };
     assert!(search_median(true) > 3.0 * search_median(false));
 }
+
+#[test]
+fn the_live_burst_fails_checkout_calls_after_the_history() {
+    let end = T0 + 2 * DAY_MS + 17 * HOUR_MS;
+    let cfg = TrafficConfig::new(3, T0, end);
+    let mut g = Generator::new(cfg.clone());
+    let _history = g.next_until(end);
+    let burst = g.schedule_live_burst(end + 3 * 60_000, end + 33 * 60_000);
+    let live = g.next_until(end + 40 * 60_000);
+    let calls: Vec<&Value> = live
+        .iter()
+        .filter(|e| (burst.start_ms..burst.end_ms).contains(&ts(e)))
+        .filter(|e| matches!(e["service"].as_str(), Some("checkout" | "payments")))
+        .collect();
+    let failed = calls
+        .iter()
+        .filter(|e| e["status"].as_u64() >= Some(500))
+        .count();
+    assert!(!calls.is_empty());
+    assert!(
+        failed as f64 > 0.3 * calls.len() as f64,
+        "{failed} of {} checkout/payments calls failed during the live burst",
+        calls.len()
+    );
+}
