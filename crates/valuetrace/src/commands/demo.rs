@@ -200,15 +200,27 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
     if args.no_live {
         return Ok(());
     }
-    // A live error burst so the alert rules have something to fire on and resolve.
+    // A live incident so the alert rules have something to fire on and resolve: a flash sale
+    // (traffic well above the same hour of earlier days) during which checkout fails under load.
+    // Sessions up to five minutes ahead were simulated during the backfill; both start later.
     let live_start = valuetrace_store::wall_clock_ms();
-    let burst = generator.schedule_live_burst(live_start + 3 * 60_000, live_start + 13 * 60_000);
+    let minute = 60_000;
+    let (sale, burst) = generator.schedule_live_incident(
+        (live_start + 5 * minute, live_start + 30 * minute),
+        (live_start + 7 * minute, live_start + 19 * minute),
+    );
+    let time = valuetrace_model::time::format_rfc3339;
     eprintln!(
-        "sending live traffic; press Ctrl-C to stop. A checkout error burst runs {} – {}: \
-         watch `valuetrace alerts states` (CheckoutErrorBurst fires a few minutes into it and \
-         resolves within ten minutes after it)",
-        valuetrace_model::time::format_rfc3339(burst.start_ms),
-        valuetrace_model::time::format_rfc3339(burst.end_ms)
+        "sending live traffic; press Ctrl-C to stop.\n\
+         Live incident: a flash sale {} – {} brings several times the usual traffic, and \
+         checkout fails under the load {} – {}.\n\
+         Watch `valuetrace alerts states`: CheckoutErrorBurst fires a few minutes into the \
+         failures and resolves within ten minutes after them; TrafficAnomalyDetection sees the \
+         sale. Transitions are printed here as they happen.",
+        time(sale.start_ms),
+        time(sale.end_ms),
+        time(burst.start_ms),
+        time(burst.end_ms)
     );
     let mut seen_transitions = 0usize;
     let mut last_alert_check = Instant::now();

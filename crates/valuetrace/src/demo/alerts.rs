@@ -77,7 +77,6 @@ unit = "ratio"
 owner = "payments"
 criticality = "critical"
 channels = ["payments-alerts"]
-labels = ["route"]
 
 [[metrics]]
 name = "http_traffic_per_second"
@@ -233,5 +232,100 @@ mod tests {
         ] {
             assert!(built.catalog.get(seed).is_some(), "{seed}");
         }
+    }
+
+    use crate::demo::traffic::{Generator, TrafficConfig};
+    use valuetrace_alerts::fake_source::FakeSource;
+    use valuetrace_alerts::source::EndpointLabels;
+    use valuetrace_alerts::state::Phase;
+    use valuetrace_alerts::{Engine, ProjectAlerts};
+
+    const MINUTE: i64 = 60_000;
+    const DAY: i64 = 86_400_000;
+
+    /// Runs the demo's live phase the way `valuetrace demo` does (a day of history, then the
+    /// live incident scheduled from the end of it, traffic pulled every 2 s) and evaluates the
+    /// demo's `CheckoutErrorBurst` rule each minute over what was sent. Returns its transitions.
+    fn checkout_alert_during_the_live_incident(history_end: i64) -> Vec<(i64, Phase)> {
+        let mut generator = Generator::new(TrafficConfig::new(42, history_end - DAY, history_end));
+        let _history = generator.next_until(history_end);
+        let live_start = history_end + 20_000; // the summary printed after the backfill
+        let (_, burst) = generator.schedule_live_incident(
+            (live_start + 5 * MINUTE, live_start + 30 * MINUTE),
+            (live_start + 7 * MINUTE, live_start + 19 * MINUTE),
+        );
+        assert_eq!(burst.start_ms, live_start + 7 * MINUTE);
+        let mut source = FakeSource::default();
+        let mut now = live_start;
+        while now < live_start + 45 * MINUTE {
+            now += 2_000;
+            for event in generator.next_until(now) {
+                if event["type"] != "api_call" {
+                    continue;
+                }
+                let text = |field: &str| event[field].as_str().unwrap_or_default().to_owned();
+                let labels = EndpointLabels {
+                    route: text("route"),
+                    method: text("method"),
+                    service: text("service"),
+                    provider: text("provider"),
+                    direction: text("direction"),
+                };
+                let status = event["status"].as_u64().unwrap_or(0) as u16;
+                let at = event["timestamp"].as_i64().unwrap_or(0);
+                source.add_timed_calls(at - at.rem_euclid(MINUTE), &labels, status, 50.0, 1);
+            }
+        }
+        let (metrics, alerts) = super::demo_alerts();
+        let mut project = ProjectAlerts::build(&metrics, &alerts, "demo").expect("valid");
+        project
+            .rules
+            .retain(|rule| rule.def.name == "CheckoutErrorBurst");
+        assert_eq!(project.rules.len(), 1);
+        let mut engine = Engine::in_memory();
+        let mut at = live_start;
+        while at <= live_start + 45 * MINUTE {
+            let evaluation = engine.evaluate(&source, &project, "demo", at);
+            assert!(evaluation.errors.is_empty(), "{:?}", evaluation.errors);
+            at += MINUTE;
+        }
+        engine
+            .state
+            .history
+            .iter()
+            .filter(|t| matches!(t.to, Phase::Firing | Phase::Resolved))
+            .map(|t| ((t.at - live_start) / MINUTE, t.to))
+            .collect()
+    }
+
+    #[test]
+    fn the_live_incident_fires_and_resolves_the_checkout_alert_at_a_busy_hour() {
+        // Thursday 2026-12-03 18:00 UTC, near the evening peak.
+        let transitions = checkout_alert_during_the_live_incident(1_796_320_800_000);
+        assert_fires_then_resolves(&transitions);
+    }
+
+    #[test]
+    fn the_live_incident_fires_and_resolves_the_checkout_alert_in_the_night() {
+        // Tuesday 2026-12-08 03:30 UTC, the quietest hour.
+        let transitions = checkout_alert_during_the_live_incident(1_796_700_600_000);
+        assert_fires_then_resolves(&transitions);
+    }
+
+    /// Fires once, a few minutes into the failures (which run from minute 7 to 19), and
+    /// resolves within ten minutes after they end.
+    fn assert_fires_then_resolves(transitions: &[(i64, Phase)]) {
+        assert_eq!(transitions.len(), 2, "{transitions:?}");
+        let ((fired, first), (resolved, second)) = (transitions[0], transitions[1]);
+        assert_eq!(
+            (first, second),
+            (Phase::Firing, Phase::Resolved),
+            "{transitions:?}"
+        );
+        assert!((8..=14).contains(&fired), "fired at minute {fired}");
+        assert!(
+            (19..=29).contains(&resolved),
+            "resolved at minute {resolved}"
+        );
     }
 }

@@ -16,6 +16,8 @@ pub const DEFAULT_USERS: u32 = 3000;
 pub const DEFAULT_SESSIONS_PER_DAY: u32 = 2500;
 /// Maximum client clock skew; sessions are simulated this far ahead of `until_ms`.
 const MAX_SKEW_MS: i64 = 5 * MIN_MS;
+/// Session intensity during the live flash sale (1 = the day's mean; evening peaks are ~1.9).
+pub const LIVE_SALE_INTENSITY: f64 = 5.0;
 const HEALTHZ_EVERY_MS: i64 = 10_000;
 const SDK: &str = "valuetrace-rust/0.1.0";
 
@@ -101,6 +103,8 @@ pub struct Generator {
     queue: BTreeMap<(i64, u64), Value>,
     burst: Option<Incident>,
     slow: Option<Incident>,
+    /// A live flash sale: sessions arrive at least at `floor` intensity inside `window`.
+    sale: Option<(Incident, f64)>,
 }
 
 impl Generator {
@@ -127,22 +131,38 @@ impl Generator {
             queue: BTreeMap::new(),
             burst,
             slow,
+            sale: None,
         };
         g.next_session = g.next_arrival(start);
         g
     }
 
-    /// Scripts a checkout/payments error burst into the live traffic (replacing the history's,
-    /// which is over by then), so the demo's alert rules fire and resolve while it runs.
-    pub fn schedule_live_burst(&mut self, start_ms: i64, end_ms: i64) -> Incident {
-        let incident = Incident {
+    /// Scripts the live incident: a flash sale over `sale` (sessions arrive at least at
+    /// [`LIVE_SALE_INTENSITY`], about five times an evening peak, so the story is visible at any
+    /// hour) and, inside it, checkout/payments failing 60% of calls over `burst` (replacing the
+    /// history's burst). Sessions are simulated whole up to [`MAX_SKEW_MS`] ahead, so both take
+    /// effect for sessions starting after the last `next_until` horizon.
+    pub fn schedule_live_incident(
+        &mut self,
+        sale: (i64, i64),
+        burst: (i64, i64),
+    ) -> (Incident, Incident) {
+        let sale = Incident {
+            name: "live_flash_sale",
+            start_ms: sale.0,
+            end_ms: sale.1,
+            failure_share: 0.0,
+        };
+        let burst = Incident {
             name: "live_checkout_error_burst",
-            start_ms,
-            end_ms,
+            start_ms: burst.0,
+            end_ms: burst.1,
             failure_share: 0.6,
         };
-        self.burst = Some(incident);
-        incident
+        self.sale = Some((sale, LIVE_SALE_INTENSITY));
+        self.peak = self.peak.max(LIVE_SALE_INTENSITY);
+        self.burst = Some(burst);
+        (sale, burst)
     }
 
     /// Incidents scripted into this history (only those inside `[start_ms, end_ms)`).
@@ -176,6 +196,14 @@ impl Generator {
             .collect()
     }
 
+    fn intensity(&self, t: i64) -> f64 {
+        let base = cat::intensity(t);
+        match self.sale {
+            Some((sale, floor)) if Incident::active(Some(sale), t) => base.max(floor),
+            _ => base,
+        }
+    }
+
     /// Next session start after `from` (Poisson thinning against the daily/weekly profile).
     fn next_arrival(&mut self, from: i64) -> i64 {
         if self.cfg.sessions_per_day == 0 || self.peak <= 0.0 {
@@ -185,7 +213,7 @@ impl Generator {
         let mut t = from as f64;
         loop {
             t += self.rng.exp(mean_gap);
-            if self.rng.f64() * self.peak < cat::intensity(t as i64) {
+            if self.rng.f64() * self.peak < self.intensity(t as i64) {
                 return t as i64;
             }
         }

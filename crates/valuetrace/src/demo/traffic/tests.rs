@@ -165,8 +165,16 @@ fn the_live_burst_fails_checkout_calls_after_the_history() {
     let cfg = TrafficConfig::new(3, T0, end);
     let mut g = Generator::new(cfg.clone());
     let _history = g.next_until(end);
-    let burst = g.schedule_live_burst(end + 3 * 60_000, end + 33 * 60_000);
-    let live = g.next_until(end + 40 * 60_000);
+    let (_, burst) = g.schedule_live_incident(
+        (end + 6 * 60_000, end + 40 * 60_000),
+        (end + 8 * 60_000, end + 33 * 60_000),
+    );
+    let mut live = Vec::new();
+    let mut t = end;
+    while t < end + 40 * 60_000 {
+        t += 2_000;
+        live.extend(g.next_until(t));
+    }
     let calls: Vec<&Value> = live
         .iter()
         .filter(|e| (burst.start_ms..burst.end_ms).contains(&ts(e)))
