@@ -362,9 +362,16 @@ fn post(config: &SenderConfig, body: &[u8]) -> std::io::Result<u16> {
     );
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
-    let mut response = [0u8; 64];
-    let read = stream.read(&mut response)?;
-    let line = String::from_utf8_lossy(&response[..read]);
+    // The status line may arrive over several reads (a server may write it in pieces).
+    let mut response = [0u8; 256];
+    let mut filled = 0;
+    while filled < response.len() && !response[..filled].windows(2).any(|w| w == b"\r\n") {
+        match stream.read(&mut response[filled..])? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    let line = String::from_utf8_lossy(&response[..filled]);
     line.split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
