@@ -306,6 +306,10 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
     let answer: Value = response.json_value().await?;
     println!();
     println!("valuetrace demo is running at {}", demo.url);
+    println!(
+        "  dashboard:  {}/login?project={}&key={}  (open it and press Sign in)",
+        demo.url, demo.project, demo.read_key
+    );
     println!("  project:    {}", demo.project);
     println!("  ingest key: {}", demo.ingest_key);
     println!("  read key:   {}", demo.read_key);

@@ -1,0 +1,357 @@
+//! Charts as inline SVG, written with maud like the rest of the page: every mark carries a
+//! `<title>` (the browser shows it on hover) and an accessible label, colours come from the
+//! Okabe–Ito colour-blind-safe palette, and the chart has a text fallback (the tables next to
+//! it). No chart crate: the ones available draw SVG without per-mark titles.
+
+use maud::{Markup, html};
+
+/// Okabe–Ito: blue, orange, bluish green, vermillion, reddish purple, sky blue, yellow, grey.
+pub const PALETTE: [&str; 8] = [
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#999999",
+];
+pub const BLUE: &str = PALETTE[0];
+pub const ORANGE: &str = PALETTE[1];
+pub const GREEN: &str = PALETTE[2];
+pub const RED: &str = PALETTE[3];
+pub const PURPLE: &str = PALETTE[4];
+pub const SKY: &str = PALETTE[5];
+pub const GREY: &str = PALETTE[7];
+
+/// One segment of a horizontal bar.
+pub struct Segment {
+    pub value: f64,
+    pub color: &'static str,
+    pub title: String,
+}
+
+pub struct Bar {
+    pub label: String,
+    /// Shown after the bar.
+    pub note: String,
+    pub segments: Vec<Segment>,
+    pub href: Option<String>,
+}
+
+/// Horizontal (stacked) bars, one per row, scaled to the largest total.
+pub fn hbars(aria: &str, bars: &[Bar]) -> Markup {
+    if bars.is_empty() {
+        return empty();
+    }
+    let (width, label_w, note_w, row_h) = (760.0, 250.0, 110.0, 22.0);
+    let plot_w = width - label_w - note_w;
+    let max = bars
+        .iter()
+        .map(|b| b.segments.iter().map(|s| s.value.max(0.0)).sum::<f64>())
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let height = row_h * bars.len() as f64 + 4.0;
+    html! {
+        svg.chart viewBox=(format!("0 0 {width} {height}")) role="img" aria-label=(aria) {
+            @for (i, bar) in bars.iter().enumerate() {
+                @let y = i as f64 * row_h + 2.0;
+                g {
+                    @if let Some(href) = &bar.href {
+                        a href=(href) {
+                            text.label x=(label_w - 8.0) y=(y + 15.0) text-anchor="end" { (clip(&bar.label, 34)) }
+                        }
+                    } @else {
+                        text.label x=(label_w - 8.0) y=(y + 15.0) text-anchor="end" { (clip(&bar.label, 34)) }
+                    }
+                    @let placed = place(label_w, &bar.segments, max, plot_w);
+                    @for (segment, (x, w)) in bar.segments.iter().zip(&placed) {
+                        rect x=(fmt(*x)) y=(y + 3.0) width=(fmt(w.max(0.5))) height=(row_h - 6.0) fill=(segment.color) {
+                            title { (bar.label) ": " (segment.title) }
+                        }
+                    }
+                    @let end = placed.last().map_or(label_w, |(x, w)| x + w);
+                    text.note x=(fmt(end + 6.0)) y=(y + 15.0) { (bar.note) }
+                }
+            }
+        }
+    }
+}
+
+/// `(x, width)` of each segment laid end to end from `start`.
+fn place(start: f64, segments: &[Segment], max: f64, plot_w: f64) -> Vec<(f64, f64)> {
+    let mut x = start;
+    segments
+        .iter()
+        .map(|segment| {
+            let w = segment.value.max(0.0) / max * plot_w;
+            let at = x;
+            x += w;
+            (at, w)
+        })
+        .collect()
+}
+
+/// A series of a line chart: points `(x = epoch ms, y)`; gaps where `y` is `None`.
+pub struct Series {
+    pub name: String,
+    pub color: &'static str,
+    pub points: Vec<(i64, Option<f64>)>,
+}
+
+/// Lines over time with a y axis (nice ticks formatted by `fmt_y`) and dates on the x axis.
+pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Markup {
+    let all: Vec<(i64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter_map(|(x, y)| y.map(|y| (*x, y))))
+        .collect();
+    if all.is_empty() {
+        return empty();
+    }
+    let (width, height, left, right, top, bottom) = (760.0, 230.0, 64.0, 12.0, 10.0, 28.0);
+    let x0 = all.iter().map(|p| p.0).min().unwrap_or(0);
+    let x1 = all.iter().map(|p| p.0).max().unwrap_or(1).max(x0 + 1);
+    let y_max = all.iter().map(|p| p.1).fold(0.0, f64::max);
+    let y_min = all.iter().map(|p| p.1).fold(0.0, f64::min);
+    let ticks = nice_ticks(y_min, y_max, 5);
+    let (lo, hi) = (ticks[0], *ticks.last().unwrap_or(&1.0));
+    let sx = |x: i64| left + (x - x0) as f64 / (x1 - x0) as f64 * (width - left - right);
+    let sy = |y: f64| {
+        top + (1.0 - (y - lo) / (hi - lo).max(f64::MIN_POSITIVE)) * (height - top - bottom)
+    };
+    let x_ticks: Vec<i64> = (0..=4).map(|i| x0 + (x1 - x0) * i / 4).collect();
+    html! {
+        svg.chart viewBox=(format!("0 0 {width} {height}")) role="img" aria-label=(aria) {
+            @for t in &ticks {
+                line.grid x1=(left) x2=(width - right) y1=(fmt(sy(*t))) y2=(fmt(sy(*t))) {}
+                text.axis x=(left - 6.0) y=(fmt(sy(*t) + 4.0)) text-anchor="end" { (fmt_y(*t)) }
+            }
+            @for t in &x_ticks {
+                text.axis x=(fmt(sx(*t))) y=(height - 8.0) text-anchor="middle" { (crate::format::time(*t)) }
+            }
+            @for s in series {
+                @let path = line_path(&s.points, &sx, &sy);
+                path d=(path) fill="none" stroke=(s.color) stroke-width="2" {}
+                @for (x, y) in &s.points {
+                    @if let Some(y) = y {
+                        circle cx=(fmt(sx(*x))) cy=(fmt(sy(*y))) r="3" fill=(s.color) {
+                            title { (s.name) " at " (crate::format::time(*x)) ": " (fmt_y(*y)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if series.len() > 1 {
+            p.legend {
+                @for s in series {
+                    span.key style=(format!("background:{}", s.color)) {} " " (s.name) " "
+                }
+            }
+        }
+    }
+}
+
+fn line_path(
+    points: &[(i64, Option<f64>)],
+    sx: &dyn Fn(i64) -> f64,
+    sy: &dyn Fn(f64) -> f64,
+) -> String {
+    let mut d = String::new();
+    let mut pen_down = false;
+    for (x, y) in points {
+        match y {
+            Some(y) => {
+                d.push_str(&format!(
+                    "{}{} {} ",
+                    if pen_down { "L" } else { "M" },
+                    fmt(sx(*x)),
+                    fmt(sy(*y))
+                ));
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    d
+}
+
+pub struct Dot {
+    pub x: f64,
+    pub y: f64,
+    pub color: &'static str,
+    pub title: String,
+    pub href: Option<String>,
+}
+
+/// A scatter with the plane split at `(x_split, y_split)` into four labelled quadrants
+/// (`labels`: top-left, top-right, bottom-left, bottom-right). `x` and `y` are in [0, 1].
+pub fn quadrant(
+    aria: &str,
+    dots: &[Dot],
+    axes: (&str, &str),
+    split: (f64, f64),
+    labels: [&str; 4],
+) -> Markup {
+    if dots.is_empty() {
+        return empty();
+    }
+    let (width, height, left, bottom, pad) = (760.0, 360.0, 40.0, 34.0, 10.0);
+    let sx = |x: f64| left + x.clamp(0.0, 1.0) * (width - left - pad);
+    let sy = |y: f64| pad + (1.0 - y.clamp(0.0, 1.0)) * (height - pad - bottom);
+    html! {
+        svg.chart viewBox=(format!("0 0 {width} {height}")) role="img" aria-label=(aria) {
+            rect x=(left) y=(pad) width=(width - left - pad) height=(height - pad - bottom) fill="none" stroke="#bbb" {}
+            line.grid x1=(fmt(sx(split.0))) x2=(fmt(sx(split.0))) y1=(pad) y2=(height - bottom) {}
+            line.grid x1=(left) x2=(width - pad) y1=(fmt(sy(split.1))) y2=(fmt(sy(split.1))) {}
+            text.quad x=(left + 8.0) y=(pad + 16.0) { (labels[0]) }
+            text.quad x=(width - pad - 8.0) y=(pad + 16.0) text-anchor="end" { (labels[1]) }
+            text.quad x=(left + 8.0) y=(height - bottom - 8.0) { (labels[2]) }
+            text.quad x=(width - pad - 8.0) y=(height - bottom - 8.0) text-anchor="end" { (labels[3]) }
+            text.axis x=(fmt((left + width) / 2.0)) y=(height - 10.0) text-anchor="middle" { (axes.0) " →" }
+            text.axis x="12" y=(fmt(height / 2.0)) text-anchor="middle" transform=(format!("rotate(-90 12 {})", height / 2.0)) { (axes.1) " →" }
+            @for dot in dots {
+                @let circle = html! {
+                    circle cx=(fmt(sx(dot.x))) cy=(fmt(sy(dot.y))) r="6" fill=(dot.color) fill-opacity="0.85" stroke="#fff" {
+                        title { (dot.title) }
+                    }
+                };
+                @if let Some(href) = &dot.href { a href=(href) { (circle) } } @else { (circle) }
+            }
+        }
+    }
+}
+
+/// A heat map: one row per `rows` label, one column per `columns` label, cells in [0, 1] shaded
+/// from white to blue with the value written in the cell.
+pub fn heatmap(
+    aria: &str,
+    rows: &[String],
+    columns: &[String],
+    cells: &[Vec<Option<f64>>],
+    fmt_cell: &dyn Fn(f64) -> String,
+) -> Markup {
+    if rows.is_empty() || columns.is_empty() {
+        return empty();
+    }
+    let (label_w, cell_w, cell_h, head_h) = (130.0, 58.0, 24.0, 22.0);
+    let width = label_w + cell_w * columns.len() as f64;
+    let height = head_h + cell_h * rows.len() as f64;
+    html! {
+        svg.chart viewBox=(format!("0 0 {width} {height}")) role="img" aria-label=(aria) style=(format!("max-width:{width}px")) {
+            @for (j, column) in columns.iter().enumerate() {
+                text.axis x=(fmt(label_w + cell_w * (j as f64 + 0.5))) y="15" text-anchor="middle" { (column) }
+            }
+            @for (i, row) in rows.iter().enumerate() {
+                @let y = head_h + cell_h * i as f64;
+                text.label x=(label_w - 8.0) y=(fmt(y + 16.0)) text-anchor="end" { (row) }
+                @for (j, cell) in cells.get(i).map_or(&[][..], Vec::as_slice).iter().enumerate() {
+                    @if let Some(v) = cell {
+                        @let x = label_w + cell_w * j as f64;
+                        rect x=(fmt(x)) y=(fmt(y)) width=(cell_w - 2.0) height=(cell_h - 2.0) fill=(shade(*v)) {
+                            title { (row) ", " (columns.get(j).map_or("", String::as_str)) ": " (fmt_cell(*v)) }
+                        }
+                        text x=(fmt(x + cell_w / 2.0 - 1.0)) y=(fmt(y + 16.0)) text-anchor="middle" fill=(if *v > 0.55 { "#fff" } else { "#222" }) font-size="11" { (fmt_cell(*v)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// White → Okabe–Ito blue.
+fn shade(v: f64) -> String {
+    let v = v.clamp(0.0, 1.0);
+    let mix = |from: f64, to: f64| (from + (to - from) * v).round() as u8;
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        mix(255.0, 0.0),
+        mix(255.0, 114.0),
+        mix(255.0, 178.0)
+    )
+}
+
+pub fn empty() -> Markup {
+    html! { p.empty { "No data in this range and slice." } }
+}
+
+/// About `count` round tick values covering `[lo, hi]`.
+pub fn nice_ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo, lo + 1.0) };
+    let raw = (hi - lo) / count.max(1) as f64;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    let first = (lo / step).floor() * step;
+    let mut ticks = Vec::new();
+    let mut t = first;
+    while t < hi + step * 0.999 {
+        ticks.push((t / step).round() * step);
+        t += step;
+        if ticks.len() > 50 {
+            break;
+        }
+    }
+    ticks
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let kept: String = text.chars().take(max - 1).collect();
+        format!("{kept}…")
+    }
+}
+
+fn fmt(x: f64) -> String {
+    format!("{x:.1}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        assert_eq!(
+            nice_ticks(0.0, 97.0, 5),
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
+        assert_eq!(
+            nice_ticks(0.0, 0.23, 5),
+            vec![0.0, 0.05, 0.1, 0.15, 0.2, 0.25]
+        );
+        assert_eq!(nice_ticks(5.0, 5.0, 5).first(), Some(&5.0));
+    }
+
+    #[test]
+    fn every_mark_has_a_hover_title() {
+        let bars = hbars(
+            "value",
+            &[Bar {
+                label: "POST /api/payments".into(),
+                note: "$1.2k".into(),
+                segments: vec![Segment {
+                    value: 3.0,
+                    color: BLUE,
+                    title: "direct $1.2k".into(),
+                }],
+                href: None,
+            }],
+        )
+        .into_string();
+        assert!(
+            bars.contains("<title>POST /api/payments: direct $1.2k</title>"),
+            "{bars}"
+        );
+        let line = lines(
+            "requests",
+            &[Series {
+                name: "requests".into(),
+                color: BLUE,
+                points: vec![(0, Some(1.0)), (60_000, None), (120_000, Some(3.0))],
+            }],
+            &|v| format!("{v}"),
+        )
+        .into_string();
+        assert_eq!(line.matches("<circle").count(), 2);
+        assert_eq!(line.matches("M").count(), 2, "a gap lifts the pen: {line}");
+        assert!(empty().into_string().contains("No data"));
+    }
+}

@@ -1,0 +1,182 @@
+//! The product managers' dashboard: six server-rendered pages (API Business Health, User Journey,
+//! Growth Engineering, Errors & Integrations, Alerts, Data Quality) and an endpoint drill-down,
+//! served at `/` next to the JSON API.
+//!
+//! - [`api`]: answers come from the JSON API itself, called in process with the session's read
+//!   key (same checks, same numbers), cached for a few seconds.
+//! - [`session`]: the login form checks a read key and sets an HttpOnly cookie holding a random
+//!   session id; every page needs one for its project.
+//! - [`filters`]: time range and slice, kept in the URL.
+//! - [`layout`], [`chart`], [`format`]: the page shell, inline SVG charts with hover titles, and
+//!   numbers as people read them. Markup is maud (compile-checked); no JavaScript build step and
+//!   pages work without JavaScript.
+//! - [`pages`]: one module per page.
+
+pub mod api;
+pub mod chart;
+pub mod filters;
+pub mod format;
+pub mod layout;
+pub mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use filters::{Filters, encode};
+use maud::html;
+use serde::Deserialize;
+use session::{COOKIE, Session, Sessions};
+use std::sync::Arc;
+
+pub struct Dashboard {
+    pub api: api::Api,
+    pub sessions: Sessions,
+}
+
+/// The dashboard's routes; `api` is the server's JSON API router (called in process).
+pub fn router(api: Router) -> Router {
+    let state = Arc::new(Dashboard {
+        api: api::Api::new(api),
+        sessions: Sessions::default(),
+    });
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/p/{project}/{page}", get(page))
+        .with_state(state)
+}
+
+fn session(state: &Dashboard, headers: &HeaderMap) -> Option<(String, Session)> {
+    let header = headers.get(header::COOKIE)?.to_str().ok()?;
+    let id = session::cookie(header, COOKIE)?;
+    state.sessions.get(id).map(|s| (id.to_owned(), s))
+}
+
+async fn home(State(state): State<Arc<Dashboard>>, headers: HeaderMap) -> Redirect {
+    match session(&state, &headers) {
+        Some((_, s)) => Redirect::to(&format!("/p/{}/health", encode(&s.project))),
+        None => Redirect::to("/login"),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct LoginQuery {
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    project: String,
+    /// Prefills the key (the demo prints such a link; the key is still posted by the form).
+    #[serde(default)]
+    key: String,
+}
+
+async fn login_form(Query(query): Query<LoginQuery>) -> Html<String> {
+    Html(login_page(&query.project, &query.key, &query.next, None).into_string())
+}
+
+fn login_page(project: &str, key: &str, next: &str, problem: Option<&str>) -> maud::Markup {
+    layout::bare(
+        "Sign in to valuetrace",
+        html! {
+            p { "Enter your project and one of its " strong { "read keys" } " (from the server's configuration, or printed by " code { "valuetrace demo" } ")." }
+            @if let Some(problem) = problem {
+                div.error role="alert" { (problem) }
+            }
+            form.stack method="post" action="/login" {
+                label { "Project" input type="text" name="project" value=(project) required autocomplete="username"; }
+                label { "Read key" input type="password" name="key" value=(key) required autocomplete="current-password"; }
+                input type="hidden" name="next" value=(next);
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    project: String,
+    key: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login(State(state): State<Arc<Dashboard>>, Form(form): Form<LoginForm>) -> Response {
+    let project = form.project.trim();
+    let key = form.key.trim();
+    if let Err(failure) = state.api.opens(key, project).await {
+        let problem = match failure.status {
+            401 => "That is not a read key of this server.".to_owned(),
+            404 => format!("That key does not open project `{project}`."),
+            _ => format!("Cannot sign in: {}", failure.message),
+        };
+        let page = login_page(project, "", &form.next, Some(&problem)).into_string();
+        return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+    }
+    let id = state.sessions.create(project, key);
+    let prefix = format!("/p/{}/", encode(project));
+    // Only a page of this project (never another site) is a valid `next`.
+    let target = if form.next.starts_with(&prefix) {
+        form.next.clone()
+    } else {
+        format!("{prefix}health")
+    };
+    let cookie = format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        session::LIFETIME.as_secs()
+    );
+    let mut response = Redirect::to(&target).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn logout(State(state): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
+    if let Some((id, _)) = session(&state, &headers) {
+        state.sessions.remove(&id);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("vt_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+async fn page(
+    State(state): State<Arc<Dashboard>>,
+    Path((project, page)): Path<(String, String)>,
+    Query(filters): Query<Filters>,
+    Query(extra): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let Some((_, session)) = session(&state, &headers).filter(|(_, s)| s.project == project) else {
+        let next = uri.path_and_query().map_or("", |p| p.as_str());
+        let login = format!("/login?project={}&next={}", encode(&project), encode(next));
+        return Redirect::to(&login).into_response();
+    };
+    let ctx = pages::Ctx {
+        api: &state.api,
+        key: &session.key,
+        project: &project,
+        filters: &filters,
+        params: &extra,
+    };
+    let Some(body) = pages::render(&ctx, &page).await else {
+        let body = html! { div.error { "There is no page `" (page) "`." } };
+        let markup = layout::page(&project, "", &filters, &ctx.choices().await, body);
+        return (StatusCode::NOT_FOUND, Html(markup.into_string())).into_response();
+    };
+    let markup = layout::page(&project, &page, &filters, &ctx.choices().await, body);
+    let mut response = Html(markup.into_string()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    response
+}

@@ -1,0 +1,92 @@
+//! One module per page. Each takes the request's [`Ctx`] and returns the page body; sections
+//! whose answer failed show the API's message in place (the rest of the page still renders).
+
+pub mod alerts;
+pub mod endpoint;
+pub mod errors;
+pub mod growth;
+pub mod health;
+pub mod journeys;
+pub mod quality;
+
+use crate::api::{Answer, Api};
+use crate::filters::{Filters, encode};
+use crate::format::{list, text};
+use crate::layout::Choices;
+use maud::Markup;
+use std::collections::HashMap;
+
+pub struct Ctx<'a> {
+    pub api: &'a Api,
+    pub key: &'a str,
+    pub project: &'a str,
+    pub filters: &'a Filters,
+    /// Every query parameter (pages read their own, e.g. funnel steps).
+    pub params: &'a HashMap<String, String>,
+}
+
+impl Ctx<'_> {
+    /// `GET /api/v1/projects/{project}/{answer}?{query}`.
+    pub async fn get(&self, answer: &str, query: &str) -> Answer {
+        let path = format!("/api/v1/projects/{}/{answer}?{query}", encode(self.project));
+        self.api.get(self.key, &path).await
+    }
+
+    /// The answer with the page's filters plus `extra`.
+    pub fn ask(
+        &self,
+        answer: &str,
+        extra: &[(&str, &str)],
+    ) -> impl std::future::Future<Output = Answer> + '_ {
+        let query = self.filters.api_query(extra);
+        let answer = answer.to_owned();
+        async move { self.get(&answer, &query).await }
+    }
+
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map_or("", String::as_str)
+    }
+
+    /// A dashboard URL of this project keeping the filters.
+    pub fn link(&self, page: &str, extra: &[(&str, &str)]) -> String {
+        self.filters
+            .link(&format!("/p/{}/{page}", encode(self.project)), extra)
+    }
+
+    /// The drill-down link of an endpoint (`METHOD /route`).
+    pub fn endpoint_link(&self, endpoint: &str) -> String {
+        let (method, route) = endpoint.split_once(' ').unwrap_or(("", endpoint));
+        self.link("endpoint", &[("method", method), ("route", route)])
+    }
+
+    /// Services seen in the range (for the filter bar).
+    pub async fn choices(&self) -> Choices {
+        let mut services: Vec<String> = match self
+            .get("endpoints", &self.filters.range_query(&[("limit", "500")]))
+            .await
+        {
+            Ok(answer) => list(&answer, "endpoints")
+                .iter()
+                .map(|e| text(e, "service").to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        services.sort();
+        services.dedup();
+        Choices { services }
+    }
+}
+
+pub async fn render(ctx: &Ctx<'_>, page: &str) -> Option<Markup> {
+    Some(match page {
+        "health" => health::render(ctx).await,
+        "journeys" => journeys::render(ctx).await,
+        "growth" => growth::render(ctx).await,
+        "errors" => errors::render(ctx).await,
+        "alerts" => alerts::render(ctx).await,
+        "quality" => quality::render(ctx).await,
+        "endpoint" => endpoint::render(ctx).await,
+        _ => return None,
+    })
+}
