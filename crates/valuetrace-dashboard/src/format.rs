@@ -39,6 +39,9 @@ pub fn money(x: f64) -> String {
         format!("${:.2}M", x / 1e6)
     } else if a >= 1e4 {
         format!("${:.1}k", x / 1e3)
+    } else if a >= 1e3 {
+        let whole = x.round() as i64;
+        format!("${},{:03}", whole / 1000, (whole % 1000).abs())
     } else {
         format!("${x:.2}")
     }
@@ -104,6 +107,7 @@ mod tests {
         assert_eq!(count(42.0), "42");
         assert_eq!(count(2.25), "2.2");
         assert_eq!(money(15_300.0), "$15.3k");
+        assert_eq!(money(1_137.43), "$1,137");
         assert_eq!(pct(0.1234), "12.3%");
         assert_eq!(pct(0.0004), "0.04%");
         assert_eq!(ms(1234.0), "1234 ms");
