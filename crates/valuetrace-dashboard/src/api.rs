@@ -26,17 +26,20 @@ pub struct Failure {
 
 pub type Answer = Result<Arc<Value>, Failure>;
 
+type Entries = HashMap<(String, String), (Instant, Arc<Value>)>;
+
+/// Answers by (key, URL), reused for [`CACHE_TTL`].
+#[derive(Default)]
+pub struct Cache(Mutex<Entries>);
+
 pub struct Api {
     router: Router,
-    cache: Mutex<HashMap<(String, String), (Instant, Arc<Value>)>>,
+    memory: Arc<crate::Memory>,
 }
 
 impl Api {
-    pub fn new(router: Router) -> Api {
-        Api {
-            router,
-            cache: Mutex::new(HashMap::new()),
-        }
+    pub fn new(router: Router, memory: Arc<crate::Memory>) -> Api {
+        Api { router, memory }
     }
 
     /// `GET path_and_query` with `key`; cached for [`CACHE_TTL`].
@@ -68,8 +71,10 @@ impl Api {
         self.fetch(key, &path).await.map(|_| ())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, Arc<Value>)>> {
-        self.cache
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.memory
+            .cache
+            .0
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }

@@ -29,18 +29,27 @@ use filters::{Filters, encode};
 use maud::html;
 use serde::Deserialize;
 use session::{COOKIE, Session, Sessions};
+
 use std::sync::Arc;
+
+/// What the dashboard remembers across requests (and across routers: the server builds one
+/// router per connection in tests): sessions and the answer cache.
+#[derive(Default)]
+pub struct Memory {
+    pub sessions: Sessions,
+    pub cache: api::Cache,
+}
 
 pub struct Dashboard {
     pub api: api::Api,
-    pub sessions: Sessions,
+    pub memory: Arc<Memory>,
 }
 
 /// The dashboard's routes; `api` is the server's JSON API router (called in process).
-pub fn router(api: Router) -> Router {
+pub fn router(api: Router, memory: Arc<Memory>) -> Router {
     let state = Arc::new(Dashboard {
-        api: api::Api::new(api),
-        sessions: Sessions::default(),
+        api: api::Api::new(api, memory.clone()),
+        memory,
     });
     Router::new()
         .route("/", get(home))
@@ -53,7 +62,7 @@ pub fn router(api: Router) -> Router {
 fn session(state: &Dashboard, headers: &HeaderMap) -> Option<(String, Session)> {
     let header = headers.get(header::COOKIE)?.to_str().ok()?;
     let id = session::cookie(header, COOKIE)?;
-    state.sessions.get(id).map(|s| (id.to_owned(), s))
+    state.memory.sessions.get(id).map(|s| (id.to_owned(), s))
 }
 
 async fn home(State(state): State<Arc<Dashboard>>, headers: HeaderMap) -> Redirect {
@@ -116,7 +125,7 @@ async fn login(State(state): State<Arc<Dashboard>>, Form(form): Form<LoginForm>)
         let page = login_page(project, "", &form.next, Some(&problem)).into_string();
         return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
     }
-    let id = state.sessions.create(project, key);
+    let id = state.memory.sessions.create(project, key);
     let prefix = format!("/p/{}/", encode(project));
     // Only a page of this project (never another site) is a valid `next`.
     let target = if form.next.starts_with(&prefix) {
@@ -137,7 +146,7 @@ async fn login(State(state): State<Arc<Dashboard>>, Form(form): Form<LoginForm>)
 
 async fn logout(State(state): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
     if let Some((id, _)) = session(&state, &headers) {
-        state.sessions.remove(&id);
+        state.memory.sessions.remove(&id);
     }
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(
