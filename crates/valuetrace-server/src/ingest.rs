@@ -329,6 +329,8 @@ fn process(
         rejected: Vec::new(),
         clamped: 0,
     };
+    // The data-quality ledger's share of this request, merged with one lock at the end.
+    let mut quality = crate::quality::QualityDelta::new(received_at);
     let mut fresh = Vec::with_capacity(items.len());
     let mut seen_in_batch = HashSet::new();
     let mut candidates = Vec::with_capacity(items.len());
@@ -387,6 +389,7 @@ fn process(
         let mut event = valid.event;
         runtime.pseudonymizer.apply(&mut event);
         response.clamped += usize::from(valid.clamped);
+        quality.event(&event, valid.skew_ms, valid.clamped);
         fresh.push(StoredEvent {
             event,
             received_at,
@@ -408,6 +411,12 @@ fn process(
         response.accepted = outcome.stored;
         response.duplicates += outcome.duplicates;
     }
+    quality.finish(
+        response.accepted,
+        response.duplicates,
+        response.rejected.iter().map(|rejected| rejected.reason),
+    );
+    state.quality.record(project, quality);
     if !response.rejected.is_empty() {
         tracing::debug!(
             project,

@@ -22,6 +22,7 @@ pub mod listener;
 pub mod metrics;
 pub mod pipeline;
 pub mod pseudonym;
+pub mod quality;
 pub mod query_api;
 pub mod state;
 
@@ -152,7 +153,7 @@ impl Server {
         let state = self.state.clone();
         let now = (state.clock)();
         let result = tokio::task::spawn_blocking(move || {
-            state.pipeline.persist(now)?;
+            state.persist(now)?;
             // No request is running any more: the files compactions replaced can go now.
             state
                 .pipeline
@@ -203,6 +204,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/projects/{project}/timeseries",
             get(query_api::timeseries),
+        )
+        .route(
+            "/api/v1/projects/{project}/data-quality",
+            get(quality::data_quality),
         )
         .route(
             "/api/v1/projects/{project}/impact",
@@ -363,7 +368,7 @@ async fn persist_loop(state: Arc<AppState>, durations: StorageDurations, max_row
         last = tokio::time::Instant::now();
         let worker = state.clone();
         let now = (state.clock)();
-        match tokio::task::spawn_blocking(move || worker.pipeline.persist(now)).await {
+        match tokio::task::spawn_blocking(move || worker.persist(now)).await {
             Ok(Ok(stats)) if stats.rows_written > 0 => {
                 tracing::info!(
                     files = stats.files_written,

@@ -52,6 +52,8 @@ pub struct AppState {
     pub insights: Arc<valuetrace_insights::Insights>,
     /// Alert engines by project (state, history, silences, outbox), opened on first use.
     pub alert_engines: crate::alerts_api::AlertEngines,
+    /// Per-project, per-hour ingest quality counters (`<data_dir>/quality.json`).
+    pub quality: crate::quality::QualityLedger,
     data_dir: PathBuf,
     config: RwLock<Config>,
 }
@@ -81,6 +83,8 @@ impl AppState {
         } else {
             1.0
         };
+        let quality =
+            crate::quality::QualityLedger::open(config.data_dir.join("quality.json"), clock());
         Ok(AppState {
             pipeline,
             live: RwLock::new(Arc::new(live)),
@@ -96,9 +100,21 @@ impl AppState {
                 config.storage.fact_cache_bytes,
             )),
             alert_engines: crate::alerts_api::AlertEngines::new(config.data_dir.join("alerts")),
+            quality,
             data_dir: config.data_dir.clone(),
             config: RwLock::new(config.clone()),
         })
+    }
+
+    /// Writes buffered rows to Parquet ([`Pipeline::persist`]) and saves the data-quality
+    /// ledger (a failure to save it is logged, never fails the persist). Blocking.
+    pub fn persist(
+        &self,
+        now_ms: i64,
+    ) -> Result<valuetrace_store::PersistStats, crate::pipeline::PipelineError> {
+        let result = self.pipeline.persist(now_ms);
+        self.quality.save_logged();
+        result
     }
 
     /// The current keys and projects.
