@@ -119,8 +119,10 @@ pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Ma
                 line.grid x1=(left) x2=(width - right) y1=(fmt(sy(*t))) y2=(fmt(sy(*t))) {}
                 text.axis x=(left - 6.0) y=(fmt(sy(*t) + 4.0)) text-anchor="end" { (fmt_y(*t)) }
             }
-            @for t in &x_ticks {
-                text.axis x=(fmt(sx(*t))) y=(height - 8.0) text-anchor="middle" { (crate::format::time(*t)) }
+            @for (i, t) in x_ticks.iter().enumerate() {
+                // The first and last labels align inward so they are not clipped.
+                @let anchor = match i { 0 => "start", 4 => "end", _ => "middle" };
+                text.axis x=(fmt(sx(*t))) y=(height - 8.0) text-anchor=(anchor) { (crate::format::time(*t)) }
             }
             @for s in series {
                 @let path = line_path(&s.points, &sx, &sy);
@@ -251,6 +253,142 @@ pub fn heatmap(
     }
 }
 
+/// One row of an interval chart: an estimate with its 95% interval.
+pub struct Interval {
+    pub label: String,
+    /// The point estimate (a dot); `None` draws the interval alone.
+    pub estimate: Option<f64>,
+    pub low: f64,
+    pub high: f64,
+    pub color: &'static str,
+    /// Hover text of the row's marks.
+    pub title: String,
+    /// Shown after the plot.
+    pub note: String,
+}
+
+/// The axis ticks of an interval chart: round values covering every interval, every estimate and
+/// `reference` (e.g. 0 for differences, so the "no effect" line is always on the chart).
+pub fn interval_ticks(rows: &[Interval], reference: Option<f64>) -> Vec<f64> {
+    let values = rows
+        .iter()
+        .flat_map(|r| [Some(r.low), Some(r.high), r.estimate])
+        .chain([reference])
+        .flatten()
+        .filter(|v| v.is_finite());
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        return vec![0.0, 1.0];
+    }
+    nice_ticks(lo, hi, 4)
+}
+
+/// Intervals as whiskers (a forest plot): one row per interval, a dot at the estimate, a dashed
+/// line at `reference`, the x axis formatted by `fmt_x`.
+pub fn intervals(
+    aria: &str,
+    rows: &[Interval],
+    reference: Option<f64>,
+    fmt_x: &dyn Fn(f64) -> String,
+) -> Markup {
+    if rows.is_empty() {
+        return empty();
+    }
+    let (width, label_w, note_w, row_h, axis_h) = (760.0, 250.0, 150.0, 24.0, 22.0);
+    let ticks = interval_ticks(rows, reference);
+    let (lo, hi) = (ticks[0], *ticks.last().unwrap_or(&1.0));
+    let plot_w = width - label_w - note_w - 10.0;
+    let sx = |x: f64| label_w + (x - lo) / (hi - lo).max(f64::MIN_POSITIVE) * plot_w;
+    let height = row_h * rows.len() as f64 + axis_h + 4.0;
+    let bottom = row_h * rows.len() as f64 + 2.0;
+    html! {
+        svg.chart viewBox=(format!("0 0 {width} {height}")) role="img" aria-label=(aria) {
+            @for t in &ticks {
+                line.grid x1=(fmt(sx(*t))) x2=(fmt(sx(*t))) y1="0" y2=(fmt(bottom)) {}
+                text.axis x=(fmt(sx(*t))) y=(fmt(bottom + 15.0)) text-anchor="middle" { (fmt_x(*t)) }
+            }
+            @if let Some(r) = reference {
+                line x1=(fmt(sx(r))) x2=(fmt(sx(r))) y1="0" y2=(fmt(bottom)) stroke="#555" stroke-dasharray="4 3" {}
+            }
+            @for (i, row) in rows.iter().enumerate() {
+                @let y = i as f64 * row_h + row_h / 2.0 + 2.0;
+                @let (x0, x1) = (sx(row.low.max(lo)), sx(row.high.min(hi)));
+                g {
+                    text.label x=(label_w - 8.0) y=(fmt(y + 4.0)) text-anchor="end" { (clip(&row.label, 34)) }
+                    rect x=(fmt(x0)) y=(fmt(y - 7.0)) width=(fmt((x1 - x0).max(2.0))) height="14" fill=(row.color) fill-opacity="0.18" {
+                        title { (row.label) ": " (row.title) }
+                    }
+                    line x1=(fmt(x0)) x2=(fmt(x1)) y1=(fmt(y)) y2=(fmt(y)) stroke=(row.color) stroke-width="2" {
+                        title { (row.label) ": " (row.title) }
+                    }
+                    line x1=(fmt(x0)) x2=(fmt(x0)) y1=(fmt(y - 5.0)) y2=(fmt(y + 5.0)) stroke=(row.color) stroke-width="2" {}
+                    line x1=(fmt(x1)) x2=(fmt(x1)) y1=(fmt(y - 5.0)) y2=(fmt(y + 5.0)) stroke=(row.color) stroke-width="2" {}
+                    @if let Some(e) = row.estimate {
+                        circle cx=(fmt(sx(e.clamp(lo, hi)))) cy=(fmt(y)) r="4.5" fill=(row.color) stroke="#fff" {
+                            title { (row.label) ": " (row.title) }
+                        }
+                    }
+                    text.note x=(width - note_w + 4.0) y=(fmt(y + 4.0)) { (row.note) }
+                }
+            }
+        }
+    }
+}
+
+/// One row of a tree: a node at `depth` (0 = the root) with a bar for `value`.
+pub struct TreeRow {
+    pub depth: usize,
+    pub label: String,
+    pub value: f64,
+    pub color: &'static str,
+    pub title: String,
+    pub note: String,
+}
+
+/// An indented tree (rows in depth-first order) with connectors to the parent and a bar per
+/// node scaled to the largest value (usually the root).
+pub fn tree(aria: &str, rows: &[TreeRow]) -> Markup {
+    if rows.is_empty() {
+        return empty();
+    }
+    let (width, label_w, note_w, row_h, indent) = (760.0, 340.0, 130.0, 22.0, 16.0);
+    let plot_w = width - label_w - note_w;
+    let max = rows
+        .iter()
+        .map(|r| r.value)
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let height = row_h * rows.len() as f64 + 4.0;
+    let mid = |i: usize| i as f64 * row_h + 2.0 + row_h / 2.0;
+    html! {
+        svg.chart viewBox=(format!("0 0 {width} {height}")) role="img" aria-label=(aria) {
+            @for (i, row) in rows.iter().enumerate() {
+                @let x = 4.0 + indent * row.depth as f64;
+                g {
+                    @if let Some(parent) = tree_parent(rows, i) {
+                        @let px = 4.0 + indent * rows[parent].depth as f64 + 4.0;
+                        path d=(format!("M{} {} V{} H{}", fmt(px), fmt(mid(parent) + 6.0), fmt(mid(i)), fmt(x - 2.0))) fill="none" stroke="#b8c0cc" {}
+                    }
+                    text.label x=(fmt(x)) y=(fmt(mid(i) + 4.0)) { (clip(&row.label, 44usize.saturating_sub(2 * row.depth).max(12))) }
+                    @let w = row.value.max(0.0) / max * plot_w;
+                    rect x=(label_w) y=(fmt(mid(i) - 7.0)) width=(fmt(w.max(0.5))) height="14" fill=(row.color) {
+                        title { (row.label) ": " (row.title) }
+                    }
+                    text.note x=(fmt(label_w + w + 6.0)) y=(fmt(mid(i) + 4.0)) { (row.note) }
+                }
+            }
+        }
+    }
+}
+
+/// The row of `i`'s parent: the nearest row above it one level up.
+fn tree_parent(rows: &[TreeRow], i: usize) -> Option<usize> {
+    let depth = rows[i].depth.checked_sub(1)?;
+    (0..i).rev().find(|j| rows[*j].depth == depth)
+}
+
 /// White → Okabe–Ito blue.
 fn shade(v: f64) -> String {
     let v = v.clamp(0.0, 1.0);
@@ -271,21 +409,27 @@ pub fn empty() -> Markup {
 pub fn nice_ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
     let (lo, hi) = if hi > lo { (lo, hi) } else { (lo, lo + 1.0) };
     let raw = (hi - lo) / count.max(1) as f64;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude);
-    let first = (lo / step).floor() * step;
-    let mut ticks = Vec::new();
-    let mut t = first;
-    while t < hi + step * 0.999 {
-        ticks.push((t / step).round() * step);
-        t += step;
-        if ticks.len() > 50 {
-            break;
+    let exponent = raw.log10().floor() as i32;
+    let magnitude = 10f64.powi(exponent);
+    let mantissa = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .find(|m| m * magnitude >= raw)
+        .unwrap_or(10.0);
+    let step = mantissa * magnitude;
+    // k × mantissa scaled by the power of ten in one operation, so 3 × 0.05 prints as 0.15.
+    let at = |k: f64| {
+        if exponent >= 0 {
+            k * mantissa * magnitude
+        } else {
+            k * mantissa / 10f64.powi(-exponent)
         }
+    };
+    let first = (lo / step).floor();
+    let mut ticks = Vec::new();
+    let mut k = first;
+    while at(k) < hi + step * 0.999 && ticks.len() <= 50 {
+        ticks.push(at(k));
+        k += 1.0;
     }
     ticks
 }
@@ -353,5 +497,52 @@ mod tests {
         assert_eq!(line.matches("<circle").count(), 2);
         assert_eq!(line.matches("M").count(), 2, "a gap lifts the pen: {line}");
         assert!(empty().into_string().contains("No data"));
+    }
+
+    #[test]
+    fn interval_axis_covers_the_intervals_and_the_reference() {
+        let row = |low: f64, high: f64| Interval {
+            label: "x".into(),
+            estimate: Some((low + high) / 2.0),
+            low,
+            high,
+            color: BLUE,
+            title: "t".into(),
+            note: String::new(),
+        };
+        let ticks = interval_ticks(&[row(0.013, 0.086)], Some(0.0));
+        assert_eq!(ticks.first(), Some(&0.0));
+        assert!(*ticks.last().unwrap() >= 0.086, "{ticks:?}");
+        let ticks = interval_ticks(&[row(-3.0, -1.0), row(-2.0, 4.5)], Some(0.0));
+        assert!(
+            ticks[0] <= -3.0 && *ticks.last().unwrap() >= 4.5,
+            "{ticks:?}"
+        );
+        assert_eq!(interval_ticks(&[], None), vec![0.0, 1.0]);
+        let svg = intervals("ci", &[row(-1.0, 2.0)], Some(0.0), &|v| format!("{v}")).into_string();
+        assert_eq!(svg.matches("<title>x: t</title>").count(), 3, "{svg}");
+        assert!(
+            svg.contains("stroke-dasharray"),
+            "the reference line is drawn"
+        );
+    }
+
+    #[test]
+    fn tree_rows_connect_to_their_parent() {
+        let row = |depth: usize, label: &str| TreeRow {
+            depth,
+            label: label.into(),
+            value: 10.0,
+            color: BLUE,
+            title: "10 users".into(),
+            note: String::new(),
+        };
+        let rows = [row(0, "a"), row(1, "b"), row(2, "c"), row(1, "d")];
+        assert_eq!(tree_parent(&rows, 0), None);
+        assert_eq!(tree_parent(&rows, 2), Some(1));
+        assert_eq!(tree_parent(&rows, 3), Some(0));
+        let svg = tree("paths", &rows).into_string();
+        assert_eq!(svg.matches("<title>").count(), 4);
+        assert_eq!(svg.matches("<path").count(), 3);
     }
 }

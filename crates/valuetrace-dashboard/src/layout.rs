@@ -210,7 +210,8 @@ section.card > h2:first-child { margin-top:4px; }
 .tile-detail { font-size:12px; color:var(--muted); }
 .up { color:var(--green); } .down { color:var(--red); }
 table { border-collapse:collapse; width:100%; font-variant-numeric:tabular-nums; }
-th, td { text-align:left; padding:5px 8px; border-bottom:1px solid var(--line); white-space:nowrap; }
+th, td { text-align:left; padding:5px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
+td a, td code, td.num, th.num { white-space:nowrap; }
 th { font-size:12px; color:var(--muted); font-weight:600; position:sticky; top:0; background:#fff; }
 th[data-sort] { cursor:pointer; }
 th[data-sort]:after { content:" ↕"; color:#aab; }

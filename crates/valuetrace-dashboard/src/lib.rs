@@ -126,6 +126,7 @@ async fn login(State(state): State<Arc<Dashboard>>, Form(form): Form<LoginForm>)
         return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
     }
     let id = state.memory.sessions.create(project, key);
+    warm(state.api.clone(), project.to_owned(), key.to_owned());
     let prefix = format!("/p/{}/", encode(project));
     // Only a page of this project (never another site) is a valid `next`.
     let target = if form.next.starts_with(&prefix) {
@@ -142,6 +143,25 @@ async fn login(State(state): State<Arc<Dashboard>>, Form(form): Form<LoginForm>)
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+/// Computes the default view of every page in the background, so the first visits render from
+/// the cache.
+fn warm(api: api::Api, project: String, key: String) {
+    tokio::spawn(async move {
+        let (filters, params) = (Filters::default(), std::collections::HashMap::new());
+        let ctx = pages::Ctx {
+            api: &api,
+            key: &key,
+            project: &project,
+            filters: &filters,
+            params: &params,
+            pairs: &[],
+        };
+        for (page, _, _) in layout::PAGES {
+            let _ = pages::render(&ctx, page).await;
+        }
+    });
 }
 
 async fn logout(State(state): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
@@ -161,6 +181,7 @@ async fn page(
     Path((project, page)): Path<(String, String)>,
     Query(filters): Query<Filters>,
     Query(extra): Query<std::collections::HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
@@ -175,6 +196,7 @@ async fn page(
         project: &project,
         filters: &filters,
         params: &extra,
+        pairs: &pairs,
     };
     let Some(body) = pages::render(&ctx, &page).await else {
         let body = html! { div.error { "There is no page `" (page) "`." } };

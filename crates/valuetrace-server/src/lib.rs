@@ -194,7 +194,15 @@ impl RunningServer {
     }
 }
 
+/// The JSON API and ingest, plus the dashboard at `/` (which reads the API in process).
 pub fn router(state: Arc<AppState>) -> Router {
+    let memory = state.dashboard.clone();
+    let api = api_router(state);
+    api.clone().merge(valuetrace_dashboard::router(api, memory))
+}
+
+/// Ingest, the JSON API, health and metrics.
+pub fn api_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/batch", post(ingest::batch))
         .route(

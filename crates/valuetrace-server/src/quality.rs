@@ -153,7 +153,7 @@ pub struct HourCounters {
 
 impl HourCounters {
     /// Adds `other`; SDK names beyond `sdk_cap` count as [`OTHER_SDK`].
-    fn merge(&mut self, other: &HourCounters, sdk_cap: usize) {
+    fn add_counts(&mut self, other: &HourCounters, sdk_cap: usize) {
         if other.skew_corrected > 0 {
             self.skew_min_abs_ms = if self.skew_corrected == 0 {
                 other.skew_min_abs_ms
@@ -401,7 +401,7 @@ impl QualityLedger {
         }
         let hours = ledger.projects.get_mut(project).expect("inserted just now");
         match hours.get_mut(&hour) {
-            Some(counters) => Arc::make_mut(counters).merge(&delta.counters, MAX_SDKS),
+            Some(counters) => Arc::make_mut(counters).add_counts(&delta.counters, MAX_SDKS),
             None => {
                 hours.insert(hour, Arc::new(delta.counters));
                 prune(hours, delta.received_at);
@@ -485,7 +485,7 @@ impl QualityLedger {
         let mut total = HourCounters::default();
         let mut hours = Vec::with_capacity(snapshot.len());
         for (hour, counters) in snapshot {
-            total.merge(&counters, usize::MAX);
+            total.add_counts(&counters, usize::MAX);
             hours.push(HourRow {
                 hour,
                 accepted: counters.accepted,

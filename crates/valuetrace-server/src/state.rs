@@ -54,6 +54,8 @@ pub struct AppState {
     pub alert_engines: crate::alerts_api::AlertEngines,
     /// Per-project, per-hour ingest quality counters (`<data_dir>/quality.json`).
     pub quality: crate::quality::QualityLedger,
+    /// The dashboard's sessions and answer cache (they outlive any one router).
+    pub dashboard: Arc<valuetrace_dashboard::Memory>,
     data_dir: PathBuf,
     config: RwLock<Config>,
 }
@@ -101,6 +103,7 @@ impl AppState {
             )),
             alert_engines: crate::alerts_api::AlertEngines::new(config.data_dir.join("alerts")),
             quality,
+            dashboard: Arc::default(),
             data_dir: config.data_dir.clone(),
             config: RwLock::new(config.clone()),
         })

@@ -23,6 +23,8 @@ pub struct Ctx<'a> {
     pub filters: &'a Filters,
     /// Every query parameter (pages read their own, e.g. funnel steps).
     pub params: &'a HashMap<String, String>,
+    /// Every query parameter in order, repeats kept (`params` keeps one value per name).
+    pub pairs: &'a [(String, String)],
 }
 
 impl Ctx<'_> {
@@ -45,6 +47,15 @@ impl Ctx<'_> {
 
     pub fn param(&self, name: &str) -> &str {
         self.params.get(name).map_or("", String::as_str)
+    }
+
+    /// Every value of a repeated parameter, in order (e.g. `step=a&step=b`).
+    pub fn param_all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// A dashboard URL of this project keeping the filters.

@@ -4,12 +4,15 @@
 //! - `health`: endpoint health over a synthetic history (default 50M events / 30 days).
 //! - `wal`: WAL appends from many threads with group commit.
 //! - `insights`: every business answer over a month of demo traffic (default 50M events).
+//! - `dashboard`: every dashboard page over the `insights` store, cold and warm.
 //! - `client-overhead`: what the client middleware's tower layer adds per request.
 //!
 //! Run with `cargo run --release -p valuetrace --bin valuetrace-bench -- <name> [options]`.
 
 #[path = "bench/client_overhead.rs"]
 mod bench_client;
+#[path = "bench/dashboard.rs"]
+mod bench_dashboard;
 #[path = "bench/insights.rs"]
 mod bench_insights;
 #[path = "../demo/mod.rs"]
@@ -54,6 +57,14 @@ fn main() -> anyhow::Result<()> {
             data: text_option("--data").map(Into::into),
             only: text_option("--only"),
         }),
+        Some("dashboard") => bench_dashboard::run(
+            text_option("--data").map(Into::into).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "dashboard needs --data DIR (a store loaded by `insights --data DIR`)"
+                )
+            })?,
+            option("--runs", 5) as usize,
+        ),
         Some("client-overhead") => bench_client::run(
             option("--requests", 200_000) as u32,
             option("--rounds", 7) as usize,
@@ -65,7 +76,7 @@ fn main() -> anyhow::Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N] | insights [--events N --days N --runs N --data DIR --only NAME] | client-overhead [--requests N --rounds N]"
+                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N] | insights [--events N --days N --runs N --data DIR --only NAME] | dashboard --data DIR [--runs N] | client-overhead [--requests N --rounds N]"
             );
             std::process::exit(2);
         }

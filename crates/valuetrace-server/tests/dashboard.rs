@@ -1,0 +1,296 @@
+//! The dashboard over HTTP: sign-in with a read key (HttpOnly session cookie), no page without
+//! it, every page renders with the hand-built dataset's key numbers, and the filters in the URL
+//! reach the answers.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{
+    OTHER_READ, SHOP_INGEST, SHOP_READ, batch_request, call, call_full, header, two_projects,
+};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use valuetrace_server::Server;
+
+const NOW: i64 = 1_790_000_000_000;
+const MIN: i64 = 60_000;
+
+fn server(dir: &std::path::Path) -> Server {
+    Server::open_with_clock(two_projects(dir), Arc::new(|| NOW)).expect("server")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call_event(
+    id: &str,
+    t: i64,
+    method: &str,
+    route: &str,
+    status: u16,
+    user: &str,
+    plan: &str,
+    extra: Value,
+) -> Value {
+    let mut event = json!({
+        "type": "api_call", "schema_version": 1, "event_id": id, "timestamp": t,
+        "service": "shop", "method": method, "route": route, "status": status,
+        "latency_ms": 80.0, "user_id": user, "session_id": format!("s-{user}"), "plan": plan
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        event[k] = v.clone();
+    }
+    event
+}
+
+/// Alice (pro) browses and pays 120 (once failing with a 503 first); Bob (free) browses only and
+/// hits one unknown 500. 7 calls, 2 failed, one purchase outcome of 120.
+async fn load(server: &Server) {
+    let t = NOW - 30 * MIN;
+    let events = vec![
+        call_event(
+            "a1",
+            t,
+            "GET",
+            "/api/products",
+            200,
+            "alice",
+            "pro",
+            json!({}),
+        ),
+        call_event(
+            "a2",
+            t + MIN,
+            "POST",
+            "/api/payments",
+            503,
+            "alice",
+            "pro",
+            json!({"error_type": "upstream_error"}),
+        ),
+        call_event(
+            "a3",
+            t + 2 * MIN,
+            "POST",
+            "/api/payments",
+            201,
+            "alice",
+            "pro",
+            json!({"value": 120.0, "currency": "EUR"}),
+        ),
+        json!({"type": "outcome", "schema_version": 1, "event_id": "o1", "timestamp": t + 3 * MIN,
+               "name": "purchase", "user_id": "alice", "session_id": "s-alice", "value": 120.0, "currency": "EUR"}),
+        call_event(
+            "b1",
+            t,
+            "GET",
+            "/api/products",
+            200,
+            "bob",
+            "free",
+            json!({}),
+        ),
+        call_event(
+            "b2",
+            t + MIN,
+            "GET",
+            "/api/products/{id}",
+            200,
+            "bob",
+            "free",
+            json!({}),
+        ),
+        call_event(
+            "b3",
+            t + 2 * MIN,
+            "GET",
+            "/api/products/{id}",
+            500,
+            "bob",
+            "free",
+            json!({}),
+        ),
+        call_event(
+            "b4",
+            t + 3 * MIN,
+            "GET",
+            "/api/products",
+            200,
+            "bob",
+            "free",
+            json!({}),
+        ),
+    ];
+    let (status, answer) = call(
+        server,
+        batch_request(Some(&format!("Bearer {SHOP_INGEST}")), &events),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], 8, "{answer}");
+}
+
+async fn sign_in(
+    server: &Server,
+    project: &str,
+    key: &str,
+) -> (StatusCode, Option<String>, String) {
+    let body = format!("project={project}&key={key}&next=");
+    let request = Request::post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .expect("request");
+    let (status, headers, text) = call_full(server, request).await;
+    let cookie = header(&headers, "set-cookie");
+    (status, cookie, text)
+}
+
+async fn page(
+    server: &Server,
+    cookie: Option<&str>,
+    uri: &str,
+) -> (StatusCode, Option<String>, String) {
+    let mut builder = Request::get(uri);
+    if let Some(cookie) = cookie {
+        builder = builder.header("cookie", cookie);
+    }
+    let (status, headers, text) =
+        call_full(server, builder.body(Body::empty()).expect("request")).await;
+    (status, header(&headers, "location"), text)
+}
+
+#[tokio::test]
+async fn pages_need_a_session_of_their_project() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    // No cookie: to the login form, remembering where the user was going; no data.
+    let (status, location, text) = page(&server, None, "/p/shop/health?since=24h").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location.as_deref(),
+        Some("/login?project=shop&next=%2Fp%2Fshop%2Fhealth%3Fsince%3D24h")
+    );
+    assert!(!text.contains("/api/payments"));
+    let (status, _, _) = page(&server, Some("vt_session=forged"), "/p/shop/errors").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // A wrong key, or another project's key: refused with a message, no cookie.
+    let (status, cookie, text) = sign_in(&server, "shop", "vt_read_nope").await;
+    assert_eq!((status, cookie), (StatusCode::UNAUTHORIZED, None));
+    assert!(text.contains("not a read key"), "{text}");
+    let (status, cookie, text) = sign_in(&server, "shop", OTHER_READ).await;
+    assert_eq!((status, cookie), (StatusCode::UNAUTHORIZED, None));
+    assert!(text.contains("does not open project `shop`"), "{text}");
+    // The ingest key is not a read key.
+    let (status, _, _) = sign_in(&server, "shop", SHOP_INGEST).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The right key: an HttpOnly, SameSite cookie and a redirect to the project's first page.
+    let (status, cookie, _) = sign_in(&server, "shop", SHOP_READ).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(SHOP_READ),
+        "the cookie holds a session id, not the key"
+    );
+    let session = cookie.split(';').next().expect("name=value").to_owned();
+    let (status, _, _) = page(&server, Some(&session), "/p/shop/health").await;
+    assert_eq!(status, StatusCode::OK);
+    // That session does not open the other project.
+    let (status, _, _) = page(&server, Some(&session), "/p/other/health").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Signing out ends it.
+    let request = Request::post("/logout")
+        .header("cookie", &session)
+        .body(Body::empty())
+        .expect("request");
+    let (status, _, _) = call_full(&server, request).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = page(&server, Some(&session), "/p/shop/health").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn every_page_shows_the_datasets_numbers_and_applies_the_filters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let (_, cookie, _) = sign_in(&server, "shop", SHOP_READ).await;
+    let cookie = cookie
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let cookie = Some(cookie.as_str());
+
+    let (status, _, health) = page(&server, cookie, "/p/shop/health?since=24h").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert!(health.contains("<h1>API Business Health</h1>"));
+    for endpoint in [
+        "GET /api/products",
+        "POST /api/payments",
+        "GET /api/products/{id}",
+    ] {
+        assert!(health.contains(endpoint), "{endpoint} missing");
+    }
+    // 7 calls; 2 of them 5xx (28.6%); 2 active users; the payment's 120 is attributed.
+    assert!(health.contains(">7<"), "request total");
+    assert!(health.contains("28.6%"), "server error rate");
+    assert!(health.contains("$120.00"), "attributed value");
+    assert!(health.contains("<title>"), "charts have hover titles");
+    // The plan filter reaches the answers: free users never called payments.
+    let (_, _, free) = page(&server, cookie, "/p/shop/health?since=24h&plan=free").await;
+    assert!(
+        !free.contains("POST /api/payments"),
+        "plan=free must drop Alice's calls"
+    );
+    assert!(free.contains("GET /api/products/{id}"));
+    assert!(
+        free.contains(r#"value="free""#),
+        "the filter bar keeps the filter"
+    );
+
+    let (status, _, errors) = page(&server, cookie, "/p/shop/errors?since=24h").await;
+    assert_eq!(status, StatusCode::OK, "{errors}");
+    assert!(
+        errors.contains("upstream_error") && errors.contains("unknown"),
+        "error classes"
+    );
+    // One of the two failures is unknown: 50%.
+    assert!(errors.contains("50.0%"), "unknown share");
+
+    let (status, _, detail) = page(
+        &server,
+        cookie,
+        "/p/shop/endpoint?since=24h&method=POST&route=%2Fapi%2Fpayments",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert!(
+        detail.contains("POST /api/payments") && detail.contains("50.0%"),
+        "its 5xx share"
+    );
+
+    for (path, title) in [
+        ("journeys", "User Journey"),
+        ("growth", "Growth Engineering"),
+        ("alerts", "Alerts"),
+        ("quality", "Data Quality"),
+    ] {
+        let (status, _, text) = page(&server, cookie, &format!("/p/shop/{path}?since=24h")).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {text}");
+        assert!(text.contains(&format!("<h1>{title}</h1>")), "{path}");
+        assert!(!text.contains("Internal Server Error"), "{path}");
+    }
+    let (_, _, alerts) = page(&server, cookie, "/p/shop/alerts").await;
+    assert!(
+        alerts.contains("Nothing is firing"),
+        "no rules, nothing firing"
+    );
+
+    let (status, _, _) = page(&server, cookie, "/p/shop/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
