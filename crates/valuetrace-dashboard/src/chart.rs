@@ -112,7 +112,13 @@ pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Ma
     let sy = |y: f64| {
         top + (1.0 - (y - lo) / (hi - lo).max(f64::MIN_POSITIVE)) * (height - top - bottom)
     };
-    let x_ticks: Vec<i64> = (0..=4).map(|i| x0 + (x1 - x0) * i / 4).collect();
+    // One point in time: one label (five identical ones would overlap).
+    let single = all.iter().all(|p| p.0 == x0);
+    let x_ticks: Vec<i64> = if single {
+        vec![x0]
+    } else {
+        (0..=4).map(|i| x0 + (x1 - x0) * i / 4).collect()
+    };
     html! {
         svg.chart viewBox=(format!("0 0 {width} {height}")) role="img" aria-label=(aria) {
             @for t in &ticks {
@@ -121,7 +127,7 @@ pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Ma
             }
             @for (i, t) in x_ticks.iter().enumerate() {
                 // The first and last labels align inward so they are not clipped.
-                @let anchor = match i { 0 => "start", 4 => "end", _ => "middle" };
+                @let anchor = match i { _ if single => "start", 0 => "start", 4 => "end", _ => "middle" };
                 text.axis x=(fmt(sx(*t))) y=(height - 8.0) text-anchor=(anchor) { (crate::format::time(*t)) }
             }
             @for s in series {

@@ -202,13 +202,11 @@ fn gaps_section(g: &Value) -> Markup {
     }
     html! {
         table {
-            thead { tr { th { "Pair" } th { "Started" } th { "Should complete with" } th.num { "Within" } th { "Matched by" } th.num { "Started" } th.num { "Completed" } th.num { "Pending" } th.num { "Gaps" } th.num { "Gap rate" } th { "Oldest unmatched" } th.num { "p95 completion" } } }
+            thead { tr { th { "Pair" } th.num { "Within" } th { "Matched by" } th.num { "Started" } th.num { "Completed" } th.num { "Pending" } th.num { "Gaps" } th.num { "Gap rate" } th { "Oldest unmatched" } th.num { "p95 completion" } } }
             tbody {
                 @for row in gaps {
                     tr {
-                        td { strong { (text(row, "name")) } }
-                        td { (text(row, "start")) }
-                        td { (text(row, "end")) }
+                        td { strong { (text(row, "name")) } br; span.note { (text(row, "start")) " → " (text(row, "end")) } }
                         td.num { (duration(num(row, "within_ms").unwrap_or(0.0))) }
                         td { (text(row, "match_by")) }
                         td.num { (count(num(row, "started").unwrap_or(0.0))) }

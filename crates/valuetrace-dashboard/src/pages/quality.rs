@@ -51,7 +51,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
             (tile("Rejected", &count(total("rejected")), &format!("{} of received", share(total("rejected")))))
             (tile("Duplicates", &count(total("duplicates")), "retries recognised by event id, counted once"))
             (tile("Skew corrected", &count(total("skew_corrected")), &format!("median {} · max {}", ms(num(&q["skew"], "median_abs_ms").unwrap_or(0.0)), ms(num(&q["skew"], "max_abs_ms").unwrap_or(0.0)))))
-            (tile("Late", &count(total("late")), "arrived over 5 min after their time"))
+            (tile("Late", &count(total("late")), "arrived over 5 min after their time (imports and backfills count here)"))
             (tile("Clamped", &count(total("clamped")), "timestamps too far in the future"))
             (tile("Sampled", &pct(num(&q, "sampled_share").unwrap_or(0.0)), "of API calls carry sample_rate < 1"))
         }
