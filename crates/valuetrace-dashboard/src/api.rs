@@ -2,11 +2,12 @@
 //! the server's router (`tower::ServiceExt::oneshot`) with the session's read key, so the pages
 //! get exactly the API's answers, key checks and error messages.
 //!
-//! Answers are cached per key and URL: fresh for [`FRESH`]; after that, for up to [`STALE_MAX`],
-//! the cached answer is served at once while one background request refreshes it
-//! (stale-while-revalidate), so a page someone is looking at renders from memory even when its
-//! answers take a second to compute over a month of data. Signing in warms the default view of
-//! every page the same way.
+//! Answers (and failures) are cached per key and URL: fresh for [`FRESH`]; after that, for up to
+//! [`STALE_MAX`], the cached answer is served at once while one background request refreshes it
+//! (stale-while-revalidate). An answer not in the cache is computed in the background and waited
+//! for until the page's render budget runs out; past it the page shows the section as being
+//! computed and reloads itself a moment later. So a page always renders within its budget, even
+//! when an answer over a month of data takes seconds; signing in warms every page's default view.
 
 use axum::Router;
 use axum::body::Body;
@@ -16,6 +17,7 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tower::ServiceExt;
 
 /// How long an answer is served without asking again.
@@ -23,23 +25,33 @@ pub const FRESH: Duration = Duration::from_secs(30);
 /// How long a stale answer is still served (while it is refreshed in the background).
 pub const STALE_MAX: Duration = Duration::from_secs(15 * 60);
 const CACHE_ENTRIES: usize = 1024;
+/// The status of a [`Failure`] that only means "not computed yet".
+pub const PENDING: u16 = 0;
 
-/// Why an answer could not be shown: the API's status and message.
+/// Why an answer could not be shown: the API's status and message ([`PENDING`]: still computing).
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub status: u16,
     pub message: String,
 }
 
+impl Failure {
+    pub fn is_pending(&self) -> bool {
+        self.status == PENDING
+    }
+}
+
 pub type Answer = Result<Arc<Value>, Failure>;
 
 type CacheKey = (String, String);
 
-/// Answers by (key, URL) with the time they were computed, and the refreshes under way.
+/// Answers by (key, URL) with the time they were computed, and the computations under way.
 #[derive(Default)]
 pub struct Cache {
-    entries: Mutex<HashMap<CacheKey, (Instant, Arc<Value>)>>,
-    refreshing: Mutex<HashSet<CacheKey>>,
+    entries: Mutex<HashMap<CacheKey, (Instant, Answer)>>,
+    computing: Mutex<HashSet<CacheKey>>,
+    /// Woken whenever an answer lands.
+    landed: Notify,
 }
 
 impl Cache {
@@ -60,44 +72,55 @@ impl Api {
         Api { router, memory }
     }
 
-    /// `GET path_and_query` with `key`, through the cache (see the module documentation).
-    pub async fn get(&self, key: &str, path_and_query: &str) -> Answer {
+    /// `GET path_and_query` with `key`, through the cache, waiting at most until `deadline` for
+    /// an answer that is not cached (then a [`PENDING`] failure; the answer keeps computing).
+    pub async fn get(&self, key: &str, path_and_query: &str, deadline: Instant) -> Answer {
         let cache_key = (key.to_owned(), path_and_query.to_owned());
-        let cached = lock(&self.memory.cache.entries).get(&cache_key).cloned();
-        if let Some((at, value)) = cached {
-            let age = at.elapsed();
-            if age < FRESH {
-                return Ok(value);
+        let asked = Instant::now();
+        loop {
+            let landed = self.memory.cache.landed.notified();
+            tokio::pin!(landed);
+            // Registered before looking, so an answer landing in between is not missed.
+            landed.as_mut().enable();
+            let cached = lock(&self.memory.cache.entries).get(&cache_key).cloned();
+            match cached {
+                Some((at, answer)) if at.elapsed() < FRESH || at >= asked => return answer,
+                Some((at, answer)) if at.elapsed() < STALE_MAX && answer.is_ok() => {
+                    self.compute_in_background(cache_key);
+                    return answer;
+                }
+                _ => self.compute_in_background(cache_key.clone()),
             }
-            if age < STALE_MAX {
-                self.refresh_in_background(cache_key);
-                return Ok(value);
+            let now = Instant::now();
+            if now >= deadline || tokio::time::timeout(deadline - now, landed).await.is_err() {
+                return Err(Failure {
+                    status: PENDING,
+                    message: "still being computed".into(),
+                });
             }
         }
-        self.fetch_and_keep(cache_key).await
     }
 
-    async fn fetch_and_keep(&self, cache_key: CacheKey) -> Answer {
-        let value = Arc::new(self.fetch(&cache_key.0, &cache_key.1).await?);
-        let mut entries = lock(&self.memory.cache.entries);
-        if entries.len() >= CACHE_ENTRIES {
-            entries.retain(|_, (at, _)| at.elapsed() < FRESH);
-            if entries.len() >= CACHE_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(cache_key, (Instant::now(), value.clone()));
-        Ok(value)
-    }
-
-    fn refresh_in_background(&self, cache_key: CacheKey) {
-        if !lock(&self.memory.cache.refreshing).insert(cache_key.clone()) {
-            return; // already under way
+    /// Starts computing `cache_key` unless that is already under way.
+    fn compute_in_background(&self, cache_key: CacheKey) {
+        if !lock(&self.memory.cache.computing).insert(cache_key.clone()) {
+            return;
         }
         let api = self.clone();
         tokio::spawn(async move {
-            let _ = api.fetch_and_keep(cache_key.clone()).await;
-            lock(&api.memory.cache.refreshing).remove(&cache_key);
+            let answer = api.fetch(&cache_key.0, &cache_key.1).await.map(Arc::new);
+            {
+                let mut entries = lock(&api.memory.cache.entries);
+                if entries.len() >= CACHE_ENTRIES {
+                    entries.retain(|_, (at, _)| at.elapsed() < FRESH);
+                    if entries.len() >= CACHE_ENTRIES {
+                        entries.clear();
+                    }
+                }
+                entries.insert(cache_key.clone(), (Instant::now(), answer));
+            }
+            lock(&api.memory.cache.computing).remove(&cache_key);
+            api.memory.cache.landed.notify_waiters();
         });
     }
 

@@ -50,6 +50,7 @@ pub fn page(
     filters: &Filters,
     choices: &Choices,
     body: Markup,
+    refresh: bool,
 ) -> Markup {
     let (title, question) = PAGES
         .iter()
@@ -63,6 +64,10 @@ pub fn page(
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if refresh {
+                    // Some answers were still being computed: look again shortly (no script).
+                    meta http-equiv="refresh" content="2";
+                }
                 title { (title) " · " (project) " · valuetrace" }
                 style { (PreEscaped(CSS)) }
             }
@@ -154,6 +159,13 @@ pub fn bare(title: &str, body: Markup) -> Markup {
 
 /// A failed answer, shown where its section would be.
 pub fn failure(what: &str, failure: &crate::api::Failure) -> Markup {
+    if failure.is_pending() {
+        return html! {
+            div.pending role="status" {
+                (what) " is being computed (a large range takes a few seconds); this page reloads itself."
+            }
+        };
+    }
     html! {
         div.error role="alert" {
             strong { (what) " is not available: " }
@@ -220,6 +232,7 @@ tr:hover td { background:#f3f6fb; }
 .badge { display:inline-block; padding:1px 7px; border-radius:10px; font-size:12px; background:#eef1f5; }
 .badge.invest { background:#fde7d9; } .badge.protect { background:#dcefe8; } .badge.cut { background:#f3dfea; } .badge.maintain { background:#e8eef6; }
 .badge.firing { background:#D55E00; color:#fff; } .badge.pending { background:#E69F00; } .badge.resolved, .badge.inactive { background:#dcefe8; }
+.pending { background:#eef4fb; border:1px dashed #9bbbe0; border-radius:6px; padding:8px 10px; margin:8px 0; color:var(--muted); }
 .error { background:#fdece4; border:1px solid #f3c2a8; border-radius:6px; padding:8px 10px; margin:8px 0; }
 .empty { color:var(--muted); font-style:italic; }
 .note { color:var(--muted); font-size:12px; }

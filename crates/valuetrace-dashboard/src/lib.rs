@@ -38,6 +38,29 @@ use std::sync::Arc;
 pub struct Memory {
     pub sessions: Sessions,
     pub cache: api::Cache,
+    /// How long a page waits for answers that are not cached (µs; 0: [`RENDER_BUDGET`]).
+    budget_us: std::sync::atomic::AtomicU64,
+}
+
+/// How long a page waits for uncached answers before it renders what it has (the rest shows as
+/// being computed, and the page reloads itself).
+pub const RENDER_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Memory {
+    pub fn render_budget(&self) -> std::time::Duration {
+        match self.budget_us.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => RENDER_BUDGET,
+            us => std::time::Duration::from_micros(us),
+        }
+    }
+
+    /// Tests that must see every answer set a long budget.
+    pub fn set_render_budget(&self, budget: std::time::Duration) {
+        self.budget_us.store(
+            (budget.as_micros() as u64).max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
 }
 
 pub struct Dashboard {
@@ -157,6 +180,8 @@ fn warm(api: api::Api, project: String, key: String) {
             filters: &filters,
             params: &params,
             pairs: &[],
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(600),
+            pending: Default::default(),
         };
         for (page, _, _) in layout::PAGES {
             let _ = pages::render(&ctx, page).await;
@@ -197,13 +222,17 @@ async fn page(
         filters: &filters,
         params: &extra,
         pairs: &pairs,
+        deadline: std::time::Instant::now() + state.memory.render_budget(),
+        pending: Default::default(),
     };
     let Some(body) = pages::render(&ctx, &page).await else {
         let body = html! { div.error { "There is no page `" (page) "`." } };
-        let markup = layout::page(&project, "", &filters, &ctx.choices().await, body);
+        let markup = layout::page(&project, "", &filters, &ctx.choices().await, body, false);
         return (StatusCode::NOT_FOUND, Html(markup.into_string())).into_response();
     };
-    let markup = layout::page(&project, &page, &filters, &ctx.choices().await, body);
+    let choices = ctx.choices().await;
+    let refresh = ctx.pending.load(std::sync::atomic::Ordering::Relaxed);
+    let markup = layout::page(&project, &page, &filters, &choices, body, refresh);
     let mut response = Html(markup.into_string()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,

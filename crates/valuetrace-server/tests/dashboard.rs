@@ -17,7 +17,13 @@ const NOW: i64 = 1_790_000_000_000;
 const MIN: i64 = 60_000;
 
 fn server(dir: &std::path::Path) -> Server {
-    Server::open_with_clock(two_projects(dir), Arc::new(|| NOW)).expect("server")
+    let server = Server::open_with_clock(two_projects(dir), Arc::new(|| NOW)).expect("server");
+    // Every answer, however loaded the test machine: no "being computed" sections.
+    server
+        .state
+        .dashboard
+        .set_render_budget(std::time::Duration::from_secs(60));
+    server
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -293,4 +299,42 @@ async fn every_page_shows_the_datasets_numbers_and_applies_the_filters() {
 
     let (status, _, _) = page(&server, cookie, "/p/shop/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_page_renders_within_its_budget_and_reloads_until_its_answers_land() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let (_, cookie, _) = sign_in(&server, "shop", SHOP_READ).await;
+    let cookie = cookie
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    // Wait for the sign-in warm-up to finish, then forget its answers: a cold page.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    server.state.dashboard.cache.clear();
+    server
+        .state
+        .dashboard
+        .set_render_budget(std::time::Duration::from_micros(1));
+    let uri = "/p/shop/errors?since=24h&plan=pro";
+    let (status, _, first) = page(&server, Some(&cookie), uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(first.contains("is being computed"), "{first}");
+    assert!(first.contains(r#"http-equiv="refresh""#), "reloads itself");
+    // The answers keep computing in the background; a reload a moment later has them.
+    let mut last = String::new();
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        last = page(&server, Some(&cookie), uri).await.2;
+        if !last.contains("is being computed") {
+            break;
+        }
+    }
+    assert!(!last.contains("is being computed"), "{last}");
+    assert!(!last.contains(r#"http-equiv="refresh""#));
+    assert!(last.contains("upstream_error"), "the answer landed");
 }

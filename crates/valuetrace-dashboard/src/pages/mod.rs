@@ -25,13 +25,22 @@ pub struct Ctx<'a> {
     pub params: &'a HashMap<String, String>,
     /// Every query parameter in order, repeats kept (`params` keeps one value per name).
     pub pairs: &'a [(String, String)],
+    /// Answers not cached by then render as "being computed".
+    pub deadline: std::time::Instant,
+    /// Set when some answer was still being computed: the page reloads itself.
+    pub pending: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx<'_> {
     /// `GET /api/v1/projects/{project}/{answer}?{query}`.
     pub async fn get(&self, answer: &str, query: &str) -> Answer {
         let path = format!("/api/v1/projects/{}/{answer}?{query}", encode(self.project));
-        self.api.get(self.key, &path).await
+        let answer = self.api.get(self.key, &path, self.deadline).await;
+        if answer.as_ref().is_err_and(crate::api::Failure::is_pending) {
+            self.pending
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        answer
     }
 
     /// The answer with the page's filters plus `extra`.
