@@ -251,7 +251,7 @@ pub fn heatmap(
                         rect x=(fmt(x)) y=(fmt(y)) width=(cell_w - 2.0) height=(cell_h - 2.0) fill=(shade(*v)) {
                             title { (row) ", " (columns.get(j).map_or("", String::as_str)) ": " (fmt_cell(*v)) }
                         }
-                        text x=(fmt(x + cell_w / 2.0 - 1.0)) y=(fmt(y + 16.0)) text-anchor="middle" fill=(if *v > 0.55 { "#fff" } else { "#222" }) font-size="11" { (fmt_cell(*v)) }
+                        text x=(fmt(x + cell_w / 2.0 - 1.0)) y=(fmt(y + 16.0)) text-anchor="middle" style=(if *v > 0.55 { "fill:#fff" } else { "fill:#222" }) font-size="11" { (fmt_cell(*v)) }
                     }
                 }
             }

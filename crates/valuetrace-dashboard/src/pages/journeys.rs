@@ -3,6 +3,7 @@
 //! (calls per conversion), the retention heat map and time to first value.
 
 use super::Ctx;
+use crate::api::{Failure, PENDING};
 use crate::chart::{self, Bar, Segment, TreeRow};
 use crate::format::{count, duration, list, num, or_dash, pct, text};
 use crate::layout::{failure, tile};
@@ -153,7 +154,9 @@ pub fn retention_shape(span_ms: i64) -> (&'static str, i64, usize) {
 }
 
 /// A retention cell: the rate, or `None` for a period no actor of the cohort has reached yet
-/// (the cohort's start + n periods is at or after the window's end).
+/// (the cohort's start + n periods is at or after the window's end) and for a running period
+/// nobody has returned in so far (its actors may not have reached it: the cohort's label is the
+/// period's start, its first actor may come later).
 pub fn retention_cell(
     cohort_start: Option<i64>,
     period_ms: i64,
@@ -165,8 +168,8 @@ pub fn retention_cell(
     let actors = num(cell, "actors").unwrap_or(0.0);
     let started = match cohort_start {
         Some(start) => start + n * period_ms < to,
-        None => complete || actors > 0.0,
-    };
+        None => true,
+    } && (complete || actors > 0.0);
     started.then(|| num(cell, "rate")).flatten()
 }
 
@@ -266,9 +269,19 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         Ok(steps) if !steps.is_empty() => (steps.clone(), false),
         _ => (default_steps(routes, outcome.as_deref()), true),
     };
+    // The default funnel needs the routes and the value outcome: while either is still being
+    // computed, so are the funnel and (without its own start) the paths.
+    let discovering = defaulted
+        && [&endpoints, &ttv]
+            .iter()
+            .any(|a| a.as_ref().is_err_and(Failure::is_pending));
     let start = match ctx.param("start").trim() {
         "" => steps.first().cloned().unwrap_or_default(),
         s => s.to_owned(),
+    };
+    let still = || Failure {
+        status: PENDING,
+        message: "still being computed".into(),
     };
 
     // Stage 2: the funnel and the paths.
@@ -284,14 +297,18 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
     }
     let (funnel, paths) = tokio::join!(
         async {
-            if steps.len() < 2 {
+            if discovering {
+                Some(Err(still()))
+            } else if steps.len() < 2 {
                 None
             } else {
                 Some(ctx.ask("funnel", &funnel_params).await)
             }
         },
         async {
-            if start.is_empty() {
+            if discovering && ctx.param("start").trim().is_empty() {
+                Some(Err(still()))
+            } else if start.is_empty() {
                 None
             } else {
                 Some(
@@ -316,7 +333,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
             h2 { "Funnel" }
             (builder(ctx, &steps, routes, outcome.as_deref(), window, order, per, by, &start))
             @if let Err(problem) = &asked { div.error role="alert" { (problem) " Showing the default funnel instead." } }
-            @if defaulted {
+            @if defaulted && !discovering {
                 p.note { "Default funnel, discovered from the data: the busiest product or listing route, the cart add, the checkout and the value outcome (else the three busiest routes). Change the steps above." }
             }
             @match &funnel {
@@ -326,7 +343,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
             }
         }
         section.card {
-            h2 { "Paths after " code { (start) } }
+            h2 { "Paths after " @if start.is_empty() { "the first step" } @else { code { (start) } } }
             p.note { "Each of the " (who) " who did the start step in the range contributes one path: its next distinct events (noise routes such as health checks left out), up to 4 events within the conversion window. Branches with under 1% of the start are hidden; green marks the funnel's steps." }
             @match &paths {
                 None => p.empty { "No start step." },
@@ -334,21 +351,19 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
                 Some(Ok(answer)) => (paths_section(answer, &steps, who)),
             }
         }
-        div.grid2 {
-            section.card {
+        section.card {
                 h2 { "Session quality" }
                 @match &impact {
                     Err(f) => (failure("The impact answer", f)),
                     Ok(answer) => (session_quality(ctx, answer)),
                 }
             }
-            section.card {
+        section.card {
                 h2 { "Time to first value" }
                 @match &ttv {
                     Err(f) => (failure("The time-to-value answer", f)),
                     Ok(answer) => (time_to_value(answer)),
                 }
-            }
         }
         section.card {
             h2 { "Retention" }
@@ -499,7 +514,7 @@ fn funnel_section(answer: &Value, who: &str, by: &str) -> Markup {
                 }
             }
         }
-        p.note { "Window " (duration(num(answer, "window_ms").unwrap_or(0.0))) " from entry, " (text(answer, "order")) " order. Times are from the previous step (nearest rank)." }
+        p.note { "Window " (super::growth::days(num(answer, "window_ms").unwrap_or(0.0))) " from entry, " (text(answer, "order")) " order. Times are from the previous step (nearest rank)." }
         @let groups = list(answer, "groups");
         @if !by.is_empty() {
             h3 { "By " (by) }
@@ -583,6 +598,9 @@ fn paths_section(answer: &Value, steps: &[String], who: &str) -> Markup {
 }
 
 fn session_quality(ctx: &Ctx<'_>, impact: &Value) -> Markup {
+    let sliced = !(ctx.filters.plan.is_empty()
+        && ctx.filters.segment.is_empty()
+        && ctx.filters.variant.is_empty());
     let mut rows: Vec<&Value> = list(impact, "rows")
         .iter()
         .filter(|r| num(r, "session_quality").is_some())
@@ -615,8 +633,8 @@ fn session_quality(ctx: &Ctx<'_>, impact: &Value) -> Markup {
         .collect();
     html! {
         div.tiles {
-            (tile("Calls per conversion", &or_dash(num(impact, "session_quality"), |q| format!("{q:.1}")), "API calls in converting sessions ÷ their conversions"))
-            (tile("Conversions", &count(num(impact, "conversions").unwrap_or(0.0)), ""))
+            (tile("Calls per conversion", &or_dash(num(impact, "session_quality").filter(|q| *q > 0.0), |q| format!("{q:.1}")), "API calls in converting sessions ÷ their conversions"))
+            (tile("Conversions", &count(num(impact, "conversions").unwrap_or(0.0)), if sliced { "outcomes carry no plan or variant: not sliced" } else { "" }))
         }
         p.note { "Per endpoint: its calls in converting sessions ÷ the conversions of those sessions (the endpoints needing most calls per conversion first). Fewer calls for the same conversion is a smoother journey." }
         (chart::hbars("calls per conversion by endpoint", &bars))
@@ -687,7 +705,7 @@ fn retention_section(answer: &Value, period: &str, period_ms: i64) -> Markup {
         );
     }
     html! {
-        p.note { "Cohorts by the " (period) " of each user's first event (any call or outcome; first in 30 days); a cell is the share of the cohort with an event in its " (period) " n after that first event. Cells of periods still running are partial (lower than they will end); blank: not reached yet. Top row: complete cohorts only." }
+        p.note { "Cohorts by the " (period) " of each user's first event (any call or outcome; first in 30 days); a cell is the share of the cohort with an event in its " (period) " n after that first event. Cells of periods still running are partial (lower than they will end); blank: a period not reached yet, or still running with nobody back so far. Top row: complete cohorts only." }
         @if cohorts.is_empty() { (chart::empty()) } @else {
             (chart::heatmap("retention by cohort", &rows, &columns, &cells, &pct))
         }
@@ -781,10 +799,15 @@ mod tests {
             retention_cell(Some(8 * DAY_MS), DAY_MS, to, &cell(2, 0, false)),
             None
         );
-        // Reached but nobody came back: a real zero.
+        // Over and nobody came back: a real zero.
         assert_eq!(
             retention_cell(Some(DAY_MS), DAY_MS, to, &cell(2, 0, true)),
             Some(0.0)
+        );
+        // Still running with nobody back yet: not known.
+        assert_eq!(
+            retention_cell(Some(DAY_MS), DAY_MS, to, &cell(8, 0, false)),
+            None
         );
         assert_eq!(retention_cell(None, DAY_MS, to, &cell(3, 0, false)), None);
     }
