@@ -7,7 +7,7 @@
 //! - [`session`]: the login form checks a read key and sets an HttpOnly cookie holding a random
 //!   session id; every page needs one for its project.
 //! - [`filters`]: time range and slice, kept in the URL.
-//! - [`layout`], [`chart`], [`format`]: the page shell, inline SVG charts with hover titles, and
+//! - [`layout`], [`chart`], [`format`](mod@format): the page shell, inline SVG charts with hover titles, and
 //!   numbers as people read them. Markup is maud (compile-checked); no JavaScript build step and
 //!   pages work without JavaScript.
 //! - [`pages`]: one module per page.

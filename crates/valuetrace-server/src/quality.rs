@@ -129,7 +129,7 @@ pub struct HourCounters {
     pub skew_min_abs_ms: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub skew_max_abs_ms: u64,
-    /// Absolute corrections by [`skew_bucket`].
+    /// Absolute corrections by `skew_bucket` (log-spaced).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub skew_buckets: BTreeMap<u32, u64>,
     /// Accepted `api_call`s with a `sample_rate` below 1.
