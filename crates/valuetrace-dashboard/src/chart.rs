@@ -3,7 +3,7 @@
 //! Okabe–Ito colour-blind-safe palette, and the chart has a text fallback (the tables next to
 //! it). No chart crate: the ones available draw SVG without per-mark titles.
 
-use maud::{Markup, html};
+use maud::{Markup, PreEscaped, html};
 
 /// Okabe–Ito: blue, orange, bluish green, vermillion, reddish purple, sky blue, yellow, grey.
 pub const PALETTE: [&str; 8] = [
@@ -92,7 +92,9 @@ pub struct Series {
     pub points: Vec<(i64, Option<f64>)>,
 }
 
-/// Lines over time with a y axis (nice ticks formatted by `fmt_y`) and dates on the x axis.
+/// Lines over time with a y axis (nice ticks formatted by `fmt_y`) and dates on the x axis,
+/// drawn by plotters' SVG backend; a `<title>` hover target is laid over every point at the
+/// position plotters mapped it to.
 pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Markup {
     let all: Vec<(i64, f64)> = series
         .iter()
@@ -101,47 +103,83 @@ pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Ma
     if all.is_empty() {
         return empty();
     }
-    let (width, height, left, right, top, bottom) = (760.0, 230.0, 64.0, 12.0, 10.0, 28.0);
+    let (width, height) = (760u32, 230u32);
     let x0 = all.iter().map(|p| p.0).min().unwrap_or(0);
     let x1 = all.iter().map(|p| p.0).max().unwrap_or(1).max(x0 + 1);
     let y_max = all.iter().map(|p| p.1).fold(0.0, f64::max);
     let y_min = all.iter().map(|p| p.1).fold(0.0, f64::min);
     let ticks = nice_ticks(y_min, y_max, 5);
     let (lo, hi) = (ticks[0], *ticks.last().unwrap_or(&1.0));
-    let sx = |x: i64| left + (x - x0) as f64 / (x1 - x0) as f64 * (width - left - right);
-    let sy = |y: f64| {
-        top + (1.0 - (y - lo) / (hi - lo).max(f64::MIN_POSITIVE)) * (height - top - bottom)
-    };
-    // One point in time: one label (five identical ones would overlap).
-    let single = all.iter().all(|p| p.0 == x0);
-    let x_ticks: Vec<i64> = if single {
-        vec![x0]
-    } else {
-        (0..=4).map(|i| x0 + (x1 - x0) * i / 4).collect()
-    };
-    html! {
-        svg.chart viewBox=(format!("0 0 {width} {height}")) role="img" aria-label=(aria) {
-            @for t in &ticks {
-                line.grid x1=(left) x2=(width - right) y1=(fmt(sy(*t))) y2=(fmt(sy(*t))) {}
-                text.axis x=(left - 6.0) y=(fmt(sy(*t) + 4.0)) text-anchor="end" { (fmt_y(*t)) }
+    // One point in time: one label (several identical ones would overlap).
+    let x_labels = if all.iter().all(|p| p.0 == x0) { 1 } else { 5 };
+    let mut svg = String::new();
+    let mut hovers = Vec::new();
+    let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
+        use plotters::prelude::*;
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        let mut chart = ChartBuilder::on(&root)
+            .margin_top(10)
+            .margin_right(60)
+            .margin_left(4)
+            .x_label_area_size(26)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x0..x1, lo..hi)?;
+        let grey = RGBColor(102, 102, 102);
+        chart
+            .configure_mesh()
+            .x_labels(x_labels)
+            .y_labels(ticks.len())
+            .x_label_formatter(&|x| crate::format::time(*x))
+            .y_label_formatter(&|y| fmt_y(*y))
+            .label_style(("sans-serif", 13).into_font().color(&grey))
+            .bold_line_style(RGBColor(230, 233, 239))
+            .light_line_style(TRANSPARENT)
+            .axis_style(RGBColor(190, 196, 206))
+            .draw()?;
+        for s in series {
+            let color = rgb(s.color);
+            // A gap (`None`) lifts the pen: one line per run of points.
+            for run in s.points.split(|(_, y)| y.is_none()) {
+                let run: Vec<(i64, f64)> =
+                    run.iter().filter_map(|(x, y)| y.map(|y| (*x, y))).collect();
+                chart.draw_series(LineSeries::new(run, color.stroke_width(2)))?;
             }
-            @for (i, t) in x_ticks.iter().enumerate() {
-                // The first and last labels align inward so they are not clipped.
-                @let anchor = match i { _ if single => "start", 0 => "start", 4 => "end", _ => "middle" };
-                text.axis x=(fmt(sx(*t))) y=(height - 8.0) text-anchor=(anchor) { (crate::format::time(*t)) }
-            }
-            @for s in series {
-                @let path = line_path(&s.points, &sx, &sy);
-                path d=(path) fill="none" stroke=(s.color) stroke-width="2" {}
-                @for (x, y) in &s.points {
-                    @if let Some(y) = y {
-                        circle cx=(fmt(sx(*x))) cy=(fmt(sy(*y))) r="3" fill=(s.color) {
-                            title { (s.name) " at " (crate::format::time(*x)) ": " (fmt_y(*y)) }
-                        }
-                    }
+            for (x, y) in &s.points {
+                if let Some(y) = y {
+                    let (px, py) = chart.backend_coord(&(*x, *y));
+                    hovers.push((
+                        px,
+                        py,
+                        s.color,
+                        format!("{} at {}: {}", s.name, crate::format::time(*x), fmt_y(*y)),
+                    ));
                 }
             }
         }
+        root.present()?;
+        Ok(())
+    })();
+    if drawn.is_err() {
+        return empty();
+    }
+    let marks = html! {
+        @for (x, y, color, title) in &hovers {
+            circle cx=(x) cy=(y) r="3" fill=(color) { title { (title) } }
+        }
+    };
+    // The backend's fixed size becomes a responsive, labelled image.
+    let svg = svg
+        .replacen(
+            &format!(r#"<svg width="{width}" height="{height}" "#),
+            &format!(
+                r#"<svg class="chart" role="img" aria-label="{}" "#,
+                maud::html!((aria)).into_string()
+            ),
+            1,
+        )
+        .replace("</svg>", &format!("{}</svg>", marks.into_string()));
+    html! {
+        (PreEscaped(svg))
         @if series.len() > 1 {
             p.legend {
                 @for s in series {
@@ -152,28 +190,10 @@ pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Ma
     }
 }
 
-fn line_path(
-    points: &[(i64, Option<f64>)],
-    sx: &dyn Fn(i64) -> f64,
-    sy: &dyn Fn(f64) -> f64,
-) -> String {
-    let mut d = String::new();
-    let mut pen_down = false;
-    for (x, y) in points {
-        match y {
-            Some(y) => {
-                d.push_str(&format!(
-                    "{}{} {} ",
-                    if pen_down { "L" } else { "M" },
-                    fmt(sx(*x)),
-                    fmt(sy(*y))
-                ));
-                pen_down = true;
-            }
-            None => pen_down = false,
-        }
-    }
-    d
+/// `#RRGGBB` as a plotters colour.
+fn rgb(hex: &str) -> plotters::style::RGBColor {
+    let channel = |i: usize| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0);
+    plotters::style::RGBColor(channel(1), channel(3), channel(5))
 }
 
 pub struct Dot {
@@ -500,8 +520,17 @@ mod tests {
             &|v| format!("{v}"),
         )
         .into_string();
-        assert_eq!(line.matches("<circle").count(), 2);
-        assert_eq!(line.matches("M").count(), 2, "a gap lifts the pen: {line}");
+        assert_eq!(
+            line.matches("<circle").count(),
+            2,
+            "a hover target per point"
+        );
+        assert_eq!(line.matches("<title>requests at").count(), 2);
+        let series_lines = line
+            .matches(r##"<polyline fill="none" opacity="1" stroke="#0072B2""##)
+            .count();
+        assert_eq!(series_lines, 2, "a gap lifts the pen: {line}");
+        assert!(line.starts_with(r#"<svg class="chart" role="img" aria-label="requests""#));
         assert!(empty().into_string().contains("No data"));
     }
 

@@ -237,7 +237,7 @@ tr:hover td { background:#f3f6fb; }
 .empty { color:var(--muted); font-style:italic; }
 .note { color:var(--muted); font-size:12px; }
 svg.chart { width:100%; height:auto; display:block; }
-svg.chart text { font-size:11px; fill:#333; }
+svg.chart text { font-size:13px; fill:#333; }
 svg.chart text.axis { fill:#666; }
 svg.chart text.quad { fill:#8a93a3; font-size:12px; font-weight:600; }
 svg.chart line.grid { stroke:#e6e9ef; }
