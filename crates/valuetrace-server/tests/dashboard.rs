@@ -338,3 +338,113 @@ async fn a_page_renders_within_its_budget_and_reloads_until_its_answers_land() {
     assert!(!last.contains(r#"http-equiv="refresh""#));
     assert!(last.contains("upstream_error"), "the answer landed");
 }
+
+#[tokio::test]
+async fn journeys_growth_and_quality_show_the_datasets_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    // One more batch: a valid call and one with a negative latency (rejected, the other kept).
+    let bad = vec![
+        call_event(
+            "c1",
+            NOW - 5 * MIN,
+            "GET",
+            "/api/products",
+            200,
+            "carol",
+            "free",
+            json!({}),
+        ),
+        call_event(
+            "c2",
+            NOW - 5 * MIN,
+            "GET",
+            "/api/products",
+            200,
+            "carol",
+            "free",
+            json!({"latency_ms": -3.0}),
+        ),
+    ];
+    let (status, answer) = call(
+        &server,
+        batch_request(Some(&format!("Bearer {SHOP_INGEST}")), &bad),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{answer}"
+    );
+    let (_, cookie, _) = sign_in(&server, "shop", SHOP_READ).await;
+    let cookie = cookie
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let tile = |label: &str, value: &str| {
+        format!(r#"<div class="tile-label">{label}</div><div class="tile-value">{value}</div>"#)
+    };
+
+    // Funnel GET /api/products → purchase: Alice, Bob and Carol entered; Alice bought (1 of 3).
+    let (status, _, journeys) = page(
+        &server,
+        Some(&cookie),
+        "/p/shop/journeys?since=24h&step=GET%20%2Fapi%2Fproducts&step=outcome%3Apurchase",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(journeys.contains(&tile("Entered (users)", "3")), "entered");
+    assert!(journeys.contains(&tile("Completed", "1")), "completed");
+    assert!(
+        journeys.contains(&tile("Conversion", "33.3%")),
+        "conversion"
+    );
+    assert!(
+        journeys.contains("GET /api/products → POST /api/payments → outcome:purchase"),
+        "Alice's path"
+    );
+    // The plan filter reaches the funnel: among free users nobody bought.
+    let (_, _, free) = page(
+        &server,
+        Some(&cookie),
+        "/p/shop/journeys?since=24h&plan=free&step=GET%20%2Fapi%2Fproducts&step=outcome%3Apurchase",
+    )
+    .await;
+    assert!(
+        free.contains(&tile("Entered (users)", "2")),
+        "Bob and Carol"
+    );
+    assert!(
+        free.contains(&tile("Conversion", "0.0%")),
+        "no free purchase"
+    );
+
+    let (status, _, growth) = page(&server, Some(&cookie), "/p/shop/growth?since=24h").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        growth.contains("No experiments in this range"),
+        "no variants in the data"
+    );
+    // Latency vs conversion on the payments route: one session, it converted, order value 120.
+    assert!(growth.contains("× $120.00 average"), "average order value");
+    assert!(
+        growth.contains("No features configured"),
+        "empty state names the config"
+    );
+
+    let (status, _, quality) = page(&server, Some(&cookie), "/p/shop/quality?since=24h").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(quality.contains(&tile("Accepted", "9")), "8 + 1 accepted");
+    assert!(
+        quality.contains(&tile("Rejected", "1")),
+        "the negative latency"
+    );
+    assert!(quality.contains("latency_ms"), "the reject's reason");
+    assert!(
+        quality.contains("<td>api_call</td><td class=\"num\">8</td>"),
+        "calls by type"
+    );
+}
