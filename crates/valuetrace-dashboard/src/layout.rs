@@ -42,6 +42,9 @@ pub const PAGES: &[(&str, &str, &str)] = &[
 /// Values offered in the slice selects (free text is accepted too, through the URL).
 pub struct Choices {
     pub services: Vec<String>,
+    /// The page's own parameters (funnel steps, the chosen experiment …): carried through the
+    /// filter bar as hidden fields, so applying a filter keeps them.
+    pub keep: Vec<(String, String)>,
 }
 
 pub fn page(
@@ -119,6 +122,9 @@ fn filter_bar(filters: &Filters, choices: &Choices) -> Markup {
             label { "Segment " input type="text" name="segment" value=(filters.segment) placeholder="any" size="10"; }
             label { "Variant " input type="text" name="variant" value=(filters.variant) placeholder="reco=ml_v2" size="12"; }
             (select("service", "Service", &filters.service, &choices.services))
+            @for (name, value) in &choices.keep {
+                input type="hidden" name=(name) value=(value);
+            }
             button type="submit" { "Apply" }
             a.reset href="?" { "Reset" }
         }

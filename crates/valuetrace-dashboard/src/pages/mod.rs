@@ -94,7 +94,16 @@ impl Ctx<'_> {
         };
         services.sort();
         services.dedup();
-        Choices { services }
+        let filter_names = [
+            "since", "from", "to", "plan", "segment", "variant", "service",
+        ];
+        let keep = self
+            .pairs
+            .iter()
+            .filter(|(name, _)| !filter_names.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        Choices { services, keep }
     }
 }
 
