@@ -39,8 +39,12 @@ pub const PAGES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Values offered in the slice selects (free text is accepted too, through the URL).
+/// Values offered in the slice selects (seen in the range; any other value works through the URL).
 pub struct Choices {
+    pub plans: Vec<String>,
+    pub segments: Vec<String>,
+    /// `experiment=variant`.
+    pub variants: Vec<String>,
     pub services: Vec<String>,
     /// The page's own parameters (funnel steps, the chosen experiment …): carried through the
     /// filter bar as hidden fields, so applying a filter keeps them.
@@ -118,9 +122,9 @@ fn filter_bar(filters: &Filters, choices: &Choices) -> Markup {
             }
             label { "or from " input type="text" name="from" value=(filters.from) placeholder="2026-12-01T00:00:00Z" size="20"; }
             label { "to " input type="text" name="to" value=(filters.to) placeholder="now" size="20"; }
-            label { "Plan " input type="text" name="plan" value=(filters.plan) placeholder="any" size="10"; }
-            label { "Segment " input type="text" name="segment" value=(filters.segment) placeholder="any" size="10"; }
-            label { "Variant " input type="text" name="variant" value=(filters.variant) placeholder="reco=ml_v2" size="12"; }
+            (select("plan", "Plan", &filters.plan, &choices.plans))
+            (select("segment", "Segment", &filters.segment, &choices.segments))
+            (select("variant", "Variant", &filters.variant, &choices.variants))
             (select("service", "Service", &filters.service, &choices.services))
             @for (name, value) in &choices.keep {
                 input type="hidden" name=(name) value=(value);

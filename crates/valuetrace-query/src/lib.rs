@@ -10,6 +10,7 @@
 //! [`QueryBackend`] is the seam a ClickHouse backend implements behind the same API.
 
 pub mod aggregates;
+pub mod dimensions;
 pub mod endpoints;
 pub mod filter;
 pub mod summary;

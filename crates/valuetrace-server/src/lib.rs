@@ -214,6 +214,10 @@ pub fn api_router(state: Arc<AppState>) -> Router {
             get(query_api::timeseries),
         )
         .route(
+            "/api/v1/projects/{project}/dimensions",
+            get(query_api::dimensions),
+        )
+        .route(
             "/api/v1/projects/{project}/data-quality",
             get(quality::data_quality),
         )

@@ -174,3 +174,23 @@ pub async fn timeseries(
         .map_err(|error| ApiError::internal(&error))??;
     Ok(Json(answer))
 }
+
+/// `GET /api/v1/projects/{project}/dimensions?since=7d`: the plans, segments, variants, services
+/// and providers seen in the window's days, with call counts (filter choices).
+pub async fn dimensions(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<valuetrace_query::dimensions::DimensionsAnswer>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    check_known(&params, &["from", "to", "since"])?;
+    let (from, to) = window(&params, (state.clock)())?;
+    let store = state.pipeline.store().clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        valuetrace_query::dimensions::run(&store, &project, from, to)
+    })
+    .await
+    .map_err(|error| ApiError::internal(&error))??;
+    Ok(Json(answer))
+}

@@ -219,6 +219,47 @@ async fn pages_need_a_session_of_their_project() {
 }
 
 #[tokio::test]
+async fn the_dimensions_answer_lists_the_values_seen_with_their_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let uri = "/api/v1/projects/shop/dimensions?since=24h";
+    let (status, answer) = call(
+        &server,
+        common::get_request(Some(&format!("Bearer {SHOP_READ}")), uri),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Bob's 4 calls (free) before Alice's 3 (pro); one service; no segments, variants, providers.
+    assert_eq!(
+        answer["plans"],
+        json!([{"value": "free", "calls": 4}, {"value": "pro", "calls": 3}])
+    );
+    assert_eq!(answer["services"], json!([{"value": "shop", "calls": 7}]));
+    assert_eq!(answer["segments"], json!([]));
+    assert_eq!(
+        answer["from"].as_i64().map(|t| t % 86_400_000),
+        Some(0),
+        "whole days"
+    );
+    let (status, _) = call(
+        &server,
+        common::get_request(Some(&format!("Bearer {OTHER_READ}")), uri),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another project's key");
+    let (status, answer) = call(
+        &server,
+        common::get_request(
+            Some(&format!("Bearer {SHOP_READ}")),
+            "/api/v1/projects/shop/dimensions?plan=pro",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
+
+#[tokio::test]
 async fn every_page_shows_the_datasets_numbers_and_applies_the_filters() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = server(dir.path());

@@ -118,12 +118,12 @@ pub fn default_latency_route(endpoints: &[Value]) -> Option<String> {
         .map(|(m, r, _)| format!("{m} {r}"))
 }
 
-/// Plan names of an impact answer asked `by=plan` (its rows' groups).
-fn plans(impact: &Value) -> Vec<String> {
-    let mut plans: Vec<String> = list(impact, "rows")
+/// Plan names of a `dimensions` answer.
+fn plans(dimensions: &Value) -> Vec<String> {
+    let mut plans: Vec<String> = list(dimensions, "plans")
         .iter()
-        .map(|r| text(r, "group").to_owned())
-        .filter(|g| !g.is_empty() && g != "(none)")
+        .map(|p| text(p, "value").to_owned())
+        .filter(|p| !p.is_empty())
         .collect();
     plans.sort();
     plans.dedup();
@@ -140,7 +140,9 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         ctx.ask("priority", &[]),
         async {
             if label_plans {
-                ctx.ask("impact", &[("by", "plan")]).await.ok()
+                ctx.get("dimensions", &ctx.filters.range_query(&[]))
+                    .await
+                    .ok()
             } else {
                 None
             }
@@ -845,8 +847,8 @@ mod tests {
     }
 
     #[test]
-    fn plans_come_from_the_groups() {
-        let impact = json!({"rows": [{"group": "pro"}, {"group": "free"}, {"group": "pro"}, {"group": "(none)"}]});
-        assert_eq!(plans(&impact), ["free", "pro"]);
+    fn plans_come_from_the_dimensions() {
+        let dimensions = json!({"plans": [{"value": "pro", "calls": 9}, {"value": "free", "calls": 20}, {"value": "", "calls": 1}]});
+        assert_eq!(plans(&dimensions), ["free", "pro"]);
     }
 }

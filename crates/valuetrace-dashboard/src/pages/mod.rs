@@ -79,21 +79,27 @@ impl Ctx<'_> {
         self.link("endpoint", &[("method", method), ("route", route)])
     }
 
-    /// Services seen in the range (for the filter bar).
+    /// Values seen in the range for the filter bar's choices (the `dimensions` answer: day
+    /// rollup cells, cheap at any volume).
     pub async fn choices(&self) -> Choices {
-        let mut services: Vec<String> = match self
-            .get("endpoints", &self.filters.range_query(&[("limit", "500")]))
-            .await
-        {
-            Ok(answer) => list(&answer, "endpoints")
+        let values = |answer: &serde_json::Value, field: &str| -> Vec<String> {
+            list(answer, field)
                 .iter()
-                .map(|e| text(e, "service").to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            Err(_) => Vec::new(),
+                .map(|v| text(v, "value").to_owned())
+                .filter(|v| !v.is_empty())
+                .take(50)
+                .collect()
         };
-        services.sort();
-        services.dedup();
+        let (plans, segments, variants, services) =
+            match self.get("dimensions", &self.filters.range_query(&[])).await {
+                Ok(d) => (
+                    values(&d, "plans"),
+                    values(&d, "segments"),
+                    values(&d, "variants"),
+                    values(&d, "services"),
+                ),
+                Err(_) => Default::default(),
+            };
         let filter_names = [
             "since", "from", "to", "plan", "segment", "variant", "service",
         ];
@@ -103,7 +109,13 @@ impl Ctx<'_> {
             .filter(|(name, _)| !filter_names.contains(&name.as_str()))
             .cloned()
             .collect();
-        Choices { services, keep }
+        Choices {
+            plans,
+            segments,
+            variants,
+            services,
+            keep,
+        }
     }
 }
 
