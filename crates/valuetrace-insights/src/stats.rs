@@ -110,7 +110,8 @@ impl Tally {
 
 /// `a / b`, `None` when `b` is 0.
 pub fn ratio(a: f64, b: f64) -> Option<f64> {
-    (b != 0.0).then(|| a / b)
+    // `+ 0.0` turns -0.0 (an empty float sum is -0.0) into 0.0, so answers never say "-0".
+    (b != 0.0).then(|| a / b + 0.0)
 }
 
 /// Rounds for display in JSON answers (keeps goldens stable across float noise).
@@ -122,6 +123,15 @@ pub fn round(x: f64, digits: i32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_are_never_negative_zero() {
+        let empty: f64 = std::iter::empty::<f64>().sum();
+        let r = ratio(empty, 4.0).expect("defined");
+        assert!(r == 0.0 && r.is_sign_positive(), "{r}");
+        assert_eq!(serde_json::to_string(&r).ok().as_deref(), Some("0.0"));
+        assert_eq!(ratio(1.0, 0.0), None);
+    }
 
     #[test]
     fn wilson_matches_a_textbook_value() {
