@@ -13,6 +13,12 @@ pub const PRESETS: &[(&str, &str)] = &[
 ];
 
 pub const SLICE: &[&str] = &["plan", "segment", "variant", "service"];
+pub const RANGE: &[&str] = &["since", "from", "to"];
+
+/// Whether a query parameter is one of the filter bar's own.
+pub fn is_filter(name: &str) -> bool {
+    RANGE.contains(&name) || SLICE.contains(&name)
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Filters {

@@ -54,6 +54,9 @@ pub struct VariantSummary {
     pub share: f64,
     pub converted: u64,
     pub conversion_rate: Option<f64>,
+    /// Wilson 95% interval of `conversion_rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion_ci95: Option<[f64; 2]>,
     pub value_per_actor: Option<f64>,
 }
 
@@ -287,6 +290,11 @@ pub fn answer(
             share: exposed[v] as f64 / total.max(1) as f64,
             converted: conversions[v],
             conversion_rate: (exposed[v] > 0).then(|| conversions[v] as f64 / exposed[v] as f64),
+            conversion_ci95: {
+                let rate =
+                    valuetrace_insights::stats::wilson(conversions[v] as f64, exposed[v] as f64);
+                rate.ci_low.zip(rate.ci_high).map(|(low, high)| [low, high])
+            },
             value_per_actor: (exposed[v] > 0).then(|| values[v].summary().mean),
         })
         .collect();

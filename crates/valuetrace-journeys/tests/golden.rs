@@ -377,6 +377,13 @@ fn experiments_compare_variants_per_endpoint_with_corrected_p_values() {
             ("ml_v2".into(), 10, 5, Some(50.0)),
         ]
     );
+    // Wilson 95% for 5 of 10: centre (0.5 + 1.92/10) / 1.384 = 0.5, half-width
+    // 1.96 · sqrt(0.025 + 0.0096) / 1.384 = 0.2634 → [0.2366, 0.7634].
+    let [low, high] = answer.variants[1].conversion_ci95.expect("an interval");
+    assert!(
+        (low - 0.2366).abs() < 5e-4 && (high - 0.7634).abs() < 5e-4,
+        "{low} {high}"
+    );
     // 10 vs 10 with equal shares expected: chi-square 0, p = 1.
     let srm = answer.sample_ratio.expect("srm");
     assert_eq!((srm.statistic, srm.mismatch), (0.0, false));

@@ -150,6 +150,13 @@ async fn sign_in(
     (status, cookie, text)
 }
 
+/// Signs in to `shop` with its read key; the `vt_session=<id>` pair to send back.
+async fn session_of_shop(server: &Server) -> String {
+    let (_, cookie, _) = sign_in(server, "shop", SHOP_READ).await;
+    let cookie = cookie.expect("a session cookie");
+    cookie.split(';').next().expect("name=value").to_owned()
+}
+
 async fn page(
     server: &Server,
     cookie: Option<&str>,
@@ -264,13 +271,7 @@ async fn every_page_shows_the_datasets_numbers_and_applies_the_filters() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = server(dir.path());
     load(&server).await;
-    let (_, cookie, _) = sign_in(&server, "shop", SHOP_READ).await;
-    let cookie = cookie
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = session_of_shop(&server).await;
     let cookie = Some(cookie.as_str());
 
     let (status, _, health) = page(&server, cookie, "/p/shop/health?since=24h").await;
@@ -347,13 +348,7 @@ async fn a_page_renders_within_its_budget_and_reloads_until_its_answers_land() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = server(dir.path());
     load(&server).await;
-    let (_, cookie, _) = sign_in(&server, "shop", SHOP_READ).await;
-    let cookie = cookie
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = session_of_shop(&server).await;
     // Wait for the sign-in warm-up to finish, then forget its answers: a cold page.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     server.state.dashboard.cache.clear();
@@ -418,13 +413,7 @@ async fn journeys_growth_and_quality_show_the_datasets_numbers() {
         (StatusCode::OK, Some(1)),
         "{answer}"
     );
-    let (_, cookie, _) = sign_in(&server, "shop", SHOP_READ).await;
-    let cookie = cookie
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = session_of_shop(&server).await;
     let tile = |label: &str, value: &str| {
         format!(r#"<div class="tile-label">{label}</div><div class="tile-value">{value}</div>"#)
     };

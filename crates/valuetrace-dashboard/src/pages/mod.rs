@@ -100,13 +100,10 @@ impl Ctx<'_> {
                 ),
                 Err(_) => Default::default(),
             };
-        let filter_names = [
-            "since", "from", "to", "plan", "segment", "variant", "service",
-        ];
         let keep = self
             .pairs
             .iter()
-            .filter(|(name, _)| !filter_names.contains(&name.as_str()))
+            .filter(|(name, _)| !crate::filters::is_filter(name))
             .cloned()
             .collect();
         Choices {
