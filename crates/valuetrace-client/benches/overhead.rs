@@ -18,13 +18,17 @@ use valuetrace_client::layer::{Identity, Recorder, ValuetraceLayer};
 use valuetrace_client::queue::bounded;
 use valuetrace_client::sampling::SamplingPolicy;
 
+/// The host's identity header, parsed once (`headers.get("x-user-id")` would parse and
+/// lowercase the name on every request).
+static USER_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("x-user-id");
+
 fn instrumented(policy: SamplingPolicy) -> Router {
     let (producer, receiver, _) = bounded(100_000);
     std::thread::spawn(move || while receiver.recv().is_ok() {});
     let recorder = Arc::new(Recorder::new("bench", policy, producer, |headers, _| {
         Identity {
             user_id: headers
-                .get("x-user-id")
+                .get(&USER_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             ..Identity::default()

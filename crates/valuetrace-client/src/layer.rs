@@ -21,7 +21,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 use valuetrace_model::ApiCall;
 
 /// Who made the request, as the host knows it.
@@ -59,9 +58,8 @@ pub(crate) struct Observed<'a> {
 pub struct Recorder {
     pub service: String,
     pub aggregator: Arc<Aggregator>,
-    /// Immutable once the recorder exists (its route weights are memoized under `memo_id`).
+    /// Immutable once the recorder exists (the aggregates memoize its route weights).
     policy: SamplingPolicy,
-    memo_id: u64,
     producer: Producer<ApiCall>,
     identity: Box<IdentityFn>,
     sequence: AtomicU64,
@@ -78,6 +76,7 @@ impl Recorder {
         producer: Producer<ApiCall>,
         identity: impl Fn(&HeaderMap, &Extensions) -> Identity + Send + Sync + 'static,
     ) -> Recorder {
+        crate::clock::warm_up();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -85,10 +84,6 @@ impl Recorder {
             service: service.into(),
             aggregator: Arc::new(Aggregator::default()),
             policy,
-            memo_id: {
-                static NEXT: AtomicU64 = AtomicU64::new(1);
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            },
             producer,
             identity: Box::new(identity),
             sequence: AtomicU64::new(0),
@@ -122,7 +117,7 @@ impl Recorder {
             error_type,
             provider,
         } = call;
-        self.aggregator.record(
+        let route_weight = self.aggregator.record_with_memo(
             &CallKey {
                 route,
                 method,
@@ -132,6 +127,7 @@ impl Recorder {
                 provider,
             },
             latency_ms,
+            || self.policy.route_weight(method, route),
         );
         if self
             .gate
@@ -142,7 +138,6 @@ impl Recorder {
             return;
         }
         // Decide before building the event: a dropped call allocates nothing here.
-        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let facts = CallFacts {
             method,
             route,
@@ -154,16 +149,30 @@ impl Recorder {
             user_id: who.user_id.as_deref(),
             event_id: "",
         };
-        let rate = self.policy.rate_memo(&facts, who.new_user, self.memo_id);
-        let keep = if facts.session_id.is_none() && facts.user_id.is_none() {
-            // Anonymous: sample per call by its sequence number.
-            rate >= 1.0 || crate::sampling::mix(sequence) <= (rate * u64::MAX as f64) as u64
+        let rate = self
+            .policy
+            .rate_with_weight(&facts, who.new_user, route_weight);
+        let keep = if rate >= 1.0 {
+            true
+        } else if facts.session_id.is_none() && facts.user_id.is_none() {
+            // Anonymous: sample per call by a per-thread sequence (no shared counter on the
+            // request path).
+            thread_local! {
+                static ANONYMOUS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+            }
+            // The cell's address tells threads apart.
+            let n = ANONYMOUS.with(|n| {
+                n.set(n.get().wrapping_add(1));
+                n.get() ^ (std::ptr::from_ref(n) as u64).rotate_left(32)
+            });
+            crate::sampling::mix(n) <= (rate * u64::MAX as f64) as u64
         } else {
             self.policy.keep_of(&facts, rate)
         };
         if !keep {
             return;
         }
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -241,7 +250,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let started = Instant::now();
+        let started = crate::clock::now();
         // A `Method` clone and a `MatchedPath` clone (an `Arc<str>`) allocate nothing.
         let method = request.method().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
@@ -263,7 +272,7 @@ where
 
 /// What the response future needs to record the call once the inner service answers.
 struct Pending {
-    started: Instant,
+    started: crate::clock::Stamp,
     method: axum::http::Method,
     route: Option<MatchedPath>,
     who: Identity,
@@ -293,7 +302,7 @@ where
             Poll::Pending => return Poll::Pending,
         };
         if let Some(p) = this.pending.take() {
-            let latency_ms = p.started.elapsed().as_secs_f64() * 1_000.0;
+            let latency_ms = p.started.elapsed_ms();
             let (status, error_type) = match &result {
                 Ok(response) => (
                     response.status().as_u16(),

@@ -34,6 +34,7 @@ pub mod aggregate;
 pub mod backoff;
 pub mod breaker;
 pub mod client;
+pub mod clock;
 pub mod layer;
 pub mod outbound;
 pub mod queue;

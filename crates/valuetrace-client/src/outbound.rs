@@ -17,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 /// The provider's endpoint template for one outbound request (a request extension).
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +103,7 @@ where
             None => template_of(request.uri().path()),
         };
         let pending = Pending {
-            started: Instant::now(),
+            started: crate::clock::now(),
             method: request.method().clone(),
             route,
             who: request
@@ -123,7 +122,7 @@ where
 }
 
 struct Pending {
-    started: Instant,
+    started: crate::clock::Stamp,
     method: axum::http::Method,
     route: String,
     who: Identity,
@@ -154,7 +153,7 @@ where
             Poll::Pending => return Poll::Pending,
         };
         if let Some(p) = this.pending.take() {
-            let latency_ms = p.started.elapsed().as_secs_f64() * 1_000.0;
+            let latency_ms = p.started.elapsed_ms();
             let (status, error_type) = match &result {
                 Ok(response) => {
                     let status = response.status().as_u16();

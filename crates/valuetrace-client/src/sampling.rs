@@ -80,24 +80,6 @@ pub fn stable_hash(text: &str) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Passes a `u64` key that is already a hash through unchanged.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// What the sampling decision reads of a call, borrowed (the layer decides before it builds the
 /// event, so dropped calls cost no allocation).
 #[derive(Debug, Clone, Copy)]
@@ -137,14 +119,13 @@ impl SamplingPolicy {
         self.rate_with(call, new_user, None)
     }
 
-    /// As [`SamplingPolicy::rate_of`], memoizing route weights per thread under `memo_id`: a
-    /// number unique to this policy for as long as it lives unchanged (the layer's recorder
-    /// owns its policy immutably and draws the id from a global counter).
-    pub fn rate_memo(&self, call: &CallFacts, new_user: bool, memo_id: u64) -> f64 {
-        self.rate_with(call, new_user, Some(memo_id))
+    /// As [`SamplingPolicy::rate_of`], with the route's weight already known (the layer
+    /// memoizes [`SamplingPolicy::route_weight`] per aggregate key).
+    pub fn rate_with_weight(&self, call: &CallFacts, new_user: bool, route_weight: f64) -> f64 {
+        self.rate_with(call, new_user, Some(route_weight))
     }
 
-    fn rate_with(&self, call: &CallFacts, new_user: bool, memo: Option<u64>) -> f64 {
+    fn rate_with(&self, call: &CallFacts, new_user: bool, route_weight: Option<f64>) -> f64 {
         let always = call.status >= 500
             || (self.keep_client_errors && call.status >= 400)
             || call.latency_ms >= self.slow_ms
@@ -152,10 +133,7 @@ impl SamplingPolicy {
         if always {
             return 1.0;
         }
-        let weight = match memo {
-            Some(id) => self.route_weight_memo(call.method, call.route, id),
-            None => self.route_weight(call.method, call.route),
-        };
+        let weight = route_weight.unwrap_or_else(|| self.route_weight(call.method, call.route));
         let premium = call
             .plan
             .is_some_and(|plan| self.premium_plans.iter().any(|p| p == plan));
@@ -167,34 +145,6 @@ impl SamplingPolicy {
             rate *= self.new_user_multiplier;
         }
         rate.clamp(f64::MIN_POSITIVE, 1.0)
-    }
-
-    /// [`SamplingPolicy::route_weight`] memoized per thread by a hash of (memo id, method,
-    /// route): route templates are few, so the globs run once per route instead of once per
-    /// request. (A hash collision could only give a call another route's rate; the event still
-    /// carries the rate it was sampled at, so the server's re-weighting stays unbiased.)
-    fn route_weight_memo(&self, method: &str, route: &str, memo_id: u64) -> f64 {
-        // Keys are already well-mixed hashes: no SipHash over them.
-        type Weights =
-            std::collections::HashMap<u64, f64, std::hash::BuildHasherDefault<KeyHasher>>;
-        thread_local! {
-            static WEIGHTS: std::cell::RefCell<Weights> =
-                std::cell::RefCell::new(Weights::default());
-        }
-        let key =
-            stable_hash(method) ^ stable_hash(route).rotate_left(17) ^ memo_id.rotate_left(41);
-        if let Some(weight) = WEIGHTS.with(|w| w.borrow().get(&key).copied()) {
-            return weight;
-        }
-        let weight = self.route_weight(method, route);
-        WEIGHTS.with(|w| {
-            let mut w = w.borrow_mut();
-            if w.len() > 4_096 {
-                w.clear();
-            }
-            w.insert(key, weight);
-        });
-        weight
     }
 
     /// The weight of the first route rule matching `METHOD /route`, else the default.

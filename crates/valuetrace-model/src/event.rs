@@ -185,11 +185,10 @@ pub fn latency_bucket(latency_ms: f64) -> u32 {
     if latency_ms.is_nan() || latency_ms <= BUCKET_MIN_MS {
         return 0;
     }
-    ((latency_ms / BUCKET_MIN_MS)
-        .ln()
-        .div_euclid(BUCKET_GAMMA.ln()) as u32
-        + 1)
-    .min(MAX_LATENCY_BUCKET)
+    // ln(1.02), spelled out: `f64::ln` is not const. For positive operands `div_euclid` is the
+    // truncated quotient, so this is `floor(ln(ms / 0.01) / ln(1.02))` without a float modulo.
+    const LN_GAMMA: f64 = 0.019_802_627_296_179_73;
+    (((latency_ms / BUCKET_MIN_MS).ln() / LN_GAMMA) as u32 + 1).min(MAX_LATENCY_BUCKET)
 }
 
 /// The representative latency of a bucket: the geometric middle of its bounds (within 1% of any
@@ -230,4 +229,25 @@ pub struct Outcome {
 /// The status class digit of an HTTP status (`2` for 200–299).
 pub fn status_class(status: u16) -> u8 {
     (status / 100) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_match_the_documented_formula() {
+        // The spelled-out ln(1.02) is the same float the formula computes.
+        assert_eq!(0.019_802_627_296_179_73_f64, BUCKET_GAMMA.ln());
+        let mut ms = 0.011;
+        while ms < 4_000_000.0 {
+            let expected = (((ms / BUCKET_MIN_MS).ln().div_euclid(BUCKET_GAMMA.ln())) as u32 + 1)
+                .min(MAX_LATENCY_BUCKET);
+            assert_eq!(latency_bucket(ms), expected, "{ms} ms");
+            ms *= 1.003_7;
+        }
+        assert_eq!(latency_bucket(0.005), 0);
+        assert_eq!(latency_bucket(f64::NAN), 0);
+        assert_eq!(latency_bucket(1e30), MAX_LATENCY_BUCKET);
+    }
 }

@@ -16,6 +16,10 @@ use valuetrace_client::layer::{Identity, Recorder, ValuetraceLayer};
 use valuetrace_client::queue::bounded;
 use valuetrace_client::sampling::SamplingPolicy;
 
+/// The host's identity header, parsed once (`headers.get("x-user-id")` would parse and
+/// lowercase the name on every request).
+static USER_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("x-user-id");
+
 async fn drive(app: &Router, requests: u32) -> f64 {
     let started = Instant::now();
     for i in 0..requests {
@@ -43,7 +47,7 @@ pub fn run(requests: u32, rounds: usize) -> anyhow::Result<()> {
         producer,
         |headers, _| Identity {
             user_id: headers
-                .get("x-user-id")
+                .get(&USER_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             ..Identity::default()
