@@ -256,6 +256,10 @@ fn build(
             }
             drop(ids);
             seg.sort_by_session();
+            // Summarized with the facts (a few % of their build time): the first scorecard
+            // after a restart then merges summaries instead of scanning every row.
+            let summary = crate::scorecard::SegSummary::of(&seg);
+            let _ = seg.scorecard.set(summary);
             Seg::Calls(Arc::new(seg))
         }
         Table::Outcomes => {

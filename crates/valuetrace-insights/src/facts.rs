@@ -185,6 +185,9 @@ pub struct CallSeg {
     pub props_text: Vec<Box<str>>,
     pub min_ts: i64,
     pub max_ts: i64,
+    /// The scorecard's summary of this segment over every row, without a breakdown (built with
+    /// the segment; the rows never change).
+    pub scorecard: std::sync::OnceLock<crate::scorecard::SegSummary>,
 }
 
 /// Outcome rows of one source.
@@ -213,7 +216,12 @@ impl CallSeg {
     }
 
     pub fn bytes(&self) -> usize {
-        self.len() * 60 + self.props_text.iter().map(|p| p.len() + 16).sum::<usize>()
+        self.len() * 60
+            + self.props_text.iter().map(|p| p.len() + 16).sum::<usize>()
+            + self
+                .scorecard
+                .get()
+                .map_or(0, crate::scorecard::SegSummary::bytes)
     }
 
     /// The properties JSON object of a row, if any.

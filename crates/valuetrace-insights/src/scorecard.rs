@@ -222,6 +222,63 @@ impl FirstSuccess {
     }
 }
 
+/// What the scorecard's extra pass takes from one whole segment without a slice or breakdown:
+/// the first success per (account, endpoint), in account order, and per endpoint the failed
+/// calls' weights. Window-independent: built once with the segment's facts, merged by every
+/// scorecard whose window holds the whole segment (segments at the window's edges, sliced and
+/// broken-down scorecards scan rows).
+#[derive(Debug, Default)]
+pub struct SegSummary {
+    /// (account, endpoint, first successful call), sorted by account.
+    first_success: Vec<(u32, u32, i64)>,
+    /// endpoint → failed calls: Σ weight × value of those that carried a value, Σ weight of
+    /// those that did not, Σ weight of those that carried a value of 0.
+    failed: Vec<(u32, Failed)>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Failed {
+    valued: f64,
+    unvalued: f64,
+    zero: f64,
+}
+
+impl SegSummary {
+    pub fn bytes(&self) -> usize {
+        self.first_success.len() * 16 + self.failed.len() * 32
+    }
+
+    pub fn of(seg: &crate::facts::CallSeg) -> SegSummary {
+        let mut first: FxHashMap<(u32, u32), i64> = FxHashMap::default();
+        let mut failed: FxHashMap<u32, Failed> = FxHashMap::default();
+        for row in 0..seg.len() {
+            let (t, endpoint) = (seg.ts[row], seg.endpoint[row]);
+            if seg.status[row] < 400 {
+                let cell = first.entry((seg.account[row], endpoint)).or_insert(t);
+                *cell = (*cell).min(t);
+                continue;
+            }
+            let w = f64::from(seg.weight[row]);
+            let f = failed.entry(endpoint).or_default();
+            if seg.has_value(row) {
+                f.valued += w * seg.value[row];
+                if seg.value[row] == 0.0 {
+                    f.zero += w;
+                }
+            } else {
+                f.unvalued += w;
+            }
+        }
+        let mut first_success: Vec<(u32, u32, i64)> =
+            first.into_iter().map(|((a, e), t)| (a, e, t)).collect();
+        first_success.sort_unstable();
+        SegSummary {
+            first_success,
+            failed: failed.into_iter().collect(),
+        }
+    }
+}
+
 /// Earliest call per account and per user before `to`, in parallel. Rows are sorted by session
 /// and time, so a run of one id only needs its first row.
 fn first_seen(ctx: &Ctx, to: i64) -> (Vec<i64>, Vec<i64>) {
@@ -348,6 +405,24 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
             first_success: FirstSuccess::new(new_accounts.len(), slots, from, to),
         },
         |pass, seg| {
+            let whole = seg.min_ts >= from && seg.max_ts < to;
+            if whole && ctx.scope.is_everything() && ctx.scope.by().is_none() {
+                let summary = seg.scorecard.get_or_init(|| SegSummary::of(seg));
+                for &(account, endpoint, t) in &summary.first_success {
+                    let new = new_index[account as usize];
+                    if new != u32::MAX {
+                        pass.first_success.offer(new, endpoint, t, i64::MIN);
+                    }
+                }
+                for &(endpoint, f) in &summary.failed {
+                    let acc = pass.extra.get_mut(endpoint, 0);
+                    let average = aov[endpoint as usize];
+                    acc.value_at_risk += f.valued + f.unvalued * average;
+                    acc.failed_without_value +=
+                        f.zero + if average == 0.0 { f.unvalued } else { 0.0 };
+                }
+                return;
+            }
             for row in 0..seg.len() {
                 let t = seg.ts[row];
                 if t < from || t >= to || !ctx.scope.call_ok(seg, row) {

@@ -123,11 +123,12 @@ impl std::hash::Hasher for FxHasher {
 /// A hash map keyed by dense ids, hashed with [`FxHasher`].
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
-/// A dense table indexed by (endpoint, group): no hashing on the per-row path.
+/// A dense table indexed by (endpoint, group): no hashing and no pointer chase on the per-row
+/// path (values are stored inline).
 #[derive(Debug)]
 pub struct KeyTable<T> {
     width: usize,
-    slots: Vec<Option<Box<T>>>,
+    slots: Vec<Option<T>>,
 }
 
 impl<T: Default> KeyTable<T> {
@@ -154,20 +155,19 @@ impl<T: Default> KeyTable<T> {
         self.slots
             .get_mut(endpoint as usize * self.width + group as usize)?
             .take()
-            .map(|b| *b)
     }
 
     pub fn get(&self, endpoint: u32, group: u32) -> Option<&T> {
         self.slots
             .get(endpoint as usize * self.width + group as usize)?
-            .as_deref()
+            .as_ref()
     }
 
     /// `(endpoint, group, value)` of every filled slot.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32, &T)> {
         let width = self.width;
         self.slots.iter().enumerate().filter_map(move |(i, slot)| {
-            slot.as_deref()
+            slot.as_ref()
                 .map(|v| ((i / width) as u32, (i % width) as u32, v))
         })
     }
@@ -299,7 +299,7 @@ impl<T: Default> KeyTable<T> {
         for (index, slot) in other.slots.into_iter().enumerate() {
             if let Some(value) = slot {
                 match &mut self.slots[index] {
-                    Some(mine) => merge(mine, *value),
+                    Some(mine) => merge(mine, value),
                     empty => *empty = Some(value),
                 }
             }
