@@ -260,6 +260,7 @@ fn build(
             // after a restart then merges summaries instead of scanning every row.
             let summary = crate::scorecard::SegSummary::of(&seg);
             let _ = seg.scorecard.set(summary);
+            crate::usage_summary::SegUsage::keep_usual(&seg);
             Seg::Calls(Arc::new(seg))
         }
         Table::Outcomes => {

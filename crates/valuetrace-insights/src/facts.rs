@@ -188,6 +188,9 @@ pub struct CallSeg {
     /// The scorecard's summary of this segment over every row, without a breakdown (built with
     /// the segment; the rows never change).
     pub scorecard: std::sync::OnceLock<crate::scorecard::SegSummary>,
+    /// Usage summaries of this segment over every row, per breakdown
+    /// ([`crate::usage_summary`]).
+    pub usage: crate::usage_summary::KeptUsage,
 }
 
 /// Outcome rows of one source.

@@ -26,6 +26,7 @@ pub mod scope;
 pub mod scorecard;
 pub mod stats;
 pub mod usage;
+pub mod usage_summary;
 
 pub use cache::{Facts, FactsCache};
 pub use config::AnalysisConfig;

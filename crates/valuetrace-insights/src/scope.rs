@@ -236,6 +236,16 @@ impl Scope {
         self.by
     }
 
+    /// Groups per endpoint in a key table: every dimension value (and none) when the answer
+    /// breaks down, else one.
+    pub fn width(&self) -> usize {
+        if self.by.is_some() {
+            self.names.dim_count() + 1
+        } else {
+            1
+        }
+    }
+
     /// The label of a group: `None` without a breakdown, `(none)` for absent values.
     pub fn group_label(&self, group: u32) -> Option<String> {
         self.by?;

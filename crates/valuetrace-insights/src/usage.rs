@@ -4,6 +4,7 @@
 use crate::cache::Facts;
 use crate::scope::Scope;
 use crate::stats::Tally;
+use crate::usage_summary::SegUsage;
 
 /// A set of dense ids.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +33,14 @@ impl BitSet {
         self.words[word] |= mask;
         self.count += usize::from(new);
         new
+    }
+
+    /// Sizes an empty set for ids below `ids` (sets start unallocated).
+    #[inline]
+    pub fn ensure(&mut self, ids: usize) {
+        if self.words.is_empty() {
+            *self = BitSet::with_capacity(ids);
+        }
     }
 
     #[inline]
@@ -133,11 +142,7 @@ pub struct KeyTable<T> {
 
 impl<T: Default> KeyTable<T> {
     pub fn new(scope: &Scope) -> KeyTable<T> {
-        let width = if scope.by().is_some() {
-            scope.names.dim_count() + 1
-        } else {
-            1
-        };
+        let width = scope.width();
         let slots = (0..(scope.names.endpoints.len() + 1) * width)
             .map(|_| None)
             .collect();
@@ -394,17 +399,23 @@ pub fn usage(
         requests: Tally::default(),
         active_dense: Vec::new(),
     };
+    let sessions = facts.names.sessions + 1;
+    let by = scope.by().is_some();
     let mut passes = par_calls(&facts.calls, from, to, init, |pass, seg| {
-        usage_of_segment(
-            pass,
-            seg,
-            scope,
-            from,
-            to,
-            conversions,
-            users,
-            facts.names.sessions + 1,
-        )
+        let whole = seg.min_ts >= from && seg.max_ts < to;
+        if whole && scope.is_everything() {
+            SegUsage::whole(seg, scope).merge_into(pass, conversions, users, sessions, by);
+        } else {
+            let everything = scope.is_everything();
+            SegUsage::of(
+                seg,
+                (from, to),
+                scope.width(),
+                |row| everything || scope.call_ok(seg, row),
+                |row| scope.group(seg, row),
+            )
+            .merge_into(pass, conversions, users, sessions, by);
+        }
     });
     let mut pass = passes.pop().unwrap_or_else(init);
     for other in passes {
@@ -505,135 +516,15 @@ impl KeySet {
     }
 }
 
-/// Usage of one segment. Rows are sorted by session: per run of a session, each row adds its
-/// counts; the distinct (endpoint, group) keys of the run are collected and, at the end of the
-/// run, each key gets the session (and the session's user) once.
-#[allow(clippy::too_many_arguments)]
-fn usage_of_segment(
-    pass: &mut UsagePass,
-    seg: &crate::facts::CallSeg,
-    scope: &Scope,
-    from: i64,
-    to: i64,
-    conversions: &SessionConversions,
-    users: usize,
-    sessions: usize,
-) {
-    let inside = seg.min_ts >= from && seg.max_ts < to;
-    let everything = scope.is_everything();
-    let by = scope.by().is_some();
-    let (mut in_session, mut by_run_user) = (KeySet::default(), KeySet::default());
-    // Sampled calls of the run per key: the client keeps or drops a session's calls together,
-    // so each key's sampled calls in a run are one cluster for the variance.
-    let mut sampled_in_run: Vec<(u32, u32, u32)> = Vec::new();
-    let mut start = 0;
-    while start < seg.len() {
-        let end = seg.run_end(start);
-        let session = seg.session[start];
-        let run_user = seg.user[start];
-        let converted = if session != 0 {
-            conversions.of(session)
-        } else {
-            0.0
-        };
-        in_session.clear();
-        by_run_user.clear();
-        sampled_in_run.clear();
-        for row in start..end {
-            if !inside {
-                let t = seg.ts[row];
-                if t < from || t >= to {
-                    continue;
-                }
-            }
-            if !everything && !scope.call_ok(seg, row) {
-                continue;
-            }
-            let group = scope.group(seg, row);
-            let endpoint = seg.endpoint[row];
-            let weight = seg.weight[row];
-            let w = f64::from(weight);
-            let (status, user) = (seg.status[row], seg.user[row]);
-            let u = pass.keys.get_mut(endpoint, group);
-            if weight > 1.0 && session != 0 {
-                let j = match sampled_in_run
-                    .iter_mut()
-                    .find(|(e, g, _)| *e == endpoint && *g == group)
-                {
-                    Some((_, _, n)) => {
-                        *n += 1;
-                        *n
-                    }
-                    None => {
-                        sampled_in_run.push((endpoint, group, 1));
-                        1
-                    }
-                };
-                u.requests.add_clustered(weight, j);
-            } else {
-                u.requests.add(weight, 1.0);
-            }
-            u.latency_ms += w * f64::from(seg.latency[row]);
-            if status >= 400 {
-                u.failures += w;
-                if status >= 500 {
-                    u.server_errors += w;
-                } else {
-                    u.client_errors += w;
-                }
-            } else if seg.has_value(row) {
-                u.direct.add(weight, seg.value[row]);
-                u.direct_calls += w;
-                if user != 0 {
-                    u.direct_users.insert(user);
-                }
-            }
-            if session != 0 {
-                u.calls_in_sessions += w;
-                if converted > 0.0 {
-                    u.calls_in_converting_sessions += w;
-                }
-                in_session.insert(endpoint, group);
-            }
-            if user != 0 {
-                if user == run_user {
-                    by_run_user.insert(endpoint, group);
-                } else {
-                    add_user(pass, endpoint, group, user, users, by);
-                }
-            }
-        }
-        if session != 0 {
-            in_session.for_each(|endpoint, group| {
-                let u = pass.keys.get_mut(endpoint, group);
-                if u.sessions.words.is_empty() {
-                    u.sessions = BitSet::with_capacity(sessions);
-                }
-                if u.sessions.insert(session) {
-                    u.conversions_in_sessions += f64::from(converted);
-                }
-            });
-        }
-        if run_user != 0 {
-            let mut last_group = u32::MAX;
-            by_run_user.for_each(|endpoint, group| {
-                let u = pass.keys.get_mut(endpoint, group);
-                if u.users.words.is_empty() {
-                    u.users = BitSet::with_capacity(users);
-                }
-                u.users.insert(run_user);
-                if group != last_group {
-                    last_group = group;
-                    add_active(pass, group, run_user, users, by);
-                }
-            });
-        }
-        start = end;
-    }
-}
-
 #[inline]
-fn add_user(pass: &mut UsagePass, endpoint: u32, group: u32, user: u32, users: usize, by: bool) {
+pub(crate) fn add_user(
+    pass: &mut UsagePass,
+    endpoint: u32,
+    group: u32,
+    user: u32,
+    users: usize,
+    by: bool,
+) {
     let u = pass.keys.get_mut(endpoint, group);
     if u.users.words.is_empty() {
         u.users = BitSet::with_capacity(users);
@@ -644,7 +535,7 @@ fn add_user(pass: &mut UsagePass, endpoint: u32, group: u32, user: u32, users: u
 
 /// Marks `user` active in the slice (and in `group` when the answer breaks down).
 #[inline]
-fn add_active(pass: &mut UsagePass, group: u32, user: u32, users: usize, by: bool) {
+pub(crate) fn add_active(pass: &mut UsagePass, group: u32, user: u32, users: usize, by: bool) {
     pass.active_all.insert(user);
     if by {
         let group = group as usize;
