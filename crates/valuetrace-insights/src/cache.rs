@@ -64,7 +64,7 @@ pub struct FactsCache {
 
 impl Default for FactsCache {
     fn default() -> Self {
-        FactsCache::new(4 << 30)
+        FactsCache::new(6 << 30)
     }
 }
 

@@ -225,6 +225,9 @@ impl CallSeg {
                 .scorecard
                 .get()
                 .map_or(0, crate::scorecard::SegSummary::bytes)
+            + self.usage.lock().map_or(0, |kept| {
+                kept.iter().map(|(_, summary)| summary.bytes()).sum()
+            })
     }
 
     /// The properties JSON object of a row, if any.

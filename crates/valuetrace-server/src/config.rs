@@ -136,7 +136,7 @@ impl Default for StorageConfig {
             wal_segment_bytes: 64 << 20,
             fsync: true,
             max_buffered_rows: 3_000_000,
-            fact_cache_bytes: 4 << 30,
+            fact_cache_bytes: 6 << 30,
         }
     }
 }
