@@ -165,6 +165,22 @@ proptest! {
             prop_assert!(near(sum(|r| r.components.value_share), 1.0, 1e-9));
         }
 
+        // Every breakdown (their usage summaries are kept on first ask, plan's with the facts)
+        // splits the same requests and direct value as the answer without one.
+        if !by_plan && !only_pro {
+            let requests: f64 = impact.rows.iter().map(|r| r.requests).sum();
+            let direct: f64 = impact.rows.iter().map(|r| r.direct_value).sum();
+            for dim in [Dim::Plan, Dim::Segment, Dim::Variant, Dim::Service, Dim::AppVersion, Dim::Provider] {
+                for ask in 0..2 {
+                    let split = insights.impact(&store, &with_by(q.clone(), dim), &config).unwrap();
+                    let split_requests: f64 = split.rows.iter().map(|r| r.requests).sum();
+                    let split_direct: f64 = split.rows.iter().map(|r| r.direct_value).sum();
+                    prop_assert!(near(split_requests, requests, 1e-9), "{dim:?} ask {ask}: {split_requests} vs {requests} requests");
+                    prop_assert!(near(split_direct, direct, 1e-9), "{dim:?} ask {ask}: {split_direct} vs {direct} direct value");
+                }
+            }
+        }
+
         // Gaps: every start is completed, pending or a gap, overall and per group.
         let gaps = insights.gaps(&store, &q, &config).unwrap();
         for rule in &gaps.gaps {
