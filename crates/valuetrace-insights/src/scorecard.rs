@@ -182,6 +182,25 @@ impl FirstSuccess {
         }
     }
 
+    /// Offers a success without the skip masks (summaries hold one success per account and
+    /// key: nothing to skip). Masks that do not know the cell only skip less.
+    #[inline]
+    fn offer_min(&mut self, account: u32, slot: u32, t: i64) {
+        match self {
+            FirstSuccess::Dense { keys, at, base, .. } => {
+                let cell = &mut at[account as usize * *keys + slot as usize];
+                let v = (t - *base) as u32 + 1;
+                if *cell == 0 || v < *cell {
+                    *cell = v;
+                }
+            }
+            FirstSuccess::Sparse(map) => {
+                let cell = map.entry((account, slot)).or_insert(t);
+                *cell = (*cell).min(t);
+            }
+        }
+    }
+
     fn merge(&mut self, other: FirstSuccess) {
         match (self, other) {
             (FirstSuccess::Dense { at, .. }, FirstSuccess::Dense { at: theirs, .. }) => {
@@ -234,6 +253,9 @@ pub struct SegSummary {
     /// endpoint → failed calls: Σ weight × value of those that carried a value, Σ weight of
     /// those that did not, Σ weight of those that carried a value of 0.
     failed: Vec<(u32, Failed)>,
+    /// Earliest call of each account and of each user in the segment, sorted by id.
+    account_first: Vec<(u32, i64)>,
+    user_first: Vec<(u32, i64)>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -245,7 +267,9 @@ struct Failed {
 
 impl SegSummary {
     pub fn bytes(&self) -> usize {
-        self.first_success.len() * 16 + self.failed.len() * 32
+        self.first_success.len() * 16
+            + self.failed.len() * 32
+            + (self.account_first.len() + self.user_first.len()) * 16
     }
 
     pub fn of(seg: &crate::facts::CallSeg) -> SegSummary {
@@ -272,9 +296,21 @@ impl SegSummary {
         let mut first_success: Vec<(u32, u32, i64)> =
             first.into_iter().map(|((a, e), t)| (a, e, t)).collect();
         first_success.sort_unstable();
+        let earliest = |ids: &[u32]| {
+            let mut first: FxHashMap<u32, i64> = FxHashMap::default();
+            for (row, id) in ids.iter().enumerate() {
+                let cell = first.entry(*id).or_insert(seg.ts[row]);
+                *cell = (*cell).min(seg.ts[row]);
+            }
+            let mut sorted: Vec<(u32, i64)> = first.into_iter().collect();
+            sorted.sort_unstable();
+            sorted
+        };
         SegSummary {
             first_success,
             failed: failed.into_iter().collect(),
+            account_first: earliest(&seg.account),
+            user_first: earliest(&seg.user),
         }
     }
 }
@@ -290,6 +326,19 @@ fn first_seen(ctx: &Ctx, to: i64) -> (Vec<i64>, Vec<i64>) {
         to,
         || (vec![i64::MAX; accounts], vec![i64::MAX; users]),
         |(account_first, user_first), seg| {
+            if seg.max_ts < to
+                && let Some(summary) = seg.scorecard.get()
+            {
+                for &(account, t) in &summary.account_first {
+                    let slot = &mut account_first[account as usize];
+                    *slot = (*slot).min(t);
+                }
+                for &(user, t) in &summary.user_first {
+                    let slot = &mut user_first[user as usize];
+                    *slot = (*slot).min(t);
+                }
+                return;
+            }
             let (mut account, mut user) = (u32::MAX, u32::MAX);
             for row in 0..seg.len() {
                 if seg.account[row] != account {
@@ -411,7 +460,7 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
                 for &(account, endpoint, t) in &summary.first_success {
                     let new = new_index[account as usize];
                     if new != u32::MAX {
-                        pass.first_success.offer(new, endpoint, t, i64::MIN);
+                        pass.first_success.offer_min(new, endpoint, t);
                     }
                 }
                 for &(endpoint, f) in &summary.failed {
