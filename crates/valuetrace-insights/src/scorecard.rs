@@ -175,10 +175,7 @@ impl FirstSuccess {
                 m.fresh |= bit;
                 m.fresh_latest = m.fresh_latest.max(*base + i64::from(*cell) - 1);
             }
-            FirstSuccess::Sparse(map) => {
-                let cell = map.entry((account, slot)).or_insert(t);
-                *cell = (*cell).min(t);
-            }
+            FirstSuccess::Sparse(_) => self.offer_min(account, slot, t),
         }
     }
 
@@ -329,13 +326,13 @@ fn first_seen(ctx: &Ctx, to: i64) -> (Vec<i64>, Vec<i64>) {
             if seg.max_ts < to
                 && let Some(summary) = seg.scorecard.get()
             {
-                for &(account, t) in &summary.account_first {
-                    let slot = &mut account_first[account as usize];
-                    *slot = (*slot).min(t);
-                }
-                for &(user, t) in &summary.user_first {
-                    let slot = &mut user_first[user as usize];
-                    *slot = (*slot).min(t);
+                for (firsts, seen) in [
+                    (&mut *account_first, &summary.account_first),
+                    (&mut *user_first, &summary.user_first),
+                ] {
+                    for &(id, t) in seen {
+                        firsts[id as usize] = firsts[id as usize].min(t);
+                    }
                 }
                 return;
             }
