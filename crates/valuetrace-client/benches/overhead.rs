@@ -1,18 +1,20 @@
-//! What the middleware adds per request, in one criterion run: the same axum router (one route,
-//! a static-string handler) driven through `tower::ServiceExt::oneshot` on a current-thread
-//! runtime, without and with the layer (default sampling policy, identity from a header, the
-//! queue drained by a thread, no network). Two caller mixes: a known user (most calls sampled
-//! away: the common case) and every call kept.
+//! What the middleware adds per request, in one criterion run: the same axum handler (a static
+//! string) driven through `tower::ServiceExt::oneshot` on a current-thread runtime, without and
+//! with the layer (default sampling policy, identity from a header, the queue drained by a
+//! thread, no network): added with `Router::route_layer` (axum boxes the layered route: the
+//! no-op case measures that alone) and with `Handler::layer` on the handler (not boxed). Two
+//! caller mixes: a known user (most calls sampled away: the common case) and every call kept.
+//! Routers are finalized with `with_state(())`, as `axum::serve` does.
 //!
 //! `cargo bench -p valuetrace-client --bench overhead`
 
 use axum::Router;
 use axum::body::Body;
+use axum::handler::Handler;
 use axum::http::Request;
 use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use std::sync::Arc;
 use tower::ServiceExt;
 use valuetrace_client::layer::{Identity, Recorder, ValuetraceLayer};
 use valuetrace_client::queue::bounded;
@@ -22,23 +24,25 @@ use valuetrace_client::sampling::SamplingPolicy;
 /// lowercase the name on every request).
 static USER_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("x-user-id");
 
-fn instrumented(policy: SamplingPolicy) -> Router {
-    let (producer, receiver, _) = bounded(100_000);
-    std::thread::spawn(move || while receiver.recv().is_ok() {});
-    let recorder = Arc::new(Recorder::new("bench", policy, producer, |headers, _| {
-        Identity {
-            user_id: headers
-                .get(&USER_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            ..Identity::default()
-        }
-    }));
-    bare().route_layer(ValuetraceLayer::new(recorder))
+async fn item() -> &'static str {
+    "item"
 }
 
-fn bare() -> Router {
-    Router::new().route("/api/items/{id}", get(|| async { "item" }))
+fn recorder(policy: SamplingPolicy) -> &'static Recorder {
+    let (producer, receiver, _) = bounded(100_000);
+    std::thread::spawn(move || while receiver.recv().is_ok() {});
+    Recorder::new("bench", policy, producer, |headers, _| Identity {
+        user_id: headers
+            .get(&USER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(Into::into),
+        ..Identity::default()
+    })
+    .leak()
+}
+
+fn routes() -> Router {
+    Router::new().route("/api/items/{id}", get(item))
 }
 
 fn request(i: u64) -> Request<Body> {
@@ -61,13 +65,36 @@ fn overhead(c: &mut Criterion) {
         default_weight: 1.0,
         ..SamplingPolicy::default()
     };
-    let apps = [
-        ("without the layer", bare()),
+    let sampled = recorder(SamplingPolicy::default());
+    let apps: [(&str, Router); 5] = [
+        ("without the layer", routes().with_state(())),
         (
-            "with the layer (default sampling)",
-            instrumented(SamplingPolicy::default()),
+            "a no-op route layer",
+            routes()
+                .route_layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r))
+                .with_state(()),
         ),
-        ("with the layer (every call kept)", instrumented(keep_all)),
+        (
+            "with the route layer (default sampling)",
+            routes()
+                .route_layer(ValuetraceLayer::new(sampled))
+                .with_state(()),
+        ),
+        (
+            "with the handler layer (default sampling)",
+            Router::new()
+                .route(
+                    "/api/items/{id}",
+                    get(item.layer(ValuetraceLayer::new(sampled))),
+                )
+                .with_state(()),
+        ),
+        (
+            "with the route layer (every call kept)",
+            routes()
+                .route_layer(ValuetraceLayer::new(recorder(keep_all)))
+                .with_state(()),
+        ),
     ];
     let mut group = c.benchmark_group("request");
     for (name, app) in &apps {

@@ -10,11 +10,11 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use std::time::Duration;
-use valuetrace_client::layer::Identity;
+use valuetrace_client::layer::{Identity, SmallString};
 use valuetrace_client::{Client, ClientConfig};
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name)?.to_str().ok().map(str::to_owned)
+fn header(headers: &HeaderMap, name: &str) -> Option<SmallString> {
+    headers.get(name)?.to_str().ok().map(Into::into)
 }
 
 #[tokio::main]

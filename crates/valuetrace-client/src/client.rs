@@ -62,25 +62,22 @@ pub struct ClientStats {
 }
 
 pub struct Client {
-    recorder: Arc<Recorder>,
+    recorder: &'static Recorder,
     sender: SenderHandle,
     queue: Arc<Counters>,
     sender_stats: Arc<SenderStats>,
 }
 
 impl Client {
-    /// Starts the background sender; `identity` tells who made a request (from your auth).
+    /// Starts the background sender; `identity` tells who made a request (from your auth). The
+    /// recorder the layers share lives for the rest of the process ([`Recorder::leak`]): start
+    /// one client per process.
     pub fn start(
         config: ClientConfig,
         identity: impl Fn(&HeaderMap, &Extensions) -> Identity + Send + Sync + 'static,
     ) -> Client {
         let (producer, receiver, queue) = bounded(config.queue_capacity);
-        let recorder = Arc::new(Recorder::new(
-            &config.service,
-            config.sampling,
-            producer,
-            identity,
-        ));
+        let recorder = Recorder::new(&config.service, config.sampling, producer, identity).leak();
         let source = AggregateSource {
             aggregator: recorder.aggregator.clone(),
             service: config.service.clone(),
@@ -99,11 +96,11 @@ impl Client {
 
     /// The tower layer; add it with `Router::route_layer` so the route template is known.
     pub fn layer(&self) -> ValuetraceLayer {
-        ValuetraceLayer::new(self.recorder.clone())
+        ValuetraceLayer::new(self.recorder)
     }
 
-    pub fn recorder(&self) -> &Arc<Recorder> {
-        &self.recorder
+    pub fn recorder(&self) -> &'static Recorder {
+        self.recorder
     }
 
     pub fn stats(&self) -> ClientStats {

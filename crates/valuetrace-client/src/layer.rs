@@ -13,6 +13,7 @@
 use crate::aggregate::{Aggregator, CallKey};
 use crate::queue::Producer;
 use crate::sampling::{CallFacts, SamplingPolicy};
+pub use crate::small_string::SmallString;
 use axum::extract::MatchedPath;
 use axum::http::{Extensions, HeaderMap, Request, Response};
 use std::collections::BTreeMap;
@@ -23,14 +24,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use valuetrace_model::ApiCall;
 
-/// Who made the request, as the host knows it.
+/// Who made the request, as the host knows it. Its strings are [`SmallString`]s: an extractor
+/// that copies ids of up to 38 bytes out of the headers (`.map(Into::into)` of a `&str`)
+/// allocates nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Identity {
-    pub user_id: Option<String>,
-    pub account_id: Option<String>,
-    pub session_id: Option<String>,
-    pub plan: Option<String>,
-    pub segment: Option<String>,
+    pub user_id: Option<SmallString>,
+    pub account_id: Option<SmallString>,
+    pub session_id: Option<SmallString>,
+    pub plan: Option<SmallString>,
+    pub segment: Option<SmallString>,
     pub experiments: BTreeMap<String, String>,
     /// The user is in its first days (sampled twice as often).
     pub new_user: bool,
@@ -54,7 +57,10 @@ pub(crate) struct Observed<'a> {
     pub provider: Option<&'a str>,
 }
 
-/// What the layer records into.
+/// What the layers record into. A recorder lives as long as the process, like a global metrics
+/// recorder or logger: the layers hold it as `&'static Recorder` (see [`Recorder::leak`]), so a
+/// request copies a pointer instead of counting references (two atomic increments and two
+/// decrements per request with an `Arc`).
 pub struct Recorder {
     pub service: String,
     pub aggregator: Arc<Aggregator>,
@@ -92,6 +98,12 @@ impl Recorder {
         }
     }
 
+    /// The recorder for the rest of the process (it is never freed: a process has one per
+    /// [`Client`](crate::Client), made once at start-up).
+    pub fn leak(self) -> &'static Recorder {
+        Box::leak(Box::new(self))
+    }
+
     /// Ties the recorder to its sender: while the sender's breaker is open, raw events are
     /// dropped (and counted) before they are built.
     pub fn set_gate(&self, sender: Arc<crate::sender::SenderStats>) {
@@ -108,7 +120,7 @@ impl Recorder {
     }
 
     /// Records one finished call: into the aggregates always, onto the queue when sampled.
-    pub(crate) fn record(&self, call: Observed<'_>, who: Identity) {
+    pub(crate) fn record(&self, call: Observed<'_>, who: &Identity) {
         let Observed {
             method,
             route,
@@ -185,12 +197,12 @@ impl Recorder {
             route: route.into(),
             status,
             latency_ms,
-            user_id: who.user_id,
-            account_id: who.account_id,
-            session_id: who.session_id,
-            plan: who.plan,
-            segment: who.segment,
-            experiments: who.experiments,
+            user_id: who.user_id.clone().map(String::from),
+            account_id: who.account_id.clone().map(String::from),
+            session_id: who.session_id.clone().map(String::from),
+            plan: who.plan.clone().map(String::from),
+            segment: who.segment.clone().map(String::from),
+            experiments: who.experiments.clone(),
             error_type,
             sample_rate: (rate < 1.0).then_some(rate),
             // Counted in the aggregates: health answers take counts from there.
@@ -210,11 +222,11 @@ impl Recorder {
 
 #[derive(Clone)]
 pub struct ValuetraceLayer {
-    recorder: Arc<Recorder>,
+    recorder: &'static Recorder,
 }
 
 impl ValuetraceLayer {
-    pub fn new(recorder: Arc<Recorder>) -> ValuetraceLayer {
+    pub fn new(recorder: &'static Recorder) -> ValuetraceLayer {
         ValuetraceLayer { recorder }
     }
 }
@@ -225,7 +237,7 @@ impl<S> tower::Layer<S> for ValuetraceLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ValuetraceService {
             inner,
-            recorder: self.recorder.clone(),
+            recorder: self.recorder,
         }
     }
 }
@@ -233,7 +245,7 @@ impl<S> tower::Layer<S> for ValuetraceLayer {
 #[derive(Clone)]
 pub struct ValuetraceService<S> {
     inner: S,
-    recorder: Arc<Recorder>,
+    recorder: &'static Recorder,
 }
 
 impl<S, B, R> tower::Service<Request<B>> for ValuetraceService<S>
@@ -255,7 +267,7 @@ where
         let method = request.method().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
         let who = (self.recorder.identity)(request.headers(), request.extensions());
-        let recorder = self.recorder.clone();
+        let recorder = self.recorder;
         let future = self.inner.call(request);
         RecordedFuture {
             inner: future,
@@ -276,7 +288,7 @@ struct Pending {
     method: axum::http::Method,
     route: Option<MatchedPath>,
     who: Identity,
-    recorder: Arc<Recorder>,
+    recorder: &'static Recorder,
 }
 
 pin_project_lite::pin_project! {
@@ -301,7 +313,8 @@ where
             Poll::Ready(result) => result,
             Poll::Pending => return Poll::Pending,
         };
-        if let Some(p) = this.pending.take() {
+        // Read in place and dropped after: moving the pending record out would copy it.
+        if let Some(p) = this.pending.as_ref() {
             let latency_ms = p.started.elapsed_ms();
             let (status, error_type) = match &result {
                 Ok(response) => (
@@ -323,9 +336,10 @@ where
                     error_type,
                     provider: None,
                 },
-                p.who,
+                &p.who,
             );
         }
+        *this.pending = None;
         Poll::Ready(result)
     }
 }
@@ -357,7 +371,7 @@ mod tests {
             default_weight: 1.0,
             ..SamplingPolicy::default()
         };
-        let recorder = Arc::new(Recorder::new("shop", policy, producer, identity));
+        let recorder = Recorder::new("shop", policy, producer, identity).leak();
         let app = Router::new()
             .route("/items/{id}", get(|| async { "ok" }))
             .route(
@@ -371,7 +385,7 @@ mod tests {
                     response
                 }),
             )
-            .route_layer(ValuetraceLayer::new(recorder.clone()));
+            .route_layer(ValuetraceLayer::new(recorder));
         for uri in ["/items/1", "/items/2", "/fail"] {
             let request = Request::builder()
                 .uri(uri)
@@ -401,10 +415,10 @@ mod tests {
             default_weight: 1.0,
             ..SamplingPolicy::default()
         };
-        let recorder = Arc::new(Recorder::new("shop", policy, producer, identity));
+        let recorder = Recorder::new("shop", policy, producer, identity).leak();
         let app = Router::new()
             .route("/a", get(|| async { "ok" }))
-            .route_layer(ValuetraceLayer::new(recorder.clone()));
+            .route_layer(ValuetraceLayer::new(recorder));
         for _ in 0..10 {
             let request = Request::builder()
                 .uri("/a")

@@ -24,6 +24,8 @@
 //! raw events it sends are marked `aggregated`, so the server's health answers count them once
 //! (from the aggregates) while business answers re-weight the sampled raw events.
 //!
+//! - [`small_string`]: the identity's strings, inline up to 38 bytes (no allocation per request).
+//!
 //! - [`outbound`]: the same for the host's own calls to third parties (a layer around its HTTP
 //!   client): `direction = outbound` with the provider's name and endpoint template.
 //!
@@ -40,5 +42,6 @@ pub mod outbound;
 pub mod queue;
 pub mod sampling;
 pub mod sender;
+pub mod small_string;
 
 pub use client::{Client, ClientConfig, ClientStats};

@@ -24,13 +24,13 @@ pub struct OutboundRoute(pub String);
 
 #[derive(Clone)]
 pub struct OutboundLayer {
-    recorder: Arc<Recorder>,
+    recorder: &'static Recorder,
     provider: Arc<str>,
 }
 
 impl OutboundLayer {
     /// Records calls made through the wrapped client as calls to `provider` (`stripe`).
-    pub fn new(recorder: Arc<Recorder>, provider: &str) -> OutboundLayer {
+    pub fn new(recorder: &'static Recorder, provider: &str) -> OutboundLayer {
         OutboundLayer {
             recorder,
             provider: provider.into(),
@@ -44,7 +44,7 @@ impl<S> tower::Layer<S> for OutboundLayer {
     fn layer(&self, inner: S) -> Self::Service {
         OutboundService {
             inner,
-            recorder: self.recorder.clone(),
+            recorder: self.recorder,
             provider: self.provider.clone(),
         }
     }
@@ -53,7 +53,7 @@ impl<S> tower::Layer<S> for OutboundLayer {
 #[derive(Clone)]
 pub struct OutboundService<S> {
     inner: S,
-    recorder: Arc<Recorder>,
+    recorder: &'static Recorder,
     provider: Arc<str>,
 }
 
@@ -111,7 +111,7 @@ where
                 .get::<Identity>()
                 .cloned()
                 .unwrap_or_default(),
-            recorder: self.recorder.clone(),
+            recorder: self.recorder,
             provider: self.provider.clone(),
         };
         OutboundFuture {
@@ -126,7 +126,7 @@ struct Pending {
     method: axum::http::Method,
     route: String,
     who: Identity,
-    recorder: Arc<Recorder>,
+    recorder: &'static Recorder,
     provider: Arc<str>,
 }
 
@@ -183,7 +183,7 @@ where
                     error_type,
                     provider: Some(&p.provider),
                 },
-                p.who,
+                &p.who,
             );
         }
         Poll::Ready(result)
@@ -221,9 +221,8 @@ mod tests {
             default_weight: 1.0,
             ..SamplingPolicy::default()
         };
-        let recorder = Arc::new(Recorder::new("billing", policy, producer, |_, _| {
-            Identity::default()
-        }));
+        let recorder =
+            Recorder::new("billing", policy, producer, |_, _| Identity::default()).leak();
         // A fake HTTP client: 402 for /v1/charges/{id}, an error for /v1/refunds.
         let client = tower::service_fn(|request: Request<Body>| async move {
             if request.uri().path().starts_with("/v1/refunds") {
@@ -233,7 +232,7 @@ mod tests {
             *response.status_mut() = axum::http::StatusCode::PAYMENT_REQUIRED;
             Ok(response)
         });
-        let client = OutboundLayer::new(recorder.clone(), "stripe").layer(client);
+        let client = OutboundLayer::new(recorder, "stripe").layer(client);
         let mut charge = Request::builder()
             .method("POST")
             .uri("https://api.stripe.com/v1/charges/987654")

@@ -51,7 +51,7 @@ fn client(url: &str) -> Client {
         user_id: headers
             .get("x-user-id")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .map(Into::into),
         ..Identity::default()
     })
 }

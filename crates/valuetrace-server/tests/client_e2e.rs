@@ -13,11 +13,11 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Duration;
-use valuetrace_client::layer::Identity;
+use valuetrace_client::layer::{Identity, SmallString};
 use valuetrace_client::{Client, ClientConfig};
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name)?.to_str().ok().map(str::to_owned)
+fn header(headers: &HeaderMap, name: &str) -> Option<SmallString> {
+    headers.get(name)?.to_str().ok().map(Into::into)
 }
 
 /// One request to the app with the caller's identity in headers; the status code.

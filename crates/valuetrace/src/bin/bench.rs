@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Some("client-overhead") => bench_client::run(
             option("--requests", 200_000) as u32,
             option("--rounds", 7) as usize,
+            text_option("--only").as_deref(),
         ),
         Some("wal") => wal(
             option("--frames", 50_000),
@@ -76,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         ),
         _ => {
             eprintln!(
-                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N] | insights [--events N --days N --runs N --data DIR --only NAME] | dashboard --data DIR [--runs N] | client-overhead [--requests N --rounds N]"
+                "usage: valuetrace-bench ingest [--events N --batch N --connections N] | health [--events N --days N --runs N --reopen 1] | wal [--frames N --bytes N --threads N] | insights [--events N --days N --runs N --data DIR --only NAME] | dashboard --data DIR [--runs N] | client-overhead [--requests N --rounds N --only without|with|noop]"
             );
             std::process::exit(2);
         }

@@ -1,15 +1,21 @@
 //! `valuetrace-bench client-overhead`: what the client middleware adds per request. The same
-//! axum router (one route, a handler returning a static string) is driven through
-//! `tower::ServiceExt::oneshot` on a current-thread runtime, with and without `ValuetraceLayer`
-//! (default sampling policy, a 100k queue drained by a thread, no network), and with a layer
-//! that does nothing (what axum's `route_layer` costs any layer: it boxes the layered route), in
-//! alternating rounds; reports the median ns per request of each, the differences and the ratio.
+//! axum handler (returning a static string) is driven through `tower::ServiceExt::oneshot` on a
+//! current-thread runtime, without `ValuetraceLayer`, with it added by `Router::route_layer`,
+//! with it on the handler (`Handler::layer`: axum does not box it), and with a route layer that
+//! does nothing (what axum's `route_layer` costs any layer: the layered route is boxed), in
+//! alternating rounds (default sampling policy, a 100k queue drained by a thread, no network). Each router is finalized with `with_state(())`, as `axum::serve` does
+//! (an unfinalized router turns its handlers into routes, and re-applies route layers, on every
+//! request). Reports the median ns per request of each and the median of the per-round
+//! differences (paired within a round, so the VM's drift between rounds cancels).
+//!
+//! `--only without|with|handler|noop` drives one router for `--rounds` rounds and reports nothing: a
+//! target for `perf record`.
 
 use axum::Router;
 use axum::body::Body;
+use axum::handler::Handler;
 use axum::http::Request;
 use axum::routing::get;
-use std::sync::Arc;
 use std::time::Instant;
 use tower::ServiceExt;
 use valuetrace_client::layer::{Identity, Recorder, ValuetraceLayer};
@@ -38,10 +44,19 @@ async fn drive(app: &Router, requests: u32) -> f64 {
     started.elapsed().as_nanos() as f64 / f64::from(requests)
 }
 
-pub fn run(requests: u32, rounds: usize) -> anyhow::Result<()> {
+async fn item() -> &'static str {
+    "item"
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+pub fn run(requests: u32, rounds: usize, only: Option<&str>) -> anyhow::Result<()> {
     let (producer, receiver, counters) = bounded(100_000);
     let drain = std::thread::spawn(move || while receiver.recv().is_ok() {});
-    let recorder = Arc::new(Recorder::new(
+    let recorder = Recorder::new(
         "bench",
         SamplingPolicy::default(),
         producer,
@@ -49,55 +64,92 @@ pub fn run(requests: u32, rounds: usize) -> anyhow::Result<()> {
             user_id: headers
                 .get(&USER_HEADER)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+                .map(Into::into),
             ..Identity::default()
         },
-    ));
-    let bare = Router::new().route("/api/items/{id}", get(|| async { "item" }));
-    let instrumented = bare
+    )
+    .leak();
+    let routes = Router::new().route("/api/items/{id}", get(item));
+    let bare: Router = routes.clone().with_state(());
+    let instrumented: Router = routes
         .clone()
-        .route_layer(ValuetraceLayer::new(recorder.clone()));
-    let noop = bare
-        .clone()
-        .route_layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r));
+        .route_layer(ValuetraceLayer::new(recorder))
+        .with_state(());
+    let per_handler: Router = Router::new()
+        .route(
+            "/api/items/{id}",
+            get(item.layer(ValuetraceLayer::new(recorder))),
+        )
+        .with_state(());
+    let noop: Router = routes
+        .route_layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r))
+        .with_state(());
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    let (mut without, mut with, mut with_noop) = (Vec::new(), Vec::new(), Vec::new());
+    if let Some(only) = only {
+        let app = match only {
+            "without" => &bare,
+            "with" => &instrumented,
+            "handler" => &per_handler,
+            "noop" => &noop,
+            other => anyhow::bail!("--only {other}: expected without, with, handler or noop"),
+        };
+        runtime.block_on(async {
+            for _ in 0..rounds {
+                drive(app, requests).await;
+            }
+        });
+        return Ok(());
+    }
+    let mut rows: Vec<[f64; 4]> = Vec::new();
+    let apps = [&bare, &instrumented, &noop, &per_handler];
     runtime.block_on(async {
-        drive(&bare, requests / 10).await;
-        drive(&instrumented, requests / 10).await;
-        drive(&noop, requests / 10).await;
+        for app in apps {
+            drive(app, requests / 10).await;
+        }
         for _ in 0..rounds {
-            without.push(drive(&bare, requests).await);
-            with.push(drive(&instrumented, requests).await);
-            with_noop.push(drive(&noop, requests).await);
+            let mut row = [0.0; 4];
+            for (time, app) in row.iter_mut().zip(apps) {
+                *time = drive(app, requests).await;
+            }
+            rows.push(row);
         }
     });
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (without, with, noop) = (
-        median(&mut without),
-        median(&mut with),
-        median(&mut with_noop),
+    let column = |f: &dyn Fn(&[f64; 4]) -> f64| median(rows.iter().map(f).collect());
+    let (without, with, noop) = (column(&|r| r[0]), column(&|r| r[1]), column(&|r| r[2]));
+    let added = column(&|r| r[1] - r[0]);
+    let noop_added = column(&|r| r[2] - r[0]);
+    let beyond_noop = column(&|r| r[1] - r[2]);
+    println!(
+        "{requests} requests × {rounds} rounds: without {without:.0} ns/request, with {with:.0} ns/request, added {added:.0} ns ({:.2}×)",
+        column(&|r| r[1] / r[0])
     );
     println!(
-        "{requests} requests × {rounds} rounds: without {without:.0} ns/request, with {with:.0} ns/request, added {:.0} ns ({:.2}×)",
-        with - without,
-        with / without
+        "a no-op layer (axum route_layer alone): {noop:.0} ns/request, adds {noop_added:.0} ns; ours beyond it: {beyond_noop:.0} ns"
     );
     println!(
-        "a no-op layer (axum route_layer alone): {noop:.0} ns/request, adds {:.0} ns; ours beyond it: {:.0} ns",
-        noop - without,
-        with - noop
+        "ours on the handler (Handler::layer, not boxed by axum): {:.0} ns/request, added {:.0} ns ({:.2}×)",
+        column(&|r| r[3]),
+        column(&|r| r[3] - r[0]),
+        column(&|r| r[3] / r[0])
+    );
+    let fastest = |i: usize| rows.iter().map(|r| r[i]).fold(f64::INFINITY, f64::min);
+    println!(
+        "fastest rounds: without {:.0}, with {:.0} (+{:.0}), no-op layer {:.0} (+{:.0}), on the handler {:.0} (+{:.0})",
+        fastest(0),
+        fastest(1),
+        fastest(1) - fastest(0),
+        fastest(2),
+        fastest(2) - fastest(0),
+        fastest(3),
+        fastest(3) - fastest(0)
     );
     println!(
         "events queued {}, dropped {}",
         counters.enqueued.load(std::sync::atomic::Ordering::Relaxed),
         counters.dropped.load(std::sync::atomic::Ordering::Relaxed)
     );
-    drop(recorder);
-    drop(instrumented);
-    let _ = drain.join();
+    // The recorder (and with it the queue's producer) lives on: the drain thread is left to
+    // the process's exit.
+    drop(drain);
     Ok(())
 }
