@@ -220,7 +220,8 @@ impl Aggregator {
                 && k.method == call.method
                 && k.plan.as_deref() == call.plan
                 && k.provider.as_deref() == call.provider
-                && k.experiments == *call.experiments
+                && (k.experiments.is_empty() && call.experiments.is_empty()
+                    || k.experiments == *call.experiments)
         });
         let (_, aggregate, memo) = match found {
             Some(index) => &mut entries[index],

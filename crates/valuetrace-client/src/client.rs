@@ -80,6 +80,7 @@ impl Client {
         let recorder = Recorder::new(&config.service, config.sampling, producer, identity).leak();
         let source = AggregateSource {
             aggregator: recorder.aggregator.clone(),
+            recorder: Some(recorder),
             service: config.service.clone(),
             id_prefix: recorder.id_prefix().to_owned(),
         };

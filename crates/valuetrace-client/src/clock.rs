@@ -73,16 +73,21 @@ impl Stamp {
     /// Milliseconds since this reading (never negative).
     #[inline]
     pub fn elapsed_ms(self) -> f64 {
-        match self.0 {
-            Reading::Ticks(start) => {
-                let end = now();
-                match (end.0, tick_ms()) {
-                    // Counters of two cores may differ by a few ticks: saturate at zero.
-                    (Reading::Ticks(end), Some(rate)) => end.saturating_sub(start) as f64 * rate,
-                    _ => 0.0,
-                }
+        self.ms_until(now())
+    }
+
+    /// Milliseconds from this reading to `later` (never negative).
+    #[inline]
+    pub fn ms_until(self, later: Stamp) -> f64 {
+        match (self.0, later.0) {
+            // Counters of two cores may differ by a few ticks: saturate at zero.
+            (Reading::Ticks(start), Reading::Ticks(end)) => {
+                tick_ms().map_or(0.0, |rate| end.saturating_sub(start) as f64 * rate)
             }
-            Reading::Instant(start) => start.elapsed().as_secs_f64() * 1_000.0,
+            (Reading::Instant(start), Reading::Instant(end)) => {
+                end.saturating_duration_since(start).as_secs_f64() * 1_000.0
+            }
+            _ => 0.0,
         }
     }
 }

@@ -11,6 +11,7 @@
 //!
 
 use crate::aggregate::{Aggregator, CallKey};
+use crate::handoff::Handoff;
 use crate::queue::Producer;
 use crate::sampling::{CallFacts, SamplingPolicy};
 pub use crate::small_string::SmallString;
@@ -73,6 +74,21 @@ pub struct Recorder {
     /// The sender's state, once a sender runs: while its breaker is open raw events are not
     /// even built (they could not be delivered); the aggregates keep counting.
     gate: std::sync::OnceLock<Arc<crate::sender::SenderStats>>,
+    /// Kept calls the request threads handed over, for [`Recorder::process_handoff`].
+    handoff: Handoff<Kept>,
+}
+
+/// A kept inbound call as the request thread hands it over, its event to be built off the
+/// request path.
+pub(crate) struct Kept {
+    ended: crate::clock::Stamp,
+    latency_ms: f64,
+    rate: f64,
+    status: u16,
+    method: axum::http::Method,
+    route: Option<MatchedPath>,
+    error_type: Option<String>,
+    who: Identity,
 }
 
 impl Recorder {
@@ -94,6 +110,7 @@ impl Recorder {
             identity: Box::new(identity),
             sequence: AtomicU64::new(0),
             gate: std::sync::OnceLock::new(),
+            handoff: Handoff::default(),
             prefix: format!("{:x}-{:x}", std::process::id(), nanos as u64),
         }
     }
@@ -119,27 +136,54 @@ impl Recorder {
         &self.policy
     }
 
-    /// Records one finished call: into the aggregates always, onto the queue when sampled.
-    pub(crate) fn record(&self, call: Observed<'_>, who: &Identity) {
-        let Observed {
-            method,
-            route,
-            status,
-            latency_ms,
-            error_type,
-            provider,
-        } = call;
+    /// Builds and queues the events of the kept calls the request threads handed over since the
+    /// last time (the sender calls this every few milliseconds; call it yourself before reading
+    /// the queue of a recorder without a sender). Returns how many it built.
+    pub fn process_handoff(&self) -> usize {
+        let mut calls = 0;
+        self.handoff.drain(|call| {
+            calls += 1;
+            self.queue_kept(call);
+        });
+        calls
+    }
+
+    /// The event of a kept inbound call, built and queued.
+    fn queue_kept(&self, call: Kept) {
+        let age_ms = call.ended.elapsed_ms();
+        let event = self.build_event(
+            Observed {
+                method: call.method.as_str(),
+                route: call
+                    .route
+                    .as_ref()
+                    .map_or("/(unmatched)", MatchedPath::as_str),
+                status: call.status,
+                latency_ms: call.latency_ms,
+                error_type: call.error_type,
+                provider: None,
+            },
+            &call.who,
+            call.rate,
+            age_ms,
+        );
+        self.producer.push(event);
+    }
+
+    /// Counts one call in the aggregates and decides whether its raw event is kept: `Some`
+    /// (the sample rate) to keep it. Allocates nothing.
+    pub(crate) fn decide(&self, call: &Observed<'_>, who: &Identity) -> Option<f64> {
         let route_weight = self.aggregator.record_with_memo(
             &CallKey {
-                route,
-                method,
-                status,
+                route: call.route,
+                method: call.method,
+                status: call.status,
                 plan: who.plan.as_deref(),
                 experiments: &who.experiments,
-                provider,
+                provider: call.provider,
             },
-            latency_ms,
-            || self.policy.route_weight(method, route),
+            call.latency_ms,
+            || self.policy.route_weight(call.method, call.route),
         );
         if self
             .gate
@@ -147,26 +191,28 @@ impl Recorder {
             .is_some_and(|sender| sender.breaker_open.load(Ordering::Relaxed))
         {
             self.producer.count_drop();
-            return;
+            return None;
         }
-        // Decide before building the event: a dropped call allocates nothing here.
         let facts = CallFacts {
-            method,
-            route,
-            status,
-            latency_ms,
+            method: call.method,
+            route: call.route,
+            status: call.status,
+            latency_ms: call.latency_ms,
             has_value: false,
             plan: who.plan.as_deref(),
-            session_id: who.session_id.as_deref(),
-            user_id: who.user_id.as_deref(),
+            session_id: None,
+            user_id: None,
             event_id: "",
         };
         let rate = self
             .policy
             .rate_with_weight(&facts, who.new_user, route_weight);
+        // `SamplingPolicy::keep_of` on the session (else the user), from its bytes.
         let keep = if rate >= 1.0 {
             true
-        } else if facts.session_id.is_none() && facts.user_id.is_none() {
+        } else if let Some(key) = who.session_id.as_ref().or(who.user_id.as_ref()) {
+            crate::sampling::stable_hash_bytes(key.as_bytes()) <= (rate * u64::MAX as f64) as u64
+        } else {
             // Anonymous: sample per call by a per-thread sequence (no shared counter on the
             // request path).
             thread_local! {
@@ -178,17 +224,32 @@ impl Recorder {
                 n.get() ^ (std::ptr::from_ref(n) as u64).rotate_left(32)
             });
             crate::sampling::mix(n) <= (rate * u64::MAX as f64) as u64
-        } else {
-            self.policy.keep_of(&facts, rate)
         };
-        if !keep {
-            return;
-        }
+        keep.then_some(rate)
+    }
+
+    /// The raw event of a kept call that ended `age_ms` ago.
+    pub(crate) fn build_event(
+        &self,
+        call: Observed<'_>,
+        who: &Identity,
+        rate: f64,
+        age_ms: f64,
+    ) -> ApiCall {
+        let Observed {
+            method,
+            route,
+            status,
+            latency_ms,
+            error_type,
+            provider,
+        } = call;
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let call = ApiCall {
+            .map_or(0, |d| d.as_millis() as i64)
+            - age_ms as i64;
+        ApiCall {
             schema_version: 1,
             event_id: format!("{}-{sequence}", self.prefix),
             timestamp,
@@ -215,8 +276,15 @@ impl Recorder {
             },
             provider: provider.map(str::to_owned),
             ..Default::default()
-        };
-        self.producer.push(call);
+        }
+    }
+
+    /// Records one call inline: into the aggregates always, its event onto the queue when kept.
+    pub(crate) fn record(&self, call: Observed<'_>, who: &Identity) {
+        if let Some(rate) = self.decide(&call, who) {
+            let event = self.build_event(call, who, rate, 0.0);
+            self.producer.push(event);
+        }
     }
 }
 
@@ -313,9 +381,9 @@ where
             Poll::Ready(result) => result,
             Poll::Pending => return Poll::Pending,
         };
-        // Read in place and dropped after: moving the pending record out would copy it.
-        if let Some(p) = this.pending.as_ref() {
-            let latency_ms = p.started.elapsed_ms();
+        if let Some(p) = this.pending.take() {
+            let ended = crate::clock::now();
+            let latency_ms = p.started.ms_until(ended);
             let (status, error_type) = match &result {
                 Ok(response) => (
                     response.status().as_u16(),
@@ -327,19 +395,36 @@ where
                 Err(_) => (500, Some("internal".to_owned())),
             };
             let route = p.route.as_ref().map_or("/(unmatched)", MatchedPath::as_str);
-            p.recorder.record(
-                Observed {
-                    method: p.method.as_str(),
-                    route,
-                    status,
+            let observed = Observed {
+                method: p.method.as_str(),
+                route,
+                status,
+                latency_ms,
+                error_type: None,
+                provider: None,
+            };
+            if let Some(rate) = p.recorder.decide(&observed, &p.who) {
+                // The event is built off the request path; when this thread's hand-off buffer
+                // is full, here.
+                let kept = Kept {
+                    ended,
                     latency_ms,
+                    rate,
+                    status,
+                    method: p.method,
+                    route: p.route,
                     error_type,
-                    provider: None,
-                },
-                &p.who,
-            );
+                    who: p.who,
+                };
+                if let Err(kept) = p.recorder.handoff.push(kept) {
+                    p.recorder.queue_kept(kept);
+                }
+            } else if p.who.experiments.is_empty() {
+                // An empty `BTreeMap` owns no memory, yet dropping one walks an empty iterator
+                // (~50 instructions): skip it on the common path.
+                std::mem::forget(p.who.experiments);
+            }
         }
-        *this.pending = None;
         Poll::Ready(result)
     }
 }
@@ -394,6 +479,9 @@ mod tests {
                 .expect("request");
             app.clone().oneshot(request).await.expect("response");
         }
+        // Handed over by the request path: nothing is recorded until they are processed.
+        assert!(receiver.try_iter().next().is_none());
+        recorder.process_handoff();
         let calls: Vec<ApiCall> = receiver.try_iter().collect();
         let routes: Vec<(&str, u16)> = calls.iter().map(|c| (c.route.as_str(), c.status)).collect();
         assert_eq!(
@@ -426,6 +514,7 @@ mod tests {
                 .expect("request");
             app.clone().oneshot(request).await.expect("response");
         }
+        recorder.process_handoff();
         assert_eq!(counters.enqueued.load(Ordering::Relaxed), 2);
         assert_eq!(counters.dropped.load(Ordering::Relaxed), 8);
         assert_eq!(recorder.aggregator.drain()[0].1.count, 10);

@@ -13,6 +13,9 @@
 //! - [`backoff`]: bounded exponential backoff with full jitter for retries.
 //! - [`layer`]: the tower `Layer` for axum: route template (never a raw path), status, latency,
 //!   identity and error class into the aggregates, the sampled event onto the queue.
+//! - [`handoff`]: how the layer leaves building the kept calls' events to the sender thread:
+//!   each request thread appends its kept calls to its own buffer (an uncontended lock and a
+//!   copy), the sender builds and queues their events every few milliseconds.
 //!
 //! - [`sender`]: the background thread that batches, gzips and POSTs to `/v1/batch` with retries,
 //!   the breaker, and a flush on shutdown (tested against the real server in
@@ -37,6 +40,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod client;
 pub mod clock;
+pub mod handoff;
 pub mod layer;
 pub mod outbound;
 pub mod queue;

@@ -66,18 +66,37 @@ pub fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// FNV-1a over the bytes, then SplitMix64's finalizer: stable across processes and languages
-/// (the Python package uses the same function, so both sample the same sessions).
+/// A hash of the text's UTF-8 bytes, stable across processes and languages (the Python package
+/// computes the same, so both sample the same sessions): eight bytes per step (little-endian,
+/// the last word zero-padded, the length in the seed), each step a rotate, xor and multiply,
+/// then SplitMix64's finalizer ([`mix`]). A 36-byte UUID takes five steps (byte-wise FNV-1a,
+/// used before, took 36 dependent multiplies: ~40 ns).
 pub fn stable_hash(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.as_bytes() {
-        h ^= u64::from(*byte);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    stable_hash_bytes(text.as_bytes())
+}
+
+/// [`stable_hash`] of bytes.
+#[inline]
+pub fn stable_hash_bytes(bytes: &[u8]) -> u64 {
+    #[inline(always)]
+    fn step(h: u64, word: u64) -> u64 {
+        (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
     }
-    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    let mut h = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for word in words.by_ref() {
+        h = step(h, u64::from_le_bytes(word.try_into().expect("8 bytes")));
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        // Built with shifts, not copied into a buffer (a store then a wider load stalls).
+        let word = tail
+            .iter()
+            .enumerate()
+            .fold(0u64, |word, (i, byte)| word | u64::from(*byte) << (8 * i));
+        h = step(h, word);
+    }
+    mix(h)
 }
 
 /// What the sampling decision reads of a call, borrowed (the layer decides before it builds the
@@ -266,5 +285,36 @@ mod tests {
         assert!(glob("/healthz", "/healthz"));
         assert_eq!(stable_hash("a"), stable_hash("a"));
         assert_ne!(stable_hash("a"), stable_hash("b"));
+    }
+
+    /// The same table is pinned in the Python package (`sdk/python/tests/test_sampling.py`):
+    /// both must sample the same sessions.
+    #[test]
+    fn stable_hash_is_pinned_across_languages() {
+        for (text, expected) in [
+            ("", 14_087_677_454_934_409_008u64),
+            ("a", 761_998_755_159_271_533),
+            ("session-42", 13_401_714_709_347_997_517),
+            (
+                "0b9c6f1e-7d1a-4c55-9a2e-5b8f0e1d2c3a",
+                448_626_312_370_199_940,
+            ),
+            ("12345678", 10_442_796_638_566_501_223),
+            ("123456789", 12_110_254_340_778_923_956),
+            ("日本", 7_267_980_922_155_975_651),
+        ] {
+            assert_eq!(stable_hash(text), expected, "{text:?}");
+        }
+        let threshold = (0.1 * u64::MAX as f64) as u64;
+        let kept: Vec<u32> = (0..200)
+            .filter(|i| stable_hash(&format!("session-{i}")) <= threshold)
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                4, 6, 19, 31, 39, 43, 52, 68, 70, 71, 74, 76, 84, 96, 98, 110, 114, 128, 135, 140,
+                175, 184, 187, 197, 199
+            ]
+        );
     }
 }

@@ -26,6 +26,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(5);
 #[derive(Clone)]
 pub struct AggregateSource {
     pub aggregator: Arc<Aggregator>,
+    /// The recorder whose request threads hand their kept calls over: the sender builds their
+    /// events at every poll.
+    pub recorder: Option<&'static crate::layer::Recorder>,
     pub service: String,
     /// Unique to the process: the prefix of the aggregates' event ids.
     pub id_prefix: String,
@@ -176,6 +179,9 @@ fn run(
         send_with_retries(&config, batch, &mut breaker, &mut backoff, stats, stop);
     };
     loop {
+        if let Some(recorder) = aggregates.as_ref().and_then(|source| source.recorder) {
+            recorder.process_handoff();
+        }
         if stop.load(Ordering::SeqCst) {
             // Shutdown: send everything already queued (one attempt per batch) and the last
             // aggregates, then stop.

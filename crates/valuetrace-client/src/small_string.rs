@@ -47,6 +47,14 @@ impl SmallString {
         }
     }
 
+    /// The UTF-8 bytes (no validation: cheaper than [`SmallString::as_str`] for hashing).
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(text) => text.as_bytes(),
+        }
+    }
+
     /// Whether the string is kept inline (no heap allocation).
     pub fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline { .. })

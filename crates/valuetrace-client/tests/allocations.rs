@@ -1,11 +1,14 @@
-//! Allocations of the record path for a call that sampling drops: a counting global allocator
+//! Allocations of the record path, for a call that sampling drops and one it keeps: a counting
+//! global allocator
 //! compares the same request through the router without a layer, with a layer that does nothing
 //! (axum's `route_layer` boxes the layered route, which allocates on its own), with ours added by
 //! `route_layer`, and with ours added to the handler (`Handler::layer`, which axum does not box).
 //! The identity extractor copies its id into a `SmallString` (inline, no allocation), so the
 //! record path must allocate nothing at all: ours equals the no-op layer, and the handler-level
 //! layer equals no layer plus axum's box of the handler's clone (which is no longer zero-sized
-//! once it holds the layer). A kept call allocates its event (counted and printed).
+//! once it holds the layer). The request thread hands every call over (see `handoff`), so a kept
+//! call allocates nothing on the request path either: its event is built when the sender
+//! processes the hand-off (counted and printed).
 //!
 //! The routers are finalized with `with_state(())` as `axum::serve` does (an unfinalized router
 //! turns its handlers into routes, and re-applies route layers, on every request).
@@ -68,7 +71,7 @@ fn allocations_of(runtime: &tokio::runtime::Runtime, app: &Router, user: &str) -
 }
 
 #[test]
-fn a_dropped_call_allocates_nothing_in_the_layer() {
+fn the_request_path_allocates_nothing_in_the_layer() {
     let policy = SamplingPolicy::default();
     // Users whose calls to this route the default policy (rate 0.1) drops, and one it keeps.
     let decision = |user: &str| {
@@ -126,7 +129,7 @@ fn a_dropped_call_allocates_nothing_in_the_layer() {
     let per_handler_dropped = allocations_of(&runtime, &per_handler, dropped);
     let with_kept = allocations_of(&runtime, &instrumented, kept);
     eprintln!(
-        "allocations per request: without a layer {without}, with a no-op route layer {with_noop}, with ours as a route layer {with_dropped} and on the handler {per_handler_dropped} (call dropped; the identity extractor makes {extractor}), {with_kept} (call kept)"
+        "allocations per request: without a layer {without}, with a no-op route layer {with_noop}, with ours as a route layer {with_dropped} and on the handler {per_handler_dropped} (call dropped; the identity extractor makes {extractor}), {with_kept} (call kept: its event is built later, off the request path)"
     );
     assert_eq!(extractor, 0, "a short id is kept inline");
     assert_eq!(
@@ -141,6 +144,20 @@ fn a_dropped_call_allocates_nothing_in_the_layer() {
         without + 1,
         "the handler-level layer allocated for a dropped call"
     );
-    assert!(with_kept > with_dropped, "a kept call builds its event");
-    drop(receiver);
+    // A kept call is handed over like any other: its event is built off the request path.
+    assert_eq!(
+        with_kept, with_dropped,
+        "the layer's record path allocated for a kept call"
+    );
+    let before = allocations();
+    recorder.process_handoff();
+    let processing = allocations() - before;
+    let queued = receiver.try_iter().count();
+    eprintln!(
+        "processing the handed-over calls on the sender's side: {processing} allocations, {queued} events queued"
+    );
+    assert!(
+        queued >= 1,
+        "the kept call's event is queued once processed"
+    );
 }

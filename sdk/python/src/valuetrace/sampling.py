@@ -16,8 +16,8 @@ import sys
 from dataclasses import dataclass, field
 
 MASK64 = (1 << 64) - 1
-_FNV_OFFSET = 0xCBF29CE484222325
-_FNV_PRIME = 0x100000001B3
+_SEED = 0xCBF29CE484222325
+_STEP = 0x517CC1B727220A95
 # Rust's `u64::MAX as f64` rounds to 2^64 exactly.
 _U64_MAX_AS_F64 = 18446744073709551616.0
 
@@ -31,10 +31,14 @@ def mix(x: int) -> int:
 
 
 def stable_hash(text: str) -> int:
-    """FNV-1a 64 over the UTF-8 bytes, then SplitMix64's finalizer (Rust ``stable_hash``)."""
-    h = _FNV_OFFSET
-    for byte in text.encode("utf-8"):
-        h = ((h ^ byte) * _FNV_PRIME) & MASK64
+    """The Rust ``stable_hash``: 8 UTF-8 bytes per step (little-endian, the last word
+    zero-padded, the length in the seed), each step a rotate by 5, xor and multiply, then
+    SplitMix64's finalizer."""
+    data = text.encode("utf-8")
+    h = _SEED ^ len(data)
+    for at in range(0, len(data), 8):
+        word = int.from_bytes(data[at : at + 8], "little")
+        h = ((((h << 5) | (h >> 59)) & MASK64 ^ word) * _STEP) & MASK64
     return mix(h)
 
 
