@@ -180,15 +180,16 @@ const BUCKET_MIN_MS: f64 = 0.01;
 const BUCKET_GAMMA: f64 = 1.02;
 
 /// The aggregate histogram bucket of a latency: 0 for ≤ 0.01 ms, else
-/// `floor(ln(ms / 0.01) / ln(1.02)) + 1`, at most [`MAX_LATENCY_BUCKET`].
+/// `floor(ln(ms / 0.01) / ln(1.02)) + 1` (computed as `(ln(ms) − ln(0.01)) × (1 / ln(1.02))`:
+/// no division on the client's request path), at most [`MAX_LATENCY_BUCKET`].
 pub fn latency_bucket(latency_ms: f64) -> u32 {
     if latency_ms.is_nan() || latency_ms <= BUCKET_MIN_MS {
         return 0;
     }
-    // ln(1.02), spelled out: `f64::ln` is not const. For positive operands `div_euclid` is the
-    // truncated quotient, so this is `floor(ln(ms / 0.01) / ln(1.02))` without a float modulo.
-    const LN_GAMMA: f64 = 0.019_802_627_296_179_73;
-    (((latency_ms / BUCKET_MIN_MS).ln() / LN_GAMMA) as u32 + 1).min(MAX_LATENCY_BUCKET)
+    // ln(0.01) and 1 / ln(1.02), spelled out (`f64::ln` is not const; a test checks both).
+    const LN_MIN: f64 = -4.605_170_185_988_091;
+    const INV_LN_GAMMA: f64 = 50.498_349_791_843_9;
+    (((latency_ms.ln() - LN_MIN) * INV_LN_GAMMA) as u32 + 1).min(MAX_LATENCY_BUCKET)
 }
 
 /// The representative latency of a bucket: the geometric middle of its bounds (within 1% of any
@@ -237,8 +238,9 @@ mod tests {
 
     #[test]
     fn latency_buckets_match_the_documented_formula() {
-        // The spelled-out ln(1.02) is the same float the formula computes.
-        assert_eq!(0.019_802_627_296_179_73_f64, BUCKET_GAMMA.ln());
+        // The spelled-out constants are the floats they name.
+        assert_eq!(-4.605_170_185_988_091_f64, BUCKET_MIN_MS.ln());
+        assert_eq!(50.498_349_791_843_9_f64, 1.0 / BUCKET_GAMMA.ln());
         let mut ms = 0.011;
         while ms < 4_000_000.0 {
             let expected = (((ms / BUCKET_MIN_MS).ln().div_euclid(BUCKET_GAMMA.ln())) as u32 + 1)
