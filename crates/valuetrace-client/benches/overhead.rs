@@ -16,7 +16,7 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use tower::ServiceExt;
-use valuetrace_client::layer::{Identity, Recorder, ValuetraceLayer};
+use valuetrace_client::layer::{Identity, Recorder, ValuetraceLayer, header};
 use valuetrace_client::queue::bounded;
 use valuetrace_client::sampling::SamplingPolicy;
 
@@ -36,10 +36,7 @@ fn recorder(policy: SamplingPolicy) -> &'static Recorder {
     let (producer, receiver, _) = bounded(100_000);
     std::thread::spawn(move || while receiver.recv().is_ok() {});
     Recorder::new("bench", policy, producer, |headers, _| Identity {
-        user_id: headers
-            .get(&USER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(Into::into),
+        user_id: header(headers, &USER_HEADER),
         ..Identity::default()
     })
     .leak()

@@ -7,14 +7,19 @@
 //! ```
 
 use axum::Router;
-use axum::http::HeaderMap;
+use axum::handler::Handler;
+use axum::http::HeaderName;
 use axum::routing::get;
 use std::time::Duration;
-use valuetrace_client::layer::{Identity, SmallString};
+use valuetrace_client::layer::{Identity, header};
 use valuetrace_client::{Client, ClientConfig};
 
-fn header(headers: &HeaderMap, name: &str) -> Option<SmallString> {
-    headers.get(name)?.to_str().ok().map(Into::into)
+// Header names parsed once (a `&str` name is parsed and lowercased on every lookup).
+static USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+static PLAN: HeaderName = HeaderName::from_static("x-plan");
+
+async fn checkout() -> &'static str {
+    "checked out"
 }
 
 #[tokio::main]
@@ -29,16 +34,19 @@ async fn main() -> std::io::Result<()> {
     //    is comes from your own auth (headers here).
     let client = Client::start(ClientConfig::new(&url, &key, "shop"), |headers, _| {
         Identity {
-            user_id: header(headers, "x-user-id"),
-            plan: header(headers, "x-plan"),
+            user_id: header(headers, &USER_ID),
+            plan: header(headers, &PLAN),
             ..Identity::default()
         }
     });
-    // 2. The layer, on the routes (so the route template is known).
+    // 2. The layer, on the routes (so the route template is known): `route_layer` covers every
+    //    route in one line, and axum boxes each layered route (~80 ns a request on our bench
+    //    machine). On a hot handler, `handler.layer(client.layer())` instruments it without
+    //    that box.
     let app = Router::new()
         .route("/api/items/{id}", get(|| async { "an item" }))
-        .route("/api/checkout", get(|| async { "checked out" }))
-        .route_layer(client.layer());
+        .route_layer(client.layer())
+        .route("/api/checkout", get(checkout.layer(client.layer())));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://127.0.0.1:3000, sending to {url}; Ctrl-C stops");

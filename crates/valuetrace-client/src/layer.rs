@@ -40,6 +40,21 @@ pub struct Identity {
     pub new_user: bool,
 }
 
+/// A header's value as an identity string, for identity extractors:
+/// `user_id: header(headers, &USER_HEADER)`. It checks the bytes as UTF-8 (eight at a time;
+/// `HeaderValue::to_str` checks them one by one) and keeps up to 38 inline, so it allocates
+/// nothing. Pass a `static` [`HeaderName`](axum::http::HeaderName): a `&str` name is parsed and
+/// lowercased on every call.
+pub fn header<K: axum::http::header::AsHeaderName>(
+    headers: &HeaderMap,
+    name: K,
+) -> Option<SmallString> {
+    let value = headers.get(name)?;
+    std::str::from_utf8(value.as_bytes())
+        .ok()
+        .map(SmallString::new)
+}
+
 /// Set on a response (`response.extensions_mut().insert(ErrorType("validation".into()))`) to
 /// name the error class of a failed call.
 #[derive(Debug, Clone, PartialEq)]
@@ -494,6 +509,51 @@ mod tests {
         let aggregates = recorder.aggregator.drain();
         assert_eq!(aggregates.iter().map(|(_, a)| a.count).sum::<u64>(), 3);
         assert_eq!(counters.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_layer_on_the_handler_records_the_route_template_too() {
+        use axum::handler::Handler;
+        let (producer, receiver, _) = bounded(100);
+        let policy = SamplingPolicy {
+            default_weight: 1.0,
+            ..SamplingPolicy::default()
+        };
+        let recorder = Recorder::new("shop", policy, producer, identity).leak();
+        let item = || async { "ok" };
+        let app: Router = Router::new()
+            .route(
+                "/items/{id}",
+                get(item.layer(ValuetraceLayer::new(recorder))),
+            )
+            .with_state(());
+        let request = Request::builder()
+            .uri("/items/42")
+            .header("x-user", "bob")
+            .body(Body::empty())
+            .expect("request");
+        app.oneshot(request).await.expect("response");
+        recorder.process_handoff();
+        let calls: Vec<ApiCall> = receiver.try_iter().collect();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].route, "/items/{id}");
+        assert_eq!(calls[0].user_id.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn header_copies_utf8_values_and_refuses_the_rest() {
+        let mut headers = HeaderMap::new();
+        let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        headers.insert("x-user", uuid.parse().expect("value"));
+        headers.insert(
+            "x-bad",
+            axum::http::HeaderValue::from_bytes(&[0xff, 0xfe]).expect("opaque bytes"),
+        );
+        let user = header(&headers, "x-user").expect("present");
+        assert_eq!(user, uuid);
+        assert!(user.is_inline());
+        assert_eq!(header(&headers, "x-bad"), None);
+        assert_eq!(header(&headers, "x-missing"), None);
     }
 
     #[tokio::test]

@@ -6,19 +6,15 @@
 mod common;
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use common::{LiveServer, SHOP_INGEST, SHOP_READ, http, two_projects};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Duration;
-use valuetrace_client::layer::{Identity, SmallString};
+use valuetrace_client::layer::{Identity, header};
 use valuetrace_client::{Client, ClientConfig};
-
-fn header(headers: &HeaderMap, name: &str) -> Option<SmallString> {
-    headers.get(name)?.to_str().ok().map(Into::into)
-}
 
 /// One request to the app with the caller's identity in headers; the status code.
 fn request(app: std::net::SocketAddr, method: &str, path: &str, user: u64) -> u16 {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 use tower::ServiceExt;
-use valuetrace_client::layer::{Identity, Recorder, ValuetraceLayer};
+use valuetrace_client::layer::{Identity, Recorder, ValuetraceLayer, header};
 use valuetrace_client::queue::bounded;
 use valuetrace_client::sampling::SamplingPolicy;
 
@@ -66,10 +66,7 @@ pub fn run(requests: u32, rounds: usize, only: Option<&str>) -> anyhow::Result<(
         SamplingPolicy::default(),
         producer,
         |headers, _| Identity {
-            user_id: headers
-                .get(&USER_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(Into::into),
+            user_id: header(headers, &USER_HEADER),
             ..Identity::default()
         },
     )
