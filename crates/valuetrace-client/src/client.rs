@@ -12,7 +12,7 @@
 //! client.shutdown(std::time::Duration::from_secs(5));
 //! ```
 
-use crate::layer::{Identity, Recorder, ValuetraceLayer};
+use crate::layer::{Global, Identity, Recorder, ValuetraceLayer};
 use crate::queue::{Counters, bounded};
 use crate::sampling::SamplingPolicy;
 use crate::sender::{
@@ -98,6 +98,16 @@ impl Client {
     /// The tower layer; add it with `Router::route_layer` so the route template is known.
     pub fn layer(&self) -> ValuetraceLayer {
         ValuetraceLayer::new(self.recorder)
+    }
+
+    /// The zero-sized layer of the process's global recorder, making this client's recorder the
+    /// global one unless another client's already is (one client per process is the usual
+    /// case). On a handler (`get(handler.layer(client.global_layer()))`) it adds no allocation
+    /// at all: axum boxes a clone of each layered handler per request, and a zero-sized one
+    /// allocates nothing.
+    pub fn global_layer(&self) -> ValuetraceLayer<Global> {
+        self.recorder.set_global();
+        ValuetraceLayer::global()
     }
 
     pub fn recorder(&self) -> &'static Recorder {

@@ -303,9 +303,48 @@ impl Recorder {
     }
 }
 
+/// Where a layer finds the recorder it records into: a recorder (`&'static Recorder`, 8 bytes)
+/// or the process's global one ([`Global`], zero-sized).
+pub trait RecorderSource: Clone + Send + Sync + 'static {
+    fn recorder(&self) -> Option<&'static Recorder>;
+}
+
+impl RecorderSource for &'static Recorder {
+    #[inline]
+    fn recorder(&self) -> Option<&'static Recorder> {
+        Some(self)
+    }
+}
+
+/// The process's global recorder (set by [`Recorder::set_global`] or
+/// [`Client::global_layer`](crate::Client::global_layer)). A layer that finds it through this
+/// zero-sized source is zero-sized too: axum clones a layered handler into a box on every
+/// request, and a box of a zero-sized value allocates nothing. Until a global recorder is set
+/// the layer records nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Global;
+
+static GLOBAL: std::sync::OnceLock<&'static Recorder> = std::sync::OnceLock::new();
+
+impl RecorderSource for Global {
+    #[inline]
+    fn recorder(&self) -> Option<&'static Recorder> {
+        GLOBAL.get().copied()
+    }
+}
+
+impl Recorder {
+    /// Makes this the process's global recorder, unless one already is; whether it now is.
+    pub fn set_global(&'static self) -> bool {
+        std::ptr::eq(*GLOBAL.get_or_init(|| self), self)
+    }
+}
+
+/// The tower layer. Add it with `Router::route_layer` (every route, one line; axum boxes each
+/// layered route) or on a handler with `Handler::layer` (not boxed: cheaper per request).
 #[derive(Clone)]
-pub struct ValuetraceLayer {
-    recorder: &'static Recorder,
+pub struct ValuetraceLayer<R = &'static Recorder> {
+    recorder: R,
 }
 
 impl ValuetraceLayer {
@@ -314,27 +353,35 @@ impl ValuetraceLayer {
     }
 }
 
-impl<S> tower::Layer<S> for ValuetraceLayer {
-    type Service = ValuetraceService<S>;
+impl ValuetraceLayer<Global> {
+    /// The zero-sized layer of the process's global recorder.
+    pub fn global() -> ValuetraceLayer<Global> {
+        ValuetraceLayer { recorder: Global }
+    }
+}
+
+impl<S, R: RecorderSource> tower::Layer<S> for ValuetraceLayer<R> {
+    type Service = ValuetraceService<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         ValuetraceService {
             inner,
-            recorder: self.recorder,
+            recorder: self.recorder.clone(),
         }
     }
 }
 
 #[derive(Clone)]
-pub struct ValuetraceService<S> {
+pub struct ValuetraceService<S, R = &'static Recorder> {
     inner: S,
-    recorder: &'static Recorder,
+    recorder: R,
 }
 
-impl<S, B, R> tower::Service<Request<B>> for ValuetraceService<S>
+impl<S, B, R, Src> tower::Service<Request<B>> for ValuetraceService<S, Src>
 where
     S: tower::Service<Request<B>, Response = Response<R>>,
     S::Future: Send + 'static,
+    Src: RecorderSource,
 {
     type Response = Response<R>;
     type Error = S::Error;
@@ -345,12 +392,17 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let Some(recorder) = self.recorder.recorder() else {
+            return RecordedFuture {
+                inner: self.inner.call(request),
+                pending: None,
+            };
+        };
         let started = crate::clock::now();
         // A `Method` clone and a `MatchedPath` clone (an `Arc<str>`) allocate nothing.
         let method = request.method().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
-        let who = (self.recorder.identity)(request.headers(), request.extensions());
-        let recorder = self.recorder;
+        let who = (recorder.identity)(request.headers(), request.extensions());
         let future = self.inner.call(request);
         RecordedFuture {
             inner: future,
@@ -538,6 +590,43 @@ mod tests {
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].route, "/items/{id}");
         assert_eq!(calls[0].user_id.as_deref(), Some("bob"));
+    }
+
+    /// The only test of this binary that sets the global recorder.
+    #[tokio::test]
+    async fn the_global_layer_records_into_the_global_recorder_once_there_is_one() {
+        use axum::handler::Handler;
+        let (producer, receiver, _) = bounded(100);
+        let policy = SamplingPolicy {
+            default_weight: 1.0,
+            ..SamplingPolicy::default()
+        };
+        let recorder = Recorder::new("shop", policy, producer, identity).leak();
+        let item = || async { "ok" };
+        let app: Router = Router::new()
+            .route("/items/{id}", get(item.layer(ValuetraceLayer::global())))
+            .with_state(());
+        let request = || {
+            Request::builder()
+                .uri("/items/42")
+                .body(Body::empty())
+                .expect("request")
+        };
+        app.clone().oneshot(request()).await.expect("response");
+        assert_eq!(
+            recorder.aggregator.drain().len(),
+            0,
+            "no global recorder yet"
+        );
+        assert!(recorder.set_global());
+        let (other, _, _) = bounded(1);
+        let second = Recorder::new("other", SamplingPolicy::default(), other, identity).leak();
+        assert!(!second.set_global(), "the first global recorder stays");
+        app.oneshot(request()).await.expect("response");
+        recorder.process_handoff();
+        assert_eq!(recorder.aggregator.drain()[0].1.count, 1);
+        assert_eq!(receiver.try_iter().count(), 1);
+        assert_eq!(std::mem::size_of::<ValuetraceLayer<Global>>(), 0);
     }
 
     #[test]

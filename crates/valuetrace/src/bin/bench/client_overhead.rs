@@ -1,7 +1,8 @@
 //! `valuetrace-bench client-overhead`: what the client middleware adds per request. The same
 //! axum handler (returning a static string) is driven through `tower::ServiceExt::oneshot` on a
 //! current-thread runtime, without `ValuetraceLayer`, with it added by `Router::route_layer`,
-//! with it on the handler (`Handler::layer`: axum does not box it), and with a route layer that
+//! with it on the handler (`Handler::layer` of the zero-sized global layer: axum does not box
+//! it, and its per-request box of the handler stays empty), and with a route layer that
 //! does nothing (what axum's `route_layer` costs any layer: the layered route is boxed), in
 //! alternating rounds (default sampling policy, a 100k queue drained by a thread, no network). Each router is finalized with `with_state(())`, as `axum::serve` does
 //! (an unfinalized router turns its handlers into routes, and re-applies route layers, on every
@@ -96,10 +97,12 @@ pub fn run(requests: u32, rounds: usize, only: Option<&str>) -> anyhow::Result<(
         .clone()
         .route_layer(ValuetraceLayer::new(recorder))
         .with_state(());
+    // The handler-level layer is the zero-sized one of the global recorder.
+    recorder.set_global();
     let per_handler: Router = Router::new()
         .route(
             "/api/items/{id}",
-            get(item.layer(ValuetraceLayer::new(recorder))),
+            get(item.layer(ValuetraceLayer::global())),
         )
         .with_state(());
     let noop: Router = routes
