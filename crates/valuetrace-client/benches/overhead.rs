@@ -33,14 +33,25 @@ async fn item() -> &'static str {
     "item"
 }
 
+/// A recorder, and a thread doing what the client's sender does: build the events of the kept
+/// calls handed over (at once while there are many, else every 5 ms) and take the queue away.
 fn recorder(policy: SamplingPolicy) -> &'static Recorder {
     let (producer, receiver, _) = bounded(100_000);
-    std::thread::spawn(move || while receiver.recv().is_ok() {});
-    Recorder::new("bench", policy, producer, |headers, _| Identity {
+    let recorder = Recorder::new("bench", policy, producer, |headers, _| Identity {
         user_id: header(headers, &USER_HEADER),
         ..Identity::default()
     })
-    .leak()
+    .leak();
+    std::thread::spawn(move || {
+        loop {
+            let built = recorder.process_handoff();
+            while receiver.try_recv().is_ok() {}
+            if built < 500 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    });
+    recorder
 }
 
 fn routes() -> Router {

@@ -9,7 +9,11 @@
 //! request). Reports the median ns per request of each and the median of the per-round
 //! differences (paired within a round, so the VM's drift between rounds cancels).
 //!
-//! `--only without|with|handler|noop` drives one router for `--rounds` rounds and reports nothing: a
+//! A fifth router keeps every call (a policy of weight 1): its events are built off the request
+//! path by a thread that does what the client's sender does every 5 ms, whose CPU time per
+//! event is reported.
+//!
+//! `--only without|with|handler|noop|kept` drives one router for `--rounds` rounds and reports nothing: a
 //! target for `perf record`.
 
 use axum::Router;
@@ -60,45 +64,86 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-pub fn run(requests: u32, rounds: usize, only: Option<&str>) -> anyhow::Result<()> {
-    let (producer, receiver, counters) = bounded(100_000);
-    let recorder = Recorder::new(
-        "bench",
-        SamplingPolicy::default(),
-        producer,
-        |headers, _| Identity {
+/// A recorder, and a thread doing what the client's sender does every 5 ms (at once while its
+/// batch of 500 fills): build the events of the calls handed over (timed: events built, ns of
+/// CPU) and take the queue (here, away).
+struct Processed {
+    recorder: &'static Recorder,
+    stop: Arc<AtomicBool>,
+    built: Arc<(AtomicU64, AtomicU64)>,
+    thread: std::thread::JoinHandle<()>,
+    queued: Arc<valuetrace_client::queue::Counters>,
+}
+
+impl Processed {
+    fn start(policy: SamplingPolicy) -> Processed {
+        let (producer, receiver, queued) = bounded(100_000);
+        let recorder = Recorder::new("bench", policy, producer, |headers, _| Identity {
             user_id: header(headers, &USER_HEADER),
             ..Identity::default()
-        },
-    )
-    .leak();
-    // What the client's sender thread does every 5 ms: record the calls the request threads
-    // handed over, and take the queued events (here, away). Its CPU time per call is reported.
-    let processor = Arc::new((AtomicBool::new(false), AtomicU64::new(0), AtomicU64::new(0)));
-    let processing = {
-        let processor = processor.clone();
-        std::thread::spawn(move || {
-            let (stop, calls, busy_ns) = &*processor;
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let n = recorder.process_handoff();
-                while receiver.try_recv().is_ok() {}
-                if n > 0 {
-                    calls.fetch_add(n as u64, Ordering::Relaxed);
-                    busy_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
         })
-    };
+        .leak();
+        let stop = Arc::new(AtomicBool::new(false));
+        let built = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let thread = {
+            let (stop, built) = (stop.clone(), built.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let n = recorder.process_handoff();
+                    while receiver.try_recv().is_ok() {}
+                    if n > 0 {
+                        built.0.fetch_add(n as u64, Ordering::Relaxed);
+                        built
+                            .1
+                            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    }
+                    // Like the sender, which sleeps only while its batch is not full.
+                    if n < 500 {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
+            })
+        };
+        Processed {
+            recorder,
+            stop,
+            built,
+            thread,
+            queued,
+        }
+    }
+
+    fn stop(self) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        let (events, busy_ns) = (
+            self.built.0.load(Ordering::Relaxed),
+            self.built.1.load(Ordering::Relaxed),
+        );
+        format!(
+            "{events} events built off the request path ({:.0} ns of CPU each), {} queued, {} dropped",
+            busy_ns as f64 / events.max(1) as f64,
+            self.queued.enqueued.load(Ordering::Relaxed),
+            self.queued.dropped.load(Ordering::Relaxed)
+        )
+    }
+}
+
+pub fn run(requests: u32, rounds: usize, only: Option<&str>) -> anyhow::Result<()> {
+    let sampled = Processed::start(SamplingPolicy::default());
+    let all = Processed::start(SamplingPolicy {
+        default_weight: 1.0,
+        ..SamplingPolicy::default()
+    });
     let routes = Router::new().route("/api/items/{id}", get(item));
     let bare: Router = routes.clone().with_state(());
     let instrumented: Router = routes
         .clone()
-        .route_layer(ValuetraceLayer::new(recorder))
+        .route_layer(ValuetraceLayer::new(sampled.recorder))
         .with_state(());
     // The handler-level layer is the zero-sized one of the global recorder.
-    recorder.set_global();
+    sampled.recorder.set_global();
     let per_handler: Router = Router::new()
         .route(
             "/api/items/{id}",
@@ -106,7 +151,11 @@ pub fn run(requests: u32, rounds: usize, only: Option<&str>) -> anyhow::Result<(
         )
         .with_state(());
     let noop: Router = routes
+        .clone()
         .route_layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r))
+        .with_state(());
+    let kept: Router = routes
+        .route_layer(ValuetraceLayer::new(all.recorder))
         .with_state(());
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     if let Some(only) = only {
@@ -115,71 +164,61 @@ pub fn run(requests: u32, rounds: usize, only: Option<&str>) -> anyhow::Result<(
             "with" => &instrumented,
             "handler" => &per_handler,
             "noop" => &noop,
-            other => anyhow::bail!("--only {other}: expected without, with, handler or noop"),
+            "kept" => &kept,
+            other => {
+                anyhow::bail!("--only {other}: expected without, with, handler, noop or kept")
+            }
         };
         runtime.block_on(async {
             for _ in 0..rounds {
                 drive(app, requests).await;
             }
         });
-        processor.0.store(true, Ordering::Relaxed);
-        let _ = processing.join();
         return Ok(());
     }
-    let mut rows: Vec<[f64; 4]> = Vec::new();
-    let apps = [&bare, &instrumented, &noop, &per_handler];
+    let mut rows: Vec<[f64; 5]> = Vec::new();
+    let apps = [&bare, &instrumented, &noop, &per_handler, &kept];
     runtime.block_on(async {
         for app in apps {
             drive(app, requests / 10).await;
         }
         for _ in 0..rounds {
-            let mut row = [0.0; 4];
+            let mut row = [0.0; 5];
             for (time, app) in row.iter_mut().zip(apps) {
                 *time = drive(app, requests).await;
             }
             rows.push(row);
         }
     });
-    let column = |f: &dyn Fn(&[f64; 4]) -> f64| median(rows.iter().map(f).collect());
-    let (without, with, noop) = (column(&|r| r[0]), column(&|r| r[1]), column(&|r| r[2]));
-    let added = column(&|r| r[1] - r[0]);
-    let noop_added = column(&|r| r[2] - r[0]);
-    let beyond_noop = column(&|r| r[1] - r[2]);
-    println!(
-        "{requests} requests × {rounds} rounds: without {without:.0} ns/request, with {with:.0} ns/request, added {added:.0} ns ({:.2}×)",
-        column(&|r| r[1] / r[0])
-    );
-    println!(
-        "a no-op layer (axum route_layer alone): {noop:.0} ns/request, adds {noop_added:.0} ns; ours beyond it: {beyond_noop:.0} ns"
-    );
-    println!(
-        "ours on the handler (Handler::layer, not boxed by axum): {:.0} ns/request, added {:.0} ns ({:.2}×)",
-        column(&|r| r[3]),
-        column(&|r| r[3] - r[0]),
-        column(&|r| r[3] / r[0])
-    );
+    let column = |f: &dyn Fn(&[f64; 5]) -> f64| median(rows.iter().map(f).collect());
     let fastest = |i: usize| rows.iter().map(|r| r[i]).fold(f64::INFINITY, f64::min);
     println!(
-        "fastest rounds: without {:.0}, with {:.0} (+{:.0}), no-op layer {:.0} (+{:.0}), on the handler {:.0} (+{:.0})",
-        fastest(0),
-        fastest(1),
-        fastest(1) - fastest(0),
-        fastest(2),
-        fastest(2) - fastest(0),
-        fastest(3),
-        fastest(3) - fastest(0)
-    );
-    processor.0.store(true, Ordering::Relaxed);
-    let _ = processing.join();
-    let (processed, busy_ns) = (
-        processor.1.load(Ordering::Relaxed),
-        processor.2.load(Ordering::Relaxed),
+        "{requests} requests × {rounds} rounds, median ns per request (fastest round in brackets); added = median of the per-round differences"
     );
     println!(
-        "off the request path (the sender thread): {processed} calls recorded, {:.0} ns of CPU each; events queued {}, dropped {}",
-        busy_ns as f64 / processed.max(1) as f64,
-        counters.enqueued.load(Ordering::Relaxed),
-        counters.dropped.load(Ordering::Relaxed)
+        "without the layer:                    {:.0} ({:.0})",
+        column(&|r| r[0]),
+        fastest(0)
     );
+    for (i, name) in [
+        (1, "route_layer, call sampled away:"),
+        (3, "on the handler, call sampled away:"),
+        (2, "a no-op route_layer (axum alone):"),
+        (4, "route_layer, every call kept:"),
+    ] {
+        println!(
+            "{name:37} {:.0} ({:.0}), added {:.0} ns ({:.2}×)",
+            column(&|r| r[i]),
+            fastest(i),
+            column(&|r| r[i] - r[0]),
+            column(&|r| r[i] / r[0])
+        );
+    }
+    println!(
+        "ours beyond axum's route_layer: {:.0} ns",
+        column(&|r| r[1] - r[2])
+    );
+    println!("sampled: {}", sampled.stop());
+    println!("every call kept: {}", all.stop());
     Ok(())
 }
