@@ -516,14 +516,29 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn records_route_templates_statuses_and_identity_never_raw_paths() {
-        let (producer, receiver, counters) = bounded(100);
+    /// A recorder keeping every call, over a queue of `capacity`.
+    fn keeping_all(
+        capacity: usize,
+    ) -> (
+        &'static Recorder,
+        std::sync::mpsc::Receiver<ApiCall>,
+        Arc<crate::queue::Counters>,
+    ) {
+        let (producer, receiver, counters) = bounded(capacity);
         let policy = SamplingPolicy {
             default_weight: 1.0,
             ..SamplingPolicy::default()
         };
-        let recorder = Recorder::new("shop", policy, producer, identity).leak();
+        (
+            Recorder::new("shop", policy, producer, identity).leak(),
+            receiver,
+            counters,
+        )
+    }
+
+    #[tokio::test]
+    async fn records_route_templates_statuses_and_identity_never_raw_paths() {
+        let (recorder, receiver, counters) = keeping_all(100);
         let app = Router::new()
             .route("/items/{id}", get(|| async { "ok" }))
             .route(
@@ -566,12 +581,7 @@ mod tests {
     #[tokio::test]
     async fn a_layer_on_the_handler_records_the_route_template_too() {
         use axum::handler::Handler;
-        let (producer, receiver, _) = bounded(100);
-        let policy = SamplingPolicy {
-            default_weight: 1.0,
-            ..SamplingPolicy::default()
-        };
-        let recorder = Recorder::new("shop", policy, producer, identity).leak();
+        let (recorder, receiver, _) = keeping_all(100);
         let item = || async { "ok" };
         let app: Router = Router::new()
             .route(
@@ -596,12 +606,7 @@ mod tests {
     #[tokio::test]
     async fn the_global_layer_records_into_the_global_recorder_once_there_is_one() {
         use axum::handler::Handler;
-        let (producer, receiver, _) = bounded(100);
-        let policy = SamplingPolicy {
-            default_weight: 1.0,
-            ..SamplingPolicy::default()
-        };
-        let recorder = Recorder::new("shop", policy, producer, identity).leak();
+        let (recorder, receiver, _) = keeping_all(100);
         let item = || async { "ok" };
         let app: Router = Router::new()
             .route("/items/{id}", get(item.layer(ValuetraceLayer::global())))
@@ -647,12 +652,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_events_but_aggregates_stay_exact() {
-        let (producer, _receiver, counters) = bounded(2);
-        let policy = SamplingPolicy {
-            default_weight: 1.0,
-            ..SamplingPolicy::default()
-        };
-        let recorder = Recorder::new("shop", policy, producer, identity).leak();
+        let (recorder, _receiver, counters) = keeping_all(2);
         let app = Router::new()
             .route("/a", get(|| async { "ok" }))
             .route_layer(ValuetraceLayer::new(recorder));
