@@ -62,9 +62,12 @@ impl<T: Send + 'static> Handoff<T> {
             static MINE: RefCell<Vec<(usize, Arc<dyn std::any::Any + Send + Sync>)>> =
                 const { RefCell::new(Vec::new()) };
         }
-        MINE.with(|mine| {
+        // The call stays out here until it is pushed: whatever fails (this thread's table
+        // already destroyed at its exit, a poisoned lock, a full buffer) gives it back.
+        let mut call = Some(call);
+        let _ = MINE.try_with(|mine| {
             let Ok(mut mine) = mine.try_borrow_mut() else {
-                return Err(call);
+                return;
             };
             let buffer = match mine.iter().position(|(id, _)| *id == self.id) {
                 Some(index) => &mine[index].1,
@@ -75,24 +78,26 @@ impl<T: Send + 'static> Handoff<T> {
                     });
                     match self.buffers.lock() {
                         Ok(mut buffers) => buffers.push(buffer.clone()),
-                        Err(_) => return Err(call),
+                        Err(_) => return,
                     }
                     mine.push((self.id, buffer));
                     &mine.last().expect("just pushed").1
                 }
             };
             let Some(buffer) = buffer.downcast_ref::<Buffer<T>>() else {
-                return Err(call);
+                return;
             };
             let Ok(mut calls) = buffer.calls.lock() else {
-                return Err(call);
+                return;
             };
-            if calls.len() >= CAPACITY {
-                return Err(call);
+            if calls.len() < CAPACITY {
+                calls.extend(call.take());
             }
-            calls.push(call);
-            Ok(())
-        })
+        });
+        match call {
+            None => Ok(()),
+            Some(call) => Err(call),
+        }
     }
 
     /// Takes every handed-off call, thread by thread, and gives each to `process`. Buffers of

@@ -163,6 +163,15 @@ impl Recorder {
         calls
     }
 
+    /// Hands a kept inbound call to the sender thread; builds its event here when this thread's
+    /// buffer is full. Out of line: the common path (a call sampled away) stays short.
+    #[inline(never)]
+    fn hand_off(&self, call: Kept) {
+        if let Err(call) = self.handoff.push(call) {
+            self.queue_kept(call);
+        }
+    }
+
     /// The event of a kept inbound call, built and queued.
     fn queue_kept(&self, call: Kept) {
         let age_ms = call.ended.elapsed_ms();
@@ -451,15 +460,9 @@ where
         if let Some(p) = this.pending.take() {
             let ended = crate::clock::now();
             let latency_ms = p.started.ms_until(ended);
-            let (status, error_type) = match &result {
-                Ok(response) => (
-                    response.status().as_u16(),
-                    response
-                        .extensions()
-                        .get::<ErrorType>()
-                        .map(|e| e.0.clone()),
-                ),
-                Err(_) => (500, Some("internal".to_owned())),
+            let status = match &result {
+                Ok(response) => response.status().as_u16(),
+                Err(_) => 500,
             };
             let route = p.route.as_ref().map_or("/(unmatched)", MatchedPath::as_str);
             let observed = Observed {
@@ -473,7 +476,14 @@ where
             if let Some(rate) = p.recorder.decide(&observed, &p.who) {
                 // The event is built off the request path; when this thread's hand-off buffer
                 // is full, here.
-                let kept = Kept {
+                let error_type = match &result {
+                    Ok(response) => response
+                        .extensions()
+                        .get::<ErrorType>()
+                        .map(|e| e.0.clone()),
+                    Err(_) => Some("internal".to_owned()),
+                };
+                p.recorder.hand_off(Kept {
                     ended,
                     latency_ms,
                     rate,
@@ -482,10 +492,7 @@ where
                     route: p.route,
                     error_type,
                     who: p.who,
-                };
-                if let Err(kept) = p.recorder.handoff.push(kept) {
-                    p.recorder.queue_kept(kept);
-                }
+                });
             } else if p.who.experiments.is_empty() {
                 // An empty `BTreeMap` owns no memory, yet dropping one walks an empty iterator
                 // (~50 instructions): skip it on the common path.
