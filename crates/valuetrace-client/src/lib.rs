@@ -1,5 +1,4 @@
-//! Client-side middleware and its building blocks of the valuetrace middleware (issue 6, in progress): what the host
-//! application links. Depends only on `valuetrace-model`.
+//! The valuetrace client middleware and its building blocks: what the host application links. Depends only on `valuetrace-model`.
 //!
 //! - [`aggregate`]: exact per-(route, method, status class, plan, variant) counts and latency
 //!   histograms of every request, sampled or not.
@@ -12,7 +11,9 @@
 //!   after a cool-down), with an injected clock.
 //! - [`backoff`]: bounded exponential backoff with full jitter for retries.
 //! - [`layer`]: the tower `Layer` for axum: route template (never a raw path), status, latency,
-//!   identity and error class into the aggregates, the sampled event onto the queue.
+//!   identity and error class, recorded through a [`recorder`].
+//! - [`recorder`]: counts each call in the aggregates and decides its sample on the request
+//!   path; builds the kept calls' events (off the request path for inbound calls).
 //! - [`handoff`]: how the layer leaves building the kept calls' events to the sender thread:
 //!   each request thread appends its kept calls to its own buffer (an uncontended lock and a
 //!   copy), the sender builds and queues their events every few milliseconds.
@@ -44,6 +45,7 @@ pub mod handoff;
 pub mod layer;
 pub mod outbound;
 pub mod queue;
+pub mod recorder;
 pub mod sampling;
 pub mod sender;
 pub mod small_string;

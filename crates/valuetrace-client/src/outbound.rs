@@ -11,7 +11,8 @@
 //! extension. A transport error (no response) is recorded as status 599 with error type
 //! `upstream_error`, a timeout as 504 `upstream_timeout` when the error says so.
 
-use crate::layer::{Identity, Observed, Recorder};
+use crate::layer::{Identity, Recorder};
+use crate::recorder::Observed;
 use axum::http::{Request, Response};
 use std::future::Future;
 use std::pin::Pin;
