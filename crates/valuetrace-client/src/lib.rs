@@ -1,4 +1,5 @@
-//! The valuetrace client middleware and its building blocks: what the host application links. Depends only on `valuetrace-model`.
+//! The valuetrace client middleware and its building blocks: what the host application links.
+//! Of the workspace it depends on `valuetrace-model` only, never on the server or the store.
 //!
 //! - [`aggregate`]: exact per-(route, method, status class, plan, variant) counts and latency
 //!   histograms of every request, sampled or not.
