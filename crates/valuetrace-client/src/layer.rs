@@ -106,6 +106,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Some(recorder) = self.recorder.recorder() else {
             return RecordedFuture {
@@ -157,6 +158,7 @@ where
 {
     type Output = Result<Response<R>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = match this.inner.poll(cx) {
