@@ -8,11 +8,17 @@
 //! read, which measured slower.)
 //!
 //! Each thread has its own buffer per recorder (a `Mutex<Vec>` that only its thread and the
-//! drainer touch, so the lock is uncontended but for the drainer's swap of two vectors). The
-//! vectors grow to the thread's peak kept calls per drain interval and keep that size, so a
-//! steady load allocates nothing. A buffer holds at most [`CAPACITY`] calls; when it is full
-//! (the sender is stuck in a send, or the load is extreme) the request thread builds the event
-//! itself and the bounded queue drops and counts as before.
+//! drainer touch; the request thread only ever `try_lock`s it, so it never waits: while the
+//! drainer swaps the two vectors, it builds the event itself). A thread's first kept call
+//! allocates its buffer (two vectors of 64 calls); they grow to the thread's peak kept calls per
+//! drain interval and keep that size (at most [`CAPACITY`] calls each, ~340 KB), so a steady
+//! load allocates nothing. When a buffer is full (the sender is stuck in a send, or the load is
+//! extreme) the request thread builds the event itself and the bounded queue drops and counts
+//! as before.
+//!
+//! Something must drain the buffers: the [`Client`](crate::Client)'s sender does. A recorder
+//! used without one keeps up to [`CAPACITY`] kept calls per thread until
+//! [`Recorder::process_handoff`](crate::recorder::Recorder::process_handoff) is called.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,7 +93,8 @@ impl<T: Send + 'static> Handoff<T> {
             let Some(buffer) = buffer.downcast_ref::<Buffer<T>>() else {
                 return;
             };
-            let Ok(mut calls) = buffer.calls.lock() else {
+            // Never waits: while the drainer swaps this buffer, the caller builds the event.
+            let Ok(mut calls) = buffer.calls.try_lock() else {
                 return;
             };
             if calls.len() < CAPACITY {
@@ -109,7 +116,10 @@ impl<T: Send + 'static> Handoff<T> {
                 // taken by an earlier drain if it is empty.
                 buffers.retain(|buffer| {
                     Arc::strong_count(buffer) > 1
-                        || buffer.calls.lock().is_ok_and(|calls| !calls.is_empty())
+                        || buffer
+                            .calls
+                            .try_lock()
+                            .map_or(true, |calls| !calls.is_empty())
                 });
                 buffers.clone()
             }

@@ -63,6 +63,9 @@ pub struct ValuetraceLayer<R = &'static Recorder> {
 }
 
 impl ValuetraceLayer {
+    /// The layer of `recorder`. Kept calls' events are built when something calls
+    /// [`Recorder::process_handoff`]: the [`Client`](crate::Client)'s sender does; with a
+    /// recorder of your own, call it every few milliseconds.
     pub fn new(recorder: &'static Recorder) -> ValuetraceLayer {
         ValuetraceLayer { recorder }
     }

@@ -184,7 +184,10 @@ fn run(
         }
         if stop.load(Ordering::SeqCst) {
             // Shutdown: send everything already queued (one attempt per batch) and the last
-            // aggregates, then stop.
+            // aggregates, then stop. Calls handed over since the poll above are built first.
+            if let Some(recorder) = aggregates.as_ref().and_then(|source| source.recorder) {
+                recorder.process_handoff();
+            }
             while let Ok(call) = receiver.try_recv() {
                 batch.push(Event::ApiCall(call));
                 if batch.len() >= config.batch_size {

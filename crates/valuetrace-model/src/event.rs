@@ -180,8 +180,10 @@ const BUCKET_MIN_MS: f64 = 0.01;
 const BUCKET_GAMMA: f64 = 1.02;
 
 /// The aggregate histogram bucket of a latency: 0 for ≤ 0.01 ms, else
-/// `floor(ln(ms / 0.01) / ln(1.02)) + 1` (computed as `(ln(ms) − ln(0.01)) × (1 / ln(1.02))`:
-/// no division on the client's request path), at most [`MAX_LATENCY_BUCKET`].
+/// `floor(ln(ms / 0.01) / ln(1.02)) + 1`, at most [`MAX_LATENCY_BUCKET`]. Computed as
+/// `(ln(ms) − ln(0.01)) × (1 / ln(1.02))` (no division on the client's request path), which can
+/// differ from the formula by one bucket within an ulp or so of a bucket's edge; the Python
+/// client computes it the same way.
 pub fn latency_bucket(latency_ms: f64) -> u32 {
     if latency_ms.is_nan() || latency_ms <= BUCKET_MIN_MS {
         return 0;

@@ -55,3 +55,15 @@ def test_quantiles_from_the_histogram_are_within_two_percent():
     (_, _, buckets), = aggregator.drain()[2].values()
     for q, truth in ((0.5, 500.0), (0.95, 950.0), (0.99, 990.0)):
         assert abs(quantile(buckets, q) - truth) / truth < 0.02
+
+
+def test_bucket_constants_are_the_floats_they_name_and_match_the_formula():
+    from valuetrace import aggregate
+
+    assert aggregate._LN_MIN == math.log(0.01)
+    assert aggregate._INV_LN_GAMMA == 1.0 / math.log(1.02)
+    ms = 0.011
+    while ms < 4_000_000.0:
+        formula = min(int(math.log(ms / 0.01) / math.log(1.02)) + 1, aggregate.MAX_BUCKET)
+        assert aggregate.bucket(ms) == formula, ms
+        ms *= 1.0037

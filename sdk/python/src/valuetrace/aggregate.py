@@ -4,7 +4,8 @@ experiments) with a latency histogram, whether or not its raw event is sampled, 
 
 Latency histogram: log-linear buckets of 2% relative width from 0.01 ms, as the Rust client
 (``aggregate.rs``): bucket 0 for ≤ 0.01 ms, else ``floor(ln(ms / 0.01) / ln(1.02)) + 1``, capped at
-2048. Any quantile read from it is within 2% of the truth.
+2048, computed as Rust computes it (``(ln(ms) − ln(0.01)) × (1 / ln(1.02))``, so both put a latency
+at a bucket's edge in the same bucket). Any quantile read from it is within 2% of the truth.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import time
 MIN_MS = 0.01
 GAMMA = 1.02
 MAX_BUCKET = 2048
-_LN_GAMMA = math.log(GAMMA)
+# ln(0.01) and 1 / ln(1.02), as the Rust constants (checked in the tests).
+_LN_MIN = -4.605170185988091
+_INV_LN_GAMMA = 50.4983497918439
 _log = math.log
 
 
@@ -24,7 +27,7 @@ def bucket(latency_ms: float) -> int:
     """The histogram bucket of a latency (0 for ≤ 0.01 ms and NaN)."""
     if not latency_ms > MIN_MS:
         return 0
-    b = int(_log(latency_ms / MIN_MS) / _LN_GAMMA) + 1
+    b = int((_log(latency_ms) - _LN_MIN) * _INV_LN_GAMMA) + 1
     return b if b < MAX_BUCKET else MAX_BUCKET
 
 
