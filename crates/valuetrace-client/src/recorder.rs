@@ -9,7 +9,7 @@ use crate::aggregate::{Aggregator, CallKey};
 use crate::handoff::Handoff;
 use crate::layer::Identity;
 use crate::queue::Producer;
-use crate::sampling::{CallFacts, SamplingPolicy};
+use crate::sampling::{CallFacts, SamplingPolicy, stable_hash_bytes, threshold};
 use axum::extract::MatchedPath;
 use axum::http::{Extensions, HeaderMap};
 use std::sync::Arc;
@@ -191,7 +191,7 @@ impl Recorder {
         let keep = if rate >= 1.0 {
             true
         } else if let Some(key) = who.session_id.as_ref().or(who.user_id.as_ref()) {
-            crate::sampling::stable_hash_bytes(key.as_bytes()) <= (rate * u64::MAX as f64) as u64
+            stable_hash_bytes(key.as_bytes()) <= threshold(rate)
         } else {
             // Anonymous: sample per call by a per-thread sequence (no shared counter on the
             // request path).
@@ -203,7 +203,7 @@ impl Recorder {
                 n.set(n.get().wrapping_add(1));
                 n.get() ^ (std::ptr::from_ref(n) as u64).rotate_left(32)
             });
-            crate::sampling::mix(n) <= (rate * u64::MAX as f64) as u64
+            crate::sampling::mix(n) <= threshold(rate)
         };
         keep.then_some(rate)
     }

@@ -75,6 +75,13 @@ pub fn stable_hash(text: &str) -> u64 {
     stable_hash_bytes(text.as_bytes())
 }
 
+/// The hashes at or below which a call sampled at `rate` is kept: `rate × 2⁶⁴`, as a saturating
+/// cast (the Python package computes the same).
+#[inline]
+pub fn threshold(rate: f64) -> u64 {
+    (rate * u64::MAX as f64) as u64
+}
+
 /// [`stable_hash`] of bytes.
 #[inline]
 pub fn stable_hash_bytes(bytes: &[u8]) -> u64 {
@@ -181,8 +188,7 @@ impl SamplingPolicy {
             return true;
         }
         let key = call.session_id.or(call.user_id).unwrap_or(call.event_id);
-        let threshold = (rate * u64::MAX as f64) as u64;
-        stable_hash(key) <= threshold
+        stable_hash(key) <= threshold(rate)
     }
 
     pub fn rate(&self, call: &ApiCall, new_user: bool) -> f64 {
@@ -305,9 +311,8 @@ mod tests {
         ] {
             assert_eq!(stable_hash(text), expected, "{text:?}");
         }
-        let threshold = (0.1 * u64::MAX as f64) as u64;
         let kept: Vec<u32> = (0..200)
-            .filter(|i| stable_hash(&format!("session-{i}")) <= threshold)
+            .filter(|i| stable_hash(&format!("session-{i}")) <= threshold(0.1))
             .collect();
         assert_eq!(
             kept,
