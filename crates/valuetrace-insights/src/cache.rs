@@ -1,21 +1,22 @@
 //! The fact cache: compact columns per Parquet file and per buffered batch, built on first use and
 //! kept within a memory budget (least recently used first out).
 //!
-//! Parquet files never change once written, so a file's segment is valid for as long as the file
-//! exists; a compaction writes a new file (a new key) and the old keys age out. Buffered batches
-//! are immutable too (new rows arrive as new batches), keyed by the address of their first column.
-//! A query therefore pays the Parquet decode once per file, then reads only compact columns.
+//! Parquet files never change once written and buffered batches are immutable (new rows arrive
+//! as new batches), so a segment is valid for as long as its source exists. Every source is keyed
+//! by the [`SourceId`] the store handed out for it, which is never reused: a compaction's new file
+//! or a batch buffered after a persist gets a new key, and the old keys age out. (Keying by a heap
+//! address or a path is not enough: both come back after the source is dropped.) A query
+//! therefore pays the Parquet decode once per file, then reads only compact columns.
 
 use crate::facts::{
     CALL_FACT_COLUMNS, CallSeg, Ids, Names, OUTCOME_FACT_COLUMNS, OutcomeSeg, add_calls,
     add_outcomes,
 };
 use crate::{Error, Result};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::RecordBatch;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use valuetrace_store::{EmbeddedStore, Table, parquet_io};
+use valuetrace_store::{EmbeddedStore, SourceId, Table, parquet_io};
 
 /// The facts of one query: every segment that may hold rows of its range, and the names of ids.
 #[derive(Debug, Default, Clone)]
@@ -27,11 +28,8 @@ pub struct Facts {
     pub built: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum SourceKey {
-    File(PathBuf),
-    Batch(usize, usize),
-}
+/// A source's cache key: the id the store handed out for it.
+type SourceKey = SourceId;
 
 #[derive(Debug, Clone)]
 enum Seg {
@@ -145,14 +143,14 @@ impl FactsCache {
             let sources = set
                 .files
                 .iter()
-                .map(|file| (SourceKey::File(file.path.clone()), Some(file), None))
+                .map(|file| (file.source, Some(file), None))
                 .chain(
                     set.batches
                         .iter()
-                        .map(|batch| (batch_key(batch), None, Some(batch))),
+                        .map(|scanned| (scanned.source, None, Some(&scanned.batch))),
                 );
             for (key, file, batch) in sources {
-                used.push(key.clone());
+                used.push(key);
                 let cached = state
                     .segments
                     .lock()
@@ -196,7 +194,7 @@ impl FactsCache {
         let mut by_age: Vec<(u64, SourceKey, usize)> = segments
             .iter()
             .filter(|(key, _)| !used.contains(key))
-            .map(|(key, (seg, tick))| (*tick, key.clone(), seg.bytes()))
+            .map(|(key, (seg, tick))| (*tick, *key, seg.bytes()))
             .collect();
         by_age.sort_by_key(|(tick, _, _)| *tick);
         for (_, key, bytes) in by_age {
@@ -208,17 +206,6 @@ impl FactsCache {
         }
         Ok(())
     }
-}
-
-fn batch_key(batch: &RecordBatch) -> SourceKey {
-    let address = batch.columns().first().map_or(0, |column| {
-        column
-            .to_data()
-            .buffers()
-            .first()
-            .map_or(0, |b| b.as_ptr() as usize)
-    });
-    SourceKey::Batch(address, batch.num_rows())
 }
 
 fn build(

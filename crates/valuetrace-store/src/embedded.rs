@@ -5,6 +5,7 @@ use crate::parquet_io::{self, FileInfo};
 use crate::project::{BufferedBatch, ProjectData};
 use crate::schema::{self, Table};
 use crate::snapshot;
+use crate::source_id::SourceId;
 use crate::{AppendOutcome, Error, Result, Store, StoredEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -546,6 +547,7 @@ impl Store for EmbeddedStore {
                 .entry(day)
                 .or_default()
                 .push(BufferedBatch {
+                    source: SourceId::fresh(),
                     batch,
                     min_ts,
                     max_ts,

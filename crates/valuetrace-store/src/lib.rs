@@ -30,10 +30,12 @@ pub mod rollup;
 pub mod schema;
 pub mod sketch;
 pub mod snapshot;
+pub mod source_id;
 
 pub use embedded::{EmbeddedStore, PersistStats, PersistTicket, StoreOptions, wall_clock_ms};
 pub use project::ProjectData;
 pub use schema::Table;
+pub use source_id::SourceId;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

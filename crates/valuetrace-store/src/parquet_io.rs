@@ -5,6 +5,7 @@
 //! names the files it replaces in its key-value metadata (`valuetrace.replaces`); start-up finishes
 //! an interrupted compaction by deleting those that are still there.
 
+use crate::source_id::SourceId;
 use crate::{Error, Result};
 use arrow_array::{Array, RecordBatch, TimestampMillisecondArray};
 use parquet::arrow::ArrowWriter;
@@ -22,6 +23,8 @@ pub const REPLACES_KEY: &str = "valuetrace.replaces";
 /// What we know of a persisted file without reading its rows.
 #[derive(Debug, Clone)]
 pub struct FileInfo {
+    /// This opening of the file (clones share it; a file opened again gets a new one).
+    pub source: SourceId,
     pub path: PathBuf,
     pub rows: u64,
     pub min_ts: i64,
@@ -152,6 +155,7 @@ pub fn read_info(path: &Path) -> Result<FileInfo> {
         .map(|list| list.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
     Ok(FileInfo {
+        source: SourceId::fresh(),
         path: path.to_owned(),
         rows: metadata.file_metadata().num_rows() as u64,
         min_ts: row_groups

@@ -7,6 +7,7 @@ use crate::parquet_io::{self, FileInfo};
 use crate::rollup::{AggregateFacts, CallFacts, DetailKey, Rollups, RouteKey, variant_key};
 use crate::schema::Columns;
 use crate::schema::Table;
+use crate::source_id::SourceId;
 use crate::{Result, StoredEvent};
 use arrow_array::RecordBatch;
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +17,8 @@ use valuetrace_model::time::DAY_MS;
 /// An immutable Arrow batch of buffered rows with its timestamp range.
 #[derive(Debug, Clone)]
 pub struct BufferedBatch {
+    /// Handed out when the batch is buffered; it follows the batch into `persisting`.
+    pub source: SourceId,
     pub batch: RecordBatch,
     pub min_ts: i64,
     pub max_ts: i64,
@@ -38,8 +41,15 @@ pub struct TableData {
 /// What a raw scan of `[from, to)` must read, captured under the lock and read without it.
 #[derive(Debug, Default)]
 pub struct ScanSet {
-    pub batches: Vec<RecordBatch>,
+    pub batches: Vec<ScanBatch>,
     pub files: Vec<FileInfo>,
+}
+
+/// A buffered batch captured by a scan, with the id that names it for caches.
+#[derive(Debug, Clone)]
+pub struct ScanBatch {
+    pub source: SourceId,
+    pub batch: RecordBatch,
 }
 
 impl ScanSet {
@@ -52,8 +62,8 @@ impl ScanSet {
         columns: &[&str],
         mut each: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        for batch in &self.batches {
-            each(batch)?;
+        for scanned in &self.batches {
+            each(&scanned.batch)?;
         }
         for file in &self.files {
             parquet_io::read_range(file, from, to, columns, &mut each)?;
@@ -69,7 +79,10 @@ impl TableData {
         for source in [&self.buffer, &self.persisting] {
             for (_, batches) in source.range(first_day..to) {
                 let overlapping = batches.iter().filter(|b| b.max_ts >= from && b.min_ts < to);
-                set.batches.extend(overlapping.map(|b| b.batch.clone()));
+                set.batches.extend(overlapping.map(|b| ScanBatch {
+                    source: b.source,
+                    batch: b.batch.clone(),
+                }));
             }
         }
         for (_, files) in self.files.range(first_day..to) {
