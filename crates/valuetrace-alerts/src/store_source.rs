@@ -11,6 +11,7 @@ use crate::source::{
 use arrow_array::{Array, Float64Array, StringArray, TimestampMillisecondArray};
 use std::collections::HashMap;
 use std::sync::Arc;
+use valuetrace_insights::money::Conversion;
 use valuetrace_insights::{AnalysisConfig, Insights, Question, Slice};
 use valuetrace_query::Filter;
 use valuetrace_query::summary::summarize;
@@ -139,41 +140,68 @@ impl MetricSource for StoreSource {
                 .map_err(|_| store_error("project lock poisoned"))?;
             data.table(Table::Outcomes).scan_set(from, to)
         };
-        set.scan(from, to, &["timestamp", "name", "value"], |batch| {
-            let column = |field: &str| {
-                batch.column_by_name(field).ok_or_else(|| {
-                    valuetrace_store::Error::Corrupt(format!("outcomes: no column `{field}`"))
-                })
-            };
-            let corrupt = |field: &str| {
-                valuetrace_store::Error::Corrupt(format!(
-                    "outcomes: column `{field}` has a wrong type"
-                ))
-            };
-            let times = column("timestamp")?
-                .as_any()
-                .downcast_ref::<TimestampMillisecondArray>()
-                .ok_or_else(|| corrupt("timestamp"))?;
-            let names = column("name")?
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| corrupt("name"))?;
-            let values = column("value")?
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .ok_or_else(|| corrupt("value"))?;
-            for row in 0..batch.num_rows() {
-                let at = times.value(row);
-                if at >= from && at < to && names.value(row) == name {
-                    stats.count += 1;
-                    if values.is_valid(row) {
-                        stats.value_sum += values.value(row);
+        // Value per currency (`None`: no currency), converted once the scan is done.
+        let mut by_currency: HashMap<Option<String>, (u64, f64)> = HashMap::new();
+        set.scan(
+            from,
+            to,
+            &["timestamp", "name", "value", "currency"],
+            |batch| {
+                let column = |field: &str| {
+                    batch.column_by_name(field).ok_or_else(|| {
+                        valuetrace_store::Error::Corrupt(format!("outcomes: no column `{field}`"))
+                    })
+                };
+                let corrupt = |field: &str| {
+                    valuetrace_store::Error::Corrupt(format!(
+                        "outcomes: column `{field}` has a wrong type"
+                    ))
+                };
+                let times = column("timestamp")?
+                    .as_any()
+                    .downcast_ref::<TimestampMillisecondArray>()
+                    .ok_or_else(|| corrupt("timestamp"))?;
+                let names = column("name")?
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| corrupt("name"))?;
+                let values = column("value")?
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .ok_or_else(|| corrupt("value"))?;
+                let currencies = column("currency")?
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| corrupt("currency"))?;
+                for row in 0..batch.num_rows() {
+                    let at = times.value(row);
+                    if at >= from && at < to && names.value(row) == name {
+                        stats.count += 1;
+                        if values.is_valid(row) {
+                            let currency = currencies
+                                .is_valid(row)
+                                .then(|| currencies.value(row).to_owned());
+                            let entry = by_currency.entry(currency).or_default();
+                            entry.0 += 1;
+                            entry.1 += values.value(row);
+                        }
                     }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .map_err(store_error)?;
+        // Never a sum over currencies: values in the reporting currency, others by their rate,
+        // those without a rate left out (the business answers report them apart).
+        let config = self.analysis.get(project).cloned().unwrap_or_default();
+        let counts = by_currency
+            .iter()
+            .filter_map(|(code, (rows, _))| code.as_deref().map(|code| (code, *rows)));
+        let conversion = Conversion::resolve(&config, counts);
+        stats.value_sum = by_currency
+            .iter()
+            .filter_map(|(code, (_, sum))| conversion.factor(code.as_deref()).map(|f| f * sum))
+            .sum();
         Ok(stats)
     }
 

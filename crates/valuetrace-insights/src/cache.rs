@@ -12,7 +12,8 @@ use crate::facts::{
     CALL_FACT_COLUMNS, CallSeg, Ids, Names, OUTCOME_FACT_COLUMNS, OutcomeSeg, add_calls,
     add_outcomes,
 };
-use crate::{Error, Result};
+use crate::money::{Conversion, Mixed};
+use crate::{AnalysisConfig, Error, Result};
 use arrow_array::RecordBatch;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,10 +27,15 @@ pub struct Facts {
     pub names: Arc<Names>,
     /// Segments built for this query (the rest came from the cache).
     pub built: usize,
+    /// The reporting currency of the `value` columns above and how they got there.
+    pub conversion: Conversion,
+    /// The raw segments that held values in other currencies (for the answer's money note).
+    pub mixed: Mixed,
 }
 
-/// A source's cache key: the id the store handed out for it.
-type SourceKey = SourceId;
+/// A segment's cache key: the id the store handed out for its source, and 0 for the source's own
+/// rows or the [`Conversion::fingerprint`] of a copy converted to a reporting currency.
+type SourceKey = (SourceId, u64);
 
 #[derive(Debug, Clone)]
 enum Seg {
@@ -123,8 +129,16 @@ impl FactsCache {
             .collect()
     }
 
-    /// The facts of `project` that may hold rows in `[from, to)`.
-    pub fn load(&self, store: &EmbeddedStore, project: &str, from: i64, to: i64) -> Result<Facts> {
+    /// The facts of `project` that may hold rows in `[from, to)`, with values in the reporting
+    /// currency that `config` gives (see [`crate::money`]).
+    pub fn load(
+        &self,
+        store: &EmbeddedStore,
+        project: &str,
+        from: i64,
+        to: i64,
+        config: &AnalysisConfig,
+    ) -> Result<Facts> {
         let mut facts = Facts::default();
         let Some(shared) = store.existing_project(project) else {
             return Ok(facts);
@@ -143,11 +157,11 @@ impl FactsCache {
             let sources = set
                 .files
                 .iter()
-                .map(|file| (file.source, Some(file), None))
+                .map(|file| ((file.source, 0), Some(file), None))
                 .chain(
                     set.batches
                         .iter()
-                        .map(|scanned| (scanned.source, None, Some(&scanned.batch))),
+                        .map(|scanned| ((scanned.source, 0), None, Some(&scanned.batch))),
                 );
             for (key, file, batch) in sources {
                 used.push(key);
@@ -179,9 +193,87 @@ impl FactsCache {
                 }
             }
         }
+        self.convert(&state, &mut facts, config, tick, &mut used)?;
         self.evict(&state, &used)?;
         facts.names = Arc::new(state.ids.lock().map_err(|_| poisoned())?.names());
         Ok(facts)
+    }
+
+    /// Puts every value in the reporting currency: segments with values in another currency are
+    /// replaced by converted copies (cached under the conversion's fingerprint).
+    fn convert(
+        &self,
+        state: &ProjectFacts,
+        facts: &mut Facts,
+        config: &AnalysisConfig,
+        tick: u64,
+        used: &mut Vec<SourceKey>,
+    ) -> Result<()> {
+        let counts = facts
+            .calls
+            .iter()
+            .map(|seg| &seg.currency)
+            .chain(facts.outcomes.iter().map(|seg| &seg.currency))
+            .flat_map(|c| {
+                c.codes
+                    .iter()
+                    .map(|code| &**code)
+                    .zip(c.valued.iter().copied())
+            });
+        let conversion = Conversion::resolve(config, counts);
+        let fingerprint = conversion.fingerprint();
+        let raw_keys: Vec<SourceKey> = used.clone();
+        let (mut call_index, mut outcome_index) = (0, 0);
+        for (source, _) in raw_keys {
+            let key = (source, fingerprint);
+            // `used` lists the call sources first, then the outcome sources, as `facts` does.
+            if call_index < facts.calls.len() {
+                let raw = facts.calls[call_index].clone();
+                call_index += 1;
+                if !conversion.converts(&raw.currency) {
+                    continue;
+                }
+                let seg = self.cached_or(state, key, tick, || {
+                    let mut seg = raw.with_values(conversion.convert(&raw.value, &raw.currency));
+                    summarize(&mut seg);
+                    Seg::Calls(Arc::new(seg))
+                })?;
+                if let Seg::Calls(seg) = seg {
+                    facts.calls[call_index - 1] = seg;
+                }
+                facts.mixed.calls.push(raw);
+            } else {
+                let raw = facts.outcomes[outcome_index].clone();
+                outcome_index += 1;
+                if !conversion.converts(&raw.currency) {
+                    continue;
+                }
+                let seg = self.cached_or(state, key, tick, || {
+                    let seg = raw.with_values(conversion.convert(&raw.value, &raw.currency));
+                    Seg::Outcomes(Arc::new(seg))
+                })?;
+                if let Seg::Outcomes(seg) = seg {
+                    facts.outcomes[outcome_index - 1] = seg;
+                }
+                facts.mixed.outcomes.push(raw);
+            }
+            used.push(key);
+        }
+        facts.conversion = conversion;
+        Ok(())
+    }
+
+    fn cached_or(
+        &self,
+        state: &ProjectFacts,
+        key: SourceKey,
+        tick: u64,
+        make: impl FnOnce() -> Seg,
+    ) -> Result<Seg> {
+        let mut segments = state.segments.lock().map_err(|_| poisoned())?;
+        let entry = segments.entry(key).or_insert_with(|| (make(), tick));
+        entry.1 = tick;
+        Ok(entry.0.clone())
     }
 
     /// Drops least recently used segments (never the ones this query uses) while over budget.
@@ -206,6 +298,14 @@ impl FactsCache {
         }
         Ok(())
     }
+}
+
+/// Summarized with the facts (a few % of their build time): the first scorecard after a restart
+/// then merges summaries instead of scanning every row.
+fn summarize(seg: &mut CallSeg) {
+    let summary = crate::scorecard::SegSummary::of(seg);
+    let _ = seg.scorecard.set(summary);
+    crate::usage_summary::SegUsage::keep_usual(seg);
 }
 
 fn build(
@@ -243,11 +343,7 @@ fn build(
             }
             drop(ids);
             seg.sort_by_session();
-            // Summarized with the facts (a few % of their build time): the first scorecard
-            // after a restart then merges summaries instead of scanning every row.
-            let summary = crate::scorecard::SegSummary::of(&seg);
-            let _ = seg.scorecard.set(summary);
-            crate::usage_summary::SegUsage::keep_usual(&seg);
+            summarize(&mut seg);
             Seg::Calls(Arc::new(seg))
         }
         Table::Outcomes => {

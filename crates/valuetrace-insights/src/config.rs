@@ -39,6 +39,13 @@ pub struct AnalysisConfig {
     pub value_event: String,
     /// The outcome that marks a churned actor, to validate the churn-risk score.
     pub churn_outcome: String,
+    /// The ISO 4217 code every money figure is reported in; unset: the most frequent currency
+    /// among the valued events of the answer's window. Values without a currency are taken to be
+    /// in it.
+    pub reporting_currency: Option<String>,
+    /// One unit of each other currency in the reporting currency (`USD = 0.92`). Values in a
+    /// currency with no rate are never summed with the rest: answers report them apart.
+    pub currency_rates: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for AnalysisConfig {
@@ -66,6 +73,8 @@ impl Default for AnalysisConfig {
             ],
             value_event: "outcome:purchase".into(),
             churn_outcome: "churn".into(),
+            reporting_currency: None,
+            currency_rates: Default::default(),
         }
     }
 }
@@ -209,6 +218,7 @@ impl AnalysisConfig {
         if !(0.0..=1.0).contains(&self.reliability_target) {
             problems.push(format!("{at}.reliability_target: must be between 0 and 1"));
         }
+        problems.extend(crate::money::config_problems(self, at));
         let w = &self.impact_weights;
         if !(w.value >= 0.0 && w.engagement >= 0.0 && w.value + w.engagement > 0.0) {
             problems.push(format!(

@@ -8,6 +8,7 @@
 //! segment built once stays valid while the project's id spaces grow.
 
 use crate::Result;
+use crate::money::SegCurrencies;
 use arrow_array::{
     Array, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array,
 };
@@ -16,7 +17,7 @@ use valuetrace_store::interner::Interner;
 
 /// Columns read from `api_calls` to build a [`CallSeg`].
 /// `sample_rate` is optional: files written before it existed lack it (weight 1).
-pub const CALL_FACT_COLUMNS: [&str; 19] = [
+pub const CALL_FACT_COLUMNS: [&str; 20] = [
     "timestamp",
     "service",
     "method",
@@ -34,18 +35,20 @@ pub const CALL_FACT_COLUMNS: [&str; 19] = [
     "direction",
     "provider",
     "value",
+    "currency",
     "properties",
     "sample_rate",
 ];
 
 /// Columns read from `outcomes` to build an [`OutcomeSeg`].
-pub const OUTCOME_FACT_COLUMNS: [&str; 8] = [
+pub const OUTCOME_FACT_COLUMNS: [&str; 9] = [
     "timestamp",
     "name",
     "user_id",
     "account_id",
     "session_id",
     "value",
+    "currency",
     "properties",
     "sample_rate",
 ];
@@ -173,7 +176,10 @@ pub struct CallSeg {
     pub endpoint: Vec<u32>,
     pub status: Vec<u16>,
     pub latency: Vec<f32>,
+    /// In the row's currency for segments built from a source; in the query's reporting
+    /// currency for converted copies ([`crate::money`]).
     pub value: Vec<f64>,
+    pub currency: SegCurrencies,
     pub plan: Vec<u32>,
     pub segment: Vec<u32>,
     pub experiments: Vec<u32>,
@@ -202,6 +208,7 @@ pub struct OutcomeSeg {
     pub account: Vec<u32>,
     pub name: Vec<u32>,
     pub value: Vec<f64>,
+    pub currency: SegCurrencies,
     pub weight: Vec<f32>,
     pub props: Vec<u32>,
     pub props_text: Vec<Box<str>>,
@@ -220,6 +227,7 @@ impl CallSeg {
 
     pub fn bytes(&self) -> usize {
         self.len() * 60
+            + self.currency.bytes()
             + self.props_text.iter().map(|p| p.len() + 16).sum::<usize>()
             + self
                 .scorecard
@@ -258,6 +266,7 @@ impl CallSeg {
         permute(&mut self.status, &order);
         permute(&mut self.latency, &order);
         permute(&mut self.value, &order);
+        self.currency.permute(&order);
         permute(&mut self.plan, &order);
         permute(&mut self.segment, &order);
         permute(&mut self.experiments, &order);
@@ -265,6 +274,35 @@ impl CallSeg {
         permute(&mut self.error_type, &order);
         permute(&mut self.weight, &order);
         permute(&mut self.props, &order);
+    }
+
+    /// A copy of these rows with `value` replaced (a conversion to the reporting currency);
+    /// the summaries are built afresh by the caller.
+    pub fn with_values(&self, value: Vec<f64>) -> CallSeg {
+        debug_assert_eq!(value.len(), self.len());
+        CallSeg {
+            ts: self.ts.clone(),
+            user: self.user.clone(),
+            session: self.session.clone(),
+            account: self.account.clone(),
+            endpoint: self.endpoint.clone(),
+            status: self.status.clone(),
+            latency: self.latency.clone(),
+            value,
+            currency: self.currency.clone(),
+            plan: self.plan.clone(),
+            segment: self.segment.clone(),
+            experiments: self.experiments.clone(),
+            app_version: self.app_version.clone(),
+            error_type: self.error_type.clone(),
+            weight: self.weight.clone(),
+            props: self.props.clone(),
+            props_text: self.props_text.clone(),
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+            scorecard: Default::default(),
+            usage: Default::default(),
+        }
     }
 
     /// The end of the run of rows sharing `start`'s session.
@@ -284,12 +322,33 @@ impl OutcomeSeg {
         self.ts.len()
     }
 
+    /// A copy of these rows with `value` replaced (a conversion to the reporting currency).
+    pub fn with_values(&self, value: Vec<f64>) -> OutcomeSeg {
+        debug_assert_eq!(value.len(), self.len());
+        OutcomeSeg {
+            ts: self.ts.clone(),
+            user: self.user.clone(),
+            session: self.session.clone(),
+            account: self.account.clone(),
+            name: self.name.clone(),
+            value,
+            currency: self.currency.clone(),
+            weight: self.weight.clone(),
+            props: self.props.clone(),
+            props_text: self.props_text.clone(),
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ts.is_empty()
     }
 
     pub fn bytes(&self) -> usize {
-        self.len() * 40 + self.props_text.iter().map(|p| p.len() + 16).sum::<usize>()
+        self.len() * 40
+            + self.currency.bytes()
+            + self.props_text.iter().map(|p| p.len() + 16).sum::<usize>()
     }
 
     pub fn props_of(&self, row: usize) -> Option<&str> {
@@ -373,6 +432,7 @@ pub fn add_calls(seg: &mut CallSeg, ids: &mut Ids, batch: &RecordBatch) -> Resul
         (c.text("plan")?, c.text("segment")?, c.text("experiments")?);
     let (app_version, error_type) = (c.text("app_version")?, c.text("error_type")?);
     let (direction, provider, value) = (c.text("direction")?, c.text("provider")?, c.f64("value")?);
+    let currency = c.text("currency")?;
     let properties = c.text("properties")?;
     let rates = c.optional_f64("sample_rate");
     if seg.is_empty() {
@@ -417,6 +477,8 @@ pub fn add_calls(seg: &mut CallSeg, ids: &mut Ids, batch: &RecordBatch) -> Resul
         } else {
             f64::NAN
         });
+        seg.currency
+            .push(text_at(currency, row), value.is_valid(row));
         seg.plan.push(ids.dims.intern_optional(text_at(plan, row)));
         seg.segment
             .push(ids.dims.intern_optional(text_at(segment, row)));
@@ -446,7 +508,7 @@ pub fn add_outcomes(seg: &mut OutcomeSeg, ids: &mut Ids, batch: &RecordBatch) ->
         c.text("account_id")?,
         c.text("session_id")?,
     );
-    let value = c.f64("value")?;
+    let (value, currency) = (c.f64("value")?, c.text("currency")?);
     let properties = c.text("properties")?;
     let rates = c.optional_f64("sample_rate");
     if seg.is_empty() {
@@ -469,6 +531,8 @@ pub fn add_outcomes(seg: &mut OutcomeSeg, ids: &mut Ids, batch: &RecordBatch) ->
         } else {
             f64::NAN
         });
+        seg.currency
+            .push(text_at(currency, row), value.is_valid(row));
         seg.weight.push(weight_at(rates, row));
         push_props(
             &mut seg.props,

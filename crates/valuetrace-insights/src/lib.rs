@@ -21,6 +21,7 @@ pub mod gaps;
 pub mod impact;
 pub mod integrations;
 pub mod latency;
+pub mod money;
 pub mod priority;
 pub mod scope;
 pub mod scorecard;
@@ -85,6 +86,7 @@ impl Insights {
             &question.project,
             question.from - lookback,
             question.to.saturating_add(lookahead),
+            config,
         )?;
         let scope = Scope::new(Arc::clone(&facts.names), &question.slice, question.by);
         Ok(Ctx {
@@ -93,6 +95,21 @@ impl Insights {
             question,
             config,
         })
+    }
+
+    /// The currency of the answers to `question` and the values of its window that no rate in
+    /// `config` converts (reported apart, never summed).
+    pub fn money(
+        &self,
+        store: &EmbeddedStore,
+        question: &Question,
+        config: &AnalysisConfig,
+    ) -> Result<money::MoneyNote> {
+        let ctx = self.context(store, question, config, 0, 0)?;
+        Ok(ctx
+            .facts
+            .mixed
+            .note(&ctx.facts.conversion, question.from, question.to))
     }
 
     /// Look-back of answers that compare with the previous period and attribute outcomes.

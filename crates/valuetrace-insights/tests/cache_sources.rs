@@ -40,7 +40,9 @@ fn cycle_events(cycle: usize, ts: i64) -> Vec<StoredEvent> {
 }
 
 fn sums(cache: &FactsCache, store: &EmbeddedStore, to: i64) -> (usize, f64, usize, f64) {
-    let facts = cache.load(store, "p", T0, to).expect("load facts");
+    let facts = cache
+        .load(store, "p", T0, to, &Default::default())
+        .expect("load facts");
     let calls = facts.calls.iter().map(|seg| seg.len()).sum();
     let call_value = facts.calls.iter().flat_map(|seg| seg.value.iter()).sum();
     let outcomes = facts.outcomes.iter().map(|seg| seg.len()).sum();

@@ -11,6 +11,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use valuetrace_insights::latency::LatencySpec;
+use valuetrace_insights::money::WithMoney;
 use valuetrace_insights::{AnalysisConfig, Dim, Insights, Question, Slice};
 use valuetrace_model::time::parse_duration;
 use valuetrace_store::EmbeddedStore;
@@ -129,14 +130,12 @@ async fn run<T: Serialize + Send + 'static>(
     ) -> valuetrace_insights::Result<T>
     + Send
     + 'static,
-) -> Result<Json<T>, ApiError> {
+) -> Result<Json<WithMoney<T>>, ApiError> {
     let result = tokio::task::spawn_blocking(move || {
-        answer(
-            &asked.insights,
-            &asked.store,
-            &asked.question,
-            &asked.config,
-        )
+        let (insights, store) = (&asked.insights, &asked.store);
+        let answer = answer(insights, store, &asked.question, &asked.config)?;
+        let money = insights.money(store, &asked.question, &asked.config)?;
+        Ok::<_, valuetrace_insights::Error>(WithMoney { answer, money })
     })
     .await
     .map_err(|error| ApiError::internal(&error))??;
@@ -150,7 +149,7 @@ macro_rules! answer_handler {
             Path(project): Path<String>,
             Query(params): Query<Params>,
             headers: HeaderMap,
-        ) -> Result<Json<$answer>, ApiError> {
+        ) -> Result<Json<WithMoney<$answer>>, ApiError> {
             let asked = ask(&state, &headers, project, &params, &[])?;
             run(asked, |insights, store, question, config| {
                 insights.$method(store, question, config)
@@ -199,7 +198,7 @@ pub async fn latency_conversion(
     Path(project): Path<String>,
     Query(mut params): Query<Params>,
     headers: HeaderMap,
-) -> Result<Json<valuetrace_insights::latency::LatencyAnswer>, ApiError> {
+) -> Result<Json<WithMoney<valuetrace_insights::latency::LatencyAnswer>>, ApiError> {
     authorize(&state, &headers, &project)?;
     let route = params.remove("route").unwrap_or_default();
     if route.trim().is_empty() {

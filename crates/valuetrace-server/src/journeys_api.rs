@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use serde::Serialize;
 use std::sync::Arc;
+use valuetrace_insights::money::WithMoney;
 use valuetrace_insights::{AnalysisConfig, Question};
 use valuetrace_journeys::churn::ChurnSpec;
 use valuetrace_journeys::experiment::ExperimentSpec;
@@ -90,13 +91,17 @@ async fn answer<T: Serialize + Send + 'static>(
     compute: impl FnOnce(&Journeys, &Question, &AnalysisConfig) -> valuetrace_journeys::Result<T>
     + Send
     + 'static,
-) -> Result<Json<T>, ApiError> {
+) -> Result<Json<WithMoney<T>>, ApiError> {
     let result = tokio::task::spawn_blocking(move || {
         let journeys = Journeys {
             insights: &asked.insights,
             store: &asked.store,
         };
-        compute(&journeys, &asked.question, &asked.config)
+        let answer = compute(&journeys, &asked.question, &asked.config)?;
+        let money = asked
+            .insights
+            .money(&asked.store, &asked.question, &asked.config)?;
+        Ok::<_, valuetrace_journeys::Error>(WithMoney { answer, money })
     })
     .await
     .map_err(|error| ApiError::internal(&error))??;
@@ -109,7 +114,7 @@ pub async fn funnel(
     Path(project): Path<String>,
     Query(mut params): Query<Params>,
     headers: HeaderMap,
-) -> Result<Json<valuetrace_journeys::funnel::FunnelAnswer>, ApiError> {
+) -> Result<Json<WithMoney<valuetrace_journeys::funnel::FunnelAnswer>>, ApiError> {
     authorize(&state, &headers, &project)?;
     let mut own = Own(&mut params);
     let steps: Vec<String> = own
@@ -139,7 +144,7 @@ pub async fn paths(
     Path(project): Path<String>,
     Query(mut params): Query<Params>,
     headers: HeaderMap,
-) -> Result<Json<valuetrace_journeys::paths::PathsAnswer>, ApiError> {
+) -> Result<Json<WithMoney<valuetrace_journeys::paths::PathsAnswer>>, ApiError> {
     authorize(&state, &headers, &project)?;
     let mut own = Own(&mut params);
     let (anchor, towards) = match (own.text("start"), own.text("end")) {
@@ -168,7 +173,7 @@ pub async fn retention(
     Path(project): Path<String>,
     Query(mut params): Query<Params>,
     headers: HeaderMap,
-) -> Result<Json<valuetrace_journeys::retention::RetentionAnswer>, ApiError> {
+) -> Result<Json<WithMoney<valuetrace_journeys::retention::RetentionAnswer>>, ApiError> {
     authorize(&state, &headers, &project)?;
     let mut own = Own(&mut params);
     let cohort = own.text("cohort").unwrap_or_else(|| "any".into());
@@ -191,7 +196,7 @@ pub async fn ttv(
     Path(project): Path<String>,
     Query(mut params): Query<Params>,
     headers: HeaderMap,
-) -> Result<Json<valuetrace_journeys::ttv::TtvAnswer>, ApiError> {
+) -> Result<Json<WithMoney<valuetrace_journeys::ttv::TtvAnswer>>, ApiError> {
     authorize(&state, &headers, &project)?;
     let mut own = Own(&mut params);
     let start = own.text("start").unwrap_or_else(|| "/*".into());
@@ -223,7 +228,7 @@ pub async fn churn_risk(
     Path(project): Path<String>,
     Query(mut params): Query<Params>,
     headers: HeaderMap,
-) -> Result<Json<valuetrace_journeys::churn::ChurnAnswer>, ApiError> {
+) -> Result<Json<WithMoney<valuetrace_journeys::churn::ChurnAnswer>>, ApiError> {
     authorize(&state, &headers, &project)?;
     let mut own = Own(&mut params);
     no_breakdown(own.0, "churn risk", "filter instead, e.g. plan=pro")?;
@@ -253,7 +258,7 @@ pub async fn experiment(
     Path(project): Path<String>,
     Query(mut params): Query<Params>,
     headers: HeaderMap,
-) -> Result<Json<valuetrace_journeys::experiment::ExperimentAnswer>, ApiError> {
+) -> Result<Json<WithMoney<valuetrace_journeys::experiment::ExperimentAnswer>>, ApiError> {
     authorize(&state, &headers, &project)?;
     let mut own = Own(&mut params);
     let name = own.text("experiment").ok_or_else(|| {
@@ -286,7 +291,7 @@ pub async fn experiments(
     Path(project): Path<String>,
     Query(params): Query<Params>,
     headers: HeaderMap,
-) -> Result<Json<valuetrace_journeys::experiment::ExperimentList>, ApiError> {
+) -> Result<Json<WithMoney<valuetrace_journeys::experiment::ExperimentList>>, ApiError> {
     let asked = ask(&state, &headers, project, &params, &[])?;
     answer(asked, |j, q, c| j.experiments(q, c)).await
 }

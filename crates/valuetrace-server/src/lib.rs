@@ -396,6 +396,16 @@ async fn persist_loop(state: Arc<AppState>, durations: StorageDurations, max_row
     }
 }
 
+/// The analysis settings of `project` (defaults for a project no longer configured).
+fn analysis(state: &AppState, project: &str) -> valuetrace_insights::AnalysisConfig {
+    state
+        .live()
+        .projects
+        .get(project)
+        .map(|p| (*p.analysis).clone())
+        .unwrap_or_default()
+}
+
 /// Builds the business answers' fact cache for the last 30 days of every project in the
 /// background, so the first question after a start is answered from memory.
 fn warm_fact_cache(state: &AppState) {
@@ -403,11 +413,13 @@ fn warm_fact_cache(state: &AppState) {
     let store = state.pipeline.store();
     for project in store.project_names() {
         let started = std::time::Instant::now();
-        match state
-            .insights
-            .cache
-            .load(store, &project, now - 30 * 86_400_000, now)
-        {
+        match state.insights.cache.load(
+            store,
+            &project,
+            now - 30 * 86_400_000,
+            now,
+            &analysis(state, &project),
+        ) {
             Ok(facts) => tracing::info!(
                 project,
                 segments = facts.built,

@@ -59,7 +59,9 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     }
     let insights = Insights::default();
     let warm = Instant::now();
-    let facts = insights.cache.load(&store, "bench", now - span, now)?;
+    let facts = insights
+        .cache
+        .load(&store, "bench", now - span, now, &Default::default())?;
     println!(
         "fact cache warm-up: {} segments in {:.1} s, {:.0} MiB of facts; RSS {:.0} MiB",
         facts.built,
