@@ -1,5 +1,6 @@
 //! Endpoint health: per route and method, requests, users, error rates, latency quantiles, value.
 
+use crate::currency::CurrencyRule;
 use crate::filter::Filter;
 use crate::summary::{Accum, EndpointKey, summarize};
 use crate::{Error, Result};
@@ -46,6 +47,9 @@ pub struct EndpointsQuery {
     pub filter: Filter,
     pub sort: SortKey,
     pub limit: usize,
+    /// How value sums become the reporting currency.
+    #[serde(default)]
+    pub currency: CurrencyRule,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,8 +73,11 @@ pub struct EndpointRow {
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub mean_ms: Option<f64>,
-    /// Sum of `value` carried by successful calls.
-    pub value_sum: f64,
+    /// Sum of `value` carried by successful calls, in the answer's `currency`; `null` when the
+    /// values were in a currency without a rate, or in several currencies.
+    pub value_sum: Option<f64>,
+    /// The currency the values were sent in (`mixed`: several; `null`: none named).
+    pub value_currency: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +88,8 @@ pub struct EndpointsAnswer {
     /// Endpoints before `limit` was applied.
     pub total_endpoints: usize,
     pub endpoints: Vec<EndpointRow>,
+    /// The currency of every `value_sum` (`null`: no value named a currency).
+    pub currency: Option<String>,
     pub accuracy: Accuracy,
 }
 
@@ -118,10 +127,15 @@ pub fn run(store: &EmbeddedStore, query: &EndpointsQuery) -> Result<EndpointsAns
     check_window(query.from, query.to)?;
     let summary = summarize(store, &query.project, query.from, query.to, &query.filter)?;
     let minutes = (query.to - query.from) as f64 / MINUTE_MS as f64;
+    let currency = query.currency.resolve(summary.endpoints.values());
     let mut rows: Vec<EndpointRow> = summary
         .endpoints
         .iter()
-        .map(|(key, accum)| row_of(key, accum, minutes))
+        .map(|(key, accum)| {
+            let mut row = row_of(key, accum, minutes);
+            row.value_sum = query.currency.value_in(currency.as_deref(), &accum.counts);
+            row
+        })
         .collect();
     sort_rows(&mut rows, query.sort);
     let total_endpoints = rows.len();
@@ -132,6 +146,7 @@ pub fn run(store: &EmbeddedStore, query: &EndpointsQuery) -> Result<EndpointsAns
         to: query.to,
         total_endpoints,
         endpoints: rows,
+        currency,
         accuracy: Accuracy::default(),
     })
 }
@@ -165,7 +180,8 @@ pub fn row_of(key: &EndpointKey, accum: &Accum, minutes: f64) -> EndpointRow {
         p99_ms: accum.latency.quantile(0.99),
         mean_ms: (accum.counts.count > 0)
             .then(|| accum.counts.latency_sum_ms / accum.counts.count as f64),
-        value_sum: accum.counts.value_sum,
+        value_sum: Some(accum.counts.value_sum),
+        value_currency: crate::currency::label(&accum.counts),
     }
 }
 
@@ -178,7 +194,10 @@ fn sort_rows(rows: &mut [EndpointRow], sort: SortKey) {
             SortKey::Users => b.unique_users.cmp(&a.unique_users),
             SortKey::ErrorRate => b.server_error_rate.total_cmp(&a.server_error_rate),
             SortKey::P95 => b.p95_ms.unwrap_or(0.0).total_cmp(&a.p95_ms.unwrap_or(0.0)),
-            SortKey::Value => b.value_sum.total_cmp(&a.value_sum),
+            SortKey::Value => {
+                let value = |row: &EndpointRow| row.value_sum.unwrap_or(f64::NEG_INFINITY);
+                value(b).total_cmp(&value(a))
+            }
             SortKey::Route => std::cmp::Ordering::Equal,
         };
         primary.then_with(|| by_route(a, b))

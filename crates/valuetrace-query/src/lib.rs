@@ -10,6 +10,7 @@
 //! [`QueryBackend`] is the seam a ClickHouse backend implements behind the same API.
 
 pub mod aggregates;
+pub mod currency;
 pub mod dimensions;
 pub mod endpoints;
 pub mod filter;
@@ -17,6 +18,7 @@ pub mod summary;
 pub mod timeseries;
 pub mod window;
 
+pub use currency::CurrencyRule;
 pub use endpoints::{EndpointRow, EndpointsAnswer, EndpointsQuery, SortKey};
 pub use filter::Filter;
 pub use timeseries::{Interval, Metric, TimeseriesAnswer, TimeseriesPoint, TimeseriesQuery};

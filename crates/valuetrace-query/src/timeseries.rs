@@ -79,6 +79,9 @@ pub struct TimeseriesQuery {
     pub from: i64,
     pub to: i64,
     pub filter: Filter,
+    /// How value sums become the reporting currency (metric `value`).
+    #[serde(default)]
+    pub currency: crate::currency::CurrencyRule,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +102,9 @@ pub struct TimeseriesAnswer {
     pub from: i64,
     pub to: i64,
     pub points: Vec<TimeseriesPoint>,
+    /// The currency of the `value` metric's points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
 }
 
 pub fn run(store: &EmbeddedStore, query: &TimeseriesQuery) -> Result<TimeseriesAnswer> {
@@ -111,6 +117,14 @@ pub fn run(store: &EmbeddedStore, query: &TimeseriesQuery) -> Result<TimeseriesA
             query.interval
         )));
     }
+    // The reporting currency of the whole window, so every point is in the same one.
+    let currency = match (query.metric, &query.currency.reporting) {
+        (Metric::Value, None) => {
+            let whole = summarize(store, &query.project, query.from, query.to, &query.filter)?;
+            query.currency.resolve(whole.endpoints.values())
+        }
+        (_, reporting) => reporting.clone(),
+    };
     let mut points = Vec::new();
     let mut start = query.from;
     while start < query.to {
@@ -122,7 +136,7 @@ pub fn run(store: &EmbeddedStore, query: &TimeseriesQuery) -> Result<TimeseriesA
                 .then(|| total.counts.status_classes[4] as f64 / total.counts.count as f64),
             Metric::P95 => total.latency.quantile(0.95),
             Metric::Users => Some(total.users.estimate() as f64),
-            Metric::Value => Some(total.counts.value_sum),
+            Metric::Value => query.currency.value_in(currency.as_deref(), &total.counts),
         };
         points.push(TimeseriesPoint {
             start,
@@ -139,5 +153,8 @@ pub fn run(store: &EmbeddedStore, query: &TimeseriesQuery) -> Result<TimeseriesA
         from: query.from,
         to: query.to,
         points,
+        currency: (query.metric == Metric::Value)
+            .then_some(currency)
+            .flatten(),
     })
 }

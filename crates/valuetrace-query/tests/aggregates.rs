@@ -157,6 +157,7 @@ fn rows(
             filter,
             sort: SortKey::Route,
             limit: 100,
+            currency: Default::default(),
         })
         .expect("endpoints");
     let mut rows: Vec<_> = answer
@@ -168,7 +169,7 @@ fn rows(
                 r.requests,
                 (r.server_error_rate * r.requests as f64).round() as u64,
                 (r.client_error_rate * r.requests as f64).round() as u64,
-                r.value_sum,
+                r.value_sum.expect("one currency"),
                 r.p95_ms.unwrap_or(0.0),
             )
         })

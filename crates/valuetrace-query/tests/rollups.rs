@@ -262,6 +262,7 @@ fn check_timeseries(
             from,
             to,
             filter: filter.to_filter(),
+            currency: Default::default(),
         })
         .expect("timeseries query");
     let context = format!("{context}, {interval:?} {metric:?}");
@@ -386,6 +387,7 @@ fn total_requests(store: &EmbeddedStore, from: i64, to: i64) -> u64 {
             filter: Default::default(),
             sort: SortKey::Route,
             limit: 1000,
+            currency: Default::default(),
         })
         .expect("endpoints query")
         .endpoints
@@ -633,6 +635,7 @@ fn direction_filter_is_consistent_for_inbound_calls_with_a_provider() {
                     filter,
                     sort: SortKey::Route,
                     limit: 10,
+                    currency: Default::default(),
                 })
                 .expect("endpoints")
                 .endpoints

@@ -690,11 +690,30 @@ pub async fn data_quality(
     Path(project): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Result<Json<DataQualityAnswer>, ApiError> {
+) -> Result<Json<valuetrace_insights::money::WithMoney<DataQualityAnswer>>, ApiError> {
     query_api::authorize(&state, &headers, &project)?;
     query_api::check_known(&params, &["from", "to", "since"])?;
-    let (from, to) = query_api::window(&params, (state.clock)())?;
-    Ok(Json(state.quality.answer(&project, from, to)))
+    let now = (state.clock)();
+    let (from, to) = query_api::window(&params, now)?;
+    let answer = state.quality.answer(&project, from, to);
+    // Values in a currency without a rate: counted here, left out of every money figure.
+    let question = valuetrace_insights::Question {
+        project: project.clone(),
+        from,
+        to,
+        now,
+        slice: Default::default(),
+        by: None,
+    };
+    let config = crate::analysis(&state, &project);
+    let (insights, store) = (state.insights.clone(), state.pipeline.store().clone());
+    let money = tokio::task::spawn_blocking(move || insights.money(&store, &question, &config))
+        .await
+        .map_err(|error| ApiError::internal(&error))??;
+    Ok(Json(valuetrace_insights::money::WithMoney {
+        answer,
+        money,
+    }))
 }
 
 #[cfg(test)]

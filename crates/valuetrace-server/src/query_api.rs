@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use valuetrace_model::time::{DAY_MS, parse_duration, parse_time};
+use valuetrace_query::CurrencyRule;
 use valuetrace_query::{
     EndpointsAnswer, EndpointsQuery, Filter, Interval, Metric, QueryBackend, SortKey,
     TimeseriesAnswer, TimeseriesQuery,
@@ -134,11 +135,13 @@ pub async fn endpoints(
                 )
             })?,
     };
+    let query_project = project.clone();
     let query = EndpointsQuery {
         project,
         from,
         to,
         filter: filter(&params),
+        currency: currency_rule(&state, &query_project),
         sort,
         limit,
     };
@@ -147,6 +150,15 @@ pub async fn endpoints(
         .await
         .map_err(|error| ApiError::internal(&error))??;
     Ok(Json(answer))
+}
+
+/// The project's reporting currency and rates (`[projects.analysis]`).
+fn currency_rule(state: &AppState, project: &str) -> CurrencyRule {
+    let analysis = crate::analysis(state, project);
+    CurrencyRule {
+        reporting: analysis.reporting_currency,
+        rates: analysis.currency_rates,
+    }
 }
 
 pub async fn timeseries(
@@ -160,6 +172,7 @@ pub async fn timeseries(
     let (from, to) = window(&params, (state.clock)())?;
     let metric = Metric::parse(params.get("metric").map_or("requests", String::as_str))?;
     let interval = Interval::parse(params.get("interval").map_or("1h", String::as_str))?;
+    let query_project = project.clone();
     let query = TimeseriesQuery {
         project,
         metric,
@@ -167,6 +180,7 @@ pub async fn timeseries(
         from,
         to,
         filter: filter(&params),
+        currency: currency_rule(&state, &query_project),
     };
     let store = state.pipeline.store().clone();
     let answer = tokio::task::spawn_blocking(move || store.timeseries(&query))

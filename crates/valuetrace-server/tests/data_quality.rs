@@ -94,7 +94,8 @@ fn expected(from: i64, to: i64) -> Value {
         "sample_rates": [{"rate": 1.0, "events": 3}, {"rate": 0.5, "events": 1}, {"rate": 0.1, "events": 1}],
         "sampled_share": 0.4,
         "schema_versions": [{"version": 1, "events": 6}],
-        "sdks": [{"sdk": "valuetrace-python/0.3", "events": 1}]
+        "sdks": [{"sdk": "valuetrace-python/0.3", "events": 1}],
+        "money": {"currency": null, "unconverted": []}
     })
 }
 

@@ -12,7 +12,7 @@ use arrow_array::{
 
 /// The columns to project when reading API calls for rollups (`aggregated` is absent from files
 /// written before it existed: read as false).
-pub const CALL_COLUMNS: [&str; 15] = [
+pub const CALL_COLUMNS: [&str; 16] = [
     "timestamp",
     "route",
     "method",
@@ -23,6 +23,7 @@ pub const CALL_COLUMNS: [&str; 15] = [
     "latency_ms",
     "error_type",
     "value",
+    "currency",
     "user_id",
     "plan",
     "segment",
@@ -41,6 +42,7 @@ pub struct CallColumns<'a> {
     pub latency: &'a Float64Array,
     pub error_type: &'a StringArray,
     pub value: &'a Float64Array,
+    pub currency: &'a StringArray,
     pub user: &'a StringArray,
     pub plan: &'a StringArray,
     pub segment: &'a StringArray,
@@ -62,6 +64,7 @@ impl<'a> CallColumns<'a> {
             latency: c.f64("latency_ms")?,
             error_type: c.text("error_type")?,
             value: c.f64("value")?,
+            currency: c.text("currency")?,
             user: c.text("user_id")?,
             plan: c.text("plan")?,
             segment: c.text("segment")?,
@@ -80,6 +83,7 @@ impl<'a> CallColumns<'a> {
             latency_ms: self.latency.value(row),
             has_error_type: self.error_type.is_valid(row),
             value: self.value.is_valid(row).then(|| self.value.value(row)),
+            currency: crate::rollup::currency_tag(optional_text(self.currency, row)),
             user_hash: optional_text(self.user, row).map(user_hash),
         }
     }

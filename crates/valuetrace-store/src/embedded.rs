@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use valuetrace_model::time::{DAY_MS, HOUR_MS, format_day};
 
 /// The columns start-up reads to rebuild rollups and the dedup index.
-const REBUILD_COLUMNS: [&str; 17] = {
-    let mut columns = ["event_id"; 17];
+const REBUILD_COLUMNS: [&str; CALL_COLUMNS.len() + 2] = {
+    let mut columns = ["event_id"; CALL_COLUMNS.len() + 2];
     columns[1] = "received_at";
     let mut index = 0;
     while index < CALL_COLUMNS.len() {

@@ -298,6 +298,7 @@ pub fn facts_of(call: &valuetrace_model::ApiCall) -> CallFacts {
         latency_ms: call.latency_ms,
         has_error_type: call.error_type.is_some(),
         value: call.value,
+        currency: crate::rollup::currency_tag(call.currency.as_deref()),
         user_hash: call.user_id.as_deref().map(user_hash),
     }
 }

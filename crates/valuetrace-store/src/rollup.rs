@@ -48,6 +48,46 @@ pub struct Counts {
     /// Sum of `value` over successful (< 400) calls that carried one.
     pub value_sum: f64,
     pub value_calls: u64,
+    /// The currency of `value_sum` ([`currency_tag`]): 0 when no call named one,
+    /// [`MIXED_CURRENCIES`] when the calls summed named different ones (the sum is then not
+    /// money and answers leave it out).
+    pub value_currency: u32,
+}
+
+/// A value's currency as the rollups keep it: the three letters of an ISO 4217 code packed in a
+/// `u32` (no interner, the same on every start), 0 for none.
+pub fn currency_tag(code: Option<&str>) -> u32 {
+    match code {
+        Some(code) if code.len() == 3 => code
+            .bytes()
+            .fold(0u32, |tag, byte| (tag << 8) | u32::from(byte)),
+        _ => 0,
+    }
+}
+
+/// [`Counts::value_currency`] of a sum over values of different currencies.
+pub const MIXED_CURRENCIES: u32 = u32::MAX;
+
+/// The ISO code of a [`currency_tag`] (`None` for none or mixed).
+pub fn currency_code(tag: u32) -> Option<String> {
+    if tag == 0 || tag == MIXED_CURRENCIES {
+        return None;
+    }
+    let bytes = [(tag >> 16) as u8, (tag >> 8) as u8, tag as u8];
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+/// The currency of the union of two sums (`calls` values each). A value that named no currency
+/// is taken to be in the currency of the values beside it (as answers take it to be in the
+/// reporting currency): a project that names currencies names them on every value.
+fn union_currency(mine: u32, my_calls: u64, theirs: u32, their_calls: u64) -> u32 {
+    match (my_calls, their_calls) {
+        (0, _) => theirs,
+        (_, 0) => mine,
+        _ if mine == theirs || theirs == 0 => mine,
+        _ if mine == 0 => theirs,
+        _ => MIXED_CURRENCIES,
+    }
 }
 
 impl Counts {
@@ -62,9 +102,14 @@ impl Counts {
         if let Some(value) = facts.value
             && facts.status < 400
         {
-            self.value_sum += value;
-            self.value_calls += 1;
+            self.add_value(value, facts.currency);
         }
+    }
+
+    fn add_value(&mut self, value: f64, currency: u32) {
+        self.value_currency = union_currency(self.value_currency, self.value_calls, currency, 1);
+        self.value_sum += value;
+        self.value_calls += 1;
     }
 
     pub fn merge(&mut self, other: &Counts) {
@@ -74,6 +119,12 @@ impl Counts {
         }
         self.errors += other.errors;
         self.latency_sum_ms += other.latency_sum_ms;
+        self.value_currency = union_currency(
+            self.value_currency,
+            self.value_calls,
+            other.value_currency,
+            other.value_calls,
+        );
         self.value_sum += other.value_sum;
         self.value_calls += other.value_calls;
     }
@@ -95,6 +146,8 @@ pub struct CallFacts {
     pub latency_ms: f64,
     pub has_error_type: bool,
     pub value: Option<f64>,
+    /// [`currency_tag`] of the value's currency.
+    pub currency: u32,
     /// xxh3 of the pseudonymous user id.
     pub user_hash: Option<u64>,
 }
@@ -138,8 +191,7 @@ impl Cell {
         if let Some(value) = facts.value
             && facts.status < 400
         {
-            self.counts.value_sum += value;
-            self.counts.value_calls += 1;
+            self.counts.add_value(value, facts.currency);
         }
     }
 
@@ -170,6 +222,7 @@ impl Cell {
         put_f64(out, counts.latency_sum_ms);
         put_f64(out, counts.value_sum);
         put_u64(out, counts.value_calls);
+        put_u32(out, counts.value_currency);
         self.latency.encode(out);
         self.users.encode(out);
     }
@@ -187,6 +240,7 @@ impl Cell {
             latency_sum_ms: input.f64()?,
             value_sum: input.f64()?,
             value_calls: input.u64()?,
+            value_currency: input.u32()?,
         };
         Some(Cell {
             counts,

@@ -214,6 +214,7 @@ fn health(reopen: bool, events: u64, days: u64, runs: usize) -> anyhow::Result<(
         filter,
         sort: SortKey::Requests,
         limit: 100,
+        currency: Default::default(),
     };
     let plan = Filter {
         plan: Some("pro".into()),

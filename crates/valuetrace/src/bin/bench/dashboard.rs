@@ -62,10 +62,13 @@ pub fn run(data: std::path::PathBuf, runs: usize) -> anyhow::Result<()> {
         Server::open_with_clock(config, Arc::new(move || now)).map_err(anyhow::Error::msg)?;
     let state = server.state.clone();
     let warm = Instant::now();
-    state
-        .insights
-        .cache
-        .load(state.pipeline.store(), "bench", now - 30 * 86_400_000, now)?;
+    state.insights.cache.load(
+        state.pipeline.store(),
+        "bench",
+        now - 30 * 86_400_000,
+        now,
+        &Default::default(),
+    )?;
     println!(
         "fact cache warm-up: {:.1} s; RSS {:.0} MiB",
         warm.elapsed().as_secs_f64(),
