@@ -442,7 +442,9 @@ impl Sender {
         let status = response.status();
         let answer: Value =
             serde_json::from_slice(&response.bytes().await?).context("reading the batch answer")?;
-        if !status.is_success() {
+        // A batch whose events were all rejected answers 400 with the per-event body.
+        let per_event = answer["rejected"].is_array();
+        if !status.is_success() && !(status == reqwest::StatusCode::BAD_REQUEST && per_event) {
             bail!(
                 "batch refused with {status}: {}",
                 answer["error"]["message"]
