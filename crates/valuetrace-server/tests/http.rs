@@ -362,7 +362,11 @@ async fn batch_with_nothing_stored_answers_400_with_the_per_event_body() {
     let dir = tempdir();
     let server = open(dir.path());
     let events = vec![
-        with(call("bad-0", NOW, "GET", "/api/orders"), "status", json!(700)),
+        with(
+            call("bad-0", NOW, "GET", "/api/orders"),
+            "status",
+            json!(700),
+        ),
         json!(42),
     ];
     let (status, answer) = post_events(&server, SHOP_INGEST, &events).await;
@@ -393,11 +397,20 @@ async fn batch_with_nothing_stored_answers_400_with_the_per_event_body() {
     // NDJSON of unparseable lines only: 400 too.
     let (status, answer) = send_json(
         &server,
-        batch_request(Some(SHOP_INGEST), Some("application/x-ndjson"), None, "x\ny\n"),
+        batch_request(
+            Some(SHOP_INGEST),
+            Some("application/x-ndjson"),
+            None,
+            "x\ny\n",
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert_eq!(answer["rejected"].as_array().map(Vec::len), Some(2), "{answer}");
+    assert_eq!(
+        answer["rejected"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
 
     // An empty batch stores nothing and loses nothing.
     let (status, answer) = post_events(&server, SHOP_INGEST, &[]).await;
