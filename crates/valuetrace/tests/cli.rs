@@ -142,7 +142,7 @@ fn table_rows(text: &str) -> Vec<Vec<String>> {
         .map(|line| {
             let inner = line.trim_start_matches('│').trim_end_matches('│');
             inner
-                .split('│')
+                .split('┆')
                 .map(|cell| cell.trim().to_owned())
                 .collect()
         })
@@ -224,7 +224,7 @@ fn a_demo_in_a_data_dir_answers_the_commands_it_prints_and_csv_matches_the_table
         .args(["query", "endpoints", "--since", "1d"])
         .output()
         .expect("query with the environment");
-    assert!(assert_success("env form", &output).contains("POST /api/checkout"));
+    assert!(assert_success("env form", &output).contains("/api/checkout"));
     let without_project = clean_command(elsewhere.path())
         .env("VALUETRACE_URL", "http://127.0.0.1:9")
         .env("VALUETRACE_READ_KEY", "vt_read_x")
@@ -252,6 +252,9 @@ fn a_demo_in_a_data_dir_answers_the_commands_it_prints_and_csv_matches_the_table
     // Every printed query as CSV: one parseable table with a header row.
     for line in &queries {
         let command = line.split("   # ").next().expect("command");
+        if command.contains(" --csv") {
+            continue;
+        }
         let stdout = assert_success(
             &format!("{command} --csv"),
             &shell(elsewhere.path(), &format!("{command} --csv")),
