@@ -525,8 +525,9 @@ impl Sender {
         let answer: Value =
             serde_json::from_slice(&response.bytes().await?).context("reading the batch answer")?;
         // A batch whose events were all rejected answers 400 with the per-event body.
-        let per_event = answer["rejected"].is_array();
-        if !status.is_success() && !(status == reqwest::StatusCode::BAD_REQUEST && per_event) {
+        let wholly_rejected =
+            status == reqwest::StatusCode::BAD_REQUEST && answer["rejected"].is_array();
+        if !status.is_success() && !wholly_rejected {
             bail!(
                 "batch refused with {status}: {}",
                 answer["error"]["message"]
