@@ -343,12 +343,29 @@ pub fn resolve_target(
 
 /// Each of address, key and project from the first that has it: the flags, the `demo.json` of
 /// `data_dir` (an explicit choice, so it outranks the environment), the environment, the
-/// `demo.json` of the default demo directory.
+/// `demo.json` of the default demo directory (only when no address was given otherwise).
 pub fn resolve_target_in(
     url: &Option<String>,
     key: &Option<String>,
     project: &Option<String>,
     data_dir: Option<&Path>,
+) -> anyhow::Result<Target> {
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let flags = [url, key, project];
+    resolve(
+        flags,
+        data_dir,
+        &env,
+        &crate::commands::demo::default_data_dir(),
+    )
+}
+
+/// [`resolve_target_in`] with the environment and the default demo directory passed in.
+fn resolve(
+    [url, key, project]: [&Option<String>; 3],
+    data_dir: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    default_dir: &Path,
 ) -> anyhow::Result<Target> {
     let chosen = match data_dir {
         Some(dir) => Some(crate::commands::demo::read_demo_file(dir).ok_or_else(|| {
@@ -360,9 +377,18 @@ pub fn resolve_target_in(
         })?),
         None => None,
     };
-    let fallback =
-        crate::commands::demo::read_demo_file(&crate::commands::demo::default_data_dir());
-    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    // The default demo is one whole connection: it fills in nothing for another server (its
+    // key or project sent to an address given elsewhere would only earn a 401 or a 404).
+    let given_url = url
+        .clone()
+        .or_else(|| chosen.as_ref().map(|demo| demo.url.clone()))
+        .or_else(|| env("VALUETRACE_URL"));
+    let same_server = |demo: &crate::commands::demo::DemoFile| {
+        given_url
+            .as_deref()
+            .is_none_or(|given| given.trim_end_matches('/') == demo.url.trim_end_matches('/'))
+    };
+    let fallback = crate::commands::demo::read_demo_file(default_dir).filter(same_server);
     let pick = |flag: &Option<String>,
                 env_name: &str,
                 field: fn(&crate::commands::demo::DemoFile) -> &String| {
@@ -398,7 +424,7 @@ pub fn resolve_target_in(
             bail!(
                 "no server to ask: missing {}; pass --url, --key and --project, or set VALUETRACE_URL, VALUETRACE_READ_KEY and VALUETRACE_PROJECT, or pass --data-dir of a running `valuetrace demo` (default {}), or run `valuetrace demo` first",
                 missing.join(", "),
-                crate::commands::demo::default_data_dir().display()
+                default_dir.display()
             )
         }
     }
@@ -724,4 +750,117 @@ fn timeseries_table(answer: &Value, metric: &str) -> Table {
         ]);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_dir(url: &str, key: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let demo = crate::commands::demo::DemoFile {
+            url: url.into(),
+            project: "demo".into(),
+            ingest_key: "vt_ingest_x".into(),
+            read_key: key.into(),
+        };
+        std::fs::write(
+            dir.path().join("demo.json"),
+            serde_json::to_vec(&demo).expect("json"),
+        )
+        .expect("write demo.json");
+        dir
+    }
+
+    fn some(text: &str) -> Option<String> {
+        Some(text.to_owned())
+    }
+
+    /// Issue 18 point 12: the environment the message names is a whole connection.
+    #[test]
+    fn the_environment_names_url_key_and_project() {
+        let nowhere = tempfile::tempdir().expect("tempdir");
+        let env = |name: &str| match name {
+            "VALUETRACE_URL" => some("http://10.0.0.1:7070/"),
+            "VALUETRACE_READ_KEY" => some("vt_read_env"),
+            "VALUETRACE_PROJECT" => some("shop"),
+            _ => None,
+        };
+        let target = resolve([&None, &None, &None], None, &env, nowhere.path()).expect("target");
+        assert_eq!(
+            (
+                target.url.as_str(),
+                target.key.as_str(),
+                target.project.as_str()
+            ),
+            ("http://10.0.0.1:7070", "vt_read_env", "shop")
+        );
+        // Flags outrank the environment.
+        let target =
+            resolve([&None, &None, &some("other")], None, &env, nowhere.path()).expect("target");
+        assert_eq!(target.project, "other");
+    }
+
+    /// `--data-dir` outranks the environment; a missing demo.json there is named.
+    #[test]
+    fn a_data_dir_is_an_explicit_choice() {
+        let nowhere = tempfile::tempdir().expect("tempdir");
+        let chosen = demo_dir("http://127.0.0.1:4000", "vt_read_chosen");
+        let env = |name: &str| (name == "VALUETRACE_URL").then(|| "http://10.0.0.1:7070".into());
+        let target = resolve(
+            [&None, &None, &None],
+            Some(chosen.path()),
+            &env,
+            nowhere.path(),
+        )
+        .expect("ok");
+        assert_eq!(
+            (
+                target.url.as_str(),
+                target.key.as_str(),
+                target.project.as_str()
+            ),
+            ("http://127.0.0.1:4000", "vt_read_chosen", "demo")
+        );
+        let error = resolve(
+            [&None, &None, &None],
+            Some(nowhere.path()),
+            &|_| None,
+            nowhere.path(),
+        )
+        .err()
+        .expect("no demo.json");
+        assert!(error.to_string().starts_with("no demo.json in "), "{error}");
+    }
+
+    /// The default demo fills in what is missing for itself only, never for another server.
+    #[test]
+    fn the_default_demo_is_not_mixed_with_another_server() {
+        let default = demo_dir("http://127.0.0.1:7070", "vt_read_default");
+        let target = resolve([&None, &None, &None], None, &|_| None, default.path()).expect("ok");
+        assert_eq!(target.key, "vt_read_default");
+        let same = resolve(
+            [&some("http://127.0.0.1:7070/"), &None, &None],
+            None,
+            &|_| None,
+            default.path(),
+        )
+        .expect("the demo's own address");
+        assert_eq!(same.key, "vt_read_default");
+        let env = |name: &str| match name {
+            "VALUETRACE_URL" => some("http://10.0.0.1:7070"),
+            "VALUETRACE_READ_KEY" => some("vt_read_env"),
+            _ => None,
+        };
+        let error = resolve([&None, &None, &None], None, &env, default.path())
+            .err()
+            .expect("no project");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "no server to ask: missing the project (--project or VALUETRACE_PROJECT); "
+            ),
+            "{message}"
+        );
+    }
 }
