@@ -11,7 +11,7 @@ use crate::pipeline::PipelineError;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -35,6 +35,25 @@ pub struct BatchResponse {
 
 fn is_zero(count: &usize) -> bool {
     *count == 0
+}
+
+impl BatchResponse {
+    /// Whether the batch held events and none of them is stored: none accepted now and none
+    /// already stored (a duplicate). Answered 400 with this same body, so a client that only
+    /// checks the status never takes a wholly rejected batch for stored data. An empty batch
+    /// stores nothing but loses nothing either: it stays 200.
+    pub fn nothing_stored(&self) -> bool {
+        self.accepted == 0 && self.duplicates == 0 && !self.rejected.is_empty()
+    }
+
+    /// 200, or 400 when [`Self::nothing_stored`].
+    pub fn status(&self) -> StatusCode {
+        if self.nothing_stored() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        }
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -65,7 +84,7 @@ pub async fn batch(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<BatchResponse>, ApiError> {
+) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
     let project =
         crate::bearer(&headers).and_then(|key| state.project_of(key, crate::auth::KeyRole::Ingest));
     let label = project.as_deref().unwrap_or("unknown").to_owned();
@@ -74,7 +93,7 @@ pub async fn batch(
         None => Err(ApiError::unauthorized()),
     };
     record(&state, &label, &result);
-    result.map(Json)
+    result.map(|response| (response.status(), Json(response)))
 }
 
 /// Counts the request, its events and its rejections by reason.
@@ -82,9 +101,14 @@ fn record(state: &AppState, project: &str, result: &Result<BatchResponse, ApiErr
     let metrics = &state.metrics;
     match result {
         Ok(response) => {
+            let code = if response.nothing_stored() {
+                "all_rejected"
+            } else {
+                "ok"
+            };
             metrics.inc(
                 "valuetrace_ingest_requests_total",
-                &[("project", project), ("code", "ok")],
+                &[("project", project), ("code", code)],
             );
             for (outcome, count) in [
                 ("accepted", response.accepted),

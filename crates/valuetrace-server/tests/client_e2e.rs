@@ -184,3 +184,65 @@ async fn endpoint_health_equals_the_load_generators_counts_exactly() {
     assert_eq!(got.values().map(|v| v.0).sum::<u64>(), total);
     server.stop().await;
 }
+
+/// Issue 18 point 16: a batch of which the server stores nothing answers 400; the Rust sender
+/// drops it at once (counted as dropped), never retries it, keeps its breaker closed, and the
+/// next good batch goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wholly_rejected_batch_is_dropped_once_not_retried() {
+    use std::sync::atomic::Ordering;
+    use valuetrace_client::queue::bounded;
+    use valuetrace_client::sender::{SenderConfig, spawn};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = LiveServer::start(two_projects(dir.path())).await;
+    let mut config = SenderConfig::new(&format!("http://{}", server.address), SHOP_INGEST);
+    config.batch_size = 5;
+    config.flush_interval = Duration::from_millis(10);
+    config.max_retries = 3;
+    config.backoff_base_ms = 1;
+    let now = valuetrace_store::wall_clock_ms();
+    let call = |i: u64, route: &str| valuetrace_model::ApiCall {
+        schema_version: 1,
+        event_id: format!("rejected-batch-{i}"),
+        timestamp: now,
+        service: "shop".into(),
+        method: "GET".into(),
+        route: route.into(),
+        status: 200,
+        latency_ms: 3.0,
+        ..valuetrace_model::ApiCall::default()
+    };
+    let (producer, receiver, _) = bounded(100);
+    // Raw ids instead of route templates: every event is rejected.
+    for i in 0..5 {
+        producer.push(call(i, &format!("/api/orders/{}", 100_000 + i)));
+    }
+    let sender = spawn(receiver, config);
+    let stats = sender.stats.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stats.dropped_events.load(Ordering::Relaxed) < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+    assert_eq!(stats.sent_events.load(Ordering::Relaxed), 0);
+    assert!(!stats.breaker_open.load(Ordering::Relaxed));
+    for i in 5..10 {
+        producer.push(call(i, "/api/orders/{id}"));
+    }
+    while stats.sent_events.load(Ordering::Relaxed) < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the good batch was not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+    tokio::task::spawn_blocking(move || sender.shutdown(Duration::from_secs(1)))
+        .await
+        .expect("shutdown");
+    server.stop().await;
+}

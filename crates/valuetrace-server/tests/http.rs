@@ -354,6 +354,73 @@ async fn batch_with_invalid_events_accepts_the_valid_ones_and_reports_each_rejec
     assert_eq!(total, 3);
 }
 
+/// Issue 18 point 16: a batch none of whose events is stored (none accepted, none a duplicate)
+/// answers 400 with the same per-event body, so a client that only checks the status does not
+/// take it for stored data. Duplicates count as stored; an empty batch loses nothing (200).
+#[tokio::test]
+async fn batch_with_nothing_stored_answers_400_with_the_per_event_body() {
+    let dir = tempdir();
+    let server = open(dir.path());
+    let events = vec![
+        with(
+            call("bad-0", NOW, "GET", "/api/orders"),
+            "status",
+            json!(700),
+        ),
+        json!(42),
+    ];
+    let (status, answer) = post_events(&server, SHOP_INGEST, &events).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"accepted": 0, "duplicates": 0, "rejected": [
+            {"index": 0, "event_id": "bad-0", "error": "status: must be an HTTP status between 100 and 599, got 700"},
+            {"index": 1, "error": "an event must be a JSON object, got a number"},
+        ]})
+    );
+    assert_eq!(total_requests_around_now(&server).await, 0);
+
+    // One stored event (or one already stored) next to the rejected ones: 200.
+    let mut mixed = events.clone();
+    mixed.push(call("good-0", NOW, "GET", "/api/orders"));
+    let (status, answer) = post_events(&server, SHOP_INGEST, &mixed).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], json!(1), "{answer}");
+    let (status, answer) = post_events(&server, SHOP_INGEST, &mixed).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (&answer["accepted"], &answer["duplicates"]),
+        (&json!(0), &json!(1)),
+        "{answer}"
+    );
+
+    // NDJSON of unparseable lines only: 400 too.
+    let (status, answer) = send_json(
+        &server,
+        batch_request(
+            Some(SHOP_INGEST),
+            Some("application/x-ndjson"),
+            None,
+            "x\ny\n",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["rejected"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
+
+    // An empty batch stores nothing and loses nothing.
+    let (status, answer) = post_events(&server, SHOP_INGEST, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"accepted": 0, "duplicates": 0, "rejected": []})
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Body formats
 

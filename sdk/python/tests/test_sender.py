@@ -120,9 +120,12 @@ def test_a_4xx_drops_the_batch_without_retrying():
 
 
 def test_rejected_events_are_counted_not_failed():
+    # A batch none of whose events was stored answers 400 with the per-event body (issue 18):
+    # counted as rejections, not retried, not a failure.
     def answer(n, events):
-        return 200, {"accepted": 0, "duplicates": 0, "rejected": [
-            {"index": 0, "event_id": "x", "error": "type: unknown type `api_aggregate`"}]}, {}
+        return 400, {"accepted": 0, "duplicates": 0, "rejected": [
+            {"index": i, "event_id": "x", "error": "type: unknown type `api_aggregate`"}
+            for i in range(len(events))]}, {}
 
     collector = FakeCollector(answer)
     try:
@@ -133,6 +136,7 @@ def test_rejected_events_are_counted_not_failed():
         assert stats["rejected_calls"] + stats["rejected_aggregates"] >= 1
         assert "unknown type" in stats["last_rejection"]
         assert stats["breaker_state"] == "closed" and stats["dropped_events"] == 0
+        assert stats["retries"] == 0 and collector.requests == stats["sent_batches"]
     finally:
         collector.close()
 

@@ -1,6 +1,7 @@
 //! Tables for the business answers of `valuetrace query impact|errors|integrations|gaps|
 //! latency-conversion|scorecard|priority` (the JSON shapes are `valuetrace_insights`' answers).
 
+use super::output::Output;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
@@ -17,8 +18,36 @@ pub(super) fn text(value: &Value) -> String {
     match value {
         Value::Null => "–".into(),
         Value::String(s) => s.clone(),
+        // A whole number the server sent as a float (an estimated count) reads as one: `14`,
+        // not `14.0`.
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
+}
+
+/// A count: a whole number with thousands separators (estimates are rounded), `–` if missing.
+pub(super) fn count(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| "–".to_owned(), |n| group_thousands(n.round(), 0))
+}
+
+/// Milliseconds as a short duration a person reads at a glance: 850 ms, 42 s, 3.5 min, 2.1 h,
+/// 1.5 d (never `98956 s`); `–` if missing.
+pub(super) fn duration_text(value: &Value) -> String {
+    value.as_f64().map_or_else(
+        || "–".to_owned(),
+        |ms| match ms {
+            ms if ms < 1_000.0 => format!("{ms:.0} ms"),
+            ms if ms < 60_000.0 => format!("{:.0} s", ms / 1_000.0),
+            ms if ms < 3_600_000.0 => format!("{:.1} min", ms / 60_000.0),
+            ms if ms < 86_400_000.0 => format!("{:.1} h", ms / 3_600_000.0),
+            ms => format!("{:.1} d", ms / 86_400_000.0),
+        },
+    )
 }
 
 pub(super) fn num(value: &Value, decimals: usize) -> Cell {
@@ -86,7 +115,7 @@ fn rows(answer: &Value, field: &str) -> Vec<Value> {
     answer[field].as_array().cloned().unwrap_or_default()
 }
 
-pub fn print_impact(answer: &Value, limit: usize) {
+pub fn print_impact(answer: &Value, limit: usize, out: &mut Output) {
     let mut t = table(&[
         "endpoint",
         "score",
@@ -120,12 +149,12 @@ pub fn print_impact(answer: &Value, limit: usize) {
             num(&row["cost_efficiency"], 1),
         ]);
     }
-    println!("{t}");
-    println!(
+    out.table("impact", t);
+    out.line(format!(
         "model {model} · window {} h · active users {} · conversions {} · calls per conversion {} · attributed {} · unattributed {}{}",
         answer["attribution_window_ms"].as_f64().unwrap_or(0.0) / 3_600_000.0,
-        text(&answer["active_users"]),
-        text(&answer["conversions"]),
+        count(&answer["active_users"]),
+        count(&answer["conversions"]),
         answer["session_quality"]
             .as_f64()
             .map_or("–".into(), |q| format!("{q:.1}")),
@@ -142,14 +171,14 @@ pub fn print_impact(answer: &Value, limit: usize) {
         } else {
             ""
         },
-    );
-    println!(
+    ));
+    out.line(
         "score = (0.6·value share + 0.4·user share) ÷ cost share; 1 = pulls exactly its share of cost"
     );
 }
 
-pub fn print_errors(answer: &Value) {
-    println!(
+pub fn print_errors(answer: &Value, out: &mut Output) {
+    out.line(format!(
         "{} failed of {} calls ({}) · unknown {} of failures · value at risk {}",
         group_thousands(answer["failed"].as_f64().unwrap_or(0.0), 0),
         group_thousands(answer["calls"].as_f64().unwrap_or(0.0), 0),
@@ -160,7 +189,7 @@ pub fn print_errors(answer: &Value) {
             .as_f64()
             .map_or("–".into(), |r| format!("{:.1}%", r * 100.0)),
         group_thousands(answer["value_at_risk"].as_f64().unwrap_or(0.0), 0),
-    );
+    ));
     let mut t = table(&[
         "class",
         "calls",
@@ -183,7 +212,7 @@ pub fn print_errors(answer: &Value) {
             num(&row["value_at_risk"], 0),
         ]);
     }
-    println!("{t}");
+    out.table("classes", t);
     let s = &answer["sessions"];
     let mut t = table(&[
         "lost conversions by endpoint",
@@ -203,14 +232,14 @@ pub fn print_errors(answer: &Value) {
             num(&row["lost_value"], 0),
         ]);
     }
-    println!("{t}");
-    println!(
+    out.table("lost_conversions", t);
+    out.line(format!(
         "{} lost conversions ≈ {} lost value (sessions with any error convert {} vs {} without: longer sessions meet more errors)",
         group_thousands(s["lost_conversions"].as_f64().unwrap_or(0.0), 1),
         group_thousands(s["lost_value"].as_f64().unwrap_or(0.0), 0),
         text_rate(&s["conversion_with_error"]),
         text_rate(&s["conversion_without_error"]),
-    );
+    ));
     let mut t = table(&[
         "top patterns by value at risk",
         "class",
@@ -233,7 +262,7 @@ pub fn print_errors(answer: &Value) {
             num(&row["value_at_risk"], 0),
         ]);
     }
-    println!("{t}");
+    out.table("patterns", t);
     let trend: Vec<String> = rows(answer, "unknown_trend")
         .iter()
         .map(|p| {
@@ -242,7 +271,7 @@ pub fn print_errors(answer: &Value) {
                 .map_or("–".into(), |s| format!("{:.1}", s * 100.0))
         })
         .collect();
-    println!("unknown share per bucket (%): {}", trend.join(" "));
+    out.line(format!("unknown share per bucket (%): {}", trend.join(" ")));
 }
 
 fn text_rate(rate: &Value) -> String {
@@ -251,7 +280,7 @@ fn text_rate(rate: &Value) -> String {
         .map_or("–".into(), |r| format!("{:.1}%", r * 100.0))
 }
 
-pub fn print_integrations(answer: &Value) {
+pub fn print_integrations(answer: &Value, out: &mut Output) {
     let mut t = table(&[
         "provider",
         "calls",
@@ -289,10 +318,10 @@ pub fn print_integrations(answer: &Value) {
             pp(&row["conversion_gap_pp"]),
         ]);
     }
-    println!("{t}");
+    out.table("providers", t);
 }
 
-pub fn print_gaps(answer: &Value) {
+pub fn print_gaps(answer: &Value, out: &mut Output) {
     let mut t = table(&[
         "pair",
         "started",
@@ -349,11 +378,11 @@ pub fn print_gaps(answer: &Value) {
             }
         }
     }
-    println!("{t}");
+    out.table("gaps", t);
 }
 
-pub fn print_latency(answer: &Value) {
-    println!(
+pub fn print_latency(answer: &Value, out: &mut Output) {
+    out.line(format!(
         "{} → {} ({})",
         text(&answer["route"]),
         text(&answer["outcome"]),
@@ -362,7 +391,7 @@ pub fn print_latency(answer: &Value) {
             .map(text)
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    ));
     let mut t = table(&[
         "latency bucket",
         "sessions",
@@ -395,18 +424,18 @@ pub fn print_latency(answer: &Value) {
             Cell::new(marks.join(", ")),
         ]);
     }
-    println!("{t}");
-    println!(
+    out.table("buckets", t);
+    out.line(format!(
         "above {} ms: {} sessions convert {} vs {} below → value at risk {}",
         text(&answer["threshold_ms"]),
-        text(&answer["sessions_above_threshold"]),
+        count(&answer["sessions_above_threshold"]),
         text_rate(&answer["conversion_above_threshold"]),
         text_rate(&answer["conversion_below_threshold"]),
         group_thousands(answer["value_at_risk"].as_f64().unwrap_or(0.0), 0),
-    );
+    ));
 }
 
-pub fn print_scorecard(answer: &Value, limit: usize) {
+pub fn print_scorecard(answer: &Value, limit: usize, out: &mut Output) {
     let mut t = table(&[
         "endpoint",
         "BRIDGE",
@@ -419,9 +448,7 @@ pub fn print_scorecard(answer: &Value, limit: usize) {
     ]);
     let grade = |p: &Value| text(&p["grade"]);
     for row in rows(answer, "rows").iter().take(limit) {
-        let ttfs = row["time_to_first_success_ms"]
-            .as_f64()
-            .map_or("–".into(), |ms| format!("{:.0} s", ms / 1000.0));
+        let ttfs = duration_text(&row["time_to_first_success_ms"]);
         t.add_row(vec![
             Cell::new(endpoint(row)),
             num(&row["bridge_score"], 0),
@@ -465,13 +492,13 @@ pub fn print_scorecard(answer: &Value, limit: usize) {
             )),
         ]);
     }
-    println!("{t}");
-    println!(
+    out.table("scorecard", t);
+    out.line(
         "grades rank endpoints against each other: A top quarter … D bottom quarter; BRIDGE = 100 × mean rank"
     );
 }
 
-pub fn print_priority(answer: &Value) {
+pub fn print_priority(answer: &Value, out: &mut Output) {
     let mut t = table(&[
         "feature",
         "score",
@@ -498,22 +525,64 @@ pub fn print_priority(answer: &Value) {
             num(&row["expected_return_per_year"], 1),
         ]);
     }
-    println!("{t}");
-    println!(
+    out.table("features", t);
+    out.line(format!(
         "score = adoption × calls per session × attributed value ÷ (effort × hourly cost); high > {}, medium > {}",
         text(&answer["thresholds"][0]),
         text(&answer["thresholds"][1])
-    );
+    ));
 }
 
 #[cfg(test)]
 mod tests {
-    use super::group_thousands;
+    use super::*;
+    use serde_json::json;
 
     #[test]
     fn thousands() {
         assert_eq!(group_thousands(1234567.891, 2), "1,234,567.89");
         assert_eq!(group_thousands(-1234.0, 0), "-1,234");
         assert_eq!(group_thousands(12.0, 0), "12");
+    }
+
+    /// Issue 18 point 7: counts the server sends as floats read as integers.
+    #[test]
+    fn counts_print_as_integers() {
+        assert_eq!(text(&json!(14.0)), "14");
+        assert_eq!(text(&json!(14)), "14");
+        assert_eq!(text(&json!(0.25)), "0.25");
+        assert_eq!(count(&json!(14.0)), "14");
+        assert_eq!(count(&json!(2439.6)), "2,440");
+        assert_eq!(count(&Value::Null), "–");
+    }
+
+    /// Issue 18 point 7: time to first success as a readable duration, not `98956 s`.
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(duration_text(&json!(98_956_000.0)), "1.1 d");
+        assert_eq!(duration_text(&json!(5_400_000)), "1.5 h");
+        assert_eq!(duration_text(&json!(90_000)), "1.5 min");
+        assert_eq!(duration_text(&json!(42_000)), "42 s");
+        assert_eq!(duration_text(&json!(850)), "850 ms");
+        assert_eq!(duration_text(&Value::Null), "–");
+    }
+
+    /// The scorecard's developer-experience cell shows time to first success as a duration.
+    #[test]
+    fn scorecard_shows_time_to_first_success_as_a_duration() {
+        let answer = json!({"rows": [{
+            "endpoint": "POST /api/checkout",
+            "bridge_score": 60.0,
+            "time_to_first_success_ms": 98_956_000.0,
+            "client_error_share": 0.02,
+        }]});
+        let mut output = Output::new(Some(String::new()));
+        print_scorecard(&answer, 10, &mut output);
+        let mut bytes = Vec::new();
+        let (_, table) = output.tables().first().expect("scorecard table");
+        super::super::output::write_csv(table, &mut bytes).expect("csv");
+        let csv = String::from_utf8(bytes).expect("utf-8");
+        assert!(csv.contains("2.0% · 1.1 d"), "{csv}");
+        assert!(!csv.contains("98956"), "{csv}");
     }
 }

@@ -214,13 +214,14 @@ async fn drive(args: &DemoArgs, demo: &DemoFile, data_dir: &Path) -> anyhow::Res
         "sending live traffic; press Ctrl-C to stop.\n\
          Live incident: a flash sale {} – {} brings several times the usual traffic, and \
          checkout fails under the load {} – {}.\n\
-         Watch `valuetrace alerts states`: CheckoutErrorBurst fires a few minutes into the \
+         Watch `valuetrace alerts states{}`: CheckoutErrorBurst fires a few minutes into the \
          failures and resolves within ten minutes after them; TrafficAnomalyDetection sees the \
          sale. Transitions are printed here as they happen.",
         time(sale.start_ms),
         time(sale.end_ms),
         time(burst.start_ms),
-        time(burst.end_ms)
+        time(burst.end_ms),
+        alerts_location(demo, data_dir)
     );
     let mut seen_transitions = 0usize;
     let mut last_alert_check = Instant::now();
@@ -350,41 +351,122 @@ async fn print_summary(demo: &DemoFile, data_dir: &Path) -> anyhow::Result<()> {
         .json_value()
         .await?;
     println!("Which endpoints create value, last 7 days (Business Impact Score):");
-    crate::commands::answers::print_impact(&impact, 12);
+    crate::commands::answers::print_impact(
+        &impact,
+        12,
+        &mut crate::commands::output::Output::terminal(),
+    );
     println!();
     let exe = std::env::current_exe()
-        .map(|path| path.display().to_string())
+        .map(|path| shell_word(&path.display().to_string()))
         .unwrap_or_else(|_| "valuetrace".into());
-    println!("Try (while the demo runs):");
-    println!("  {exe} query impact --since 7d            # value, adoption, cost, impact score");
+    let at = query_location(data_dir);
+    let commands = [
+        ("impact --since 7d", "value, adoption, cost, impact score"),
+        (
+            "errors --since 7d",
+            "error classes, value at risk, lost conversions",
+        ),
+        (
+            "integrations --since 7d --by plan",
+            "stripe vs paypal, per plan",
+        ),
+        (
+            "gaps --since 7d --by plan",
+            "payments whose webhook never came",
+        ),
+        (
+            "latency-conversion --since 7d --route 'POST /api/checkout'",
+            "",
+        ),
+        ("scorecard --since 7d", "BRIDGE"),
+        ("priority --since 7d", "feature priority"),
+        (
+            "funnel --since 7d --step 'GET /api/products' --step 'POST /api/cart/items' --step 'POST /api/checkout' --step outcome:purchase",
+            "",
+        ),
+        (
+            "paths --since 7d --start 'POST /api/cart/items' --depth 4",
+            "",
+        ),
+        ("retention --since 14d --period day --periods 7", ""),
+        ("ttv --since 14d", "first call → first purchase"),
+        (
+            "churn-risk --recent 3d --baseline 7d",
+            "accounts going quiet, with a back-test",
+        ),
+        (
+            "experiment --since 14d --experiment reco_algo --endpoints '/api/recommendations*'",
+            "",
+        ),
+        ("endpoints --since 7d --sort p95", ""),
+        ("endpoints --plan enterprise --service payments", ""),
+        (
+            "timeseries --metric error_rate --interval 1h --since 3d",
+            "",
+        ),
+        ("endpoints --since 7d --csv", "any query as CSV"),
+    ];
+    println!("Try (while the demo runs, from any terminal):");
+    for (command, comment) in commands {
+        let comment = if comment.is_empty() {
+            String::new()
+        } else {
+            format!("   # {comment}")
+        };
+        println!("  {exe} query {command}{at}{comment}");
+    }
     println!(
-        "  {exe} query errors --since 7d            # error classes, value at risk, lost conversions"
-    );
-    println!("  {exe} query integrations --since 7d --by plan   # stripe vs paypal, per plan");
-    println!("  {exe} query gaps --since 7d --by plan    # payments whose webhook never came");
-    println!("  {exe} query latency-conversion --since 7d --route 'POST /api/checkout'");
-    println!("  {exe} query scorecard --since 7d         # BRIDGE");
-    println!("  {exe} query priority --since 7d          # feature priority");
-    println!(
-        "  {exe} query funnel --since 7d --step 'GET /api/products' --step 'POST /api/cart/items' --step 'POST /api/checkout' --step outcome:purchase"
-    );
-    println!("  {exe} query paths --since 7d --start 'POST /api/cart/items' --depth 4");
-    println!("  {exe} query retention --since 14d --period day --periods 7");
-    println!("  {exe} query ttv --since 14d                  # first call → first purchase");
-    println!(
-        "  {exe} query churn-risk --recent 3d --baseline 7d  # accounts going quiet, with a back-test"
+        "Or set the connection once per shell (then plain `{exe} query ...` and `{exe} alerts ...` ask this demo):"
     );
     println!(
-        "  {exe} query experiment --since 14d --experiment reco_algo --endpoints '/api/recommendations*'"
+        "  export VALUETRACE_URL={} VALUETRACE_READ_KEY={} VALUETRACE_PROJECT={}",
+        demo.url, demo.read_key, demo.project
     );
-    println!("  {exe} query endpoints --since 7d --sort p95");
-    println!("  {exe} query endpoints --plan enterprise --service payments");
-    println!("  {exe} query timeseries --metric error_rate --interval 1h --since 3d");
     println!(
         "  curl -H 'Authorization: Bearer {}' '{}/api/v1/projects/{}/endpoints?since=24h'",
         demo.read_key, demo.url, demo.project
     );
     Ok(())
+}
+
+/// What the printed `query` commands need to find this demo: nothing in the default data
+/// directory (the CLI looks there), else ` --data-dir DIR`, absolute so that the command works
+/// from any directory.
+fn query_location(data_dir: &Path) -> String {
+    if data_dir == default_data_dir() {
+        return String::new();
+    }
+    let absolute = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    format!(
+        " --data-dir {}",
+        shell_word(&absolute.display().to_string())
+    )
+}
+
+/// What the printed `alerts` commands need to find this demo (they take no --data-dir).
+fn alerts_location(demo: &DemoFile, data_dir: &Path) -> String {
+    if data_dir == default_data_dir() {
+        String::new()
+    } else {
+        format!(
+            " --url {} --key {} --project {}",
+            demo.url, demo.read_key, demo.project
+        )
+    }
+}
+
+/// `word` as one POSIX shell word: as is when it holds only safe characters, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c));
+    if safe {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -442,7 +524,10 @@ impl Sender {
         let status = response.status();
         let answer: Value =
             serde_json::from_slice(&response.bytes().await?).context("reading the batch answer")?;
-        if !status.is_success() {
+        // A batch whose events were all rejected answers 400 with the per-event body.
+        let wholly_rejected =
+            status == reqwest::StatusCode::BAD_REQUEST && answer["rejected"].is_array();
+        if !status.is_success() && !wholly_rejected {
             bail!(
                 "batch refused with {status}: {}",
                 answer["error"]["message"]

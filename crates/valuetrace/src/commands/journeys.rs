@@ -1,7 +1,8 @@
 //! Tables for the journey answers of `valuetrace query funnel|paths|retention|ttv|churn-risk|
 //! experiment` (the JSON shapes are `valuetrace_journeys`' answers).
 
-use super::answers::{num, pct, table, text};
+use super::answers::{duration_text, num, pct, table, text};
+use super::output::Output;
 use comfy_table::{Cell, CellAlignment};
 use serde_json::Value;
 
@@ -11,17 +12,7 @@ fn items(value: &Value) -> &[Value] {
 
 /// Milliseconds as a short duration: 850 ms, 42 s, 3.5 min, 2.1 h, 1.5 d.
 fn duration(value: &Value) -> Cell {
-    let text = value.as_f64().map_or_else(
-        || "–".to_owned(),
-        |ms| match ms {
-            ms if ms < 1_000.0 => format!("{ms:.0} ms"),
-            ms if ms < 60_000.0 => format!("{:.0} s", ms / 1_000.0),
-            ms if ms < 3_600_000.0 => format!("{:.1} min", ms / 60_000.0),
-            ms if ms < 86_400_000.0 => format!("{:.1} h", ms / 3_600_000.0),
-            ms => format!("{:.1} d", ms / 86_400_000.0),
-        },
-    );
-    Cell::new(text).set_alignment(CellAlignment::Right)
+    Cell::new(duration_text(value)).set_alignment(CellAlignment::Right)
 }
 
 fn funnel_table(steps: &Value) -> comfy_table::Table {
@@ -55,17 +46,18 @@ fn funnel_table(steps: &Value) -> comfy_table::Table {
     t
 }
 
-pub fn print_funnel(answer: &Value) {
-    println!(
+pub fn print_funnel(answer: &Value, out: &mut Output) {
+    out.line(format!(
         "Funnel per {} · {} order · window {}",
         text(&answer["per"]),
         text(&answer["order"]),
         duration(&answer["window_ms"]).content()
-    );
-    println!("{}", funnel_table(&answer["steps"]));
+    ));
+    out.table("steps", funnel_table(&answer["steps"]));
     for group in items(&answer["groups"]) {
-        println!("\n{}:", text(&group["group"]));
-        println!("{}", funnel_table(&group["steps"]));
+        let group_name = text(&group["group"]);
+        out.line(format!("\n{group_name}:"));
+        out.table(format!("group:{group_name}"), funnel_table(&group["steps"]));
     }
 }
 
@@ -83,18 +75,18 @@ fn print_node(node: &Value, depth: usize, lines: &mut Vec<String>) {
     }
 }
 
-pub fn print_paths(answer: &Value) {
-    println!(
+pub fn print_paths(answer: &Value, out: &mut Output) {
+    out.line(format!(
         "Paths {} {} per {} · {} actors · depth {}",
         text(&answer["direction"]),
         text(&answer["anchor"]),
         text(&answer["per"]),
         text(&answer["actors"]),
         text(&answer["depth"])
-    );
+    ));
     let mut lines = Vec::new();
     print_node(&answer["tree"], 0, &mut lines);
-    println!("{}", lines.join("\n"));
+    out.line(lines.join("\n"));
     let mut t = table(&["top path", "actors", "share"]);
     for path in items(&answer["top_paths"]) {
         let events: Vec<String> = items(&path["events"]).iter().map(text).collect();
@@ -104,17 +96,17 @@ pub fn print_paths(answer: &Value) {
             pct(&path["share"]),
         ]);
     }
-    println!("{t}");
+    out.table("top_paths", t);
 }
 
-pub fn print_retention(answer: &Value) {
-    println!(
+pub fn print_retention(answer: &Value, out: &mut Output) {
+    out.line(format!(
         "Retention per {} · cohort {} · return {} · by {}",
         text(&answer["per"]),
         text(&answer["cohort_event"]),
         text(&answer["return_event"]),
         text(&answer["period"])
-    );
+    ));
     let periods = items(&answer["average"]).len();
     let mut header = vec!["cohort".to_owned(), "size".to_owned()];
     header.extend((0..periods).map(|p| format!("{p}")));
@@ -143,17 +135,17 @@ pub fn print_retention(answer: &Value) {
     let mut row = vec![Cell::new("average"), Cell::new("")];
     row.extend(items(&answer["average"]).iter().map(cell));
     t.add_row(row);
-    println!("{t}");
-    println!("… the period is not over for every actor of the cohort yet");
+    out.table("cohorts", t);
+    out.line("… the period is not over for every actor of the cohort yet");
 }
 
-pub fn print_ttv(answer: &Value) {
-    println!(
+pub fn print_ttv(answer: &Value, out: &mut Output) {
+    out.line(format!(
         "Time to first value per {}: {} → {}",
         text(&answer["per"]),
         text(&answer["start_event"]),
         text(&answer["value_event"])
-    );
+    ));
     let mut t = table(&["cohort", "new", "reached value", "share", "p50", "p90"]);
     let row = |name: String, s: &Value| {
         vec![
@@ -174,11 +166,11 @@ pub fn print_ttv(answer: &Value) {
             t.add_row(row(group.clone(), stats));
         }
     }
-    println!("{t}");
+    out.table("ttv", t);
 }
 
-pub fn print_churn(answer: &Value) {
-    println!(
+pub fn print_churn(answer: &Value, out: &mut Output) {
+    out.line(format!(
         "Churn risk per {}: {} of {} scored actors at risk (score ≥ {}; last {} vs the {} before)",
         text(&answer["per"]),
         text(&answer["at_risk"]),
@@ -186,7 +178,7 @@ pub fn print_churn(answer: &Value) {
         text(&answer["threshold"]),
         duration(&answer["recent_ms"]).content(),
         duration(&answer["baseline_ms"]).content()
-    );
+    ));
     let mut t = table(&[
         "actor",
         "score",
@@ -214,26 +206,26 @@ pub fn print_churn(answer: &Value) {
             Cell::new(routes.join(", ")),
         ]);
     }
-    println!("{t}");
+    out.table("actors", t);
     let b = &answer["backtest"];
-    println!(
+    out.line(format!(
         "Back-test (scored one period earlier, churn outcomes since): {} flagged, {} churned, {} both · precision {} · recall {}",
         text(&b["flagged"]),
         text(&b["churned"]),
         text(&b["flagged_and_churned"]),
         pct(&b["precision"]).content(),
         pct(&b["recall"]).content()
-    );
+    ));
 }
 
-pub fn print_experiment(answer: &Value) {
-    println!(
+pub fn print_experiment(answer: &Value, out: &mut Output) {
+    out.line(format!(
         "Experiment {} per {} · control {} · conversion to {}",
         text(&answer["experiment"]),
         text(&answer["per"]),
         text(&answer["control"]),
         text(&answer["conversion_outcome"])
-    );
+    ));
     let mut t = table(&[
         "variant",
         "exposed",
@@ -252,9 +244,9 @@ pub fn print_experiment(answer: &Value) {
             num(&v["value_per_actor"], 2),
         ]);
     }
-    println!("{t}");
+    out.table("variants", t);
     let srm = &answer["sample_ratio"];
-    println!(
+    out.line(format!(
         "Sample ratio: chi-square {} p = {} → {} · {} actors in several variants left out",
         num(&srm["statistic"], 2).content(),
         num(&srm["p_value"], 4).content(),
@@ -264,7 +256,7 @@ pub fn print_experiment(answer: &Value) {
             "ok"
         },
         text(&answer["mixed"])
-    );
+    ));
     let mut t = table(&[
         "metric",
         "endpoint",
@@ -297,5 +289,5 @@ pub fn print_experiment(answer: &Value) {
             }),
         ]);
     }
-    println!("{t}");
+    out.table("comparisons", t);
 }

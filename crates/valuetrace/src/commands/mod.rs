@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod answers;
 pub mod demo;
 pub mod journeys;
+pub mod output;
 pub mod query;
 pub mod serve;
 

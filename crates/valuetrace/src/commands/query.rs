@@ -1,12 +1,16 @@
 //! `valuetrace query ...`: asks a running server's JSON API and prints a table (or `--json`).
 //!
-//! The server address and read key come from `--url`/`--key`, else `VALUETRACE_URL` /
-//! `VALUETRACE_READ_KEY`, else the `demo.json` that `valuetrace demo` wrote.
+//! The server address, read key and project come from `--url`/`--key`/`--project`, else the
+//! `demo.json` in `--data-dir`, else `VALUETRACE_URL` / `VALUETRACE_READ_KEY` /
+//! `VALUETRACE_PROJECT`, else the `demo.json` of the default demo directory. `--csv` writes one
+//! of the answer's tables as CSV instead (see `output.rs`).
 
+use super::output::Output;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum QueryCommand {
@@ -269,6 +273,7 @@ impl AnswerArgs {
 
 #[derive(Args)]
 pub struct CommonArgs {
+    /// Project id to ask, e.g. `demo` (default: VALUETRACE_PROJECT, else the demo's).
     #[arg(long)]
     pub project: Option<String>,
     /// Window length back from now (15m, 24h, 7d); ignored when --from is given.
@@ -292,14 +297,22 @@ pub struct CommonArgs {
     #[arg(long)]
     pub route: Option<String>,
     /// Print the JSON answer instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
-    /// Server address, e.g. http://127.0.0.1:7070.
+    /// Print a table of the answer as CSV (header row first): the answer's first table, or the
+    /// one named (an unknown name lists the answer's tables).
+    #[arg(long, value_name = "TABLE", num_args = 0..=1, default_missing_value = "")]
+    pub csv: Option<String>,
+    /// Server address, e.g. http://127.0.0.1:7070 (default: VALUETRACE_URL, else the demo's).
     #[arg(long)]
     pub url: Option<String>,
-    /// Read key of the project.
+    /// Read key of the project (default: VALUETRACE_READ_KEY, else the demo's).
     #[arg(long)]
     pub key: Option<String>,
+    /// Data directory of a running `valuetrace demo --data-dir DIR`: ask the demo whose address
+    /// and key are in its demo.json (default: the default demo directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The server, read key and project a command asks.
@@ -310,36 +323,110 @@ pub struct Target {
 }
 
 fn target(common: &CommonArgs) -> anyhow::Result<Target> {
-    resolve_target(&common.url, &common.key, &common.project)
+    resolve_target_in(
+        &common.url,
+        &common.key,
+        &common.project,
+        common.data_dir.as_deref(),
+    )
 }
 
-/// The flags, else `VALUETRACE_URL` / `VALUETRACE_READ_KEY`, else the demo's `demo.json`.
+/// The flags, else `VALUETRACE_URL` / `VALUETRACE_READ_KEY` / `VALUETRACE_PROJECT`, else the
+/// demo's `demo.json` in the default demo directory.
 pub fn resolve_target(
     url: &Option<String>,
     key: &Option<String>,
     project: &Option<String>,
 ) -> anyhow::Result<Target> {
-    let demo = crate::commands::demo::read_demo_file(&crate::commands::demo::default_data_dir());
-    let url = url
+    resolve_target_in(url, key, project, None)
+}
+
+/// Each of address, key and project from the first that has it: the flags, the `demo.json` of
+/// `data_dir` (an explicit choice, so it outranks the environment), the environment, the
+/// `demo.json` of the default demo directory (only when no address was given otherwise).
+pub fn resolve_target_in(
+    url: &Option<String>,
+    key: &Option<String>,
+    project: &Option<String>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Target> {
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let flags = [url, key, project];
+    resolve(
+        flags,
+        data_dir,
+        &env,
+        &crate::commands::demo::default_data_dir(),
+    )
+}
+
+/// [`resolve_target_in`] with the environment and the default demo directory passed in.
+fn resolve(
+    [url, key, project]: [&Option<String>; 3],
+    data_dir: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    default_dir: &Path,
+) -> anyhow::Result<Target> {
+    let chosen = match data_dir {
+        Some(dir) => Some(crate::commands::demo::read_demo_file(dir).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no demo.json in {}: is `valuetrace demo --data-dir {}` running (it writes the file once its backfill is done)?",
+                dir.display(),
+                dir.display()
+            )
+        })?),
+        None => None,
+    };
+    // The default demo is one whole connection: it fills in nothing for another server (its
+    // key or project sent to an address given elsewhere would only earn a 401 or a 404).
+    let given_url = url
         .clone()
-        .or_else(|| std::env::var("VALUETRACE_URL").ok())
-        .or_else(|| demo.as_ref().map(|d| d.url.clone()));
-    let key = key
-        .clone()
-        .or_else(|| std::env::var("VALUETRACE_READ_KEY").ok())
-        .or_else(|| demo.as_ref().map(|d| d.read_key.clone()));
-    let project = project
-        .clone()
-        .or_else(|| demo.as_ref().map(|d| d.project.clone()));
+        .or_else(|| chosen.as_ref().map(|demo| demo.url.clone()))
+        .or_else(|| env("VALUETRACE_URL"));
+    let same_server = |demo: &crate::commands::demo::DemoFile| {
+        given_url
+            .as_deref()
+            .is_none_or(|given| given.trim_end_matches('/') == demo.url.trim_end_matches('/'))
+    };
+    let fallback = crate::commands::demo::read_demo_file(default_dir).filter(same_server);
+    let pick = |flag: &Option<String>,
+                env_name: &str,
+                field: fn(&crate::commands::demo::DemoFile) -> &String| {
+        flag.clone()
+            .or_else(|| chosen.as_ref().map(|demo| field(demo).clone()))
+            .or_else(|| env(env_name))
+            .or_else(|| fallback.as_ref().map(|demo| field(demo).clone()))
+    };
+    let url = pick(url, "VALUETRACE_URL", |demo| &demo.url);
+    let key = pick(key, "VALUETRACE_READ_KEY", |demo| &demo.read_key);
+    let project = pick(project, "VALUETRACE_PROJECT", |demo| &demo.project);
     match (url, key, project) {
         (Some(url), Some(key), Some(project)) => Ok(Target {
             url: url.trim_end_matches('/').to_owned(),
             key,
             project,
         }),
-        _ => bail!(
-            "no server to ask: pass --url, --key and --project (or set VALUETRACE_URL and VALUETRACE_READ_KEY), or run `valuetrace demo` first"
-        ),
+        (url, key, project) => {
+            let missing: Vec<&str> = [
+                (
+                    url.is_none(),
+                    "the server address (--url or VALUETRACE_URL)",
+                ),
+                (key.is_none(), "the read key (--key or VALUETRACE_READ_KEY)"),
+                (
+                    project.is_none(),
+                    "the project (--project or VALUETRACE_PROJECT)",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(missing, what)| missing.then_some(what))
+            .collect();
+            bail!(
+                "no server to ask: missing {}; pass --url, --key and --project, or set VALUETRACE_URL, VALUETRACE_READ_KEY and VALUETRACE_PROJECT, or pass --data-dir of a running `valuetrace demo` (default {}), or run `valuetrace demo` first",
+                missing.join(", "),
+                default_dir.display()
+            )
+        }
     }
 }
 
@@ -431,8 +518,10 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 if common.json {
                     println!("{}", serde_json::to_string_pretty(&answer)?);
                 } else {
-                    println!("{}", endpoints_table(&answer));
-                    println!("{} of {} endpoints · latency quantiles within ±1% · users exact up to 512 per cell", answer["endpoints"].as_array().map_or(0, Vec::len), answer["total_endpoints"]);
+                    let mut out = Output::new(common.csv.clone());
+                    out.table("endpoints", endpoints_table(&answer));
+                    out.line(format!("{} of {} endpoints · latency quantiles within ±1% · users exact up to 512 per cell", answer["endpoints"].as_array().map_or(0, Vec::len), super::answers::text(&answer["total_endpoints"])));
+                    out.finish()?;
                 }
             }
             QueryCommand::Impact { common, answer, model, window, limit } => {
@@ -440,7 +529,7 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 answer.push(&mut query);
                 query.extend(model.map(|m| ("model", m)));
                 query.extend(window.map(|w| ("window", w)));
-                show(&common, "impact", &query, |a| super::answers::print_impact(a, limit)).await?;
+                show(&common, "impact", &query, |a, out| super::answers::print_impact(a, limit, out)).await?;
             }
             QueryCommand::Errors { common, answer } => {
                 let mut query = params(&common);
@@ -471,7 +560,7 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
             QueryCommand::Scorecard { common, answer, limit } => {
                 let mut query = params(&common);
                 answer.push(&mut query);
-                show(&common, "scorecard", &query, |a| super::answers::print_scorecard(a, limit)).await?;
+                show(&common, "scorecard", &query, |a, out| super::answers::print_scorecard(a, limit, out)).await?;
             }
             QueryCommand::Priority { common, answer } => {
                 let mut query = params(&common);
@@ -532,13 +621,18 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 answer.push(&mut query);
                 journey.push(&mut query);
                 let Some(experiment) = experiment else {
-                    show(&common, "experiments", &query, |list| {
-                        println!("Experiments seen (ask one with --experiment NAME):");
+                    show(&common, "experiments", &query, |list, out| {
+                        out.line("Experiments seen (ask one with --experiment NAME):");
+                        let mut table = super::answers::table(&["experiment", "variants"]);
                         if let Some(map) = list["experiments"].as_object() {
                             for (name, variants) in map {
-                                println!("  {name}: {variants}");
+                                let variants: Vec<String> = variants
+                                    .as_array()
+                                    .map_or_else(|| vec![super::answers::text(variants)], |list| list.iter().map(super::answers::text).collect());
+                                table.add_row(vec![name.clone(), variants.join(", ")]);
                             }
                         }
+                        out.table("experiments", table);
                     })
                     .await?;
                     return Ok(());
@@ -559,7 +653,9 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
                 if common.json {
                     println!("{}", serde_json::to_string_pretty(&answer)?);
                 } else {
-                    println!("{}", timeseries_table(&answer, &metric));
+                    let mut out = Output::new(common.csv.clone());
+                    out.table("points", timeseries_table(&answer, &metric));
+                    out.finish()?;
                 }
             }
         }
@@ -567,19 +663,22 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
     })
 }
 
-/// Asks `path` and prints the JSON (`--json`) or the table `print` makes of it.
+/// Asks `path` and prints the JSON (`--json`), or the tables `print` makes of it (one as CSV
+/// with `--csv`).
 async fn show(
     common: &CommonArgs,
     path: &str,
     query: &[(&str, String)],
-    print: impl FnOnce(&Value),
+    print: impl FnOnce(&Value, &mut Output),
 ) -> anyhow::Result<()> {
     let target = target(common)?;
     let answer = get(&target, path, query).await?;
     if common.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        print(&answer);
+        let mut out = Output::new(common.csv.clone());
+        print(&answer, &mut out);
+        out.finish()?;
     }
     Ok(())
 }
@@ -615,9 +714,10 @@ pub fn endpoints_table(answer: &Value) -> Table {
             Cell::new(row["method"].as_str().unwrap_or("")),
             Cell::new(route),
             Cell::new(row["service"].as_str().unwrap_or("")),
-            Cell::new(row["requests"].to_string()).set_alignment(CellAlignment::Right),
+            Cell::new(super::answers::text(&row["requests"])).set_alignment(CellAlignment::Right),
             Cell::new(number(&row["requests_per_minute"], 2)).set_alignment(CellAlignment::Right),
-            Cell::new(row["unique_users"].to_string()).set_alignment(CellAlignment::Right),
+            Cell::new(super::answers::text(&row["unique_users"]))
+                .set_alignment(CellAlignment::Right),
             Cell::new(percent(&row["server_error_rate"])).set_alignment(CellAlignment::Right),
             Cell::new(percent(&row["client_error_rate"])).set_alignment(CellAlignment::Right),
             Cell::new(number(&row["p50_ms"], 1)).set_alignment(CellAlignment::Right),
@@ -646,8 +746,121 @@ fn timeseries_table(answer: &Value, metric: &str) -> Table {
         table.add_row(vec![
             Cell::new(start),
             Cell::new(value).set_alignment(CellAlignment::Right),
-            Cell::new(point["requests"].to_string()).set_alignment(CellAlignment::Right),
+            Cell::new(super::answers::text(&point["requests"])).set_alignment(CellAlignment::Right),
         ]);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_dir(url: &str, key: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let demo = crate::commands::demo::DemoFile {
+            url: url.into(),
+            project: "demo".into(),
+            ingest_key: "vt_ingest_x".into(),
+            read_key: key.into(),
+        };
+        std::fs::write(
+            dir.path().join("demo.json"),
+            serde_json::to_vec(&demo).expect("json"),
+        )
+        .expect("write demo.json");
+        dir
+    }
+
+    fn some(text: &str) -> Option<String> {
+        Some(text.to_owned())
+    }
+
+    /// Issue 18 point 12: the environment the message names is a whole connection.
+    #[test]
+    fn the_environment_names_url_key_and_project() {
+        let nowhere = tempfile::tempdir().expect("tempdir");
+        let env = |name: &str| match name {
+            "VALUETRACE_URL" => some("http://10.0.0.1:7070/"),
+            "VALUETRACE_READ_KEY" => some("vt_read_env"),
+            "VALUETRACE_PROJECT" => some("shop"),
+            _ => None,
+        };
+        let target = resolve([&None, &None, &None], None, &env, nowhere.path()).expect("target");
+        assert_eq!(
+            (
+                target.url.as_str(),
+                target.key.as_str(),
+                target.project.as_str()
+            ),
+            ("http://10.0.0.1:7070", "vt_read_env", "shop")
+        );
+        // Flags outrank the environment.
+        let target =
+            resolve([&None, &None, &some("other")], None, &env, nowhere.path()).expect("target");
+        assert_eq!(target.project, "other");
+    }
+
+    /// `--data-dir` outranks the environment; a missing demo.json there is named.
+    #[test]
+    fn a_data_dir_is_an_explicit_choice() {
+        let nowhere = tempfile::tempdir().expect("tempdir");
+        let chosen = demo_dir("http://127.0.0.1:4000", "vt_read_chosen");
+        let env = |name: &str| (name == "VALUETRACE_URL").then(|| "http://10.0.0.1:7070".into());
+        let target = resolve(
+            [&None, &None, &None],
+            Some(chosen.path()),
+            &env,
+            nowhere.path(),
+        )
+        .expect("ok");
+        assert_eq!(
+            (
+                target.url.as_str(),
+                target.key.as_str(),
+                target.project.as_str()
+            ),
+            ("http://127.0.0.1:4000", "vt_read_chosen", "demo")
+        );
+        let error = resolve(
+            [&None, &None, &None],
+            Some(nowhere.path()),
+            &|_| None,
+            nowhere.path(),
+        )
+        .err()
+        .expect("no demo.json");
+        assert!(error.to_string().starts_with("no demo.json in "), "{error}");
+    }
+
+    /// The default demo fills in what is missing for itself only, never for another server.
+    #[test]
+    fn the_default_demo_is_not_mixed_with_another_server() {
+        let default = demo_dir("http://127.0.0.1:7070", "vt_read_default");
+        let target = resolve([&None, &None, &None], None, &|_| None, default.path()).expect("ok");
+        assert_eq!(target.key, "vt_read_default");
+        let same = resolve(
+            [&some("http://127.0.0.1:7070/"), &None, &None],
+            None,
+            &|_| None,
+            default.path(),
+        )
+        .expect("the demo's own address");
+        assert_eq!(same.key, "vt_read_default");
+        let env = |name: &str| match name {
+            "VALUETRACE_URL" => some("http://10.0.0.1:7070"),
+            "VALUETRACE_READ_KEY" => some("vt_read_env"),
+            _ => None,
+        };
+        let error = resolve([&None, &None, &None], None, &env, default.path())
+            .err()
+            .expect("no project");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "no server to ask: missing the project (--project or VALUETRACE_PROJECT); "
+            ),
+            "{message}"
+        );
+    }
 }

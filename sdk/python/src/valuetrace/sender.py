@@ -178,7 +178,7 @@ class Sender:
             except Exception as error:
                 self.last_error = f"POST {self.transport.path}: {error!r}"
             status = response.status if response is not None else 0
-            if 200 <= status < 300:
+            if 200 <= status < 300 or _wholly_rejected(status, response):
                 self.breaker.success()
                 return len(batch) - self._accepted(batch, response)
             if 400 <= status < 500 and status not in (408, 429):
@@ -201,7 +201,8 @@ class Sender:
             self._stop.wait(delay / 1000.0)
 
     def _accepted(self, batch: list[dict], response) -> int:
-        """Counts a 2xx answer; returns how many events it rejected."""
+        """Counts a per-event answer (2xx, or the 400 of a wholly rejected batch); returns how
+        many events it rejected."""
         aggregates = sum(1 for event in batch if event["type"] == "api_aggregate")
         self.sent_batches += 1
         self.sent_events += len(batch)
@@ -217,3 +218,12 @@ class Sender:
                 self.rejected_calls += 1
             self.last_rejection = f"{kind or 'event'}: {item.get('error') if isinstance(item, dict) else item}"
         return len(rejected)
+
+
+def _wholly_rejected(status: int, response) -> bool:
+    """The server's 400 for a batch none of whose events it stored: the same per-event answer as
+    a 200 (``rejected`` by index), so the rejections are counted as such, never retried."""
+    if status != 400 or response is None:
+        return False
+    answer = response.json() or {}
+    return isinstance(answer.get("rejected"), list) and "accepted" in answer
