@@ -34,14 +34,32 @@ pub struct Bar {
 
 /// Horizontal (stacked) bars, one per row, scaled to the largest total.
 pub fn hbars(aria: &str, bars: &[Bar]) -> Markup {
+    bars_of(aria, bars, false)
+}
+
+/// Horizontal bars with each segment on its own thin bar from the axis (not stacked): for views
+/// of the same quantity that must never be read as a sum.
+pub fn hbars_grouped(aria: &str, bars: &[Bar]) -> Markup {
+    bars_of(aria, bars, true)
+}
+
+fn bars_of(aria: &str, bars: &[Bar], grouped: bool) -> Markup {
     if bars.is_empty() {
         return empty();
     }
-    let (width, label_w, note_w, row_h) = (760.0, 250.0, 110.0, 22.0);
+    let (width, label_w, note_w, row_h) = (760.0, 250.0, if grouped { 170.0 } else { 110.0 }, 22.0);
     let plot_w = width - label_w - note_w;
+    let length = |b: &Bar| {
+        let values = b.segments.iter().map(|s| s.value.max(0.0));
+        if grouped {
+            values.fold(0.0, f64::max)
+        } else {
+            values.sum::<f64>()
+        }
+    };
     let max = bars
         .iter()
-        .map(|b| b.segments.iter().map(|s| s.value.max(0.0)).sum::<f64>())
+        .map(length)
         .fold(0.0, f64::max)
         .max(f64::MIN_POSITIVE);
     let height = row_h * bars.len() as f64 + 4.0;
@@ -57,13 +75,15 @@ pub fn hbars(aria: &str, bars: &[Bar]) -> Markup {
                     } @else {
                         text.label x=(label_w - 8.0) y=(y + 15.0) text-anchor="end" { (clip(&bar.label, 34)) }
                     }
-                    @let placed = place(label_w, &bar.segments, max, plot_w);
-                    @for (segment, (x, w)) in bar.segments.iter().zip(&placed) {
-                        rect x=(fmt(*x)) y=(y + 3.0) width=(fmt(w.max(0.5))) height=(row_h - 6.0) fill=(segment.color) {
+                    @let placed = place(label_w, &bar.segments, max, plot_w, grouped);
+                    @let thick = if grouped { (row_h - 6.0) / bar.segments.len().max(1) as f64 } else { row_h - 6.0 };
+                    @for (k, (segment, (x, w))) in bar.segments.iter().zip(&placed).enumerate() {
+                        @let top = if grouped { y + 3.0 + thick * k as f64 } else { y + 3.0 };
+                        rect x=(fmt(*x)) y=(fmt(top)) width=(fmt(w.max(0.5))) height=(fmt(thick)) fill=(segment.color) {
                             title { (bar.label) ": " (segment.title) }
                         }
                     }
-                    @let end = placed.last().map_or(label_w, |(x, w)| x + w);
+                    @let end = placed.iter().map(|(x, w)| x + w).fold(label_w, f64::max);
                     text.note x=(fmt(end + 6.0)) y=(y + 15.0) { (bar.note) }
                 }
             }
@@ -71,15 +91,23 @@ pub fn hbars(aria: &str, bars: &[Bar]) -> Markup {
     }
 }
 
-/// `(x, width)` of each segment laid end to end from `start`.
-fn place(start: f64, segments: &[Segment], max: f64, plot_w: f64) -> Vec<(f64, f64)> {
+/// `(x, width)` of each segment laid end to end from `start` (each from `start` if `grouped`).
+fn place(
+    start: f64,
+    segments: &[Segment],
+    max: f64,
+    plot_w: f64,
+    grouped: bool,
+) -> Vec<(f64, f64)> {
     let mut x = start;
     segments
         .iter()
         .map(|segment| {
             let w = segment.value.max(0.0) / max * plot_w;
             let at = x;
-            x += w;
+            if !grouped {
+                x += w;
+            }
             (at, w)
         })
         .collect()

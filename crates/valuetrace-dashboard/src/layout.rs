@@ -59,12 +59,27 @@ pub fn page(
     body: Markup,
     refresh: bool,
 ) -> Markup {
+    page_titled(project, current, None, filters, choices, body, refresh)
+}
+
+/// [`page`] whose `<h1>` and `<title>` say `heading` (e.g. the endpoint a drill-down shows)
+/// instead of the page's name.
+pub fn page_titled(
+    project: &str,
+    current: &str,
+    heading: Option<&str>,
+    filters: &Filters,
+    choices: &Choices,
+    body: Markup,
+    refresh: bool,
+) -> Markup {
     let (title, question) = PAGES
         .iter()
         .find(|(path, _, _)| *path == current)
         .map_or(("valuetrace", ""), |(_, title, question)| {
             (*title, *question)
         });
+    let title = heading.unwrap_or(title);
     html! {
         (DOCTYPE)
         html lang="en" {

@@ -232,7 +232,16 @@ async fn page(
     };
     let choices = ctx.choices().await;
     let refresh = ctx.pending.load(std::sync::atomic::Ordering::Relaxed);
-    let markup = layout::page(&project, &page, &filters, &choices, body, refresh);
+    let heading = (page == "endpoint").then(|| pages::endpoint::heading(&ctx));
+    let markup = layout::page_titled(
+        &project,
+        &page,
+        heading.as_deref(),
+        &filters,
+        &choices,
+        body,
+        refresh,
+    );
     let mut response = Html(markup.into_string()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,

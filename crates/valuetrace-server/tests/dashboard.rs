@@ -478,3 +478,180 @@ async fn journeys_growth_and_quality_show_the_datasets_numbers() {
         "calls by type"
     );
 }
+
+// Issue 18: the numbers a product manager reads are checked where they read them, against values
+// computed independently from the API's answers.
+
+/// The value printed in the tile labelled `label`.
+fn tile_value(html: &str, label: &str) -> Option<String> {
+    let marker = format!(r#"<div class="tile-label">{label}</div><div class="tile-value">"#);
+    let at = html.find(&marker)? + marker.len();
+    let end = html[at..].find("</div>")?;
+    Some(html[at..at + end].to_owned())
+}
+
+/// `$17.1k`, `$1,137`, `$120.00`, `$1.20M` → the amount.
+fn parse_money(text: &str) -> f64 {
+    let digits = text.trim_start_matches('$').replace(',', "");
+    let (number, scale) = match digits.chars().last() {
+        Some('k') => (&digits[..digits.len() - 1], 1e3),
+        Some('M') => (&digits[..digits.len() - 1], 1e6),
+        _ => (digits.as_str(), 1.0),
+    };
+    number.parse::<f64>().expect("a printed amount") * scale
+}
+
+/// Whether a printed amount is `expected` to its printed precision (3 significant digits).
+fn shows(printed: &str, expected: f64) -> bool {
+    (parse_money(printed) - expected).abs() <= expected.abs() * 0.005 + 0.005
+}
+
+/// Text of an HTML fragment without tags (the entities maud writes decoded).
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+}
+
+/// The cells of the first table row containing `marker`, as text.
+fn row_cells(html: &str, marker: &str) -> Vec<String> {
+    let at = html.find(marker).expect("the row's marker");
+    let start = html[..at].rfind("<tr").expect("a row");
+    let end = at + html[at..].find("</tr>").expect("the row's end");
+    html[start..end]
+        .split("<td")
+        .skip(1)
+        .map(|cell| strip_tags(&format!("<td{cell}")).trim().to_owned())
+        .collect()
+}
+
+async fn api(server: &Server, uri: &str) -> Value {
+    let (status, answer) = call(
+        server,
+        common::get_request(Some(&format!("Bearer {SHOP_READ}")), uri),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {answer}");
+    answer
+}
+
+#[tokio::test]
+async fn issue_18_health_counts_each_unit_of_revenue_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let cookie = session_of_shop(&server).await;
+    let impact = api(&server, "/api/v1/projects/shop/impact?since=24h").await;
+    let rows = impact["rows"].as_array().expect("rows");
+    let direct: f64 = rows.iter().filter_map(|r| r["direct_value"].as_f64()).sum();
+    let requests: f64 = rows.iter().filter_map(|r| r["requests"].as_f64()).sum();
+    let outcomes = impact["attributed_outcome_value"]
+        .as_f64()
+        .expect("outcomes");
+    // The dataset's one order of 120, seen by the payment call and by the purchase.
+    assert_eq!((direct, outcomes, requests), (120.0, 120.0, 7.0));
+
+    let (_, _, health) = page(&server, Some(&cookie), "/p/shop/health?since=24h").await;
+    let north = tile_value(&health, "North Star · value per 1,000 requests").expect("north star");
+    assert!(
+        shows(&north, outcomes / requests * 1000.0),
+        "North Star {north}: the outcome value once per 1,000 requests"
+    );
+    let direct_tile = tile_value(&health, "Direct value").expect("direct value tile");
+    let outcome_tile = tile_value(&health, "Attributed outcome value").expect("outcome tile");
+    assert!(
+        shows(&direct_tile, direct),
+        "{direct_tile} vs Σ direct {direct}"
+    );
+    assert!(
+        shows(&outcome_tile, outcomes),
+        "{outcome_tile} vs {outcomes}"
+    );
+    // No figure on the page adds the two views of the same order.
+    assert!(!health.contains("$240.00"), "direct + assisted summed");
+    // The table shows the two views as separate, labelled columns.
+    let payments = row_cells(&health, ">POST /api/payments</a>");
+    let header = row_cells(
+        &health.replace("<th", "<td").replace("</th>", "</td>"),
+        ">Endpoint</td>",
+    );
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    assert_eq!(payments[column("Direct value")], "$120.00");
+    let assisted: f64 = rows
+        .iter()
+        .find(|r| r["endpoint"] == "POST /api/payments")
+        .map(|r| r["attributed_value"].as_f64().unwrap() - r["direct_value"].as_f64().unwrap())
+        .expect("payments row");
+    assert!(shows(&payments[column("Assisted value")], assisted));
+}
+
+#[tokio::test]
+async fn issue_18_endpoint_drill_down_shows_the_endpoints_figures_within_the_project() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let cookie = session_of_shop(&server).await;
+    let impact = api(&server, "/api/v1/projects/shop/impact?since=24h").await;
+    let row = impact["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["endpoint"] == "POST /api/payments")
+        .expect("payments row")
+        .clone();
+    // Alice of the two active users called it.
+    assert_eq!(row["adoption"].as_f64(), Some(0.5));
+
+    let (_, _, health) = page(&server, Some(&cookie), "/p/shop/health?since=24h").await;
+    let header = row_cells(
+        &health.replace("<th", "<td").replace("</th>", "</td>"),
+        ">Endpoint</td>",
+    );
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let in_table = row_cells(&health, ">POST /api/payments</a>");
+
+    let (status, _, detail) = page(
+        &server,
+        Some(&cookie),
+        "/p/shop/endpoint?since=24h&method=POST&route=%2Fapi%2Fpayments",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for (tile, name) in [
+        ("Adoption", "Adoption"),
+        ("Impact score", "Impact score"),
+        ("Direct value", "Direct value"),
+        ("Assisted value", "Assisted value"),
+    ] {
+        assert_eq!(
+            tile_value(&detail, tile).as_deref(),
+            Some(in_table[column(name)].as_str()),
+            "{tile}: the drill-down and the health table"
+        );
+    }
+    assert_eq!(tile_value(&detail, "Adoption").as_deref(), Some("50.0%"));
+    let score = row["score"].as_f64().expect("score");
+    assert_eq!(
+        tile_value(&detail, "Impact score"),
+        Some(format!("{score:.2}"))
+    );
+    assert!(
+        detail.contains("<h1>POST /api/payments</h1>"),
+        "h1 names it"
+    );
+    assert!(
+        detail.contains("<title>POST /api/payments · shop · valuetrace</title>"),
+        "title names it"
+    );
+}
