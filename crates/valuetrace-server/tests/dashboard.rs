@@ -655,3 +655,46 @@ async fn issue_18_endpoint_drill_down_shows_the_endpoints_figures_within_the_pro
         "title names it"
     );
 }
+
+#[tokio::test]
+async fn issue_18_charts_mark_partial_periods_use_round_ticks_and_hourly_points() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let cookie = session_of_shop(&server).await;
+    // NOW is not on the hour: the last 24 h start and end inside an hour.
+    assert_ne!(NOW % 3_600_000, 0);
+    let (_, _, health) = page(&server, Some(&cookie), "/p/shop/health?since=24h").await;
+    assert!(
+        health.contains("(incomplete period)</title>") && health.contains("an incomplete period"),
+        "partial first/last hours marked, with a legend note"
+    );
+    // X ticks: round hours (`12:00`) or a date at midnight, never the range's odd start.
+    let ticks: Vec<&str> = health
+        .split(r##"font-size="13" fill="#666666">"##)
+        .skip(1)
+        .filter_map(|t| t.split('<').next())
+        .collect();
+    assert!(!ticks.is_empty(), "x ticks drawn");
+    for tick in &ticks {
+        assert!(
+            tick.ends_with(":00") || (tick.len() == 5 && tick.contains('-')),
+            "{tick}: not a round time"
+        );
+    }
+    // A custom range of one day uses hourly points (24 or 25 of them), not one per day.
+    let uri = format!("/p/shop/health?from={}&to={NOW}", NOW - 24 * 3_600_000);
+    let (_, _, custom) = page(&server, Some(&cookie), &uri).await;
+    let points = custom.matches("<title>requests at").count();
+    assert!((24..=25).contains(&points), "{points} points");
+    // The Errors page has an error-rate trend whose axis fits the data: 2 of 7 calls 5xx in
+    // one hour, no axis label at 0%.
+    let (_, _, errors) = page(&server, Some(&cookie), "/p/shop/errors?since=24h").await;
+    assert!(errors.contains("Error rate over time"));
+    let at = errors
+        .find(r#"aria-label="server error rate""#)
+        .expect("the chart");
+    let chart = &errors[at..at + errors[at..].find("</svg>").expect("end")];
+    assert!(chart.contains(": 28.6%"), "the hour's rate");
+    assert!(!chart.contains(">0.0%<"), "fitted axis, not 0–100%");
+}

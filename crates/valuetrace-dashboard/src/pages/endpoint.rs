@@ -59,15 +59,16 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
     let series = |answer: &crate::api::Answer,
                   name: &str,
                   color: &'static str,
-                  fmt: &dyn Fn(f64) -> String| match answer {
-        Ok(a) => html! {
-            h3 { (name) }
-            (chart::lines(name, &[Series {
-                name: name.to_owned(),
-                color,
-                points: list(a, "points").iter().map(|p| (num(p, "start").unwrap_or(0.0) as i64, num(p, "value"))).collect(),
-            }], fmt))
-        },
+                  fmt: &dyn Fn(f64) -> String,
+                  fit_y: bool| match answer {
+        Ok(a) => {
+            let (points, incomplete) = chart::timeseries(a);
+            let axes = chart::Axes { fit_y, incomplete };
+            html! {
+                h3 { (name) }
+                (chart::lines_with(name, &[Series { name: name.to_owned(), color, points }], fmt, &axes))
+            }
+        }
         Err(f) => failure(name, f),
     };
     html! {
@@ -94,9 +95,9 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         }
         section.card {
             h2 { "Over time" }
-            (series(&requests, "requests", chart::BLUE, &count))
-            (series(&error_rate, "error rate", chart::RED, &pct))
-            (series(&p95, "p95 latency", chart::ORANGE, &ms))
+            (series(&requests, "requests", chart::BLUE, &count, false))
+            (series(&error_rate, "error rate", chart::RED, &pct, true))
+            (series(&p95, "p95 latency", chart::ORANGE, &ms, false))
         }
         section.card {
             h2 { "Errors of this endpoint" }

@@ -245,13 +245,14 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
 fn trend(answer: &crate::api::Answer, name: &str, color: &'static str) -> Markup {
     match answer {
         Ok(series) => {
-            let points = list(series, "points")
-                .iter()
-                .map(|p| (num(p, "start").unwrap_or(0.0) as i64, num(p, "value")))
-                .collect();
+            let (points, incomplete) = chart::timeseries(series);
+            let axes = chart::Axes {
+                fit_y: false,
+                incomplete,
+            };
             html! {
                 h3 { (name) }
-                (chart::lines(name, &[Series { name: name.to_owned(), color, points }], &|v| count(v)))
+                (chart::lines_with(name, &[Series { name: name.to_owned(), color, points }], &|v| count(v), &axes))
             }
         }
         Err(f) => failure(name, f),
