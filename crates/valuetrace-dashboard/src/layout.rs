@@ -268,6 +268,7 @@ svg.chart text.quad { fill:#8a93a3; font-size:12px; font-weight:600; }
 svg.chart line.grid { stroke:#e6e9ef; }
 svg.chart a text { fill:var(--blue); }
 .legend { font-size:12px; color:var(--muted); }
+p.export { margin:4px 0; font-size:12px; text-align:right; }
 .legend .key { display:inline-block; width:10px; height:10px; border-radius:2px; margin-left:8px; }
 .grid2 { display:grid; grid-template-columns:repeat(auto-fit, minmax(460px, 1fr)); gap:12px; }
 "#;

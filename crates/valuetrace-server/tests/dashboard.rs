@@ -698,3 +698,120 @@ async fn issue_18_charts_mark_partial_periods_use_round_ticks_and_hourly_points(
     assert!(chart.contains(": 28.6%"), "the hour's rate");
     assert!(!chart.contains(">0.0%<"), "fitted axis, not 0–100%");
 }
+
+/// A CSV document's records (RFC 4180 quoting).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    records
+}
+
+/// The cells of table `id` on a page, each as its text with white space collapsed.
+fn html_table(html: &str, id: &str) -> Vec<Vec<String>> {
+    let start = html
+        .find(&format!(r#"<table id="table-{id}""#))
+        .expect("the table");
+    let end = start + html[start..].find("</table>").expect("its end");
+    html[start..end]
+        .split("<tr")
+        .skip(1)
+        .map(|row| {
+            let row = row.split("</tr>").next().unwrap_or(row);
+            let row = row.replace("<th", "<td").replace("</th>", "</td>");
+            row.split("<td")
+                .skip(1)
+                .map(|cell| {
+                    let text = strip_tags(&format!("<td{}", cell.replace('>', "> ")));
+                    text.split_whitespace().collect::<Vec<_>>().join(" ")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn issue_18_every_table_downloads_as_csv_with_the_rows_it_shows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let cookie = session_of_shop(&server).await;
+    let mut checked = 0;
+    for uri in [
+        "/p/shop/health?since=24h",
+        "/p/shop/health?since=24h&plan=free",
+        "/p/shop/errors?since=24h",
+        "/p/shop/journeys?since=24h&step=GET%20%2Fapi%2Fproducts&step=outcome%3Apurchase",
+        "/p/shop/growth?since=24h",
+        "/p/shop/quality?since=24h",
+        "/p/shop/endpoint?since=24h&method=POST&route=%2Fapi%2Fpayments",
+    ] {
+        let (_, _, html) = page(&server, Some(&cookie), uri).await;
+        let tables = html.matches("<table").count();
+        let links: Vec<String> = html
+            .split(r#"<p class="export"><a href=""#)
+            .skip(1)
+            .map(|rest| rest.split('"').next().expect("href").replace("&amp;", "&"))
+            .collect();
+        assert_eq!(links.len(), tables, "{uri}: a download per table");
+        for link in links {
+            assert!(
+                link.starts_with(uri.split('?').next().expect("path")),
+                "{link}"
+            );
+            let id = link.rsplit("table=").next().expect("id").to_owned();
+            let request = Request::get(&link)
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .expect("request");
+            let (status, headers, text) = call_full(&server, request).await;
+            assert_eq!(status, StatusCode::OK, "{link}: {text}");
+            assert_eq!(
+                header(&headers, "content-type").as_deref(),
+                Some("text/csv; charset=utf-8")
+            );
+            assert!(header(&headers, "content-disposition").is_some_and(|d| d.contains(".csv")));
+            assert_eq!(parse_csv(&text), html_table(&html, &id), "{link}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} tables checked");
+    // The filters reach the download: among free users nobody called payments.
+    let request = Request::get("/p/shop/health?since=24h&plan=free&format=csv&table=endpoints")
+        .header("cookie", &cookie)
+        .body(Body::empty())
+        .expect("request");
+    let (status, _, free) = call_full(&server, request).await;
+    assert_eq!(status, StatusCode::OK, "{free}");
+    assert!(free.starts_with("Endpoint,Requests,"), "{free}");
+    assert!(!free.contains("POST /api/payments") && free.contains("GET /api/products"));
+    // No such table: a clear 404 naming the page's tables; no session: no data.
+    let request = Request::get("/p/shop/health?since=24h&format=csv&table=nope")
+        .header("cookie", &cookie)
+        .body(Body::empty())
+        .expect("request");
+    let (status, _, text) = call_full(&server, request).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        text.contains("no table `nope`") && text.contains("endpoints"),
+        "{text}"
+    );
+    let (status, _, _) = page(&server, None, "/p/shop/health?format=csv&table=endpoints").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
