@@ -815,3 +815,69 @@ async fn issue_18_every_table_downloads_as_csv_with_the_rows_it_shows() {
     let (status, _, _) = page(&server, None, "/p/shop/health?format=csv&table=endpoints").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn issue_18_counts_print_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    // POST /api/cart: Carol and Dave convert, Frank does not, Erin's call fails and she does not:
+    // 2/3 − 0/1 of one session = 0.67 lost conversions.
+    let t = NOW - 20 * MIN;
+    let mut events = Vec::new();
+    for (user, status, buys) in [
+        ("carol", 200, true),
+        ("dave", 200, true),
+        ("frank", 200, false),
+        ("erin", 500, false),
+    ] {
+        events.push(call_event(
+            &format!("cart-{user}"),
+            t,
+            "POST",
+            "/api/cart",
+            status,
+            user,
+            "free",
+            json!({}),
+        ));
+        if buys {
+            events.push(
+                json!({"type": "outcome", "schema_version": 1, "event_id": format!("buy-{user}"),
+                "timestamp": t + MIN, "name": "purchase", "user_id": user,
+                "session_id": format!("s-{user}"), "value": 10.0, "currency": "EUR"}),
+            );
+        }
+    }
+    let (status, answer) = call(
+        &server,
+        batch_request(Some(&format!("Bearer {SHOP_INGEST}")), &events),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let cookie = session_of_shop(&server).await;
+    let errors = api(&server, "/api/v1/projects/shop/errors?since=24h").await;
+    let by_endpoint = errors["sessions"]["by_endpoint"].as_array().expect("rows");
+    assert!(!by_endpoint.is_empty());
+    let (_, _, html) = page(&server, Some(&cookie), "/p/shop/errors?since=24h").await;
+    let table = html_table(&html, "where-failures-cost-conversions");
+    let column = table[0]
+        .iter()
+        .position(|h| h == "Lost conversions")
+        .expect("column");
+    for row in by_endpoint {
+        let endpoint = row["endpoint"].as_str().expect("endpoint");
+        let lost = row["lost_conversions"].as_f64().expect("lost");
+        let printed = &table
+            .iter()
+            .find(|cells| cells[0] == endpoint)
+            .expect("the endpoint's row")[column];
+        assert_eq!(printed, &format!("{:.0}", lost.round() + 0.0), "{endpoint}");
+    }
+    assert!(
+        by_endpoint.iter().any(|r| r["lost_conversions"]
+            .as_f64()
+            .is_some_and(|v| v.fract() != 0.0)),
+        "a fractional estimate is printed whole"
+    );
+}

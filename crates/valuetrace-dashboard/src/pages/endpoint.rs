@@ -95,7 +95,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         }
         section.card {
             h2 { "Over time" }
-            (series(&requests, "requests", chart::BLUE, &count, false))
+            (series(&requests, "requests", chart::BLUE, &crate::format::tick, false))
             (series(&error_rate, "error rate", chart::RED, &pct, true))
             (series(&p95, "p95 latency", chart::ORANGE, &ms, false))
         }

@@ -164,7 +164,7 @@ fn errors_section(ctx: &Ctx<'_>, e: &Value) -> Markup {
                             td.num data-v=(num(row, "sessions_with_failure").unwrap_or(0.0)) { (count(num(row, "sessions_with_failure").unwrap_or(0.0))) }
                             td.num { (proportion(&row["conversion_with_failure"])) }
                             td.num { (proportion(&row["conversion_without_failure"])) }
-                            td.num data-v=(num(row, "lost_conversions").unwrap_or(0.0)) { (or_dash(num(row, "lost_conversions"), |v| format!("{v:.1}"))) }
+                            td.num data-v=(num(row, "lost_conversions").unwrap_or(0.0)) { (or_dash(num(row, "lost_conversions"), count)) }
                             td.num data-v=(num(row, "lost_value").unwrap_or(0.0)) { (money(num(row, "lost_value").unwrap_or(0.0))) }
                         }
                     }

@@ -234,15 +234,20 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         section.card {
             h2 { "Adoption trend" }
             p.note { "Distinct users and requests per " (match step { "1m" => "minute", "1h" => "hour", _ => "day" }) "; the table shows the endpoints whose adoption moved most against the previous period." }
-            (trend(&users, "users", chart::BLUE))
-            (trend(&requests, "requests", chart::ORANGE))
-            @if let Ok(value) = &value { (trend(&Ok(value.clone()), "direct value", chart::GREEN)) }
+            (trend(&users, "users", chart::BLUE, &crate::format::tick))
+            (trend(&requests, "requests", chart::ORANGE, &crate::format::tick))
+            @if let Ok(value) = &value { (trend(&Ok(value.clone()), "direct value", chart::GREEN, &money)) }
             (adoption_movers(ctx, rows))
         }
     }
 }
 
-fn trend(answer: &crate::api::Answer, name: &str, color: &'static str) -> Markup {
+fn trend(
+    answer: &crate::api::Answer,
+    name: &str,
+    color: &'static str,
+    fmt: &dyn Fn(f64) -> String,
+) -> Markup {
     match answer {
         Ok(series) => {
             let (points, incomplete) = chart::timeseries(series);
@@ -252,7 +257,7 @@ fn trend(answer: &crate::api::Answer, name: &str, color: &'static str) -> Markup
             };
             html! {
                 h3 { (name) }
-                (chart::lines_with(name, &[Series { name: name.to_owned(), color, points }], &|v| count(v), &axes))
+                (chart::lines_with(name, &[Series { name: name.to_owned(), color, points }], fmt, &axes))
             }
         }
         Err(f) => failure(name, f),
