@@ -365,7 +365,7 @@ pub fn lines_with(
         @if series.len() > 1 || any_incomplete {
             p.legend {
                 @if series.len() > 1 {
-                    @for s in &series[..] {
+                    @for s in series {
                         span.key style=(format!("background:{}", s.color)) {} " " (s.name) " "
                     }
                 }
