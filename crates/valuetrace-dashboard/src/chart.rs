@@ -34,14 +34,32 @@ pub struct Bar {
 
 /// Horizontal (stacked) bars, one per row, scaled to the largest total.
 pub fn hbars(aria: &str, bars: &[Bar]) -> Markup {
+    bars_of(aria, bars, false)
+}
+
+/// Horizontal bars with each segment on its own thin bar from the axis (not stacked): for views
+/// of the same quantity that must never be read as a sum.
+pub fn hbars_grouped(aria: &str, bars: &[Bar]) -> Markup {
+    bars_of(aria, bars, true)
+}
+
+fn bars_of(aria: &str, bars: &[Bar], grouped: bool) -> Markup {
     if bars.is_empty() {
         return empty();
     }
-    let (width, label_w, note_w, row_h) = (760.0, 250.0, 110.0, 22.0);
+    let (width, label_w, note_w, row_h) = (760.0, 250.0, if grouped { 170.0 } else { 110.0 }, 22.0);
     let plot_w = width - label_w - note_w;
+    let length = |b: &Bar| {
+        let values = b.segments.iter().map(|s| s.value.max(0.0));
+        if grouped {
+            values.fold(0.0, f64::max)
+        } else {
+            values.sum::<f64>()
+        }
+    };
     let max = bars
         .iter()
-        .map(|b| b.segments.iter().map(|s| s.value.max(0.0)).sum::<f64>())
+        .map(length)
         .fold(0.0, f64::max)
         .max(f64::MIN_POSITIVE);
     let height = row_h * bars.len() as f64 + 4.0;
@@ -57,13 +75,15 @@ pub fn hbars(aria: &str, bars: &[Bar]) -> Markup {
                     } @else {
                         text.label x=(label_w - 8.0) y=(y + 15.0) text-anchor="end" { (clip(&bar.label, 34)) }
                     }
-                    @let placed = place(label_w, &bar.segments, max, plot_w);
-                    @for (segment, (x, w)) in bar.segments.iter().zip(&placed) {
-                        rect x=(fmt(*x)) y=(y + 3.0) width=(fmt(w.max(0.5))) height=(row_h - 6.0) fill=(segment.color) {
+                    @let placed = place(label_w, &bar.segments, max, plot_w, grouped);
+                    @let thick = if grouped { (row_h - 6.0) / bar.segments.len().max(1) as f64 } else { row_h - 6.0 };
+                    @for (k, (segment, (x, w))) in bar.segments.iter().zip(&placed).enumerate() {
+                        @let top = if grouped { y + 3.0 + thick * k as f64 } else { y + 3.0 };
+                        rect x=(fmt(*x)) y=(fmt(top)) width=(fmt(w.max(0.5))) height=(fmt(thick)) fill=(segment.color) {
                             title { (bar.label) ": " (segment.title) }
                         }
                     }
-                    @let end = placed.last().map_or(label_w, |(x, w)| x + w);
+                    @let end = placed.iter().map(|(x, w)| x + w).fold(label_w, f64::max);
                     text.note x=(fmt(end + 6.0)) y=(y + 15.0) { (bar.note) }
                 }
             }
@@ -71,15 +91,23 @@ pub fn hbars(aria: &str, bars: &[Bar]) -> Markup {
     }
 }
 
-/// `(x, width)` of each segment laid end to end from `start`.
-fn place(start: f64, segments: &[Segment], max: f64, plot_w: f64) -> Vec<(f64, f64)> {
+/// `(x, width)` of each segment laid end to end from `start` (each from `start` if `grouped`).
+fn place(
+    start: f64,
+    segments: &[Segment],
+    max: f64,
+    plot_w: f64,
+    grouped: bool,
+) -> Vec<(f64, f64)> {
     let mut x = start;
     segments
         .iter()
         .map(|segment| {
             let w = segment.value.max(0.0) / max * plot_w;
             let at = x;
-            x += w;
+            if !grouped {
+                x += w;
+            }
             (at, w)
         })
         .collect()
@@ -92,10 +120,99 @@ pub struct Series {
     pub points: Vec<(i64, Option<f64>)>,
 }
 
+/// How a line chart is drawn beyond its points.
+#[derive(Debug, Default, Clone)]
+pub struct Axes {
+    /// Fit the y axis to the data instead of starting it at 0: rates near 97–99% would look flat
+    /// on a 0–100% axis.
+    pub fit_y: bool,
+    /// The x (period starts) of points whose period the range cuts short (the first period when
+    /// the range starts inside it, the current one): drawn dashed and lighter, with a legend
+    /// note, so a partial period does not read as a real dip.
+    pub incomplete: Vec<i64>,
+}
+
 /// Lines over time with a y axis (nice ticks formatted by `fmt_y`) and dates on the x axis,
 /// drawn by plotters' SVG backend; a `<title>` hover target is laid over every point at the
 /// position plotters mapped it to.
 pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Markup {
+    lines_with(aria, series, fmt_y, &Axes::default())
+}
+
+/// The y range of a chart: from 0 (counts), or fitted to the data with a little room.
+fn y_range(values: &[f64], fit: bool) -> Vec<f64> {
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    if !fit {
+        return nice_ticks(min.min(0.0), max.max(0.0), 5);
+    }
+    let (mut lo, mut hi) = (min, max);
+    if hi - lo < 1e-9 * hi.abs().max(1.0) {
+        let pad = (hi.abs() * 0.05).max(1e-3);
+        (lo, hi) = (lo - pad, hi + pad);
+        if min >= 0.0 {
+            lo = lo.max(0.0);
+        }
+    }
+    nice_ticks(lo, hi, 5)
+}
+
+/// Candidate x tick steps, all round times (UTC).
+const TIME_STEPS: &[i64] = &[
+    60_000,
+    5 * 60_000,
+    10 * 60_000,
+    15 * 60_000,
+    30 * 60_000,
+    3_600_000,
+    2 * 3_600_000,
+    3 * 3_600_000,
+    6 * 3_600_000,
+    12 * 3_600_000,
+    86_400_000,
+    2 * 86_400_000,
+    7 * 86_400_000,
+    14 * 86_400_000,
+    30 * 86_400_000,
+];
+
+/// X ticks on round times within `[x0, x1]` (multiples of a step of [`TIME_STEPS`]: 00:00, 06:00,
+/// 12:00 …, never the range's own odd start) and the step.
+pub fn time_ticks(x0: i64, x1: i64) -> (Vec<i64>, i64) {
+    let span = (x1 - x0).max(1);
+    let step = TIME_STEPS
+        .iter()
+        .copied()
+        .find(|step| span / step <= 6)
+        .unwrap_or(span.max(1));
+    let first = x0.div_euclid(step) * step + if x0.rem_euclid(step) == 0 { 0 } else { step };
+    let ticks = (0..)
+        .map(|k| first + k * step)
+        .take_while(|t| *t <= x1)
+        .take(12)
+        .collect();
+    (ticks, step)
+}
+
+/// A tick's label: the time of day below a day's step (the date at midnight), else the date.
+pub fn time_label(t: i64, step: i64) -> String {
+    let text = crate::format::time(t); // 2026-12-06 17:40
+    let date = text.get(5..10).unwrap_or(&text).to_owned();
+    let clock = text.get(11..16).unwrap_or("").to_owned();
+    if step >= 86_400_000 || clock == "00:00" {
+        date
+    } else {
+        clock
+    }
+}
+
+/// Lines with [`Axes`]: fitted y, incomplete periods marked.
+pub fn lines_with(
+    aria: &str,
+    series: &[Series],
+    fmt_y: &dyn Fn(f64) -> String,
+    axes: &Axes,
+) -> Markup {
     let all: Vec<(i64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().filter_map(|(x, y)| y.map(|y| (*x, y))))
@@ -106,14 +223,21 @@ pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Ma
     let (width, height) = (760u32, 230u32);
     let x0 = all.iter().map(|p| p.0).min().unwrap_or(0);
     let x1 = all.iter().map(|p| p.0).max().unwrap_or(1).max(x0 + 1);
-    let y_max = all.iter().map(|p| p.1).fold(0.0, f64::max);
-    let y_min = all.iter().map(|p| p.1).fold(0.0, f64::min);
-    let ticks = nice_ticks(y_min, y_max, 5);
+    let values: Vec<f64> = all.iter().map(|p| p.1).collect();
+    let ticks = y_range(&values, axes.fit_y);
     let (lo, hi) = (ticks[0], *ticks.last().unwrap_or(&1.0));
-    // One point in time: one label (several identical ones would overlap).
-    let x_labels = if all.iter().all(|p| p.0 == x0) { 1 } else { 5 };
+    let (x_ticks, x_step) = time_ticks(x0, x1);
+    let incomplete = |x: i64| axes.incomplete.contains(&x);
+    // A run worth a solid line: any point, unless it is one incomplete point (drawn dashed).
+    let solid = |run: &[(i64, f64)]| match run {
+        [] => false,
+        [(x, _)] => !incomplete(*x),
+        _ => true,
+    };
     let mut svg = String::new();
     let mut hovers = Vec::new();
+    let mut dashed = Vec::new();
+    let mut x_marks = Vec::new();
     let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
         use plotters::prelude::*;
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
@@ -125,33 +249,78 @@ pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Ma
             .y_label_area_size(64)
             .build_cartesian_2d(x0..x1, lo..hi)?;
         let grey = RGBColor(102, 102, 102);
+        // X ticks are drawn below (round times); plotters draws the y axis and its grid.
         chart
             .configure_mesh()
-            .x_labels(x_labels)
+            // (plotters cannot take 0 labels: one, unlabelled)
+            .x_labels(1)
+            .x_label_formatter(&|_| String::new())
+            .disable_x_mesh()
             .y_labels(ticks.len())
-            .x_label_formatter(&|x| crate::format::time(*x))
             .y_label_formatter(&|y| fmt_y(*y))
             .label_style(("sans-serif", 13).into_font().color(&grey))
             .bold_line_style(RGBColor(230, 233, 239))
             .light_line_style(TRANSPARENT)
             .axis_style(RGBColor(190, 196, 206))
             .draw()?;
+        for t in &x_ticks {
+            let (px, bottom) = chart.backend_coord(&(*t, lo));
+            let (_, top) = chart.backend_coord(&(*t, hi));
+            x_marks.push((px, top, bottom, time_label(*t, x_step)));
+        }
         for s in series {
             let color = rgb(s.color);
-            // A gap (`None`) lifts the pen: one line per run of points.
-            for run in s.points.split(|(_, y)| y.is_none()) {
-                let run: Vec<(i64, f64)> =
-                    run.iter().filter_map(|(x, y)| y.map(|y| (*x, y))).collect();
+            // A gap (`None`) lifts the pen, and so does an incomplete period: one solid line per
+            // run of complete points; a segment touching an incomplete point is drawn dashed.
+            let mut run: Vec<(i64, f64)> = Vec::new();
+            let mut previous: Option<(i64, f64)> = None;
+            for (x, y) in &s.points {
+                let Some(y) = y else {
+                    let run = std::mem::take(&mut run);
+                    if solid(&run) {
+                        chart.draw_series(LineSeries::new(run, color.stroke_width(2)))?;
+                    }
+                    previous = None;
+                    continue;
+                };
+                if let Some((px, py)) = previous
+                    && (incomplete(px) || incomplete(*x))
+                {
+                    let run = std::mem::take(&mut run);
+                    if solid(&run) {
+                        chart.draw_series(LineSeries::new(run, color.stroke_width(2)))?;
+                    }
+                    dashed.push((
+                        chart.backend_coord(&(px, py)),
+                        chart.backend_coord(&(*x, *y)),
+                        s.color,
+                    ));
+                }
+                run.push((*x, *y));
+                previous = Some((*x, *y));
+            }
+            if solid(&run) {
                 chart.draw_series(LineSeries::new(run, color.stroke_width(2)))?;
             }
             for (x, y) in &s.points {
                 if let Some(y) = y {
                     let (px, py) = chart.backend_coord(&(*x, *y));
+                    let note = if incomplete(*x) {
+                        " (incomplete period)"
+                    } else {
+                        ""
+                    };
                     hovers.push((
                         px,
                         py,
                         s.color,
-                        format!("{} at {}: {}", s.name, crate::format::time(*x), fmt_y(*y)),
+                        incomplete(*x),
+                        format!(
+                            "{} at {}: {}{note}",
+                            s.name,
+                            crate::format::time(*x),
+                            fmt_y(*y)
+                        ),
                     ));
                 }
             }
@@ -162,9 +331,22 @@ pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Ma
     if drawn.is_err() {
         return empty();
     }
+    let any_incomplete = hovers.iter().any(|h| h.3);
     let marks = html! {
-        @for (x, y, color, title) in &hovers {
-            circle cx=(x) cy=(y) r="3" fill=(color) { title { (title) } }
+        @for (x, top, bottom, label) in &x_marks {
+            line x1=(x) x2=(x) y1=(top) y2=(bottom) stroke="#E6E9EF" {}
+            line x1=(x) x2=(x) y1=(bottom) y2=(bottom + 4) stroke="#BEC4CE" {}
+            text x=(x) y=(bottom + 18) text-anchor="middle" font-family="sans-serif" font-size="13" fill="#666666" { (label) }
+        }
+        @for ((ax, ay), (bx, by), color) in &dashed {
+            line.incomplete x1=(ax) y1=(ay) x2=(bx) y2=(by) stroke=(color) stroke-width="2" stroke-dasharray="5 4" stroke-opacity="0.5" {}
+        }
+        @for (x, y, color, partial, title) in &hovers {
+            @if *partial {
+                circle cx=(x) cy=(y) r="3" fill="#fff" stroke=(color) stroke-width="1.5" { title { (title) } }
+            } @else {
+                circle cx=(x) cy=(y) r="3" fill=(color) { title { (title) } }
+            }
         }
     };
     // The backend's fixed size becomes a responsive, labelled image.
@@ -180,14 +362,52 @@ pub fn lines(aria: &str, series: &[Series], fmt_y: &dyn Fn(f64) -> String) -> Ma
         .replace("</svg>", &format!("{}</svg>", marks.into_string()));
     html! {
         (PreEscaped(svg))
-        @if series.len() > 1 {
+        @if series.len() > 1 || any_incomplete {
             p.legend {
-                @for s in series {
-                    span.key style=(format!("background:{}", s.color)) {} " " (s.name) " "
+                @if series.len() > 1 {
+                    @for s in series {
+                        span.key style=(format!("background:{}", s.color)) {} " " (s.name) " "
+                    }
+                }
+                @if any_incomplete {
+                    span.incomplete-note { " Dashed, hollow: an incomplete period (the range starts or ends inside it), not a real dip." }
                 }
             }
         }
     }
+}
+
+/// The points of a timeseries answer and the starts of those whose period the range cuts short
+/// (`end − start` below the interval).
+pub fn timeseries(answer: &serde_json::Value) -> (Vec<(i64, Option<f64>)>, Vec<i64>) {
+    use crate::format::{list, num, text};
+    let width = match text(answer, "interval") {
+        "1m" => 60_000.0,
+        "1h" => 3_600_000.0,
+        _ => 86_400_000.0,
+    };
+    let points = list(answer, "points");
+    let values = points
+        .iter()
+        .map(|p| (num(p, "start").unwrap_or(0.0) as i64, num(p, "value")))
+        .collect();
+    let incomplete = points
+        .iter()
+        .filter(|p| num(p, "end").unwrap_or(0.0) - num(p, "start").unwrap_or(0.0) < width)
+        .map(|p| num(p, "start").unwrap_or(0.0) as i64)
+        .collect();
+    (values, incomplete)
+}
+
+/// The starts of trend buckets (equal widths from `from`, as the insights answers cut them) whose
+/// bucket ends after `to`: the last, when the range is not a whole number of buckets.
+pub fn incomplete_buckets(starts: &[i64], from: i64, to: i64) -> Vec<i64> {
+    let width = match starts {
+        [a, b, ..] => b - a,
+        _ if to - from <= 2 * 86_400_000 => 3_600_000,
+        _ => 86_400_000,
+    };
+    starts.iter().copied().filter(|s| s + width > to).collect()
 }
 
 /// `#RRGGBB` as a plotters colour.
@@ -532,6 +752,96 @@ mod tests {
         assert_eq!(series_lines, 2, "a gap lifts the pen: {line}");
         assert!(line.starts_with(r#"<svg class="chart" role="img" aria-label="requests""#));
         assert!(empty().into_string().contains("No data"));
+    }
+
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn issue_18_time_ticks_fall_on_round_times() {
+        // A 24 h range starting at 08:26: ticks at 12:00, 18:00, 00:00 (the date), 06:00.
+        let x0 = 1_790_000_000_000 - 1_790_000_000_000 % (24 * HOUR) + 8 * HOUR + 26 * 60_000;
+        let (ticks, step) = time_ticks(x0, x0 + 24 * HOUR);
+        assert_eq!(step, 6 * HOUR);
+        assert!(ticks.iter().all(|t| t % step == 0), "{ticks:?}");
+        assert!(ticks.len() >= 3 && ticks.len() <= 6, "{ticks:?}");
+        let labels: Vec<String> = ticks.iter().map(|t| time_label(*t, step)).collect();
+        assert_eq!(labels[0], "12:00");
+        assert!(
+            labels.iter().any(|l| l.len() == 5 && l.contains('-')),
+            "a date at midnight: {labels:?}"
+        );
+        // Seven days: daily ticks at midnight, labelled with the date.
+        let (ticks, step) = time_ticks(x0, x0 + 7 * 24 * HOUR);
+        assert!(step >= 24 * HOUR && ticks.iter().all(|t| t % (24 * HOUR) == 0));
+        let chart = lines(
+            "r",
+            &[Series {
+                name: "r".into(),
+                color: BLUE,
+                points: vec![(x0, Some(1.0)), (x0 + 24 * HOUR, Some(2.0))],
+            }],
+            &|v| format!("{v}"),
+        )
+        .into_string();
+        assert!(chart.contains(">12:00</text>"), "{chart}");
+        assert!(!chart.contains(":26<"), "no tick at the range's odd start");
+    }
+
+    #[test]
+    fn issue_18_rate_charts_fit_their_axis_and_incomplete_periods_are_marked() {
+        let ticks = y_range(&[0.971, 0.985, 0.99], true);
+        assert!(ticks[0] > 0.9 && ticks[0] <= 0.971, "{ticks:?}");
+        assert!(
+            *ticks.last().unwrap() >= 0.99 && *ticks.last().unwrap() <= 1.0,
+            "{ticks:?}"
+        );
+        assert_eq!(y_range(&[0.971, 0.99], false)[0], 0.0, "counts start at 0");
+        let flat = y_range(&[0.5], true);
+        assert!(
+            flat[0] < 0.5 && *flat.last().unwrap() > 0.5 && flat[0] > 0.0,
+            "{flat:?}"
+        );
+
+        let series = [Series {
+            name: "rate".into(),
+            color: RED,
+            points: vec![
+                (0, Some(0.2)),
+                (HOUR, Some(0.98)),
+                (2 * HOUR, Some(0.97)),
+                (3 * HOUR, Some(0.3)),
+            ],
+        }];
+        let axes = Axes {
+            fit_y: true,
+            incomplete: vec![0, 3 * HOUR],
+        };
+        let svg = lines_with("rate", &series, &|v| format!("{v}"), &axes).into_string();
+        assert_eq!(
+            svg.matches(r#"class="incomplete""#).count(),
+            2,
+            "first and last segments dashed: {svg}"
+        );
+        assert_eq!(svg.matches("(incomplete period)</title>").count(), 2);
+        assert!(svg.contains("an incomplete period"), "legend note");
+        assert_eq!(
+            svg.matches(r##"<polyline fill="none" opacity="1" stroke="#D55E00""##)
+                .count(),
+            1,
+            "one solid run between"
+        );
+
+        let answer = serde_json::json!({"interval": "1h", "points": [
+            {"start": 30 * 60_000, "end": HOUR, "value": 1.0},
+            {"start": HOUR, "end": 2 * HOUR, "value": 2.0},
+            {"start": 2 * HOUR, "end": 2 * HOUR + 60_000, "value": 0.0},
+        ]});
+        assert_eq!(timeseries(&answer).1, vec![30 * 60_000, 2 * HOUR]);
+        assert_eq!(
+            incomplete_buckets(&[0, HOUR, 2 * HOUR], 0, 2 * HOUR + 5),
+            vec![2 * HOUR]
+        );
+        assert!(incomplete_buckets(&[0, HOUR], 0, 2 * HOUR).is_empty());
     }
 
     #[test]

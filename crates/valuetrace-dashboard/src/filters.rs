@@ -109,12 +109,23 @@ impl Filters {
         format!("{path}?{}", self.api_query(extra))
     }
 
-    /// The range in milliseconds (`since` presets and durations only; `None` for custom ranges).
+    /// The range in milliseconds: the `since` duration, or `to − from` of a custom range (`to`
+    /// empty: now); `None` when a time does not parse (the API reports it).
     pub fn span_ms(&self) -> Option<i64> {
-        if self.custom_range() {
-            return None;
+        use valuetrace_model::time::{parse_duration, parse_time};
+        if !self.custom_range() {
+            return parse_duration(self.since());
         }
-        valuetrace_model::time::parse_duration(self.since())
+        let from = parse_time(&self.from)?;
+        let to = if self.to.is_empty() {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_millis() as i64)?
+        } else {
+            parse_time(&self.to)?
+        };
+        Some(to - from)
     }
 }
 
@@ -163,7 +174,16 @@ mod tests {
             ..Filters::default()
         };
         assert_eq!(custom.api_query(&[]), "from=2026-12-01T00%3A00%3A00Z");
-        assert_eq!(custom.span_ms(), None);
+        let day = Filters {
+            from: "2026-12-01T00:00:00Z".into(),
+            to: "2026-12-02T00:00:00Z".into(),
+            ..Filters::default()
+        };
+        assert_eq!(
+            day.span_ms(),
+            Some(86_400_000),
+            "a custom range has its span"
+        );
         assert_eq!(filters.span_ms(), Some(86_400_000));
     }
 }

@@ -17,7 +17,8 @@ pub fn list<'a>(v: &'a Value, field: &str) -> &'a [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
-/// 1234567 → "1.23M", 12345 → "12.3k", 12.5 → "12.5".
+/// A count as people read it, always whole: 1234567 → "1.23M", 12345 → "12.3k", 14.0 → "14"
+/// (a sampled estimate of 13.6 calls reads "14", never "13.6" or "14.0").
 pub fn count(x: f64) -> String {
     let a = x.abs();
     if a >= 1e9 {
@@ -26,8 +27,16 @@ pub fn count(x: f64) -> String {
         format!("{:.2}M", x / 1e6)
     } else if a >= 1e4 {
         format!("{:.1}k", x / 1e3)
-    } else if a >= 100.0 || x.fract() == 0.0 {
-        format!("{x:.0}")
+    } else {
+        format!("{:.0}", x.round() + 0.0)
+    }
+}
+
+/// An axis tick of a count chart: whole like [`count`], but a fractional tick of a small range
+/// keeps its decimal (ticks 0.5 apart must not print the same).
+pub fn tick(x: f64) -> String {
+    if x.fract() == 0.0 || x.abs() >= 100.0 {
+        count(x)
     } else {
         format!("{x:.1}")
     }
@@ -67,21 +76,31 @@ pub fn ms(x: f64) -> String {
     }
 }
 
-/// A duration in ms as "3 d 4 h", "12 min", "40 s".
+/// A duration in ms as people read it: "1 d 3 h", "2 h 5 min", "27 min", "40 s" (rounded to
+/// the smaller unit shown, carried into the larger: never "1 d 24 h").
 pub fn duration(x: f64) -> String {
-    let s = x / 1000.0;
-    if s >= 86_400.0 {
-        format!(
-            "{:.0} d {:.0} h",
-            (s / 86_400.0).floor(),
-            (s % 86_400.0) / 3600.0
-        )
-    } else if s >= 3600.0 {
-        format!("{:.1} h", s / 3600.0)
-    } else if s >= 60.0 {
-        format!("{:.0} min", s / 60.0)
+    let s = (x / 1000.0).max(0.0);
+    if s < 60.0 {
+        return format!("{s:.0} s");
+    }
+    let minutes = (s / 60.0).round() as i64;
+    if minutes < 60 {
+        return format!("{minutes} min");
+    }
+    if minutes < 24 * 60 {
+        let (h, m) = (minutes / 60, minutes % 60);
+        return if m == 0 {
+            format!("{h} h")
+        } else {
+            format!("{h} h {m} min")
+        };
+    }
+    let hours = (s / 3600.0).round() as i64;
+    let (d, h) = (hours / 24, hours % 24);
+    if h == 0 {
+        format!("{d} d")
     } else {
-        format!("{s:.0} s")
+        format!("{d} d {h} h")
     }
 }
 
@@ -105,7 +124,7 @@ mod tests {
         assert_eq!(count(1_234_567.0), "1.23M");
         assert_eq!(count(12_345.0), "12.3k");
         assert_eq!(count(42.0), "42");
-        assert_eq!(count(2.25), "2.2");
+        assert_eq!(count(2.25), "2");
         assert_eq!(money(15_300.0), "$15.3k");
         assert_eq!(money(1_137.43), "$1,137");
         assert_eq!(pct(0.1234), "12.3%");
@@ -113,5 +132,24 @@ mod tests {
         assert_eq!(ms(1234.0), "1234 ms");
         assert_eq!(duration(90_000.0), "2 min");
         assert_eq!(time(0), "1970-01-01 00:00");
+    }
+
+    #[test]
+    fn issue_18_durations_read_as_days_hours_minutes_and_counts_are_whole() {
+        assert_eq!(duration(98_956_000.0), "1 d 3 h", "the CLI's `98956 s`");
+        assert_eq!(duration(27.0 * 60_000.0), "27 min");
+        assert_eq!(duration(2.0 * 3_600_000.0 + 5.0 * 60_000.0), "2 h 5 min");
+        assert_eq!(duration(3_600_000.0), "1 h");
+        assert_eq!(
+            duration(2.0 * 86_400_000.0 - 60_000.0),
+            "2 d",
+            "carried, not `1 d 24 h`"
+        );
+        assert_eq!(duration(40_000.0), "40 s");
+        assert_eq!(count(14.0), "14");
+        assert_eq!(count(13.6), "14");
+        assert_eq!(count(-0.2), "0");
+        assert_eq!(tick(0.5), "0.5");
+        assert_eq!(tick(2.0), "2");
     }
 }

@@ -59,12 +59,27 @@ pub fn page(
     body: Markup,
     refresh: bool,
 ) -> Markup {
+    page_titled(project, current, None, filters, choices, body, refresh)
+}
+
+/// [`page`] whose `<h1>` and `<title>` say `heading` (e.g. the endpoint a drill-down shows)
+/// instead of the page's name.
+pub fn page_titled(
+    project: &str,
+    current: &str,
+    heading: Option<&str>,
+    filters: &Filters,
+    choices: &Choices,
+    body: Markup,
+    refresh: bool,
+) -> Markup {
     let (title, question) = PAGES
         .iter()
         .find(|(path, _, _)| *path == current)
         .map_or(("valuetrace", ""), |(_, title, question)| {
             (*title, *question)
         });
+    let title = heading.unwrap_or(title);
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -253,6 +268,7 @@ svg.chart text.quad { fill:#8a93a3; font-size:12px; font-weight:600; }
 svg.chart line.grid { stroke:#e6e9ef; }
 svg.chart a text { fill:var(--blue); }
 .legend { font-size:12px; color:var(--muted); }
+p.export { margin:4px 0; font-size:12px; text-align:right; }
 .legend .key { display:inline-block; width:10px; height:10px; border-radius:2px; margin-left:8px; }
 .grid2 { display:grid; grid-template-columns:repeat(auto-fit, minmax(460px, 1fr)); gap:12px; }
 "#;

@@ -11,9 +11,12 @@
 //!   numbers as people read them. Markup is maud (compile-checked); no JavaScript build step and
 //!   pages work without JavaScript.
 //! - [`pages`]: one module per page.
+//! - [`export`]: every table's CSV download (`?…&format=csv&table=<id>`), cut from the page
+//!   itself so it holds exactly the rows the table shows.
 
 pub mod api;
 pub mod chart;
+pub mod export;
 pub mod filters;
 pub mod format;
 pub mod layout;
@@ -215,14 +218,28 @@ async fn page(
         let login = format!("/login?project={}&next={}", encode(&project), encode(next));
         return Redirect::to(&login).into_response();
     };
+    let csv_table = (extra.get("format").map(String::as_str) == Some("csv"))
+        .then(|| extra.get("table").cloned().unwrap_or_default());
+    // The page's own parameters, without the export's: the base of its download links.
+    let kept: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(name, _)| name != "format" && name != "table")
+        .cloned()
+        .collect();
+    // A download waits for every answer (a page renders within its budget instead).
+    let budget = if csv_table.is_some() {
+        CSV_BUDGET.max(state.memory.render_budget())
+    } else {
+        state.memory.render_budget()
+    };
     let ctx = pages::Ctx {
         api: &state.api,
         key: &session.key,
         project: &project,
         filters: &filters,
         params: &extra,
-        pairs: &pairs,
-        deadline: std::time::Instant::now() + state.memory.render_budget(),
+        pairs: &kept,
+        deadline: std::time::Instant::now() + budget,
         pending: Default::default(),
     };
     let Some(body) = pages::render(&ctx, &page).await else {
@@ -230,13 +247,97 @@ async fn page(
         let markup = layout::page(&project, "", &filters, &ctx.choices().await, body, false);
         return (StatusCode::NOT_FOUND, Html(markup.into_string())).into_response();
     };
-    let choices = ctx.choices().await;
     let refresh = ctx.pending.load(std::sync::atomic::Ordering::Relaxed);
-    let markup = layout::page(&project, &page, &filters, &choices, body, refresh);
+    if let Some(table) = csv_table {
+        return csv_download(&project, &page, &table, &body.into_string(), refresh);
+    }
+    let base = format!(
+        "{}?{}",
+        uri.path(),
+        filters::query(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    );
+    let base = if base.ends_with('?') {
+        base
+    } else {
+        format!("{base}&")
+    };
+    let body = maud::PreEscaped(export::annotate(&body.into_string(), &base));
+    let choices = ctx.choices().await;
+    let heading = (page == "endpoint").then(|| pages::endpoint::heading(&ctx));
+    let markup = layout::page_titled(
+        &project,
+        &page,
+        heading.as_deref(),
+        &filters,
+        &choices,
+        body,
+        refresh,
+    );
     let mut response = Html(markup.into_string()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
     response
+}
+
+/// How long a CSV download waits for the answers of its page.
+pub const CSV_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Table `table` of a rendered page body as a CSV attachment; a clear error when there is no
+/// such table or its answers are still being computed.
+fn csv_download(project: &str, page: &str, table: &str, body: &str, pending: bool) -> Response {
+    let plain = |status: StatusCode, message: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            message,
+        )
+            .into_response()
+    };
+    if pending {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the answers of this table are still being computed; try again in a few seconds\n"
+                .to_owned(),
+        );
+    }
+    let Some(rows) = export::rows(body, table) else {
+        let ids = export::ids(body).join(", ");
+        return plain(
+            StatusCode::NOT_FOUND,
+            format!("page `{page}` has no table `{table}` with these filters; its tables: {ids}\n"),
+        );
+    };
+    match export::csv(&rows) {
+        Ok(text) => {
+            let name: String = format!("{project}-{page}-{table}.csv")
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let disposition = format!("attachment; filename=\"{name}\"");
+            let mut response =
+                ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response();
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, value);
+            }
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+            response
+        }
+        Err(error) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot write the csv: {error}\n"),
+        ),
+    }
 }

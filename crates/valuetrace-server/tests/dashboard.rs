@@ -478,3 +478,406 @@ async fn journeys_growth_and_quality_show_the_datasets_numbers() {
         "calls by type"
     );
 }
+
+// Issue 18: the numbers a product manager reads are checked where they read them, against values
+// computed independently from the API's answers.
+
+/// The value printed in the tile labelled `label`.
+fn tile_value(html: &str, label: &str) -> Option<String> {
+    let marker = format!(r#"<div class="tile-label">{label}</div><div class="tile-value">"#);
+    let at = html.find(&marker)? + marker.len();
+    let end = html[at..].find("</div>")?;
+    Some(html[at..at + end].to_owned())
+}
+
+/// `$17.1k`, `$1,137`, `$120.00`, `$1.20M` → the amount.
+fn parse_money(text: &str) -> f64 {
+    let digits = text.trim_start_matches('$').replace(',', "");
+    let (number, scale) = match digits.chars().last() {
+        Some('k') => (&digits[..digits.len() - 1], 1e3),
+        Some('M') => (&digits[..digits.len() - 1], 1e6),
+        _ => (digits.as_str(), 1.0),
+    };
+    number.parse::<f64>().expect("a printed amount") * scale
+}
+
+/// Whether a printed amount is `expected` to its printed precision (3 significant digits).
+fn shows(printed: &str, expected: f64) -> bool {
+    (parse_money(printed) - expected).abs() <= expected.abs() * 0.005 + 0.005
+}
+
+/// Text of an HTML fragment without tags (the entities maud writes decoded).
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+}
+
+/// The cells of the first table row containing `marker`, as text.
+fn row_cells(html: &str, marker: &str) -> Vec<String> {
+    let at = html.find(marker).expect("the row's marker");
+    let start = html[..at].rfind("<tr").expect("a row");
+    let end = at + html[at..].find("</tr>").expect("the row's end");
+    html[start..end]
+        .split("<td")
+        .skip(1)
+        .map(|cell| strip_tags(&format!("<td{cell}")).trim().to_owned())
+        .collect()
+}
+
+async fn api(server: &Server, uri: &str) -> Value {
+    let (status, answer) = call(
+        server,
+        common::get_request(Some(&format!("Bearer {SHOP_READ}")), uri),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {answer}");
+    answer
+}
+
+#[tokio::test]
+async fn issue_18_health_counts_each_unit_of_revenue_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let cookie = session_of_shop(&server).await;
+    let impact = api(&server, "/api/v1/projects/shop/impact?since=24h").await;
+    let rows = impact["rows"].as_array().expect("rows");
+    let direct: f64 = rows.iter().filter_map(|r| r["direct_value"].as_f64()).sum();
+    let requests: f64 = rows.iter().filter_map(|r| r["requests"].as_f64()).sum();
+    let outcomes = impact["attributed_outcome_value"]
+        .as_f64()
+        .expect("outcomes");
+    // The dataset's one order of 120, seen by the payment call and by the purchase.
+    assert_eq!((direct, outcomes, requests), (120.0, 120.0, 7.0));
+
+    let (_, _, health) = page(&server, Some(&cookie), "/p/shop/health?since=24h").await;
+    let north = tile_value(&health, "North Star · value per 1,000 requests").expect("north star");
+    assert!(
+        shows(&north, outcomes / requests * 1000.0),
+        "North Star {north}: the outcome value once per 1,000 requests"
+    );
+    let direct_tile = tile_value(&health, "Direct value").expect("direct value tile");
+    let outcome_tile = tile_value(&health, "Attributed outcome value").expect("outcome tile");
+    assert!(
+        shows(&direct_tile, direct),
+        "{direct_tile} vs Σ direct {direct}"
+    );
+    assert!(
+        shows(&outcome_tile, outcomes),
+        "{outcome_tile} vs {outcomes}"
+    );
+    // No figure on the page adds the two views of the same order.
+    assert!(!health.contains("$240.00"), "direct + assisted summed");
+    // The table shows the two views as separate, labelled columns.
+    let payments = row_cells(&health, ">POST /api/payments</a>");
+    let header = row_cells(
+        &health.replace("<th", "<td").replace("</th>", "</td>"),
+        ">Endpoint</td>",
+    );
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    assert_eq!(payments[column("Direct value")], "$120.00");
+    let assisted: f64 = rows
+        .iter()
+        .find(|r| r["endpoint"] == "POST /api/payments")
+        .map(|r| r["attributed_value"].as_f64().unwrap() - r["direct_value"].as_f64().unwrap())
+        .expect("payments row");
+    assert!(shows(&payments[column("Assisted value")], assisted));
+}
+
+#[tokio::test]
+async fn issue_18_endpoint_drill_down_shows_the_endpoints_figures_within_the_project() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let cookie = session_of_shop(&server).await;
+    let impact = api(&server, "/api/v1/projects/shop/impact?since=24h").await;
+    let row = impact["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["endpoint"] == "POST /api/payments")
+        .expect("payments row")
+        .clone();
+    // Alice of the two active users called it.
+    assert_eq!(row["adoption"].as_f64(), Some(0.5));
+
+    let (_, _, health) = page(&server, Some(&cookie), "/p/shop/health?since=24h").await;
+    let header = row_cells(
+        &health.replace("<th", "<td").replace("</th>", "</td>"),
+        ">Endpoint</td>",
+    );
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let in_table = row_cells(&health, ">POST /api/payments</a>");
+
+    let (status, _, detail) = page(
+        &server,
+        Some(&cookie),
+        "/p/shop/endpoint?since=24h&method=POST&route=%2Fapi%2Fpayments",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for (tile, name) in [
+        ("Adoption", "Adoption"),
+        ("Impact score", "Impact score"),
+        ("Direct value", "Direct value"),
+        ("Assisted value", "Assisted value"),
+    ] {
+        assert_eq!(
+            tile_value(&detail, tile).as_deref(),
+            Some(in_table[column(name)].as_str()),
+            "{tile}: the drill-down and the health table"
+        );
+    }
+    assert_eq!(tile_value(&detail, "Adoption").as_deref(), Some("50.0%"));
+    let score = row["score"].as_f64().expect("score");
+    assert_eq!(
+        tile_value(&detail, "Impact score"),
+        Some(format!("{score:.2}"))
+    );
+    assert!(
+        detail.contains("<h1>POST /api/payments</h1>"),
+        "h1 names it"
+    );
+    assert!(
+        detail.contains("<title>POST /api/payments · shop · valuetrace</title>"),
+        "title names it"
+    );
+}
+
+#[tokio::test]
+async fn issue_18_charts_mark_partial_periods_use_round_ticks_and_hourly_points() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let cookie = session_of_shop(&server).await;
+    // NOW is not on the hour: the last 24 h start and end inside an hour.
+    assert_ne!(NOW % 3_600_000, 0);
+    let (_, _, health) = page(&server, Some(&cookie), "/p/shop/health?since=24h").await;
+    assert!(
+        health.contains("(incomplete period)</title>") && health.contains("an incomplete period"),
+        "partial first/last hours marked, with a legend note"
+    );
+    // X ticks: round hours (`12:00`) or a date at midnight, never the range's odd start.
+    let ticks: Vec<&str> = health
+        .split(r##"font-size="13" fill="#666666">"##)
+        .skip(1)
+        .filter_map(|t| t.split('<').next())
+        .collect();
+    assert!(!ticks.is_empty(), "x ticks drawn");
+    for tick in &ticks {
+        assert!(
+            tick.ends_with(":00") || (tick.len() == 5 && tick.contains('-')),
+            "{tick}: not a round time"
+        );
+    }
+    // A custom range of one day uses hourly points (24 or 25 of them), not one per day.
+    let uri = format!("/p/shop/health?from={}&to={NOW}", NOW - 24 * 3_600_000);
+    let (_, _, custom) = page(&server, Some(&cookie), &uri).await;
+    let points = custom.matches("<title>requests at").count();
+    assert!((24..=25).contains(&points), "{points} points");
+    // The Errors page has an error-rate trend whose axis fits the data: 2 of 7 calls 5xx in
+    // one hour, no axis label at 0%.
+    let (_, _, errors) = page(&server, Some(&cookie), "/p/shop/errors?since=24h").await;
+    assert!(errors.contains("Error rate over time"));
+    let at = errors
+        .find(r#"aria-label="server error rate""#)
+        .expect("the chart");
+    let chart = &errors[at..at + errors[at..].find("</svg>").expect("end")];
+    assert!(chart.contains(": 28.6%"), "the hour's rate");
+    assert!(!chart.contains(">0.0%<"), "fitted axis, not 0–100%");
+}
+
+/// A CSV document's records (RFC 4180 quoting).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    records
+}
+
+/// The cells of table `id` on a page, each as its text with white space collapsed.
+fn html_table(html: &str, id: &str) -> Vec<Vec<String>> {
+    let start = html
+        .find(&format!(r#"<table id="table-{id}""#))
+        .expect("the table");
+    let end = start + html[start..].find("</table>").expect("its end");
+    html[start..end]
+        .split("<tr")
+        .skip(1)
+        .map(|row| {
+            let row = row.split("</tr>").next().unwrap_or(row);
+            let row = row.replace("<th", "<td").replace("</th>", "</td>");
+            row.split("<td")
+                .skip(1)
+                .map(|cell| {
+                    let text = strip_tags(&format!("<td{}", cell.replace('>', "> ")));
+                    text.split_whitespace().collect::<Vec<_>>().join(" ")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn issue_18_every_table_downloads_as_csv_with_the_rows_it_shows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let cookie = session_of_shop(&server).await;
+    let mut checked = 0;
+    for uri in [
+        "/p/shop/health?since=24h",
+        "/p/shop/health?since=24h&plan=free",
+        "/p/shop/errors?since=24h",
+        "/p/shop/journeys?since=24h&step=GET%20%2Fapi%2Fproducts&step=outcome%3Apurchase",
+        "/p/shop/growth?since=24h",
+        "/p/shop/quality?since=24h",
+        "/p/shop/endpoint?since=24h&method=POST&route=%2Fapi%2Fpayments",
+    ] {
+        let (_, _, html) = page(&server, Some(&cookie), uri).await;
+        let tables = html.matches("<table").count();
+        let links: Vec<String> = html
+            .split(r#"<p class="export"><a href=""#)
+            .skip(1)
+            .map(|rest| rest.split('"').next().expect("href").replace("&amp;", "&"))
+            .collect();
+        assert_eq!(links.len(), tables, "{uri}: a download per table");
+        for link in links {
+            assert!(
+                link.starts_with(uri.split('?').next().expect("path")),
+                "{link}"
+            );
+            let id = link.rsplit("table=").next().expect("id").to_owned();
+            let request = Request::get(&link)
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .expect("request");
+            let (status, headers, text) = call_full(&server, request).await;
+            assert_eq!(status, StatusCode::OK, "{link}: {text}");
+            assert_eq!(
+                header(&headers, "content-type").as_deref(),
+                Some("text/csv; charset=utf-8")
+            );
+            assert!(header(&headers, "content-disposition").is_some_and(|d| d.contains(".csv")));
+            assert_eq!(parse_csv(&text), html_table(&html, &id), "{link}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} tables checked");
+    // The filters reach the download: among free users nobody called payments.
+    let request = Request::get("/p/shop/health?since=24h&plan=free&format=csv&table=endpoints")
+        .header("cookie", &cookie)
+        .body(Body::empty())
+        .expect("request");
+    let (status, _, free) = call_full(&server, request).await;
+    assert_eq!(status, StatusCode::OK, "{free}");
+    assert!(free.starts_with("Endpoint,Requests,"), "{free}");
+    assert!(!free.contains("POST /api/payments") && free.contains("GET /api/products"));
+    // No such table: a clear 404 naming the page's tables; no session: no data.
+    let request = Request::get("/p/shop/health?since=24h&format=csv&table=nope")
+        .header("cookie", &cookie)
+        .body(Body::empty())
+        .expect("request");
+    let (status, _, text) = call_full(&server, request).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        text.contains("no table `nope`") && text.contains("endpoints"),
+        "{text}"
+    );
+    let (status, _, _) = page(&server, None, "/p/shop/health?format=csv&table=endpoints").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn issue_18_counts_print_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    // POST /api/cart: Carol and Dave convert, Frank does not, Erin's call fails and she does not:
+    // 2/3 − 0/1 of one session = 0.67 lost conversions.
+    let t = NOW - 20 * MIN;
+    let mut events = Vec::new();
+    for (user, status, buys) in [
+        ("carol", 200, true),
+        ("dave", 200, true),
+        ("frank", 200, false),
+        ("erin", 500, false),
+    ] {
+        events.push(call_event(
+            &format!("cart-{user}"),
+            t,
+            "POST",
+            "/api/cart",
+            status,
+            user,
+            "free",
+            json!({}),
+        ));
+        if buys {
+            events.push(
+                json!({"type": "outcome", "schema_version": 1, "event_id": format!("buy-{user}"),
+                "timestamp": t + MIN, "name": "purchase", "user_id": user,
+                "session_id": format!("s-{user}"), "value": 10.0, "currency": "EUR"}),
+            );
+        }
+    }
+    let (status, answer) = call(
+        &server,
+        batch_request(Some(&format!("Bearer {SHOP_INGEST}")), &events),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let cookie = session_of_shop(&server).await;
+    let errors = api(&server, "/api/v1/projects/shop/errors?since=24h").await;
+    let by_endpoint = errors["sessions"]["by_endpoint"].as_array().expect("rows");
+    assert!(!by_endpoint.is_empty());
+    let (_, _, html) = page(&server, Some(&cookie), "/p/shop/errors?since=24h").await;
+    let table = html_table(&html, "where-failures-cost-conversions");
+    let column = table[0]
+        .iter()
+        .position(|h| h == "Lost conversions")
+        .expect("column");
+    for row in by_endpoint {
+        let endpoint = row["endpoint"].as_str().expect("endpoint");
+        let lost = row["lost_conversions"].as_f64().expect("lost");
+        let printed = &table
+            .iter()
+            .find(|cells| cells[0] == endpoint)
+            .expect("the endpoint's row")[column];
+        assert_eq!(printed, &format!("{:.0}", lost.round() + 0.0), "{endpoint}");
+    }
+    assert!(
+        by_endpoint.iter().any(|r| r["lost_conversions"]
+            .as_f64()
+            .is_some_and(|v| v.fract() != 0.0)),
+        "a fractional estimate is printed whole"
+    );
+}

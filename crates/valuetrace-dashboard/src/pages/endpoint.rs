@@ -1,5 +1,10 @@
 //! Drill-down of one endpoint (`?method=POST&route=/api/payments`): its health, value and
 //! adoption, requests / error rate / p95 over time, and its error classes.
+//!
+//! Adoption, impact score and value are the endpoint's row of the project's impact answer (the
+//! very answer the health table shows, same URL, same cache entry): asking impact with `route=`
+//! would leave only this endpoint in the project, so its adoption would read 100% and its share
+//! of value the whole.
 
 use super::Ctx;
 use crate::chart::{self, Series};
@@ -16,7 +21,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
     let step = super::health::interval(ctx);
     let (endpoints, impact, errors, requests, error_rate, p95) = tokio::join!(
         ctx.ask("endpoints", &which),
-        ctx.ask("impact", &which),
+        ctx.ask("impact", &[]),
         ctx.ask("errors", &which),
         ctx.ask(
             "timeseries",
@@ -54,19 +59,19 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
     let series = |answer: &crate::api::Answer,
                   name: &str,
                   color: &'static str,
-                  fmt: &dyn Fn(f64) -> String| match answer {
-        Ok(a) => html! {
-            h3 { (name) }
-            (chart::lines(name, &[Series {
-                name: name.to_owned(),
-                color,
-                points: list(a, "points").iter().map(|p| (num(p, "start").unwrap_or(0.0) as i64, num(p, "value"))).collect(),
-            }], fmt))
-        },
+                  fmt: &dyn Fn(f64) -> String,
+                  fit_y: bool| match answer {
+        Ok(a) => {
+            let (points, incomplete) = chart::timeseries(a);
+            let axes = chart::Axes { fit_y, incomplete };
+            html! {
+                h3 { (name) }
+                (chart::lines_with(name, &[Series { name: name.to_owned(), color, points }], fmt, &axes))
+            }
+        }
         Err(f) => failure(name, f),
     };
     html! {
-        h2 { code { (method) " " (route) } }
         @match &health {
             None => p.empty { "No calls of this endpoint in this range and slice." },
             Some(h) => div.tiles {
@@ -79,7 +84,10 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         }
         @if let Some(r) = &row {
             div.tiles {
-                (tile("Attributed value", &money(num(r, "attributed_value").unwrap_or(0.0)), &format!("direct {}", money(num(r, "direct_value").unwrap_or(0.0)))))
+                @let direct = num(r, "direct_value").unwrap_or(0.0);
+                @let assisted = (num(r, "attributed_value").unwrap_or(direct) - direct).max(0.0);
+                (tile("Direct value", &money(direct), "carried by its own successful calls"))
+                (tile("Assisted value", &money(assisted), "outcomes of users who called it within the attribution window (the same revenue seen from the outcomes: never add the two)"))
                 (tile("Adoption", &or_dash(num(r, "adoption"), pct), &or_dash(num(r, "adoption_change_pp"), |v| format!("{v:+.1} pp vs previous period"))))
                 (tile("Impact score", &or_dash(num(r, "score"), |v| format!("{v:.2}")), text(r, "quadrant")))
                 (tile("Calls per user", &or_dash(num(r, "calls_per_user"), |v| format!("{v:.1}")), &format!("{} per session", or_dash(num(r, "calls_per_session"), |v| format!("{v:.1}")))))
@@ -87,9 +95,9 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         }
         section.card {
             h2 { "Over time" }
-            (series(&requests, "requests", chart::BLUE, &count))
-            (series(&error_rate, "error rate", chart::RED, &pct))
-            (series(&p95, "p95 latency", chart::ORANGE, &ms))
+            (series(&requests, "requests", chart::BLUE, &crate::format::tick, false))
+            (series(&error_rate, "error rate", chart::RED, &pct, true))
+            (series(&p95, "p95 latency", chart::ORANGE, &ms, false))
         }
         section.card {
             h2 { "Errors of this endpoint" }
@@ -113,4 +121,13 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
             }
         }
     }
+}
+
+/// The page's `<h1>` and `<title>`: the endpoint it shows.
+pub fn heading(ctx: &Ctx<'_>) -> String {
+    let (method, route) = (ctx.param("method"), ctx.param("route"));
+    if route.is_empty() {
+        return "Endpoint".to_owned();
+    }
+    format!("{method} {route}").trim().to_owned()
 }

@@ -21,15 +21,28 @@ fn proportion(p: &Value) -> String {
 }
 
 pub async fn render(ctx: &Ctx<'_>) -> Markup {
-    let (errors, integrations, gaps) = tokio::join!(
+    let step = super::health::interval(ctx);
+    let (errors, integrations, gaps, error_rate) = tokio::join!(
         ctx.ask("errors", &[]),
         ctx.ask("integrations", &[]),
         ctx.ask("gaps", &[]),
+        ctx.ask(
+            "timeseries",
+            &[("metric", "error_rate"), ("interval", step)]
+        ),
     );
     html! {
         @match &errors {
             Ok(e) => (errors_section(ctx, e)),
             Err(f) => (failure("The errors answer", f)),
+        }
+        section.card {
+            h2 { "Error rate over time" }
+            p.note { "Server errors (5xx) ÷ requests per " (match step { "1m" => "minute", "1h" => "hour", _ => "day" }) "; the axis fits the data." }
+            @match &error_rate {
+                Ok(series) => (error_rate_chart(series)),
+                Err(f) => (failure("The error-rate trend", f)),
+            }
         }
         section.card {
             h2 { "Third-party integrations" }
@@ -47,6 +60,29 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
             }
         }
     }
+}
+
+fn error_rate_chart(series: &Value) -> Markup {
+    let (points, incomplete) = chart::timeseries(series);
+    let axes = chart::Axes {
+        fit_y: true,
+        incomplete,
+    };
+    let line = Series {
+        name: "server error rate".into(),
+        color: chart::RED,
+        points,
+    };
+    chart::lines_with("server error rate", &[line], &pct, &axes)
+}
+
+/// The incomplete buckets of an insights trend (`starts`) over the answer's range.
+fn incomplete(answer: &Value, starts: &[i64]) -> Vec<i64> {
+    let (from, to) = (
+        num(answer, "from").unwrap_or(0.0) as i64,
+        num(answer, "to").unwrap_or(0.0) as i64,
+    );
+    chart::incomplete_buckets(starts, from, to)
 }
 
 fn errors_section(ctx: &Ctx<'_>, e: &Value) -> Markup {
@@ -104,7 +140,9 @@ fn errors_section(ctx: &Ctx<'_>, e: &Value) -> Markup {
             section.card {
                 h2 { "Unknown-error share over time" }
                 p.note { "Share of failed calls without a known class, per interval; a gap means no failures." }
-                (chart::lines("unknown error share", &[Series { name: "unknown share".into(), color: chart::RED, points: trend }], &pct))
+                @let starts: Vec<i64> = trend.iter().map(|p| p.0).collect();
+                @let axes = chart::Axes { fit_y: true, incomplete: incomplete(e, &starts) };
+                (chart::lines_with("unknown error share", &[Series { name: "unknown share".into(), color: chart::RED, points: trend }], &pct, &axes))
                 h3 { "Conversion with and without an error" }
                 table {
                     tbody {
@@ -126,7 +164,7 @@ fn errors_section(ctx: &Ctx<'_>, e: &Value) -> Markup {
                             td.num data-v=(num(row, "sessions_with_failure").unwrap_or(0.0)) { (count(num(row, "sessions_with_failure").unwrap_or(0.0))) }
                             td.num { (proportion(&row["conversion_with_failure"])) }
                             td.num { (proportion(&row["conversion_without_failure"])) }
-                            td.num data-v=(num(row, "lost_conversions").unwrap_or(0.0)) { (or_dash(num(row, "lost_conversions"), |v| format!("{v:.1}"))) }
+                            td.num data-v=(num(row, "lost_conversions").unwrap_or(0.0)) { (or_dash(num(row, "lost_conversions"), count)) }
                             td.num data-v=(num(row, "lost_value").unwrap_or(0.0)) { (money(num(row, "lost_value").unwrap_or(0.0))) }
                         }
                     }
@@ -187,11 +225,14 @@ fn integrations_section(i: &Value) -> Markup {
             }
         }
         h3 { "Success rate over time" }
-        (chart::lines("provider success rate", &providers.iter().enumerate().map(|(n, p)| Series {
+        @let series: Vec<Series> = providers.iter().enumerate().map(|(n, p)| Series {
             name: text(p, "provider").to_owned(),
             color: chart::PALETTE[n % chart::PALETTE.len()],
             points: list(p, "trend").iter().map(|t| (num(t, "start").unwrap_or(0.0) as i64, num(t, "success_rate"))).collect(),
-        }).collect::<Vec<_>>(), &pct))
+        }).collect();
+        @let starts: Vec<i64> = series.first().map(|s| s.points.iter().map(|p| p.0).collect()).unwrap_or_default();
+        @let axes = chart::Axes { fit_y: true, incomplete: incomplete(i, &starts) };
+        (chart::lines_with("provider success rate", &series, &pct, &axes))
     }
 }
 

@@ -1,7 +1,12 @@
-//! API Business Health. North Star: the API's value per 1,000 requests (attributed value ÷
-//! requests, the impact answer's totals) against the previous period of the same length; the
-//! endpoints table (sortable), value attribution per endpoint, the adoption trend and the value
-//! vs reliability quadrant.
+//! API Business Health. North Star: the API's value per 1,000 requests against the previous
+//! period of the same length; the endpoints table (sortable), value attribution per endpoint, the
+//! adoption trend and the value vs reliability quadrant.
+//!
+//! Revenue is counted once. The impact answer sees the same order twice: as the direct value of
+//! the call that carried it (the payment call) and as the outcome it led to (the purchase),
+//! credited to the calls before it. Each is a complete view of the revenue, so the page shows them
+//! side by side, labelled, and never adds them (an endpoint row's `attributed_value` is such a
+//! sum, so the page does not print it).
 
 use super::Ctx;
 use crate::chart::{self, Bar, Dot, Segment, Series};
@@ -11,23 +16,80 @@ use maud::{Markup, html};
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// The interval of trend charts for a range.
+/// The interval of trend charts for a range: minutes up to 3 hours, hours up to two days (as
+/// the insights' own trends), days beyond. Custom ranges use their span too.
 pub fn interval(ctx: &Ctx<'_>) -> &'static str {
-    match ctx.filters.span_ms() {
+    interval_for(ctx.filters.span_ms())
+}
+
+pub fn interval_for(span: Option<i64>) -> &'static str {
+    match span {
         Some(span) if span <= 3 * 3_600_000 => "1m",
-        Some(span) if span <= 3 * 86_400_000 => "1h",
+        Some(span) if span <= 2 * 86_400_000 => "1h",
         _ => "1d",
     }
 }
 
-/// Attributed value and requests over the rows of an impact answer.
-fn totals(impact: &Value) -> (f64, f64) {
-    list(impact, "rows").iter().fold((0.0, 0.0), |(v, r), row| {
-        (
-            v + num(row, "attributed_value").unwrap_or(0.0),
-            r + num(row, "requests").unwrap_or(0.0),
-        )
-    })
+/// The two views of revenue in an impact answer, and its requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Revenue {
+    /// Σ `direct_value`: value carried by the API's own successful calls.
+    pub direct: f64,
+    /// `attributed_outcome_value`: valued outcomes credited to the calls before them.
+    pub outcomes: f64,
+    /// Every valued outcome, attributed or not (whether the project records valued outcomes).
+    pub all_outcomes: f64,
+    pub requests: f64,
+}
+
+impl Revenue {
+    pub fn of(impact: &Value) -> Revenue {
+        let (direct, requests) = list(impact, "rows").iter().fold((0.0, 0.0), |(v, r), row| {
+            (
+                v + num(row, "direct_value").unwrap_or(0.0),
+                r + num(row, "requests").unwrap_or(0.0),
+            )
+        });
+        let outcomes = num(impact, "attributed_outcome_value").unwrap_or(0.0);
+        Revenue {
+            direct,
+            outcomes,
+            all_outcomes: outcomes + num(impact, "unattributed_outcome_value").unwrap_or(0.0),
+            requests,
+        }
+    }
+
+    /// The view the North Star uses: outcome value attributed to the API when the project
+    /// records valued outcomes (the revenue the business books), else the value its calls carry.
+    pub fn basis(&self) -> Basis {
+        if self.all_outcomes > 0.0 {
+            Basis::Outcomes
+        } else {
+            Basis::Direct
+        }
+    }
+
+    pub fn value(&self, basis: Basis) -> f64 {
+        match basis {
+            Basis::Outcomes => self.outcomes,
+            Basis::Direct => self.direct,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    Outcomes,
+    Direct,
+}
+
+impl Basis {
+    fn words(self) -> &'static str {
+        match self {
+            Basis::Outcomes => "outcome value attributed to API calls",
+            Basis::Direct => "value carried by API calls",
+        }
+    }
 }
 
 fn per_thousand(value: f64, requests: f64) -> Option<f64> {
@@ -62,11 +124,13 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         .get("impact", &previous_filters.api_query(&[]))
         .await
         .ok();
-    let (value_now, requests_now) = totals(&impact);
-    let north = per_thousand(value_now, requests_now);
+    let revenue = Revenue::of(&impact);
+    let basis = revenue.basis();
+    let north = per_thousand(revenue.value(basis), revenue.requests);
+    // The previous period in the same view, so the change compares like with like.
     let north_before = previous.as_deref().and_then(|p| {
-        let (v, r) = totals(p);
-        per_thousand(v, r)
+        let before = Revenue::of(p);
+        per_thousand(before.value(basis), before.requests)
     });
     let change = north
         .zip(north_before)
@@ -96,6 +160,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
             div.tile.north {
                 div.tile-label { "North Star · value per 1,000 requests" }
                 div.tile-value { (or_dash(north, money)) }
+                div.tile-detail { "from " (basis.words()) }
                 div.tile-detail {
                     @match change {
                         Some(c) if c >= 0.0 => { span.up { "▲ " (pct(c)) } " vs previous period (" (or_dash(north_before, money)) ")" }
@@ -104,7 +169,8 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
                     }
                 }
             }
-            (tile("Attributed value", &money(value_now), &format!("{} model, {} window", text(&impact, "model"), crate::format::duration(num(&impact, "attribution_window_ms").unwrap_or(0.0)))))
+            (tile("Direct value", &money(revenue.direct), "carried by the API's own calls (e.g. the payment call)"))
+            (tile("Attributed outcome value", &money(revenue.outcomes), &format!("outcomes credited to the calls before them ({} model, {} window); the same revenue as direct value seen from the outcomes: never add the two", text(&impact, "model"), crate::format::duration(num(&impact, "attribution_window_ms").unwrap_or(0.0)))))
             (tile("Requests", &count(total_requests), if impact["estimate"] == true { "estimate (sampled data)" } else { "" }))
             (tile("Active users", &count(num(&impact, "active_users").unwrap_or(0.0)), ""))
             (tile("Server error rate", &or_dash((total_requests > 0.0).then(|| server_errors / total_requests), pct), "5xx ÷ requests"))
@@ -112,7 +178,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         }
         section.card {
             h2 { "Endpoints" }
-            p.note { "Impact score = (0.6 × value share + 0.4 × engagement share) ÷ cost share, each share across this answer's endpoints; 1 means an endpoint returns its share of cost in value. Click a column to sort, an endpoint for its detail." }
+            p.note { "Direct value: carried by the endpoint's own successful calls. Assisted value: outcomes of users who called it within the attribution window, under the answer's model. Two views of the same revenue: never add them. Impact score = (0.6 × value share + 0.4 × engagement share) ÷ cost share, each share across this answer's endpoints; 1 means an endpoint returns its share of cost in value. Click a column to sort, an endpoint for its detail." }
             @if rows.is_empty() { (chart::empty()) } @else {
                 table {
                     thead { tr {
@@ -122,7 +188,8 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
                         th.num data-sort { "Adoption" }
                         th.num data-sort { "Error rate" }
                         th.num data-sort { "p95" }
-                        th.num data-sort { "Attributed value" }
+                        th.num data-sort { "Direct value" }
+                        th.num data-sort { "Assisted value" }
                         th.num data-sort { "Cost efficiency" }
                         th.num data-sort { "Impact score" }
                         th data-sort { "Quadrant" }
@@ -140,7 +207,9 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
                                 td.num data-v=(num(row, "adoption").unwrap_or(-1.0)) { (or_dash(num(row, "adoption"), pct)) }
                                 td.num data-v=(error_rate.unwrap_or(-1.0)) { (or_dash(error_rate, pct)) }
                                 td.num data-v=(p95.unwrap_or(-1.0)) { (or_dash(p95, ms)) }
-                                td.num data-v=(num(row, "attributed_value").unwrap_or(0.0)) { (money(num(row, "attributed_value").unwrap_or(0.0))) }
+                                @let (direct, assisted) = views(row);
+                                td.num data-v=(direct) { (money(direct)) }
+                                td.num data-v=(assisted) { (money(assisted)) }
                                 td.num data-v=(num(row, "cost_efficiency").unwrap_or(-1.0)) { (or_dash(num(row, "cost_efficiency"), |e| format!("{e:.1}×"))) }
                                 td.num data-v=(num(row, "score").unwrap_or(-1.0)) { (or_dash(num(row, "score"), |s| format!("{s:.2}"))) }
                                 td { span class=(format!("badge {}", text(row, "quadrant"))) { (text(row, "quadrant")) } }
@@ -165,50 +234,59 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
         section.card {
             h2 { "Adoption trend" }
             p.note { "Distinct users and requests per " (match step { "1m" => "minute", "1h" => "hour", _ => "day" }) "; the table shows the endpoints whose adoption moved most against the previous period." }
-            (trend(&users, "users", chart::BLUE))
-            (trend(&requests, "requests", chart::ORANGE))
-            @if let Ok(value) = &value { (trend(&Ok(value.clone()), "direct value", chart::GREEN)) }
+            (trend(&users, "users", chart::BLUE, &crate::format::tick))
+            (trend(&requests, "requests", chart::ORANGE, &crate::format::tick))
+            @if let Ok(value) = &value { (trend(&Ok(value.clone()), "direct value", chart::GREEN, &money)) }
             (adoption_movers(ctx, rows))
         }
     }
 }
 
-fn trend(answer: &crate::api::Answer, name: &str, color: &'static str) -> Markup {
+fn trend(
+    answer: &crate::api::Answer,
+    name: &str,
+    color: &'static str,
+    fmt: &dyn Fn(f64) -> String,
+) -> Markup {
     match answer {
         Ok(series) => {
-            let points = list(series, "points")
-                .iter()
-                .map(|p| (num(p, "start").unwrap_or(0.0) as i64, num(p, "value")))
-                .collect();
+            let (points, incomplete) = chart::timeseries(series);
+            let axes = chart::Axes {
+                fit_y: false,
+                incomplete,
+            };
             html! {
                 h3 { (name) }
-                (chart::lines(name, &[Series { name: name.to_owned(), color, points }], &|v| count(v)))
+                (chart::lines_with(name, &[Series { name: name.to_owned(), color, points }], fmt, &axes))
             }
         }
         Err(f) => failure(name, f),
     }
 }
 
+/// An endpoint row's two views of value: `(direct, assisted under the answer's model)`.
+fn views(row: &Value) -> (f64, f64) {
+    let direct = num(row, "direct_value").unwrap_or(0.0);
+    let attributed = num(row, "attributed_value").unwrap_or(direct);
+    (direct, (attributed - direct).max(0.0))
+}
+
 fn attribution_chart(ctx: &Ctx<'_>, rows: &[Value]) -> Markup {
-    let mut rows: Vec<&Value> = rows
-        .iter()
-        .filter(|r| num(r, "attributed_value").unwrap_or(0.0) > 0.0)
-        .collect();
-    rows.sort_by(|a, b| {
-        num(b, "attributed_value")
-            .unwrap_or(0.0)
-            .total_cmp(&num(a, "attributed_value").unwrap_or(0.0))
-    });
+    let larger = |row: &Value| {
+        let (direct, assisted) = views(row);
+        direct.max(assisted)
+    };
+    let mut rows: Vec<&Value> = rows.iter().filter(|r| larger(r) > 0.0).collect();
+    rows.sort_by(|a, b| larger(b).total_cmp(&larger(a)));
     let bars: Vec<Bar> = rows
         .iter()
         .take(12)
         .map(|row| {
-            let direct = num(row, "direct_value").unwrap_or(0.0);
-            let total = num(row, "attributed_value").unwrap_or(0.0);
+            let (direct, assisted) = views(row);
             let endpoint = text(row, "endpoint");
             Bar {
                 label: endpoint.to_owned(),
-                note: money(total),
+                note: format!("{} · {}", money(direct), money(assisted)),
                 segments: vec![
                     Segment {
                         value: direct,
@@ -216,9 +294,9 @@ fn attribution_chart(ctx: &Ctx<'_>, rows: &[Value]) -> Markup {
                         title: format!("direct {}", money(direct)),
                     },
                     Segment {
-                        value: total - direct,
+                        value: assisted,
                         color: chart::ORANGE,
-                        title: format!("assisted {}", money(total - direct)),
+                        title: format!("assisted {}", money(assisted)),
                     },
                 ],
                 href: Some(ctx.endpoint_link(endpoint)),
@@ -226,16 +304,14 @@ fn attribution_chart(ctx: &Ctx<'_>, rows: &[Value]) -> Markup {
         })
         .collect();
     html! {
-        (chart::hbars("attributed value per endpoint", &bars))
-        p.legend { span.key style="background:#0072B2" {} " direct " span.key style="background:#E69F00" {} " assisted" }
+        (chart::hbars_grouped("direct and assisted value per endpoint", &bars))
+        p.legend { span.key style="background:#0072B2" {} " direct " span.key style="background:#E69F00" {} " assisted (two views of the same revenue, side by side: not stacked, never added)" }
     }
 }
 
 fn quadrant_chart(ctx: &Ctx<'_>, rows: &[Value]) -> Markup {
-    let mut values: Vec<f64> = rows
-        .iter()
-        .map(|r| num(r, "attributed_value").unwrap_or(0.0))
-        .collect();
+    let value_of = |row: &Value| num(row, "attributed_value").unwrap_or(0.0);
+    let mut values: Vec<f64> = rows.iter().map(value_of).collect();
     values.sort_by(f64::total_cmp);
     let rank = |v: f64| {
         let below = values.iter().filter(|x| **x < v).count();
@@ -249,7 +325,7 @@ fn quadrant_chart(ctx: &Ctx<'_>, rows: &[Value]) -> Markup {
         .iter()
         .filter_map(|row| {
             let success = num(row, "success_rate")?;
-            let value = num(row, "attributed_value").unwrap_or(0.0);
+            let (direct, assisted) = views(row);
             let quadrant = text(row, "quadrant");
             let color = match quadrant {
                 "invest" => chart::RED,
@@ -261,13 +337,14 @@ fn quadrant_chart(ctx: &Ctx<'_>, rows: &[Value]) -> Markup {
             let x = ((success - 0.9) / 0.1).clamp(0.0, 1.0);
             Some(Dot {
                 x,
-                y: rank(value),
+                y: rank(value_of(row)),
                 color,
                 title: format!(
-                    "{}: {} success, {} attributed, {}",
+                    "{}: {} success, direct {}, assisted {}, {}",
                     text(row, "endpoint"),
                     pct(success),
-                    money(value),
+                    money(direct),
+                    money(assisted),
                     quadrant
                 ),
                 href: Some(ctx.endpoint_link(text(row, "endpoint"))),
@@ -275,7 +352,7 @@ fn quadrant_chart(ctx: &Ctx<'_>, rows: &[Value]) -> Markup {
         })
         .collect();
     html! {
-        (chart::quadrant("value vs reliability", &dots, ("success rate, 90% … 100%", "attributed value (rank)"), (0.5, 0.5), ["invest", "protect", "maintain or cut", "maintain"]))
+        (chart::quadrant("value vs reliability", &dots, ("success rate, 90% … 100%", "value (rank, as the impact score weighs it)"), (0.5, 0.5), ["invest", "protect", "maintain or cut", "maintain"]))
         p.legend {
             span.key style="background:#D55E00" {} " invest "
             span.key style="background:#009E73" {} " protect "

@@ -62,7 +62,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
                 Series { name: "rejected".into(), color: chart::RED, points: series("rejected") },
                 Series { name: "duplicates".into(), color: chart::ORANGE, points: series("duplicates") },
                 Series { name: "late".into(), color: chart::PURPLE, points: series("late") },
-            ], &count))
+            ], &crate::format::tick))
         }
         div.grid2 {
             section.card {
