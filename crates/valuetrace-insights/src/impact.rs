@@ -86,6 +86,11 @@ pub struct ImpactAnswer {
     pub session_quality: Option<f64>,
     pub attributed_outcome_value: f64,
     pub unattributed_outcome_value: f64,
+    /// Requests of every row (inbound, or outbound when the slice asks for them), and their 95%
+    /// interval when sampled: each session (else user) the client sampled as a whole is one unit.
+    pub requests: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_ci95: Option<[f64; 2]>,
     /// True when some events were sampled: counts and sums are estimates (see the `_ci95` fields).
     pub estimate: bool,
     pub rows: Vec<ImpactRow>,
@@ -288,6 +293,11 @@ pub fn answer(ctx: &Ctx) -> ImpactAnswer {
         .filter(|(e, _, _)| !ctx.scope.names.endpoint(*e).outbound)
         .map(|(_, _, u)| u.calls_in_converting_sessions)
         .sum();
+    let total = if ctx.question.slice.direction.as_deref() == Some("outbound") {
+        &parts.current.outbound_requests
+    } else {
+        &parts.current.requests
+    };
     ImpactAnswer {
         project: ctx.question.project.clone(),
         from: ctx.question.from,
@@ -303,6 +313,8 @@ pub fn answer(ctx: &Ctx) -> ImpactAnswer {
         session_quality: ratio(calls_in_converting, parts.conversions.total),
         attributed_outcome_value: parts.attribution.attributed,
         unattributed_outcome_value: parts.attribution.unattributed,
+        requests: total.sum,
+        requests_ci95: total.interval(),
         estimate: all.sampled() || parts.current.requests.sampled(),
         rows,
     }

@@ -1,5 +1,5 @@
 //! Small statistics the answers share: Wilson intervals for rates, exact quantiles, estimates of
-//! sampled counts and sums.
+//! sampled counts and sums (and their variance over the client's sampling units: [`Draw`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -77,19 +77,6 @@ impl Tally {
         }
     }
 
-    /// Adds the `j`-th event (1-based) of a cluster sampled as a whole (a session's calls, which
-    /// the client keeps or drops together): the sum grows by `w`, and the variance by
-    /// `w(w−1)(2j−1)`, so that a cluster of `k` events contributes `w(w−1)·k²` (independent
-    /// events would give `w(w−1)·k` and too narrow an interval).
-    #[inline]
-    pub fn add_clustered(&mut self, weight: f32, j: u32) {
-        let w = f64::from(weight);
-        self.sum += w;
-        if weight > 1.0 {
-            self.variance += w * (w - 1.0) * f64::from(2 * j - 1);
-        }
-    }
-
     pub fn merge(&mut self, other: &Tally) {
         self.sum += other.sum;
         self.variance += other.variance;
@@ -106,6 +93,95 @@ impl Tally {
             [(self.sum - half).max(0.0), self.sum + half]
         })
     }
+}
+
+/// The unit the client samples a call with: it keeps or drops every call of a session (else of a
+/// user, else the call alone) with one hash, so a unit's calls are one cluster for the variance.
+/// Sessions and users get distinct units (a user's calls without a session hash the user id, its
+/// calls in sessions the session ids); 0 is a call alone. The unit is the id over the whole
+/// window, so a session split across days, files or threads is still one unit.
+#[inline]
+pub fn sampling_unit(session: u32, user: u32) -> u64 {
+    if session != 0 {
+        1 << 32 | u64::from(session)
+    } else if user != 0 {
+        2 << 32 | u64::from(user)
+    } else {
+        0
+    }
+}
+
+/// The re-weighted totals of one sampling unit's kept calls at one rate (`weight` = 1 / rate),
+/// per estimated quantity (`values[k]` = Σ weight · yₖ). Only calls sampled below rate 1 make
+/// draws: a call kept with certainty adds nothing to the variance.
+///
+/// Draws are kept until every segment of the window is read ([`Draw::coalesce`]) because the
+/// variance is not additive over the rows of a unit, only over units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Draw {
+    pub unit: u64,
+    pub weight: f32,
+    pub values: [f64; 2],
+}
+
+impl Draw {
+    /// The sort key: unit, then rate ascending (weight descending).
+    #[inline]
+    fn key(&self) -> (u64, std::cmp::Reverse<u32>) {
+        (self.unit, std::cmp::Reverse(self.weight.to_bits()))
+    }
+
+    /// Sorts `draws` by unit and rate and sums the draws of the same unit and rate (calls alone,
+    /// unit 0, stay apart).
+    pub fn coalesce(draws: &mut Vec<Draw>) {
+        draws.sort_unstable_by_key(Draw::key);
+        draws.dedup_by(|later, kept| {
+            let same = later.unit != 0 && later.key() == kept.key();
+            if same {
+                kept.values[0] += later.values[0];
+                kept.values[1] += later.values[1];
+            }
+            same
+        });
+    }
+
+    /// The Horvitz–Thompson variance estimate of `Σ value(draw)` over draws sorted by
+    /// [`Draw::coalesce`].
+    ///
+    /// The client keeps a call at rate `r` when its unit's hash `u` (uniform on [0, 1)) is below
+    /// `r`: units are independent, and within a unit calls at rates `r ≤ r'` are kept together
+    /// with probability `min(r, r') = r`. The unbiased estimator `Σᵢⱼ (πᵢⱼ − πᵢπⱼ)/(πᵢⱼπᵢπⱼ)·yᵢyⱼ`
+    /// over kept pairs of the same unit then reduces to `Σ_g,h (1 − max(r_g, r_h))·T_g·T_h` over
+    /// the unit's rates, with `T_g` its re-weighted total at rate `r_g`: a unit kept at one rate
+    /// adds `(1 − r)·T²` (its whole total, not the sum of its calls' squares: counting a session
+    /// as independent calls gives too narrow an interval), calls kept with certainty add nothing.
+    pub fn variance(draws: &[Draw], value: impl Fn(&[f64; 2]) -> f64) -> f64 {
+        let mut variance = 0.0;
+        let (mut unit, mut below) = (u64::MAX, 0.0);
+        for draw in draws {
+            if draw.unit != unit || draw.unit == 0 {
+                unit = draw.unit;
+                below = 0.0;
+            }
+            let rate = 1.0 / f64::from(draw.weight);
+            let total = value(&draw.values);
+            // Pairs with the unit's lower rates (seen before) and with itself.
+            variance += (1.0 - rate).max(0.0) * total * (total + 2.0 * below);
+            below += total;
+        }
+        variance.max(0.0)
+    }
+}
+
+/// A ratio `a / b` of two estimated totals and its 95% interval by linearization over the
+/// sampling units: the variance of `Σ (yₐ − R·y_b)` over the draws, divided by `b²`.
+pub fn ratio_interval(a: f64, b: f64, draws: &[Draw]) -> Option<[f64; 2]> {
+    let r = ratio(a, b)?;
+    let variance = Draw::variance(draws, |v| v[0] - r * v[1]) / (b * b);
+    (variance > 0.0).then(|| {
+        let half = Z95 * variance.sqrt();
+        [(r - half).max(0.0), (r + half).min(1.0)]
+    })
 }
 
 /// `a / b`, `None` when `b` is 0.
@@ -163,13 +239,58 @@ mod tests {
         assert!((tally.variance - 90.0).abs() < 1e-9);
     }
 
-    #[test]
-    fn a_cluster_of_k_events_adds_k_squared_variance() {
-        let mut tally = Tally::default();
-        for j in 1..=4 {
-            tally.add_clustered(10.0, j);
+    fn draw(unit: u64, weight: f32, value: f64) -> Draw {
+        Draw {
+            unit,
+            weight,
+            values: [value, 0.0],
         }
-        assert_eq!(tally.sum, 40.0);
-        assert!((tally.variance - 90.0 * 16.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_unit_of_k_calls_adds_k_squared_variance_wherever_its_calls_were_read() {
+        // A session's four calls at rate 0.1, read from three segments in any order.
+        let mut draws = vec![
+            draw(7, 10.0, 10.0),
+            draw(9, 10.0, 10.0),
+            draw(7, 10.0, 20.0),
+            draw(7, 10.0, 10.0),
+        ];
+        Draw::coalesce(&mut draws);
+        assert_eq!(draws.len(), 2);
+        let variance = Draw::variance(&draws, |v| v[0]);
+        // (1 − 0.1)·40² + (1 − 0.1)·10² = 90·16 + 90.
+        assert!((variance - (90.0 * 16.0 + 90.0)).abs() < 1e-9, "{variance}");
+        // Calls alone stay apart: 2 × (1 − 0.1)·10².
+        let mut alone = vec![draw(0, 10.0, 10.0), draw(0, 10.0, 10.0)];
+        Draw::coalesce(&mut alone);
+        assert!((Draw::variance(&alone, |v| v[0]) - 180.0).abs() < 1e-9);
+    }
+
+    /// The variance of a unit with calls at two rates, by enumerating the hash's outcomes: the
+    /// estimator's expectation is the true variance of the estimate.
+    #[test]
+    fn mixed_rates_in_a_unit_are_estimated_without_bias() {
+        // One call at rate 0.2 (value 3), two at rate 0.5 (values 1 and 4), one error at rate 1.
+        let calls = [(0.2, 3.0), (0.5, 1.0), (0.5, 4.0), (1.0, 2.0)];
+        let truth: f64 = calls.iter().map(|c| c.1).sum();
+        let (mut mean_sq_error, mut mean_estimate) = (0.0, 0.0);
+        // u uniform: [0, 0.2) keeps all, [0.2, 0.5) the rate-0.5 and rate-1 calls, else the error.
+        for (u_share, threshold) in [(0.2, 0.1), (0.3, 0.3), (0.5, 0.9)] {
+            let mut draws: Vec<Draw> = calls
+                .iter()
+                .filter(|(rate, _)| threshold < *rate && *rate < 1.0)
+                .map(|(rate, y)| draw(5, (1.0 / rate) as f32, y / rate))
+                .collect();
+            let certain: f64 = calls.iter().filter(|c| c.0 >= 1.0).map(|c| c.1).sum();
+            let estimate = certain + draws.iter().map(|d| d.values[0]).sum::<f64>();
+            Draw::coalesce(&mut draws);
+            mean_estimate += u_share * estimate;
+            mean_sq_error += u_share * (estimate - truth).powi(2);
+            // Its expected value over u is the true variance.
+            mean_sq_error -= u_share * Draw::variance(&draws, |v| v[0]);
+        }
+        assert!((mean_estimate - truth).abs() < 1e-6, "{mean_estimate}");
+        assert!(mean_sq_error.abs() < 1e-4, "bias of the variance {mean_sq_error}");
     }
 }
