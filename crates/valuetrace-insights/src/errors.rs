@@ -16,7 +16,7 @@
 use crate::Ctx;
 use crate::config::{parse_status, route_matches};
 use crate::facts::EndpointKey;
-use crate::stats::{Draw, Rate, Tally, ratio, ratio_interval, sampling_unit, wilson};
+use crate::stats::{Draw, Rate, Tally, ratio, ratio_estimate, sampling_unit, wilson};
 use crate::usage::{BitSet, KeySet, par_calls, session_conversions};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -89,8 +89,10 @@ pub struct ErrorsAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls_ci95: Option<[f64; 2]>,
     pub failed: f64,
+    /// `failed / calls`; when sampled, Beale's ratio estimate (unbiased to first order although
+    /// errors are kept whole and the calls around them sampled: [`crate::stats::ratio_estimate`]).
     pub error_rate: Option<f64>,
-    /// 95% interval of `error_rate` when sampled (a ratio estimate, linearized over the units).
+    /// 95% interval of `error_rate` when sampled (linearized over the sampling units).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_rate_ci95: Option<[f64; 2]>,
     /// `calls`, `failed` and `error_rate` are exact: counted from the clients' `api_aggregate`
@@ -562,7 +564,9 @@ pub fn answer_and_coverage(ctx: &Ctx) -> (ErrorsAnswer, bool) {
     let lost: f64 = by_endpoint.iter().map(|e| e.lost_conversions).sum();
     // A session read from several segments or threads is one unit.
     Draw::coalesce(&mut draws);
-    calls.variance += Draw::variance(&draws, |v| v[1]);
+    calls.settle(&draws, |v| v[1]);
+    let (error_rate, error_rate_ci95) = ratio_estimate(failed, calls.sum, &draws)
+        .map_or((None, None), |(rate, interval)| (Some(rate), interval));
     let answer = ErrorsAnswer {
         project: q.project.clone(),
         from,
@@ -570,8 +574,8 @@ pub fn answer_and_coverage(ctx: &Ctx) -> (ErrorsAnswer, bool) {
         calls: calls.sum,
         calls_ci95: calls.interval(),
         failed,
-        error_rate: ratio(failed, calls.sum),
-        error_rate_ci95: ratio_interval(failed, calls.sum, &draws),
+        error_rate,
+        error_rate_ci95,
         exact_counts: !calls.sampled(),
         unknown,
         unknown_share: ratio(unknown, failed),

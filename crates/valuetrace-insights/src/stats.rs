@@ -60,11 +60,16 @@ pub fn quantile_ms(values: &mut [i64], q: f64) -> Option<i64> {
 }
 
 /// A count or sum over events kept with probability `1 / weight`: the Horvitz–Thompson estimate
-/// `Σ w·x` and its variance `Σ w(w−1)·x²` (0 for unsampled events, weight 1).
+/// `sum = Σ w·x`, the part of it that sampled events (weight above 1) make, and its variance over
+/// the client's sampling units ([`Draw`]; `add` treats each event as a unit of its own).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Tally {
     pub sum: f64,
     pub variance: f64,
+    /// The part of `sum` estimated from sampled events (the rest was kept whole: exact).
+    pub sampled_sum: f64,
+    /// Sampling units that contributed sampled events.
+    pub units: f64,
 }
 
 impl Tally {
@@ -74,12 +79,25 @@ impl Tally {
         self.sum += w * x;
         if weight > 1.0 {
             self.variance += w * (w - 1.0) * x * x;
+            self.sampled_sum += w * x;
+            self.units += 1.0;
         }
+    }
+
+    /// Adds the variance of `value` over `draws` sorted by [`Draw::coalesce`] (their totals
+    /// are already in `sum`).
+    pub fn settle(&mut self, draws: &[Draw], value: impl Fn(&[f64; 2]) -> f64) {
+        let spread = Draw::spread(draws, value);
+        self.variance += spread.variance;
+        self.sampled_sum += spread.sampled;
+        self.units += spread.units;
     }
 
     pub fn merge(&mut self, other: &Tally) {
         self.sum += other.sum;
         self.variance += other.variance;
+        self.sampled_sum += other.sampled_sum;
+        self.units += other.units;
     }
 
     pub fn sampled(&self) -> bool {
@@ -87,12 +105,49 @@ impl Tally {
     }
 
     /// The 95% interval when any contributing event was sampled.
+    ///
+    /// The estimate of a sampled part is a sum over a few kept units of very different sizes:
+    /// skewed to the right (most samples hold fewer of the large sessions than their share, and
+    /// then also estimate a smaller variance), so a symmetric normal interval misses the truth
+    /// above it far more often than below. The interval is therefore symmetric on the log scale
+    /// of the sampled part (`exact + S·e^(±t·se/S)`), with Student's t on `units − 1` degrees of
+    /// freedom for the estimated variance; checked by simulation in
+    /// `tests/sampling_simulation.rs` (93–97% coverage).
     pub fn interval(&self) -> Option<[f64; 2]> {
-        self.sampled().then(|| {
-            let half = Z95 * self.variance.sqrt();
-            [(self.sum - half).max(0.0), self.sum + half]
-        })
+        if !self.sampled() {
+            return None;
+        }
+        let half = t95(self.units - 1.0) * self.variance.sqrt();
+        let exact = self.sum - self.sampled_sum;
+        if self.sampled_sum > 0.0 {
+            let spread = (half / self.sampled_sum).exp();
+            Some([
+                (exact + self.sampled_sum / spread).max(0.0),
+                exact + self.sampled_sum * spread,
+            ])
+        } else {
+            Some([self.sum - half, self.sum + half])
+        }
     }
+}
+
+/// The 0.975 quantile of Student's t with `df` degrees of freedom (the normal one for large
+/// `df`): exact for 1 and 2, else the Cornish–Fisher expansion (Abramowitz & Stegun 26.7.5),
+/// within 0.1% from 3 up.
+pub fn t95(df: f64) -> f64 {
+    if !(df >= 1.0) || df < 1.5 {
+        return 12.706_204_736;
+    }
+    if df < 2.5 {
+        return 4.302_652_730;
+    }
+    let z = Z95;
+    let (z2, n) = (z * z, df);
+    let g1 = (z2 + 1.0) * z / 4.0;
+    let g2 = ((5.0 * z2 + 16.0) * z2 + 3.0) * z / 96.0;
+    let g3 = (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) * z / 384.0;
+    let g4 = ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0) * z / 92_160.0;
+    z + g1 / n + g2 / (n * n) + g3 / n.powi(3) + g4 / n.powi(4)
 }
 
 /// The unit the client samples a call with: it keeps or drops every call of a session (else of a
@@ -145,6 +200,30 @@ impl Draw {
         });
     }
 
+    /// The variance of `Σ value(draw)`, the sampled total and the number of units: see
+    /// [`Draw::variance`].
+    pub fn spread(draws: &[Draw], value: impl Fn(&[f64; 2]) -> f64) -> Spread {
+        let mut units = 0.0;
+        let mut last = u64::MAX;
+        let mut sampled = 0.0;
+        for draw in draws {
+            let x = value(&draw.values);
+            if x == 0.0 {
+                continue;
+            }
+            sampled += x;
+            if draw.unit != last || draw.unit == 0 {
+                units += 1.0;
+                last = draw.unit;
+            }
+        }
+        Spread {
+            variance: Draw::variance(draws, value),
+            sampled,
+            units,
+        }
+    }
+
     /// The Horvitz–Thompson variance estimate of `Σ value(draw)` over draws sorted by
     /// [`Draw::coalesce`].
     ///
@@ -173,15 +252,46 @@ impl Draw {
     }
 }
 
-/// A ratio `a / b` of two estimated totals and its 95% interval by linearization over the
-/// sampling units: the variance of `Σ (yₐ − R·y_b)` over the draws, divided by `b²`.
-pub fn ratio_interval(a: f64, b: f64, draws: &[Draw]) -> Option<[f64; 2]> {
-    let r = ratio(a, b)?;
-    let variance = Draw::variance(draws, |v| v[0] - r * v[1]) / (b * b);
-    (variance > 0.0).then(|| {
-        let half = Z95 * variance.sqrt();
-        [(r - half).max(0.0), (r + half).min(1.0)]
-    })
+/// The variance over sampling units of a sampled total, the part of the total that was
+/// sampled, and how many units contributed to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spread {
+    pub variance: f64,
+    pub sampled: f64,
+    pub units: f64,
+}
+
+/// A share `a / b` of two estimated totals (`draws` carry [a, b] per unit and rate) with its
+/// 95% interval, or `None` when `b` is 0.
+///
+/// `a / b` of two Horvitz–Thompson totals is biased upwards by about `a/b · CV²(b)` (1/b is
+/// convex): with errors always kept and the calls around them sampled, `a` is exact and the whole
+/// bias is there, a few % on a few dozen sampled sessions. Beale's estimator
+/// `a/b · (1 + cov(a, b)/(a·b)) / (1 + var(b)/b²)` removes that first-order bias. The interval
+/// linearizes over the units: the variance of `Σ (a − R·b)` divided by `b²`, with Student's t on
+/// `units − 1` degrees of freedom.
+pub fn ratio_estimate(a: f64, b: f64, draws: &[Draw]) -> Option<(f64, Option<[f64; 2]>)> {
+    let plain = ratio(a, b)?;
+    let var_b = Draw::variance(draws, |v| v[1]);
+    if var_b <= 0.0 {
+        let var_a = Draw::variance(draws, |v| v[0]) / (b * b);
+        return Some((plain, (var_a > 0.0).then(|| bounds(plain, var_a, draws))));
+    }
+    let var_a = Draw::variance(draws, |v| v[0]);
+    let cov = (Draw::variance(draws, |v| v[0] + v[1]) - var_a - var_b) / 2.0;
+    let beale = if a > 0.0 {
+        plain * (1.0 + cov / (a * b)) / (1.0 + var_b / (b * b))
+    } else {
+        plain
+    };
+    let variance = Draw::variance(draws, |v| v[0] - beale * v[1]) / (b * b);
+    Some((beale + 0.0, Some(bounds(beale, variance, draws))))
+}
+
+fn bounds(r: f64, variance: f64, draws: &[Draw]) -> [f64; 2] {
+    let units = Draw::spread(draws, |v| v[1].max(v[0])).units;
+    let half = t95(units - 1.0) * variance.sqrt();
+    [(r - half).max(0.0), (r + half).min(1.0)]
 }
 
 /// `a / b`, `None` when `b` is 0.
@@ -225,6 +335,21 @@ mod tests {
         assert_eq!(quantile(&mut values, 0.95), Some(5.0));
         assert_eq!(quantile(&mut values, 0.0), Some(1.0));
         assert_eq!(quantile(&mut [], 0.5), None);
+    }
+
+    #[test]
+    fn t_quantiles_match_tables() {
+        for (df, t) in [
+            (1.0, 12.706),
+            (2.0, 4.303),
+            (3.0, 3.182),
+            (5.0, 2.571),
+            (10.0, 2.228),
+            (30.0, 2.042),
+            (1e9, 1.960),
+        ] {
+            assert!((t95(df) - t).abs() < 2e-3 * t, "t({df}) = {} not {t}", t95(df));
+        }
     }
 
     #[test]

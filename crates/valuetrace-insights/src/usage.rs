@@ -467,8 +467,8 @@ fn settle_variances(pass: &mut UsagePass, scope: &Scope) {
     for (index, slot) in pass.keys.slots.iter_mut().enumerate() {
         let Some(u) = slot else { continue };
         Draw::coalesce(&mut u.draws);
-        u.requests.variance += Draw::variance(&u.draws, |v| v[0]);
-        u.direct.variance += Draw::variance(&u.draws, |v| v[1]);
+        u.requests.settle(&u.draws, |v| v[0]);
+        u.direct.settle(&u.draws, |v| v[1]);
         let endpoint = (index / width) as u32;
         let out = endpoint != 0 && scope.names.endpoint(endpoint).outbound;
         let (total, draws) = if out {
@@ -481,7 +481,7 @@ fn settle_variances(pass: &mut UsagePass, scope: &Scope) {
     }
     for (total, draws) in [(&mut requests, &mut inbound), (&mut outbound_requests, &mut outbound)] {
         Draw::coalesce(draws);
-        total.variance = Draw::variance(draws, |v| v[0]);
+        total.settle(draws, |v| v[0]);
     }
     pass.requests = requests;
     pass.outbound_requests = outbound_requests;
