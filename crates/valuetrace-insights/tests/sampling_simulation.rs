@@ -348,3 +348,79 @@ fn intervals_do_not_depend_on_how_the_rows_are_stored() {
         }
     }
 }
+
+/// Point 5: where the clients' aggregates count every call (and every sampled raw call says it
+/// was counted in one), the errors answer's calls, failed calls and error rate are the exact
+/// counts, not estimates; where a sampled call was not aggregated, they stay estimates.
+#[test]
+fn error_rates_are_exact_where_aggregates_count_every_call() {
+    let calls = workload();
+    let total = calls.len() as f64;
+    let failed = calls.iter().filter(|c| c.status >= 400).count() as f64;
+    let mut kept = sample(&calls, &SamplingPolicy::default(), 0);
+    // The client's aggregates: per (route, status class, hour), every call.
+    let mut counts: std::collections::BTreeMap<(usize, u16, i64), u64> = Default::default();
+    for c in &calls {
+        *counts
+            .entry((c.route, c.status / 100, c.ts.div_euclid(HOUR)))
+            .or_default() += 1;
+    }
+    let aggregates: Vec<Event> = counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, ((route, class, hour), count))| {
+            let (method, route) = ROUTES[route].0.split_once(' ').expect("route");
+            Event::ApiAggregate(valuetrace_model::ApiAggregate {
+                schema_version: 1,
+                event_id: format!("agg-{i}"),
+                timestamp: (hour + 1) * HOUR - 1,
+                window_start: hour * HOUR,
+                service: "shop".into(),
+                method: method.into(),
+                route: route.into(),
+                status_class: class as u8,
+                count,
+                latency_sum_ms: 20.0 * count as f64,
+                latency_buckets: vec![(valuetrace_model::event::latency_bucket(20.0), count)],
+                ..Default::default()
+            })
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(StoreOptions::new(dir.path()), T0 + DAY).expect("store");
+    let stored = |events: Vec<Event>| -> Vec<StoredEvent> {
+        events
+            .into_iter()
+            .map(|event| StoredEvent {
+                event,
+                received_at: T0 + DAY,
+                skew_ms: 0,
+            })
+            .collect()
+    };
+    // Without the `aggregated` flag the raw calls are estimates of their own.
+    store_in(&store, "raw", &kept, 2);
+    for call in &mut kept {
+        call.aggregated = true;
+    }
+    store_in(&store, "sdk", &kept, 2);
+    store.append("sdk", stored(aggregates)).expect("append");
+
+    let insights = Insights::new(1 << 30);
+    let config = AnalysisConfig::default();
+    let sdk = insights
+        .errors(&store, &question("sdk"), &config)
+        .expect("errors");
+    assert!(sdk.exact_counts, "aggregates count every call");
+    assert_eq!((sdk.calls, sdk.failed), (total, failed));
+    assert_eq!(sdk.error_rate, Some(failed / total));
+    assert_eq!((sdk.calls_ci95, sdk.error_rate_ci95), (None, None));
+
+    let raw = insights
+        .errors(&store, &question("raw"), &config)
+        .expect("errors");
+    assert!(!raw.exact_counts && raw.estimate);
+    assert_ne!(raw.calls, total, "an estimate from sampled calls");
+    let [low, high] = raw.error_rate_ci95.expect("an interval");
+    assert!(low < failed / total && failed / total < high, "{low} {high}");
+}
