@@ -9,7 +9,8 @@
 
 use crate::Result;
 use arrow_array::{
-    Array, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array,
+    Array, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt16Array,
 };
 use std::collections::HashMap;
 use valuetrace_store::interner::Interner;

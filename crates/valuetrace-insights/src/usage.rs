@@ -479,7 +479,10 @@ fn settle_variances(pass: &mut UsagePass, scope: &Scope) {
         total.sum += u.requests.sum;
         draws.append(&mut u.draws);
     }
-    for (total, draws) in [(&mut requests, &mut inbound), (&mut outbound_requests, &mut outbound)] {
+    for (total, draws) in [
+        (&mut requests, &mut inbound),
+        (&mut outbound_requests, &mut outbound),
+    ] {
         Draw::coalesce(draws);
         total.settle(draws, |v| v[0]);
     }

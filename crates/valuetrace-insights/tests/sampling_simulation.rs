@@ -81,7 +81,7 @@ fn workload() -> Vec<Planned> {
     };
     for session in 0..SESSIONS {
         let user = rng.below(users);
-        let premium = user % 4 == 0;
+        let premium = user.is_multiple_of(4);
         // Sizes: mostly short, a heavy tail of long sessions.
         let size = match rng.below(100) {
             0..=59 => 1 + rng.below(5),
@@ -93,7 +93,11 @@ fn workload() -> Vec<Planned> {
         let mut ts = T0 - 13 * HOUR + rng.below(26 * 60) as i64 * MIN;
         for _ in 0..size {
             ts += (1 + rng.below(6) as i64) * MIN;
-            let status = if rng.chance(error_per_mille) { 503 } else { 200 };
+            let status = if rng.chance(error_per_mille) {
+                503
+            } else {
+                200
+            };
             calls.push(Planned {
                 ts,
                 route: route(&mut rng),
@@ -208,8 +212,8 @@ struct Coverage {
 
 impl Coverage {
     fn add(&mut self, truth: f64, estimate: f64, interval: Option<[f64; 2]>) {
-        let [low, high] = interval
-            .unwrap_or_else(|| panic!("{}: a sampled estimate has an interval", self.name));
+        let [low, high] =
+            interval.unwrap_or_else(|| panic!("{}: a sampled estimate has an interval", self.name));
         self.intervals += 1;
         self.covered += usize::from(low <= truth && truth <= high);
         self.below += usize::from(high < truth);
@@ -254,9 +258,7 @@ fn intervals_cover_the_truth_95_percent_of_the_time_and_error_rates_are_unbiased
         let project = format!("r{rep}");
         store_in(&store, &project, &kept, 3);
         let question = question(&project);
-        let impact = insights
-            .impact(&store, &question, &config)
-            .expect("impact");
+        let impact = insights.impact(&store, &question, &config).expect("impact");
         coverage[0].add(total, impact.requests, impact.requests_ci95);
         for (r, (endpoint, _)) in ROUTES[..SAMPLED].iter().enumerate() {
             let row = impact
@@ -266,9 +268,7 @@ fn intervals_cover_the_truth_95_percent_of_the_time_and_error_rates_are_unbiased
                 .expect("a row per endpoint");
             coverage[1 + r].add(per_route[r], row.requests, row.requests_ci95);
         }
-        let errors = insights
-            .errors(&store, &question, &config)
-            .expect("errors");
+        let errors = insights.errors(&store, &question, &config).expect("errors");
         assert_eq!(errors.failed, failed, "errors are kept whole: exact");
         let estimate = errors.error_rate.expect("a rate");
         coverage[SAMPLED + 1].add(error_rate, estimate, errors.error_rate_ci95);
@@ -341,10 +341,16 @@ fn intervals_do_not_depend_on_how_the_rows_are_stored() {
             assert_eq!(row.endpoint, first.endpoint);
             let (a, b) = (row.requests_ci95, first.requests_ci95);
             let same = match (a, b) {
-                (Some(a), Some(b)) => (a[0] - b[0]).abs() < 1e-6 * b[1] && (a[1] - b[1]).abs() < 1e-6 * b[1],
+                (Some(a), Some(b)) => {
+                    (a[0] - b[0]).abs() < 1e-6 * b[1] && (a[1] - b[1]).abs() < 1e-6 * b[1]
+                }
                 (a, b) => a == b,
             };
-            assert!(same, "{}: {a:?} in one layout, {b:?} in another", row.endpoint);
+            assert!(
+                same,
+                "{}: {a:?} in one layout, {b:?} in another",
+                row.endpoint
+            );
         }
     }
 }
@@ -422,5 +428,8 @@ fn error_rates_are_exact_where_aggregates_count_every_call() {
     assert!(!raw.exact_counts && raw.estimate);
     assert_ne!(raw.calls, total, "an estimate from sampled calls");
     let [low, high] = raw.error_rate_ci95.expect("an interval");
-    assert!(low < failed / total && failed / total < high, "{low} {high}");
+    assert!(
+        low < failed / total && failed / total < high,
+        "{low} {high}"
+    );
 }
