@@ -336,18 +336,33 @@ fn intervals_do_not_depend_on_how_the_rows_are_stored() {
                 .expect("impact"),
         );
     }
+    // Half of the calls in Parquet files (one per day), the other half still buffered.
+    let half = kept.len() / 2;
+    store_in(&store, "files", &kept[..half], 2);
+    let ticket = store.begin_persist().expect("persist");
+    let stats = store.finish_persist(ticket, T0 + DAY).expect("persist");
+    assert!(stats.files_written >= 2, "{stats:?}");
+    store_in(&store, "files", &kept[half..], 3);
+    answers.push(
+        insights
+            .impact(&store, &question("files"), &config)
+            .expect("impact"),
+    );
+    let same = |a: Option<[f64; 2]>, b: Option<[f64; 2]>| match (a, b) {
+        (Some(a), Some(b)) => {
+            (a[0] - b[0]).abs() < 1e-6 * b[1] && (a[1] - b[1]).abs() < 1e-6 * b[1]
+        }
+        (a, b) => a == b,
+    };
     for answer in &answers[1..] {
+        let (a, b) = (answer.requests_ci95, answers[0].requests_ci95);
+        assert!(same(a, b), "total: {a:?} in one layout, {b:?} in another");
+        assert_eq!(answer.rows.len(), answers[0].rows.len());
         for (row, first) in answer.rows.iter().zip(&answers[0].rows) {
             assert_eq!(row.endpoint, first.endpoint);
             let (a, b) = (row.requests_ci95, first.requests_ci95);
-            let same = match (a, b) {
-                (Some(a), Some(b)) => {
-                    (a[0] - b[0]).abs() < 1e-6 * b[1] && (a[1] - b[1]).abs() < 1e-6 * b[1]
-                }
-                (a, b) => a == b,
-            };
             assert!(
-                same,
+                same(a, b),
                 "{}: {a:?} in one layout, {b:?} in another",
                 row.endpoint
             );
