@@ -28,6 +28,8 @@ const ROUTES: [(&str, u64); 5] = [
 ];
 /// Sessions of the workload.
 const SESSIONS: u32 = 1_000;
+/// Users of the workload: 360 with sessions, 72 API-key users (ids from 1,000) without.
+const USERS: u32 = 1_072;
 /// The routes whose counts are sampled (the last one is kept whole).
 const SAMPLED: usize = 4;
 
@@ -110,7 +112,7 @@ fn workload() -> Vec<Planned> {
     }
     // API-key users: calls without a session (the client samples them by user).
     for _ in 0..960 {
-        let user = 1_000 + rng.below(72) as u32;
+        let user = 1_000 + rng.below(u64::from(USERS) - 1_000) as u32;
         calls.push(Planned {
             ts: T0 - 12 * HOUR + rng.below(24 * 60) as i64 * MIN,
             route: route(&mut rng),
@@ -138,11 +140,18 @@ fn workload() -> Vec<Planned> {
 /// client's hash of fresh ids is a fresh draw).
 fn sample(calls: &[Planned], policy: &SamplingPolicy, rep: usize) -> Vec<ApiCall> {
     let mut kept = Vec::new();
+    // The repetition's ids, made once (the loop runs millions of times in a debug build).
+    let sessions: Vec<String> = (0..SESSIONS).map(|s| format!("r{rep}-s{s}")).collect();
+    let users: Vec<String> = (0..USERS).map(|u| format!("r{rep}-u{u}")).collect();
     for (i, planned) in calls.iter().enumerate() {
         let (method, route) = ROUTES[planned.route].0.split_once(' ').expect("route");
-        let session = planned.session.map(|s| format!("r{rep}-s{s}"));
-        let user = planned.user.map(|u| format!("r{rep}-u{u}"));
-        let event_id = format!("r{rep}-e{i}");
+        let session = planned.session.map(|s| sessions[s as usize].as_str());
+        let user = planned.user.map(|u| users[u as usize].as_str());
+        let event_id = if session.is_none() && user.is_none() {
+            format!("r{rep}-e{i}")
+        } else {
+            String::new()
+        };
         let plan = if planned.premium { "pro" } else { "free" };
         let facts = CallFacts {
             method,
@@ -151,8 +160,8 @@ fn sample(calls: &[Planned], policy: &SamplingPolicy, rep: usize) -> Vec<ApiCall
             latency_ms: 20.0,
             has_value: false,
             plan: Some(plan),
-            session_id: session.as_deref(),
-            user_id: user.as_deref(),
+            session_id: session,
+            user_id: user,
             event_id: &event_id,
         };
         let rate = policy.rate_of(&facts, false);
@@ -160,9 +169,9 @@ fn sample(calls: &[Planned], policy: &SamplingPolicy, rep: usize) -> Vec<ApiCall
             continue;
         }
         let mut call = call(planned.ts, ROUTES[planned.route].0, planned.status, 20.0);
-        call.event_id = event_id;
-        call.session_id = session;
-        call.user_id = user;
+        call.event_id = format!("r{rep}-e{i}");
+        call.session_id = session.map(str::to_owned);
+        call.user_id = user.map(str::to_owned);
         call.plan = Some(plan.into());
         call.sample_rate = (rate < 1.0).then_some(rate);
         kept.push(call);
