@@ -16,6 +16,7 @@ pub mod cache;
 pub mod config;
 pub mod cost;
 pub mod errors;
+pub mod exact;
 pub mod facts;
 pub mod gaps;
 pub mod impact;
@@ -53,46 +54,6 @@ pub struct Ctx<'a> {
     pub scope: Scope,
     pub question: &'a Question,
     pub config: &'a AnalysisConfig,
-}
-
-/// The window's calls and failed calls from the store's health counts, which hold the clients'
-/// `api_aggregate` counts (every call, sampled away or not) and unsampled calls exactly; `None`
-/// when the slice names a dimension those counts lack (app version, provider, route or method
-/// patterns). The caller checks that no call of the scope was sampled without an aggregate.
-fn exact_counts(store: &EmbeddedStore, question: &Question) -> Result<Option<errors::ExactCounts>> {
-    let slice = &question.slice;
-    if slice.app_version.is_some()
-        || slice.provider.is_some()
-        || slice.route.is_some()
-        || slice.method.is_some()
-    {
-        return Ok(None);
-    }
-    let filter = valuetrace_query::Filter {
-        plan: slice.plan.clone(),
-        segment: slice.segment.clone(),
-        variant: slice.variant.clone(),
-        service: slice.service.clone(),
-        route: None,
-        method: None,
-        direction: slice.direction.clone(),
-    };
-    let summary = valuetrace_query::summary::summarize(
-        store,
-        &question.project,
-        question.from,
-        question.to,
-        &filter,
-    )
-    .map_err(|error| match error {
-        valuetrace_query::Error::InvalidQuery(message) => Error::InvalidQuery(message),
-        valuetrace_query::Error::Store(error) => Error::Store(error),
-    })?;
-    let counts = summary.total().counts;
-    Ok(Some(errors::ExactCounts {
-        calls: counts.count as f64,
-        failed: (counts.status_classes[3] + counts.status_classes[4]) as f64,
-    }))
 }
 
 /// The business answers over one store, with the fact cache they share.
@@ -153,7 +114,8 @@ impl Insights {
             Self::impact_lookback(question, config),
             0,
         )?;
-        Ok(impact::answer(&ctx))
+        let exact = exact::requests(store, &ctx)?;
+        Ok(impact::answer_with(&ctx, exact.as_ref()))
     }
 
     pub fn errors(
@@ -164,7 +126,7 @@ impl Insights {
     ) -> Result<errors::ErrorsAnswer> {
         let ctx = self.context(store, question, config, 0, 0)?;
         let (mut answer, health_exact) = errors::answer_and_coverage(&ctx);
-        if health_exact && let Some(exact) = exact_counts(store, question)? {
+        if health_exact && let Some(exact) = exact::error_counts(store, question)? {
             answer.use_exact(exact);
         }
         Ok(answer)

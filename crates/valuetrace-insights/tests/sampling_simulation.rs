@@ -380,10 +380,11 @@ fn intervals_do_not_depend_on_how_the_rows_are_stored() {
 }
 
 /// Point 5: where the clients' aggregates count every call (and every sampled raw call says it
-/// was counted in one), the errors answer's calls, failed calls and error rate are the exact
-/// counts, not estimates; where a sampled call was not aggregated, they stay estimates.
+/// was counted in one), `impact`'s requests and the errors answer's calls, failed calls and error
+/// rate are the exact counts, not estimates; where a sampled call was not aggregated, they stay
+/// estimates.
 #[test]
-fn error_rates_are_exact_where_aggregates_count_every_call() {
+fn counts_are_exact_where_aggregates_count_every_call() {
     let calls = workload();
     let total = calls.len() as f64;
     let failed = calls.iter().filter(|c| c.status >= 400).count() as f64;
@@ -445,6 +446,32 @@ fn error_rates_are_exact_where_aggregates_count_every_call() {
     assert_eq!((sdk.calls, sdk.failed), (total, failed));
     assert_eq!(sdk.error_rate, Some(failed / total));
     assert_eq!((sdk.calls_ci95, sdk.error_rate_ci95), (None, None));
+
+    let impact = insights
+        .impact(&store, &question("sdk"), &config)
+        .expect("impact");
+    assert!(
+        impact.estimate,
+        "users and values still come from sampled calls"
+    );
+    assert_eq!((impact.requests, impact.requests_ci95), (total, None));
+    for (r, (endpoint, _)) in ROUTES.iter().enumerate() {
+        let row = impact
+            .rows
+            .iter()
+            .find(|row| row.endpoint == *endpoint)
+            .expect("a row per endpoint");
+        let truth = calls.iter().filter(|c| c.route == r).count() as f64;
+        assert_eq!(
+            (row.requests, row.requests_ci95),
+            (truth, None),
+            "{endpoint}"
+        );
+    }
+    let estimated = insights
+        .impact(&store, &question("raw"), &config)
+        .expect("impact");
+    assert!(estimated.requests_ci95.is_some() && estimated.requests != total);
 
     let raw = insights
         .errors(&store, &question("raw"), &config)
