@@ -16,7 +16,7 @@
 use crate::Ctx;
 use crate::config::{parse_status, route_matches};
 use crate::facts::EndpointKey;
-use crate::stats::{Rate, Tally, ratio, wilson};
+use crate::stats::{Draw, Rate, Tally, ratio, ratio_estimate, sampling_unit, wilson};
 use crate::usage::{BitSet, KeySet, par_calls, session_conversions};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -84,8 +84,21 @@ pub struct ErrorsAnswer {
     pub from: i64,
     pub to: i64,
     pub calls: f64,
+    /// 95% interval of `calls` when sampled (each session, else user, the client sampled as a
+    /// whole is one unit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_ci95: Option<[f64; 2]>,
     pub failed: f64,
+    /// `failed / calls`; when sampled, Beale's ratio estimate (unbiased to first order although
+    /// errors are kept whole and the calls around them sampled: [`crate::stats::ratio_estimate`]).
     pub error_rate: Option<f64>,
+    /// 95% interval of `error_rate` when sampled (linearized over the sampling units).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate_ci95: Option<[f64; 2]>,
+    /// `calls`, `failed` and `error_rate` are exact: counted from the clients' `api_aggregate`
+    /// events and unsampled calls (the health counts), not estimated from sampled calls.
+    #[serde(default)]
+    pub exact_counts: bool,
     pub unknown: f64,
     pub unknown_share: Option<f64>,
     pub value_at_risk: f64,
@@ -210,6 +223,11 @@ struct Pass<'c> {
     patterns: HashMap<(u32, u16, u32, u32, u32), PatternAcc>,
     calls: Tally,
     failed: f64,
+    /// Sampled calls per (sampling unit, rate): [failed, calls], re-weighted.
+    draws: Vec<Draw>,
+    /// Some call was sampled (rate below 1) and no client aggregate counted it: the health
+    /// counts miss the calls dropped with it, so they are not exact.
+    sampled_unaggregated: bool,
     unknown: f64,
     value_at_risk: f64,
     trend: Vec<(f64, f64)>,
@@ -262,15 +280,25 @@ fn pass_segment(
                 continue;
             }
             let weight = seg.weight[row];
-            p.calls.add(weight, 1.0);
+            let w = f64::from(weight);
             let status = seg.status[row];
+            p.calls.sum += w;
+            if weight > 1.0 {
+                p.sampled_unaggregated |= !seg.aggregated[row];
+                // Errors are usually kept with certainty (no draw); the calls around them are
+                // not: each call counts at its own rate, the unit at the client's.
+                p.draws.push(Draw {
+                    unit: sampling_unit(session, seg.user[row]),
+                    weight,
+                    values: [if status >= 400 { w } else { 0.0 }, w],
+                });
+            }
             let endpoint = seg.endpoint[row];
             called.insert(endpoint, 0);
             if status < 400 {
                 continue;
             }
             failed_on.insert(endpoint, 0);
-            let w = f64::from(weight);
             let error_type = seg.error_type[row];
             let class = p.classifier.class(
                 endpoint,
@@ -338,7 +366,32 @@ fn pass_segment(
     }
 }
 
+/// Exact counts of the answer's calls: all of them, and those with status 400 or above.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExactCounts {
+    pub calls: f64,
+    pub failed: f64,
+}
+
+impl ErrorsAnswer {
+    /// Replaces the estimated `calls`, `failed` and `error_rate` with exact counts.
+    pub fn use_exact(&mut self, exact: ExactCounts) {
+        self.calls = exact.calls;
+        self.calls_ci95 = None;
+        self.failed = exact.failed;
+        self.error_rate = ratio(exact.failed, exact.calls);
+        self.error_rate_ci95 = None;
+        self.exact_counts = true;
+    }
+}
+
 pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
+    answer_and_coverage(ctx).0
+}
+
+/// The answer, and whether the store's health counts of the window are exact for it (no call
+/// of the scope was sampled without an aggregate counting it).
+pub fn answer_and_coverage(ctx: &Ctx) -> (ErrorsAnswer, bool) {
     let q = ctx.question;
     let (from, to) = (q.from, q.to);
     let names = &ctx.scope.names;
@@ -354,6 +407,8 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
         patterns: HashMap::new(),
         calls: Tally::default(),
         failed: 0.0,
+        draws: Vec::new(),
+        sampled_unaggregated: false,
         unknown: 0.0,
         value_at_risk: 0.0,
         trend: vec![(0.0, 0.0); buckets],
@@ -366,6 +421,8 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
     });
     // Merge the threads' passes; classes by name (each thread numbered its own).
     let (mut calls, mut failed, mut unknown, mut var) = (Tally::default(), 0.0, 0.0, 0.0);
+    let mut draws: Vec<Draw> = Vec::new();
+    let mut sampled_unaggregated = false;
     let mut trend = vec![(0.0, 0.0); buckets];
     let (mut seen, mut with_error) = (
         BitSet::with_capacity(sessions_cap),
@@ -376,8 +433,10 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
     let mut classifier = Classifier::new(ctx.config);
     let mut classes: HashMap<(u16, u32), ClassAcc> = HashMap::new();
     let mut patterns: HashMap<(u32, u16, u32, u32, u32), PatternAcc> = HashMap::new();
-    for p in passes {
+    for mut p in passes {
         calls.merge(&p.calls);
+        draws.append(&mut p.draws);
+        sampled_unaggregated |= p.sampled_unaggregated;
         failed += p.failed;
         unknown += p.unknown;
         var += p.value_at_risk;
@@ -503,13 +562,21 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
             .then_with(|| a.endpoint.cmp(&b.endpoint))
     });
     let lost: f64 = by_endpoint.iter().map(|e| e.lost_conversions).sum();
-    ErrorsAnswer {
+    // A session read from several segments or threads is one unit.
+    Draw::coalesce(&mut draws);
+    calls.settle(&draws, |v| v[1]);
+    let (error_rate, error_rate_ci95) = ratio_estimate(failed, calls.sum, &draws)
+        .map_or((None, None), |(rate, interval)| (Some(rate), interval));
+    let answer = ErrorsAnswer {
         project: q.project.clone(),
         from,
         to,
         calls: calls.sum,
+        calls_ci95: calls.interval(),
         failed,
-        error_rate: ratio(failed, calls.sum),
+        error_rate,
+        error_rate_ci95,
+        exact_counts: !calls.sampled(),
         unknown,
         unknown_share: ratio(unknown, failed),
         value_at_risk: var,
@@ -536,5 +603,6 @@ pub fn answer(ctx: &Ctx) -> ErrorsAnswer {
         },
         patterns: pattern_rows,
         estimate: calls.sampled(),
-    }
+    };
+    (answer, !sampled_unaggregated)
 }

@@ -10,14 +10,16 @@
 use crate::Result;
 use crate::money::SegCurrencies;
 use arrow_array::{
-    Array, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array,
+    Array, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt16Array,
 };
 use std::collections::HashMap;
 use valuetrace_store::interner::Interner;
 
 /// Columns read from `api_calls` to build a [`CallSeg`].
-/// `sample_rate` is optional: files written before it existed lack it (weight 1).
-pub const CALL_FACT_COLUMNS: [&str; 20] = [
+/// `sample_rate` and `aggregated` are optional: files written before they existed lack them
+/// (weight 1, not aggregated).
+pub const CALL_FACT_COLUMNS: [&str; 21] = [
     "timestamp",
     "service",
     "method",
@@ -38,6 +40,7 @@ pub const CALL_FACT_COLUMNS: [&str; 20] = [
     "currency",
     "properties",
     "sample_rate",
+    "aggregated",
 ];
 
 /// Columns read from `outcomes` to build an [`OutcomeSeg`].
@@ -186,6 +189,8 @@ pub struct CallSeg {
     pub app_version: Vec<u32>,
     pub error_type: Vec<u32>,
     pub weight: Vec<f32>,
+    /// The client also counted the call in an `api_aggregate` (whose counts are exact).
+    pub aggregated: Vec<bool>,
     /// Index + 1 into `props_text` (0: no properties).
     pub props: Vec<u32>,
     pub props_text: Vec<Box<str>>,
@@ -273,6 +278,7 @@ impl CallSeg {
         permute(&mut self.app_version, &order);
         permute(&mut self.error_type, &order);
         permute(&mut self.weight, &order);
+        permute(&mut self.aggregated, &order);
         permute(&mut self.props, &order);
     }
 
@@ -296,6 +302,7 @@ impl CallSeg {
             app_version: self.app_version.clone(),
             error_type: self.error_type.clone(),
             weight: self.weight.clone(),
+            aggregated: self.aggregated.clone(),
             props: self.props.clone(),
             props_text: self.props_text.clone(),
             min_ts: self.min_ts,
@@ -435,6 +442,9 @@ pub fn add_calls(seg: &mut CallSeg, ids: &mut Ids, batch: &RecordBatch) -> Resul
     let currency = c.text("currency")?;
     let properties = c.text("properties")?;
     let rates = c.optional_f64("sample_rate");
+    let aggregated = batch
+        .column_by_name("aggregated")
+        .and_then(|column| column.as_any().downcast_ref::<BooleanArray>());
     if seg.is_empty() {
         seg.min_ts = i64::MAX;
         seg.max_ts = i64::MIN;
@@ -489,6 +499,8 @@ pub fn add_calls(seg: &mut CallSeg, ids: &mut Ids, batch: &RecordBatch) -> Resul
         seg.error_type
             .push(ids.dims.intern_optional(text_at(error_type, row)));
         seg.weight.push(weight_at(rates, row));
+        seg.aggregated
+            .push(aggregated.is_some_and(|flags| flags.is_valid(row) && flags.value(row)));
         push_props(
             &mut seg.props,
             &mut seg.props_text,

@@ -86,6 +86,11 @@ pub struct ImpactAnswer {
     pub session_quality: Option<f64>,
     pub attributed_outcome_value: f64,
     pub unattributed_outcome_value: f64,
+    /// Requests of every row (inbound, or outbound when the slice asks for them), and their 95%
+    /// interval when sampled: each session (else user) the client sampled as a whole is one unit.
+    pub requests: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_ci95: Option<[f64; 2]>,
     /// True when some events were sampled: counts and sums are estimates (see the `_ci95` fields).
     pub estimate: bool,
     pub rows: Vec<ImpactRow>,
@@ -274,8 +279,52 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
     rows
 }
 
+/// Exact [requests, failed (≥ 400), server errors (5xx)] per (endpoint, group), from the clients'
+/// aggregates ([`crate::exact`]).
+pub type ExactUsage = HashMap<(u32, u32), [f64; 3]>;
+
+/// Puts exact counts in place of the estimates from sampled calls: the keys' requests and
+/// failures, and the pass's totals (no interval: nothing is estimated).
+fn use_exact(pass: &mut UsagePass, exact: &ExactUsage, ctx: &Ctx) {
+    let (mut inbound, mut outbound) = (Tally::default(), Tally::default());
+    for (&(endpoint, group), &[calls, failed, server]) in exact {
+        let u = pass.keys.get_mut(endpoint, group);
+        u.requests = Tally {
+            sum: calls,
+            ..Tally::default()
+        };
+        u.failures = failed;
+        u.server_errors = server;
+        u.client_errors = failed - server;
+        let total = if ctx.scope.names.endpoint(endpoint).outbound {
+            &mut outbound
+        } else {
+            &mut inbound
+        };
+        total.sum += calls;
+    }
+    pass.requests = inbound;
+    pass.outbound_requests = outbound;
+}
+
 pub fn answer(ctx: &Ctx) -> ImpactAnswer {
-    let parts = parts(ctx);
+    answer_with(ctx, None)
+}
+
+/// The answer, with exact request counts where the clients' aggregates give them.
+pub fn answer_with(ctx: &Ctx, exact: Option<&ExactUsage>) -> ImpactAnswer {
+    let mut parts = parts(ctx);
+    // Users and values still come from the sampled calls: the answer stays an estimate.
+    let sampled = parts.current.requests.sampled() || parts.current.outbound_requests.sampled();
+    if let Some(exact) = exact {
+        use_exact(&mut parts.current, exact, ctx);
+        parts.costs = costs(
+            &ctx.config.costs,
+            &ctx.scope.names.endpoints,
+            &parts.current.keys,
+            ctx.question.span(),
+        );
+    }
     let rows = rows(ctx, &parts);
     let mut all = Tally::default();
     for (_, _, u) in parts.current.keys.iter() {
@@ -288,6 +337,11 @@ pub fn answer(ctx: &Ctx) -> ImpactAnswer {
         .filter(|(e, _, _)| !ctx.scope.names.endpoint(*e).outbound)
         .map(|(_, _, u)| u.calls_in_converting_sessions)
         .sum();
+    let total = if ctx.question.slice.direction.as_deref() == Some("outbound") {
+        &parts.current.outbound_requests
+    } else {
+        &parts.current.requests
+    };
     ImpactAnswer {
         project: ctx.question.project.clone(),
         from: ctx.question.from,
@@ -303,7 +357,9 @@ pub fn answer(ctx: &Ctx) -> ImpactAnswer {
         session_quality: ratio(calls_in_converting, parts.conversions.total),
         attributed_outcome_value: parts.attribution.attributed,
         unattributed_outcome_value: parts.attribution.unattributed,
-        estimate: all.sampled() || parts.current.requests.sampled(),
+        requests: total.sum,
+        requests_ci95: total.interval(),
+        estimate: sampled || all.sampled() || parts.current.requests.sampled(),
         rows,
     }
 }

@@ -16,6 +16,7 @@ pub mod cache;
 pub mod config;
 pub mod cost;
 pub mod errors;
+pub mod exact;
 pub mod facts;
 pub mod gaps;
 pub mod impact;
@@ -130,7 +131,8 @@ impl Insights {
             Self::impact_lookback(question, config),
             0,
         )?;
-        Ok(impact::answer(&ctx))
+        let exact = exact::requests(store, &ctx)?;
+        Ok(impact::answer_with(&ctx, exact.as_ref()))
     }
 
     pub fn errors(
@@ -140,7 +142,11 @@ impl Insights {
         config: &AnalysisConfig,
     ) -> Result<errors::ErrorsAnswer> {
         let ctx = self.context(store, question, config, 0, 0)?;
-        Ok(errors::answer(&ctx))
+        let (mut answer, health_exact) = errors::answer_and_coverage(&ctx);
+        if health_exact && let Some(exact) = exact::error_counts(store, question)? {
+            answer.use_exact(exact);
+        }
+        Ok(answer)
     }
 
     pub fn integrations(

@@ -3,7 +3,7 @@
 
 use crate::cache::Facts;
 use crate::scope::Scope;
-use crate::stats::Tally;
+use crate::stats::{Draw, Tally};
 use crate::usage_summary::SegUsage;
 
 /// A set of dense ids.
@@ -199,6 +199,11 @@ pub struct Usage {
     /// session and endpoint).
     pub calls_in_converting_sessions: f64,
     pub conversions_in_sessions: f64,
+    /// Sampled calls per (sampling unit, rate), [requests, direct value]: gathered over every
+    /// segment of the window, then turned into the variances of `requests` and `direct` (and
+    /// emptied) at the end of the pass, so a session read from several files, days or threads
+    /// is one sampling unit.
+    pub draws: Vec<Draw>,
 }
 
 impl Usage {
@@ -271,7 +276,9 @@ pub struct UsagePass {
     /// Group → users with any call in the slice.
     pub active: std::collections::HashMap<u32, BitSet>,
     pub active_all: BitSet,
+    /// Inbound requests of every key, and outbound ones, with variances over sampling units.
     pub requests: Tally,
+    pub outbound_requests: Tally,
     /// `active` while the pass runs, indexed by group (no hashing per call).
     active_dense: Vec<BitSet>,
 }
@@ -295,6 +302,7 @@ impl Usage {
         self.calls_in_sessions += other.calls_in_sessions;
         self.calls_in_converting_sessions += other.calls_in_converting_sessions;
         self.conversions_in_sessions += other.conversions_in_sessions;
+        self.draws.extend(other.draws);
     }
 }
 
@@ -397,6 +405,7 @@ pub fn usage(
         active: Default::default(),
         active_all: BitSet::with_capacity(users),
         requests: Tally::default(),
+        outbound_requests: Tally::default(),
         active_dense: Vec::new(),
     };
     let sessions = facts.names.sessions + 1;
@@ -444,11 +453,41 @@ pub fn usage(
     if scope.by().is_none() {
         pass.active.insert(0, pass.active_all.clone());
     }
-    pass.requests = Tally::default();
-    for (_, _, u) in pass.keys.iter() {
-        pass.requests.merge(&u.requests);
-    }
+    settle_variances(&mut pass, scope);
     pass
+}
+
+/// Turns the draws of every key into the variances of its `requests` and `direct` value, and of
+/// the pass's total requests per direction (a session calling several endpoints is one unit of
+/// the total too: its calls' errors move together).
+fn settle_variances(pass: &mut UsagePass, scope: &Scope) {
+    let width = pass.keys.width;
+    let (mut inbound, mut outbound) = (Vec::new(), Vec::new());
+    let (mut requests, mut outbound_requests) = (Tally::default(), Tally::default());
+    for (index, slot) in pass.keys.slots.iter_mut().enumerate() {
+        let Some(u) = slot else { continue };
+        Draw::coalesce(&mut u.draws);
+        u.requests.settle(&u.draws, |v| v[0]);
+        u.direct.settle(&u.draws, |v| v[1]);
+        let endpoint = (index / width) as u32;
+        let out = endpoint != 0 && scope.names.endpoint(endpoint).outbound;
+        let (total, draws) = if out {
+            (&mut outbound_requests, &mut outbound)
+        } else {
+            (&mut requests, &mut inbound)
+        };
+        total.sum += u.requests.sum;
+        draws.append(&mut u.draws);
+    }
+    for (total, draws) in [
+        (&mut requests, &mut inbound),
+        (&mut outbound_requests, &mut outbound),
+    ] {
+        Draw::coalesce(draws);
+        total.settle(draws, |v| v[0]);
+    }
+    pass.requests = requests;
+    pass.outbound_requests = outbound_requests;
 }
 
 /// A small set of (endpoint, group) keys: a bitmask of endpoint ids below 256 within one group

@@ -10,7 +10,7 @@
 
 use crate::facts::CallSeg;
 use crate::scope::{Dim, Scope};
-use crate::stats::Tally;
+use crate::stats::{Draw, Tally, sampling_unit};
 use crate::usage::{KeySet, SessionConversions, UsagePass};
 use std::sync::Arc;
 
@@ -25,6 +25,9 @@ struct Sums {
     direct: Tally,
     direct_calls: f64,
     calls_in_sessions: f64,
+    /// Sampled calls per (sampling unit, rate): `values` = [requests, direct value]. Their
+    /// variance is computed once the whole window is merged ([`crate::usage::usage`]).
+    draws: Vec<Draw>,
 }
 
 /// A key called in a session run.
@@ -61,6 +64,11 @@ pub struct SegUsage {
 impl SegUsage {
     pub fn bytes(&self) -> usize {
         self.sums.len() * 96
+            + self
+                .sums
+                .iter()
+                .map(|(_, s)| s.draws.len() * 32)
+                .sum::<usize>()
             + self.runs.len() * 12
             + self.entries.len() * 16
             + (self.others.len() + self.direct_users.len()) * 12
@@ -81,16 +89,12 @@ impl SegUsage {
         let mut sums: Vec<Option<Sums>> = Vec::new();
         // The run's keys: a few, found by a linear search.
         let mut run_entries: Vec<Entry> = Vec::new();
-        // Sampled calls of the run per key: the client keeps or drops a session's calls
-        // together, so each key's sampled calls in a run are one cluster for the variance.
-        let mut sampled_in_run: Vec<(u32, u32, u32)> = Vec::new();
         let mut seen_others = KeySet::default();
         let mut start = 0;
         while start < seg.len() {
             let end = seg.run_end(start);
             let (session, run_user) = (seg.session[start], seg.user[start]);
             run_entries.clear();
-            sampled_in_run.clear();
             seen_others.clear();
             for row in start..end {
                 if !inside {
@@ -111,23 +115,14 @@ impl SegUsage {
                     sums.resize(slot + 1, None);
                 }
                 let s = sums[slot].get_or_insert_with(Sums::default);
-                if weight > 1.0 && session != 0 {
-                    let j = match sampled_in_run
-                        .iter_mut()
-                        .find(|(e, g, _)| *e == endpoint && *g == group)
-                    {
-                        Some((_, _, n)) => {
-                            *n += 1;
-                            *n
-                        }
-                        None => {
-                            sampled_in_run.push((endpoint, group, 1));
-                            1
-                        }
-                    };
-                    s.requests.add_clustered(weight, j);
-                } else {
-                    s.requests.add(weight, 1.0);
+                s.requests.sum += w;
+                let direct = status < 400 && seg.has_value(row);
+                if weight > 1.0 {
+                    s.draws.push(Draw {
+                        unit: sampling_unit(session, user),
+                        weight,
+                        values: [w, if direct { w * seg.value[row] } else { 0.0 }],
+                    });
                 }
                 s.latency_ms += w * f64::from(seg.latency[row]);
                 if status >= 400 {
@@ -137,8 +132,8 @@ impl SegUsage {
                     } else {
                         s.client_errors += w;
                     }
-                } else if seg.has_value(row) {
-                    s.direct.add(weight, seg.value[row]);
+                } else if direct {
+                    s.direct.sum += w * seg.value[row];
                     s.direct_calls += w;
                     if user != 0 {
                         out.direct_users.push((endpoint, group, user));
@@ -182,6 +177,9 @@ impl SegUsage {
             .enumerate()
             .filter_map(|(slot, s)| s.map(|s| (((slot / width) as u32, (slot % width) as u32), s)))
             .collect();
+        for (_, s) in &mut out.sums {
+            Draw::coalesce(&mut s.draws);
+        }
         out.direct_users.sort_unstable();
         out.direct_users.dedup();
         out.others.sort_unstable();
@@ -251,6 +249,7 @@ impl SegUsage {
             u.direct.merge(&s.direct);
             u.direct_calls += s.direct_calls;
             u.calls_in_sessions += s.calls_in_sessions;
+            u.draws.extend_from_slice(&s.draws);
         }
         for &(endpoint, group, user) in &self.direct_users {
             let u = pass.keys.get_mut(endpoint, group);

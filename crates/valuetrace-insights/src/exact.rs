@@ -1,0 +1,142 @@
+//! Exact counts from the store's health counts, preferred to estimates from sampled calls.
+//!
+//! The client SDKs count every call in `api_aggregate` events and flag the raw calls they also
+//! send as `aggregated`; the store's rollups add the aggregates' counts and the unaggregated raw
+//! calls. So when no call of a question's scope was sampled (rate below 1) without being
+//! aggregated, the rollups' counts of calls and status classes are exact, while the fact columns
+//! only hold the kept calls (re-weighted estimates). Rollups know route, method, service,
+//! provider, direction, plan, segment and variant, not app versions or route patterns: other
+//! slices keep the estimates.
+
+use crate::errors::ExactCounts;
+use crate::impact::ExactUsage;
+use crate::{Ctx, Error, Question, Result};
+use std::collections::HashMap;
+use valuetrace_store::EmbeddedStore;
+
+/// The rollup filter of a question's slice, `None` when the slice names something rollups lack.
+fn filter_of(question: &Question) -> Option<valuetrace_query::Filter> {
+    let slice = &question.slice;
+    if slice.app_version.is_some()
+        || slice.provider.is_some()
+        || slice.route.is_some()
+        || slice.method.is_some()
+    {
+        return None;
+    }
+    Some(valuetrace_query::Filter {
+        plan: slice.plan.clone(),
+        segment: slice.segment.clone(),
+        variant: slice.variant.clone(),
+        service: slice.service.clone(),
+        route: None,
+        method: None,
+        direction: slice.direction.clone(),
+    })
+}
+
+fn summarize(
+    store: &EmbeddedStore,
+    question: &Question,
+    filter: &valuetrace_query::Filter,
+) -> Result<valuetrace_query::summary::Summary> {
+    valuetrace_query::summary::summarize(
+        store,
+        &question.project,
+        question.from,
+        question.to,
+        filter,
+    )
+    .map_err(|error| match error {
+        valuetrace_query::Error::InvalidQuery(message) => Error::InvalidQuery(message),
+        valuetrace_query::Error::Store(error) => Error::Store(error),
+    })
+}
+
+/// [calls, failed (status ≥ 400), server errors (5xx)] of rollup counts.
+fn triple(counts: &valuetrace_store::rollup::Counts) -> [f64; 3] {
+    let failed = counts.status_classes[3] + counts.status_classes[4];
+    [
+        counts.count as f64,
+        failed as f64,
+        counts.status_classes[4] as f64,
+    ]
+}
+
+/// The window's calls and failed calls from the health counts; `None` when the slice names a
+/// dimension they lack. The caller checks that no call of the scope was sampled without an
+/// aggregate counting it.
+pub fn error_counts(store: &EmbeddedStore, question: &Question) -> Result<Option<ExactCounts>> {
+    let Some(filter) = filter_of(question) else {
+        return Ok(None);
+    };
+    let [calls, failed, _] = triple(&summarize(store, question, &filter)?.total().counts);
+    Ok(Some(ExactCounts { calls, failed }))
+}
+
+/// Whether the window's calls in scope include aggregated ones and no call sampled without an
+/// aggregate (the health counts are then exact and hold calls the facts never saw).
+fn aggregates_cover(ctx: &Ctx) -> bool {
+    let (from, to) = (ctx.question.from, ctx.question.to);
+    let everything = ctx.scope.is_everything();
+    let (mut aggregated, mut sampled_alone) = (false, false);
+    for seg in &ctx.facts.calls {
+        if seg.max_ts < from || seg.min_ts >= to {
+            continue;
+        }
+        for row in 0..seg.len() {
+            let t = seg.ts[row];
+            if t < from || t >= to || (!everything && !ctx.scope.call_ok(seg, row)) {
+                continue;
+            }
+            aggregated |= seg.aggregated[row];
+            sampled_alone |= seg.weight[row] > 1.0 && !seg.aggregated[row];
+        }
+    }
+    aggregated && !sampled_alone
+}
+
+/// Exact requests per endpoint for `impact` without a breakdown, when the aggregates cover the
+/// window; `None` otherwise (or when an endpoint of the counts has no id: none of its calls was
+/// kept, and the answer keeps its estimates rather than drop the endpoint).
+pub fn requests(store: &EmbeddedStore, ctx: &Ctx) -> Result<Option<ExactUsage>> {
+    let Some(filter) = filter_of(ctx.question) else {
+        return Ok(None);
+    };
+    if ctx.question.by.is_some() || !aggregates_cover(ctx) {
+        return Ok(None);
+    }
+    let ids: HashMap<(&str, &str, &str, bool, Option<&str>), u32> = ctx
+        .scope
+        .names
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let name = (
+                key.method.as_str(),
+                key.route.as_str(),
+                key.service.as_str(),
+                key.outbound,
+                key.provider.as_deref(),
+            );
+            (name, i as u32 + 1)
+        })
+        .collect();
+    let summary = summarize(store, ctx.question, &filter)?;
+    let mut exact = ExactUsage::new();
+    for (key, accum) in &summary.endpoints {
+        let name = (
+            key.method.as_str(),
+            key.route.as_str(),
+            key.service.as_str(),
+            key.outbound,
+            key.provider.as_deref(),
+        );
+        let Some(&id) = ids.get(&name) else {
+            return Ok(None);
+        };
+        exact.insert((id, 0), triple(&accum.counts));
+    }
+    Ok(Some(exact))
+}
