@@ -42,17 +42,60 @@ pub fn tick(x: f64) -> String {
     }
 }
 
+///
+/// In the page's currency: the `money.currency` (or `currency`) of the answers the page read
+/// (see [`page_currency`]); a page whose answers name no currency prints bare numbers.
 pub fn money(x: f64) -> String {
+    let unit = PAGE_CURRENCY
+        .try_with(|currency| currency.borrow().clone())
+        .ok()
+        .flatten();
+    money_in(x, unit.as_deref())
+}
+
+/// `x` in currency `code` (`EUR` → `€1,137`; codes without a symbol: `CHF 1,137`).
+pub fn money_in(x: f64, code: Option<&str>) -> String {
+    let unit = match code {
+        Some("EUR") => "€".to_owned(),
+        Some("USD") => "$".to_owned(),
+        Some("GBP") => "£".to_owned(),
+        Some("JPY") => "¥".to_owned(),
+        Some(code) => format!("{code} "),
+        None => String::new(),
+    };
+    let sign = if x < 0.0 { "-" } else { "" };
     let a = x.abs();
     if a >= 1e6 {
-        format!("${:.2}M", x / 1e6)
+        format!("{sign}{unit}{:.2}M", a / 1e6)
     } else if a >= 1e4 {
-        format!("${:.1}k", x / 1e3)
+        format!("{sign}{unit}{:.1}k", a / 1e3)
     } else if a >= 1e3 {
-        let whole = x.round() as i64;
-        format!("${},{:03}", whole / 1000, (whole % 1000).abs())
+        let whole = a.round() as i64;
+        format!("{sign}{unit}{},{:03}", whole / 1000, whole % 1000)
     } else {
-        format!("${x:.2}")
+        format!("{sign}{unit}{a:.2}")
+    }
+}
+
+tokio::task_local! {
+    /// The currency of the answers the page being rendered has read so far.
+    static PAGE_CURRENCY: std::cell::RefCell<Option<String>>;
+}
+
+/// Renders `page` with a page currency that [`note_currency`] sets from its answers.
+pub async fn page_currency<F: std::future::Future>(page: F) -> F::Output {
+    PAGE_CURRENCY.scope(Default::default(), page).await
+}
+
+/// Remembers the currency an answer names (`money.currency`, or `currency` of endpoint health).
+pub fn note_currency(answer: &Value) {
+    let code = answer
+        .get("money")
+        .and_then(|money| money.get("currency"))
+        .or_else(|| answer.get("currency"))
+        .and_then(Value::as_str);
+    if let Some(code) = code {
+        let _ = PAGE_CURRENCY.try_with(|currency| *currency.borrow_mut() = Some(code.to_owned()));
     }
 }
 
@@ -125,8 +168,10 @@ mod tests {
         assert_eq!(count(12_345.0), "12.3k");
         assert_eq!(count(42.0), "42");
         assert_eq!(count(2.25), "2");
-        assert_eq!(money(15_300.0), "$15.3k");
-        assert_eq!(money(1_137.43), "$1,137");
+        assert_eq!(money_in(15_300.0, Some("USD")), "$15.3k");
+        assert_eq!(money_in(1_137.43, Some("EUR")), "€1,137");
+        assert_eq!(money_in(-2_500.0, Some("CHF")), "-CHF 2,500");
+        assert_eq!(money_in(12.5, None), "12.50");
         assert_eq!(pct(0.1234), "12.3%");
         assert_eq!(pct(0.0004), "0.04%");
         assert_eq!(ms(1234.0), "1234 ms");

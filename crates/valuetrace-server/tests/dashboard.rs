@@ -287,7 +287,9 @@ async fn every_page_shows_the_datasets_numbers_and_applies_the_filters() {
     // 7 calls; 2 of them 5xx (28.6%); 2 active users; the payment's 120 is attributed.
     assert!(health.contains(">7<"), "request total");
     assert!(health.contains("28.6%"), "server error rate");
-    assert!(health.contains("$120.00"), "attributed value");
+    // Issue 18, point 3: the events are in EUR, and the page says so (it printed `$120.00`).
+    assert!(health.contains("€120.00"), "attributed value in the events' currency");
+    assert!(!health.contains("$120"), "no dollar sign on euros");
     assert!(health.contains("<title>"), "charts have hover titles");
     // The plan filter reaches the answers: free users never called payments.
     let (_, _, free) = page(&server, cookie, "/p/shop/health?since=24h&plan=free").await;
@@ -579,7 +581,7 @@ async fn issue_18_health_counts_each_unit_of_revenue_once() {
         "{outcome_tile} vs {outcomes}"
     );
     // No figure on the page adds the two views of the same order.
-    assert!(!health.contains("$240.00"), "direct + assisted summed");
+    assert!(!health.contains("€240.00"), "direct + assisted summed");
     // The table shows the two views as separate, labelled columns.
     let payments = row_cells(&health, ">POST /api/payments</a>");
     let header = row_cells(
@@ -587,7 +589,7 @@ async fn issue_18_health_counts_each_unit_of_revenue_once() {
         ">Endpoint</td>",
     );
     let column = |name: &str| header.iter().position(|h| h == name).expect(name);
-    assert_eq!(payments[column("Direct value")], "$120.00");
+    assert_eq!(payments[column("Direct value")], "€120.00");
     let assisted: f64 = rows
         .iter()
         .find(|r| r["endpoint"] == "POST /api/payments")

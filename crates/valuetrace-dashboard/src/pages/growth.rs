@@ -799,7 +799,8 @@ mod tests {
     fn differences_read_in_points_money_and_ms() {
         assert_eq!(difference_text("conversion", 0.050_07), "+5.0 pp");
         assert_eq!(difference_text("error_rate", -0.000_4), "−0.040 pp");
-        assert_eq!(difference_text("value_per_actor", 13.2), "+$13.20");
+        // Outside a page no currency is known: a bare number (pages print their answers' currency).
+        assert_eq!(difference_text("value_per_actor", 13.2), "+13.20");
         assert_eq!(difference_text("latency_p95", -0.1), "−0.1 ms");
         assert_eq!(value_text("conversion", 0.425), "42.5%");
         assert_eq!(days(7.0 * 86_400_000.0), "7 days");

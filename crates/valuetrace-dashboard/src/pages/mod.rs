@@ -36,6 +36,9 @@ impl Ctx<'_> {
     pub async fn get(&self, answer: &str, query: &str) -> Answer {
         let path = format!("/api/v1/projects/{}/{answer}?{query}", encode(self.project));
         let answer = self.api.get(self.key, &path, self.deadline).await;
+        if let Ok(value) = &answer {
+            crate::format::note_currency(value);
+        }
         if answer.as_ref().is_err_and(crate::api::Failure::is_pending) {
             self.pending
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -116,15 +119,19 @@ impl Ctx<'_> {
     }
 }
 
+/// The body of `page`; money on it is in the currency its answers name.
 pub async fn render(ctx: &Ctx<'_>, page: &str) -> Option<Markup> {
-    Some(match page {
-        "health" => health::render(ctx).await,
-        "journeys" => journeys::render(ctx).await,
-        "growth" => growth::render(ctx).await,
-        "errors" => errors::render(ctx).await,
-        "alerts" => alerts::render(ctx).await,
-        "quality" => quality::render(ctx).await,
-        "endpoint" => endpoint::render(ctx).await,
-        _ => return None,
+    crate::format::page_currency(async {
+        Some(match page {
+            "health" => health::render(ctx).await,
+            "journeys" => journeys::render(ctx).await,
+            "growth" => growth::render(ctx).await,
+            "errors" => errors::render(ctx).await,
+            "alerts" => alerts::render(ctx).await,
+            "quality" => quality::render(ctx).await,
+            "endpoint" => endpoint::render(ctx).await,
+            _ => return None,
+        })
     })
+    .await
 }
