@@ -461,7 +461,7 @@ async fn journeys_growth_and_quality_show_the_datasets_numbers() {
         "no variants in the data"
     );
     // Latency vs conversion on the payments route: one session, it converted, order value 120.
-    assert!(growth.contains("× $120.00 average"), "average order value");
+    assert!(growth.contains("× €120.00 average"), "average order value");
     assert!(
         growth.contains("No features configured"),
         "empty state names the config"
@@ -492,9 +492,9 @@ fn tile_value(html: &str, label: &str) -> Option<String> {
     Some(html[at..at + end].to_owned())
 }
 
-/// `$17.1k`, `$1,137`, `$120.00`, `$1.20M` → the amount.
+/// `€17.1k`, `$1,137`, `€120.00`, `€1.20M` → the amount.
 fn parse_money(text: &str) -> f64 {
-    let digits = text.trim_start_matches('$').replace(',', "");
+    let digits = text.trim_start_matches(['$', '€']).replace(',', "");
     let (number, scale) = match digits.chars().last() {
         Some('k') => (&digits[..digits.len() - 1], 1e3),
         Some('M') => (&digits[..digits.len() - 1], 1e6),
