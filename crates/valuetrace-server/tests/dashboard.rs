@@ -288,7 +288,10 @@ async fn every_page_shows_the_datasets_numbers_and_applies_the_filters() {
     assert!(health.contains(">7<"), "request total");
     assert!(health.contains("28.6%"), "server error rate");
     // Issue 18, point 3: the events are in EUR, and the page says so (it printed `$120.00`).
-    assert!(health.contains("€120.00"), "attributed value in the events' currency");
+    assert!(
+        health.contains("€120.00"),
+        "attributed value in the events' currency"
+    );
     assert!(!health.contains("$120"), "no dollar sign on euros");
     assert!(health.contains("<title>"), "charts have hover titles");
     // The plan filter reaches the answers: free users never called payments.

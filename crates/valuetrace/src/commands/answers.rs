@@ -85,7 +85,7 @@ fn rate_ci(rate: &Value) -> Cell {
     Cell::new(text).set_alignment(CellAlignment::Right)
 }
 
-fn group_thousands(n: f64, decimals: usize) -> String {
+pub(crate) fn group_thousands(n: f64, decimals: usize) -> String {
     let text = format!("{n:.decimals$}");
     let (int, frac) = text
         .split_once('.')

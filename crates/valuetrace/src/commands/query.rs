@@ -678,9 +678,30 @@ async fn show(
     } else {
         let mut out = Output::new(common.csv.clone());
         print(&answer, &mut out);
+        if let Some(line) = money_line(&answer) {
+            out.line(line);
+        }
         out.finish()?;
     }
     Ok(())
+}
+
+/// The currency every amount of the answer is in, and the values left out for want of a rate.
+pub fn money_line(answer: &Value) -> Option<String> {
+    let money = answer.get("money")?;
+    let mut line = match money["currency"].as_str() {
+        Some(code) => format!("amounts in {code}"),
+        None => "amounts in the events' currency (none named)".to_owned(),
+    };
+    for apart in money["unconverted"].as_array().into_iter().flatten() {
+        let code = apart["currency"].as_str().unwrap_or("?");
+        line.push_str(&format!(
+            " · left out, no rate in currency_rates: {} {code} events ({} {code})",
+            apart["events"].as_u64().unwrap_or(0),
+            super::answers::group_thousands(apart["value"].as_f64().unwrap_or(0.0), 2),
+        ));
+    }
+    Some(line)
 }
 
 fn number(value: &Value, decimals: usize) -> String {
@@ -701,8 +722,21 @@ pub fn endpoints_table(answer: &Value) -> Table {
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
     table.set_header([
-        "method", "route", "service", "requests", "req/min", "users", "5xx", "4xx", "p50 ms",
-        "p95 ms", "p99 ms", "value",
+        "method".to_owned(),
+        "route".to_owned(),
+        "service".to_owned(),
+        "requests".to_owned(),
+        "req/min".to_owned(),
+        "users".to_owned(),
+        "5xx".to_owned(),
+        "4xx".to_owned(),
+        "p50 ms".to_owned(),
+        "p95 ms".to_owned(),
+        "p99 ms".to_owned(),
+        match answer["currency"].as_str() {
+            Some(code) => format!("value {code}"),
+            None => "value".to_owned(),
+        },
     ]);
     for row in answer["endpoints"].as_array().into_iter().flatten() {
         let outbound = row["direction"].as_str() == Some("outbound");
@@ -754,6 +788,19 @@ fn timeseries_table(answer: &Value, metric: &str) -> Table {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_answer_says_its_currency_and_what_it_left_out() {
+        let answer = serde_json::json!({"money": {"currency": "EUR",
+            "unconverted": [{"currency": "JPY", "events": 2, "value": 2000.0}]}});
+        assert_eq!(
+            super::money_line(&answer).as_deref(),
+            Some(
+                "amounts in EUR · left out, no rate in currency_rates: 2 JPY events (2,000.00 JPY)"
+            )
+        );
+        assert_eq!(super::money_line(&serde_json::json!({})), None);
+    }
+
     use super::*;
 
     fn demo_dir(url: &str, key: &str) -> tempfile::TempDir {
