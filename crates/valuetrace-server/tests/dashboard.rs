@@ -886,3 +886,69 @@ async fn issue_18_counts_print_whole() {
         "a fractional estimate is printed whole"
     );
 }
+
+/// Issue 18, point 3: a second currency with no rate is never added to the euros. The business
+/// answers and endpoint health leave it out, the Data Quality page lists it, and every money
+/// figure on the pages is in euros.
+#[tokio::test]
+async fn issue_18_a_currency_without_a_rate_is_reported_apart_never_summed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    load(&server).await;
+    let t = NOW - 20 * MIN;
+    let yen = vec![
+        call_event(
+            "y1",
+            t,
+            "POST",
+            "/api/gift-cards",
+            201,
+            "carol",
+            "pro",
+            json!({"value": 5000.0, "currency": "JPY"}),
+        ),
+        json!({"type": "outcome", "schema_version": 1, "event_id": "y2", "timestamp": t + MIN,
+               "name": "purchase", "user_id": "carol", "session_id": "s-carol", "value": 5000.0, "currency": "JPY"}),
+    ];
+    let (status, answer) = call(
+        &server,
+        batch_request(Some(&format!("Bearer {SHOP_INGEST}")), &yen),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let impact = api(&server, "/api/v1/projects/shop/impact?since=24h").await;
+    assert_eq!(impact["money"]["currency"], "EUR", "{impact}");
+    assert_eq!(
+        impact["attributed_outcome_value"],
+        json!(120.0),
+        "yen never join euros"
+    );
+    assert_eq!(
+        impact["money"]["unconverted"],
+        json!([{"currency": "JPY", "events": 2, "value": 10000.0}])
+    );
+    let health = api(&server, "/api/v1/projects/shop/endpoints?since=24h").await;
+    assert_eq!(health["currency"], "EUR");
+    let gift = health["endpoints"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["route"] == "/api/gift-cards"))
+        .expect("gift cards row");
+    assert_eq!(gift["value_sum"], Value::Null, "no rate: no sum");
+    assert_eq!(gift["value_currency"], "JPY");
+
+    let cookie = session_of_shop(&server).await;
+    let (status, _, quality) = page(&server, Some(&cookie), "/p/shop/quality?since=24h").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        quality.contains("Values in currencies without a rate"),
+        "{quality}"
+    );
+    assert!(quality.contains("JPY"));
+    let (_, _, health_page) = page(&server, Some(&cookie), "/p/shop/health?since=24h").await;
+    assert!(health_page.contains("€120.00"), "euros stay euros");
+    assert!(
+        !health_page.contains("5,120") && !health_page.contains("10.1k"),
+        "no sum across currencies"
+    );
+}

@@ -55,6 +55,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
             (tile("Clamped", &count(total("clamped")), "timestamps too far in the future"))
             (tile("Sampled", &pct(num(&q, "sampled_share").unwrap_or(0.0)), "of API calls carry sample_rate < 1"))
         }
+        (unconverted(&q))
         section.card {
             h2 { "Ingest volume per hour" }
             (chart::lines("events per hour", &[
@@ -133,6 +134,36 @@ fn counts_table(rows: &[Value], field: &str, head: &str) -> Markup {
                     tr {
                         td { (r.get(field).map_or_else(String::new, |v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))) }
                         td.num { (count(num(r, "events").unwrap_or(0.0))) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Values in a currency without a rate: left out of every money figure, so listed here.
+fn unconverted(q: &Value) -> Markup {
+    let apart = list(&q["money"], "unconverted");
+    if apart.is_empty() {
+        return html! {};
+    }
+    html! {
+        section.card {
+            h2 { "Values in currencies without a rate" }
+            p.note {
+                "Money on every page is in " (text(&q["money"], "currency"))
+                ". These values are in no figure until their currency gets a rate in "
+                code { "[projects.analysis.currency_rates]" } "."
+            }
+            table {
+                thead { tr { th { "Currency" } th.num { "Events" } th.num { "Value (in that currency)" } } }
+                tbody {
+                    @for row in apart {
+                        tr {
+                            td { (text(row, "currency")) }
+                            td.num { (count(num(row, "events").unwrap_or(0.0))) }
+                            td.num { (format!("{:.2}", num(row, "value").unwrap_or(0.0))) }
+                        }
                     }
                 }
             }
