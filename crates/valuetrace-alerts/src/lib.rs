@@ -12,7 +12,8 @@
 //!   [`evaluate`] judges one rule at `now`; [`state`] steps inactive → pending → firing →
 //!   resolved; [`engine`] runs all rules of a project, keeps history and silences, groups
 //!   notices and puts the rendered [`notify`] payloads in the [`outbox`]; [`deliver`] sends them
-//!   (after the [`ssrf`] check) with retries.
+//!   (after the [`ssrf`] check) with retries; a 4xx other than 408/429 is refused for good
+//!   and not retried. [`test_send`] sends a marked test notification through a rule's channels.
 //! - [`collect`] + [`exposition`]: the catalog as Prometheus text with a cardinality guard.
 //! - [`orphans`]: catalog metrics without data.
 //!
@@ -42,6 +43,7 @@ pub mod source;
 pub mod ssrf;
 pub mod state;
 pub mod store_source;
+pub mod test_send;
 
 pub use catalog::{Catalog, MetricDef};
 pub use config::{AlertsConfig, ProjectAlerts};
