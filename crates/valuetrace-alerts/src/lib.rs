@@ -16,6 +16,7 @@
 //!   and not retried. [`test_send`] sends a marked test notification through a rule's channels.
 //! - [`collect`] + [`exposition`]: the catalog as Prometheus text with a cardinality guard.
 //! - [`orphans`]: catalog metrics without data.
+//! - [`rule_series`]: a rule's value over a range next to its bounds (the Alerts page's charts).
 //!
 //! Time is always passed in (`now`, ms since the epoch): tests drive a clock by hand. The crate
 //! sits above the store and the answers and below the server, which runs the evaluation loop,
@@ -36,6 +37,7 @@ pub mod measure;
 pub mod notify;
 pub mod orphans;
 pub mod outbox;
+pub mod rule_series;
 pub mod rules;
 pub mod seasonal;
 pub mod selector;
