@@ -99,7 +99,7 @@ async fn rule_chart(ctx: &Ctx<'_>, rule: &Value) -> Markup {
         .await;
     let selected = ctx.param("rule") == name;
     html! {
-        div.rule-chart id=(anchor(name)) class=[selected.then_some("selected")] {
+        div id=(anchor(name)) class=(if selected { "rule-chart selected" } else { "rule-chart" }) {
             h3 { (name) " " span.note { (condition(rule)) } }
             @match &answer {
                 Err(f) => (failure("This rule's values", f)),
