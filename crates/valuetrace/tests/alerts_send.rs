@@ -9,9 +9,12 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+/// (path, body) of every request a receiver got.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A receiver on a free port: `/refuse` answers 400 `invalid_token`, the rest 202 `accepted-ok`.
 /// Returns its address and the (path, body) of every request.
-fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
+fn receiver() -> (std::net::SocketAddr, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     let seen = Arc::new(Mutex::new(Vec::new()));
