@@ -485,15 +485,21 @@ pub async fn send_test(
     response
 }
 
-/// Whether the request's `Origin` (when a browser sent one) is this host.
+/// Whether the request comes from a page of this dashboard. Browsers say so in
+/// `Sec-Fetch-Site`; without it, an `Origin` must name the host asked (`Host`, or
+/// `X-Forwarded-Host` behind a proxy that rewrites `Host`). A request with neither is not a
+/// browser's cross-site form post (the session cookie is `SameSite=Strict` anyway).
 fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = value("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    let Some(origin) = value("origin") else {
         return true;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
     let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+    [value("host"), value("x-forwarded-host")]
+        .into_iter()
+        .flatten()
+        .any(|host| !host.is_empty() && origin_host.eq_ignore_ascii_case(host))
 }
