@@ -303,7 +303,12 @@ impl Engine {
     ) -> Vec<(String, Rendered)> {
         let mut by_group: BTreeMap<(String, String), Vec<Notice>> = BTreeMap::new();
         for state in self.state.states.values() {
-            if state.phase != Phase::Firing || state.silenced {
+            let silenced = self
+                .state
+                .silences
+                .iter()
+                .any(|s| s.matches(&state.rule, &state.labels, now));
+            if state.phase != Phase::Firing || silenced {
                 continue;
             }
             let Some(rule) = alerts.rule(&state.rule) else {

@@ -149,3 +149,43 @@ async fn timeouts_rate_limits_and_5xx_are_retried() {
         assert_eq!(report.delivered, 1, "{status}: retried and delivered");
     }
 }
+
+#[tokio::test]
+async fn firing_alerts_are_reposted_to_alertmanager_every_minute_unless_silenced() {
+    let (base, refuser) = spawn(200).await;
+    let mut alerts_am = alerts(&base);
+    alerts_am.config.channels[0].kind = valuetrace_alerts::notify::ChannelKind::Alertmanager;
+    alerts_am.config.channels[0].url = Some(base.clone());
+    let engine = fired(&alerts_am);
+    let now = T0 + 6 * MINUTE;
+    assert_eq!(
+        deliver_due(&engine, &alerts_am, "shop", now)
+            .await
+            .delivered,
+        1
+    );
+    let repost =
+        |at| valuetrace_alerts::deliver::refresh_alertmanager(&engine, &alerts_am, "shop", at);
+    assert_eq!(repost(now).await.delivered, 1);
+    assert_eq!(
+        repost(now + 59_000).await.delivered,
+        0,
+        "not before a minute"
+    );
+    assert_eq!(repost(now + MINUTE).await.delivered, 1);
+    // A silence added while firing stops the re-posts (Alertmanager then lets the alert end).
+    engine.lock().expect("lock").silence(
+        valuetrace_alerts::state::Silence {
+            id: String::new(),
+            rule: Some("CheckoutTrafficHigh".into()),
+            matchers: Default::default(),
+            starts_at: 0,
+            ends_at: now + HOUR,
+            created_by: String::new(),
+            comment: String::new(),
+        },
+        now,
+    );
+    assert_eq!(repost(now + 2 * MINUTE).await.delivered, 0);
+    assert_eq!(refuser.requests.load(Ordering::SeqCst), 3);
+}
