@@ -109,6 +109,8 @@ async fn rule_chart(ctx: &Ctx<'_>, rule: &Value) -> Markup {
                         p.empty { "No value in this range." @if let Some(e) = a["error"].as_str() { " " (e) } }
                     } @else {
                         (chart::lines(&format!("{name}: value against its threshold"), &lines, &plain))
+                        @let hidden = list(a, "series").len().saturating_sub(MAX_LINES);
+                        @if hidden > 0 { p.note { (hidden) " more series not drawn (the " (MAX_LINES) " that came closest to their bound are)." } }
                     }
                 }
             }
@@ -117,11 +119,33 @@ async fn rule_chart(ctx: &Ctx<'_>, rule: &Value) -> Markup {
     }
 }
 
-/// The value lines of a `alerts/series` answer, then one flat line per bound.
+/// Value lines drawn per rule (a per-route burn-rate rule has one per route and window pair):
+/// the ones that came closest to their bound.
+const MAX_LINES: usize = 6;
+
+/// How close a series came to (or how far past) its first bound: its peak ÷ the bound.
+fn closeness(series: &Value) -> f64 {
+    let peak = list(series, "points")
+        .iter()
+        .filter_map(|p| p.get(1).and_then(Value::as_f64))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let bound = list(series, "bounds")
+        .first()
+        .and_then(|b| num(b, "value"))
+        .filter(|b| *b != 0.0)
+        .unwrap_or(1.0);
+    peak / bound
+}
+
+/// The value lines of a `alerts/series` answer (at most [`MAX_LINES`]), then one flat line per
+/// bound.
 fn rule_lines(answer: &Value) -> Vec<Series> {
     let mut lines = Vec::new();
     let mut bounds = Vec::new();
-    for (index, series) in list(answer, "series").iter().enumerate() {
+    let mut ranked: Vec<&Value> = list(answer, "series").iter().collect();
+    ranked.sort_by(|a, b| closeness(b).total_cmp(&closeness(a)));
+    ranked.truncate(MAX_LINES);
+    for (index, series) in ranked.into_iter().enumerate() {
         let points: Vec<(i64, Option<f64>)> = list(series, "points")
             .iter()
             .filter_map(|p| Some((p.get(0)?.as_i64()?, p.get(1).and_then(Value::as_f64))))
@@ -149,7 +173,14 @@ fn rule_lines(answer: &Value) -> Vec<Series> {
         }
         lines.push(Series {
             name,
-            color: [chart::BLUE, chart::GREEN, chart::PURPLE, chart::SKY][index % 4],
+            color: [
+                chart::BLUE,
+                chart::GREEN,
+                chart::PURPLE,
+                chart::SKY,
+                chart::ORANGE,
+                chart::GREY,
+            ][index % MAX_LINES],
             points,
         });
     }

@@ -281,6 +281,11 @@ async fn ask(command: AlertsCommand) -> anyhow::Result<()> {
         print(&command, &answer);
     }
     if matches!(command, AlertsCommand::Test { send: true, .. }) && answer["ok"] != true {
+        if answer["dry_run"] == true {
+            bail!(
+                "nothing was sent: the project's alerts are in dry-run mode (alerts.dry_run = true)"
+            );
+        }
         bail!("not every channel accepted the test notification");
     }
     Ok(())
@@ -314,6 +319,7 @@ fn print_sent(answer: &Value) {
                 };
                 format!("HTTP {status}, {verdict}")
             }
+            (_, Some(error)) if error.starts_with("dry run") => error.to_owned(),
             (_, Some(error)) => format!("not sent: {error}"),
             _ => "no answer".to_owned(),
         };
