@@ -14,8 +14,8 @@ pub struct AlertsConfig {
     pub evaluation_interval: String,
     /// A firing alert is notified again after this (`0s`: never).
     pub renotify_interval: String,
-    /// Base URL of the valuetrace UI behind a proxy; notifications link
-    /// `<dashboard_url>/projects/<project>/alerts/<rule>?from=<ms>&to=<ms>`.
+    /// Base URL of the valuetrace dashboard (as users reach it, behind a proxy too);
+    /// notifications link its Alerts page, `<dashboard_url>/p/<project>/alerts?rule=<rule>&...`.
     pub dashboard_url: String,
     /// Render notifications and log them instead of sending them.
     pub dry_run: bool,

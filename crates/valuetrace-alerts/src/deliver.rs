@@ -1,13 +1,16 @@
 //! Sends what is due in the outbox: POST with the payload's headers and
 //! `X-Valuetrace-Notification-Id`, after the SSRF check on the resolved address (the request
-//! goes to that address, redirects are not followed). 2xx: delivered; anything else (or no
-//! answer within the timeout): retried with backoff until `max_delivery_age`.
+//! goes to that address, redirects are not followed). 2xx: delivered. A 4xx other than 408 and
+//! 429 is a permanent refusal (the same payload would be refused again): dropped, counted,
+//! logged with the start of the receiver's body, kept for the Alerts page. Anything else (5xx,
+//! 408, 429, no answer within the timeout): retried with backoff until `max_delivery_age`.
 //!
 //! TLS: `https://` targets (Slack, PagerDuty) are reached with rustls (ring provider) and the
 //! system's root certificates.
 
 use crate::config::ProjectAlerts;
 use crate::engine::Engine;
+use crate::notify::alertmanager::RESEND_MS;
 use crate::notify::{ChannelDef, ID_HEADER};
 use crate::outbox::OutboxEntry;
 use std::sync::Mutex;
@@ -18,12 +21,48 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryReport {
     pub delivered: usize,
+    /// Failed attempts that will be retried (or were abandoned).
     pub failed: usize,
     pub abandoned: usize,
+    /// Refused for good by the receiver (a 4xx other than 408/429): dropped, not retried.
+    pub rejected: usize,
 }
 
-/// One POST of `entry` to `channel`; `Ok` on a 2xx.
-pub async fn send(channel: &ChannelDef, entry: &OutboxEntry) -> Result<(), String> {
+/// The start of a receiver's body kept with its answer (bytes read at most, characters kept).
+const BODY_READ_LIMIT: usize = 4096;
+pub const BODY_EXCERPT_CHARS: usize = 500;
+
+/// What a receiver answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// The start of the body ([`BODY_EXCERPT_CHARS`] characters at most), trimmed.
+    pub body: String,
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// A refusal that retrying cannot change: a 4xx other than 408 (timeout) and 429 (rate).
+    pub fn is_permanent_failure(&self) -> bool {
+        (400..500).contains(&self.status) && !matches!(self.status, 408 | 429)
+    }
+
+    /// `HTTP 400: <body>`.
+    pub fn describe(&self) -> String {
+        if self.body.is_empty() {
+            format!("HTTP {}", self.status)
+        } else {
+            format!("HTTP {}: {}", self.status, self.body)
+        }
+    }
+}
+
+/// One POST of `entry` to `channel`; the receiver's answer, whatever its status, or why there
+/// was none (no URL, refused by the SSRF check, connection failed, timeout).
+pub async fn send(channel: &ChannelDef, entry: &OutboxEntry) -> Result<Reply, String> {
     let url = channel.target()?;
     let (host, address) = crate::ssrf::resolve_checked(&url, channel.allow_private_targets).await?;
     install_tls_provider();
@@ -42,21 +81,43 @@ pub async fn send(channel: &ChannelDef, entry: &OutboxEntry) -> Result<(), Strin
     for (name, value) in &entry.headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    let response = request.send().await.map_err(|error| {
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
+    let mut response = request.send().await.map_err(|error| chain(&error))?;
+    let status = response.status().as_u16();
+    let mut bytes = Vec::new();
+    while bytes.len() < BODY_READ_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            // The status is the answer; a body cut short only shortens the excerpt.
+            Ok(None) | Err(_) => break,
         }
-        message
-    })?;
-    let status = response.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("HTTP {}", status.as_u16()))
     }
+    Ok(Reply {
+        status,
+        body: excerpt(&bytes),
+    })
+}
+
+/// The start of a body as one line of text.
+fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(BODY_READ_LIMIT)]);
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > BODY_EXCERPT_CHARS {
+        let mut cut: String = line.chars().take(BODY_EXCERPT_CHARS).collect();
+        cut.push('…');
+        cut
+    } else {
+        line
+    }
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
 }
 
 /// Makes ring the process's rustls provider (once; a provider installed earlier stays).
@@ -93,7 +154,10 @@ pub async fn deliver_due(
             )),
             Some(_) if alerts.config.dry_run => {
                 tracing::info!(project, channel = %entry.channel, id = %entry.id, body = %entry.body, "dry run: notification not sent");
-                Ok(())
+                Ok(Reply {
+                    status: 200,
+                    body: String::new(),
+                })
             }
             Some(channel) => send(channel, entry).await,
         };
@@ -102,11 +166,18 @@ pub async fn deliver_due(
     let mut engine = lock(engine);
     for (id, channel, result) in results {
         match result {
-            Ok(()) => {
+            Ok(reply) if reply.is_success() => {
                 engine.state.outbox.delivered(&id, now);
                 report.delivered += 1;
             }
-            Err(error) => {
+            Ok(reply) if reply.is_permanent_failure() => {
+                let error = reply.describe();
+                tracing::error!(project, %channel, %id, %error, "notification refused by the receiver; not retried (fix the channel)");
+                engine.state.outbox.rejected(&id, error, now);
+                report.rejected += 1;
+            }
+            result => {
+                let error = result.map_or_else(|error| error, |reply| reply.describe());
                 tracing::warn!(project, %channel, %id, %error, "notification not delivered; will retry");
                 report.failed += 1;
                 if let Some(dropped) =
@@ -123,6 +194,57 @@ pub async fn deliver_due(
     }
     if let Err(error) = engine.save() {
         tracing::error!(project, %error, "cannot save the alert state; deliveries may repeat after a restart");
+    }
+    report
+}
+
+/// Posts every firing alert routed to an Alertmanager channel again, at most every
+/// [`RESEND_MS`] per project: Alertmanager resolves an alert it has not heard of for
+/// `resolve_timeout`. Straight to the receiver, not through the outbox: a lost re-post is
+/// replaced by the next one. Silenced series are not posted (Alertmanager lets them end).
+pub async fn refresh_alertmanager(
+    engine: &Mutex<Engine>,
+    alerts: &ProjectAlerts,
+    project: &str,
+    now: i64,
+) -> DeliveryReport {
+    let mut report = DeliveryReport::default();
+    let payloads = {
+        let mut engine = lock(engine);
+        if engine
+            .alertmanager_refreshed_at
+            .is_some_and(|at| now - at < RESEND_MS)
+        {
+            return report;
+        }
+        engine.alertmanager_refreshed_at = Some(now);
+        engine.firing_for_alertmanager(alerts, project, now)
+    };
+    for (channel_name, rendered) in payloads {
+        let Some(channel) = alerts.channel(&channel_name) else {
+            continue;
+        };
+        if alerts.config.dry_run {
+            continue;
+        }
+        let entry = OutboxEntry {
+            id: rendered.id,
+            channel: channel_name.clone(),
+            body: rendered.body,
+            headers: rendered.headers,
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+        };
+        match send(channel, &entry).await {
+            Ok(reply) if reply.is_success() => report.delivered += 1,
+            result => {
+                let error = result.map_or_else(|error| error, |reply| reply.describe());
+                tracing::warn!(project, channel = %channel_name, %error, "alertmanager re-post failed; the next one follows in a minute");
+                report.failed += 1;
+            }
+        }
     }
     report
 }

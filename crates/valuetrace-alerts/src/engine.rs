@@ -57,6 +57,9 @@ pub struct Evaluation {
 pub struct Engine {
     path: Option<PathBuf>,
     pub state: EngineState,
+    /// When firing alerts were last posted again to Alertmanager channels (not saved: after a
+    /// restart they are posted at once).
+    pub alertmanager_refreshed_at: Option<i64>,
 }
 
 impl Engine {
@@ -67,6 +70,7 @@ impl Engine {
                 version: FORMAT_VERSION,
                 ..EngineState::default()
             },
+            alertmanager_refreshed_at: None,
         }
     }
 
@@ -256,17 +260,13 @@ impl Engine {
         hash.update(state.incident().as_bytes());
         hash.update(format!("{change:?}/{}", state.notifications).as_bytes());
         let starts_at = state.active_since.unwrap_or(now);
-        let dashboard_url = if alerts.config.dashboard_url.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "{}/projects/{project}/alerts/{}?from={}&to={}",
-                alerts.config.dashboard_url.trim_end_matches('/'),
-                def.name,
-                starts_at - rule.window_ms.max(3_600_000),
-                now
-            )
-        };
+        let dashboard_url = crate::notify::dashboard_link(
+            &alerts.config.dashboard_url,
+            project,
+            &def.name,
+            starts_at - rule.window_ms.max(3_600_000),
+            now,
+        );
         Notice {
             id: hex(&hash.finalize()[..16]),
             project: project.to_owned(),
@@ -289,7 +289,57 @@ impl Engine {
             dashboard_url,
             runbook: def.runbook.clone(),
             docs: metric.map(|m| m.def.docs.clone()).unwrap_or_default(),
+            test: false,
         }
+    }
+
+    /// The payloads that tell each Alertmanager channel what fires now: every firing, not
+    /// silenced series of the rules routed to it, grouped as evaluations group them.
+    pub fn firing_for_alertmanager(
+        &self,
+        alerts: &ProjectAlerts,
+        project: &str,
+        now: i64,
+    ) -> Vec<(String, Rendered)> {
+        let mut by_group: BTreeMap<(String, String), Vec<Notice>> = BTreeMap::new();
+        for state in self.state.states.values() {
+            let silenced = self
+                .state
+                .silences
+                .iter()
+                .any(|s| s.matches(&state.rule, &state.labels, now));
+            if state.phase != Phase::Firing || silenced {
+                continue;
+            }
+            let Some(rule) = alerts.rule(&state.rule) else {
+                continue;
+            };
+            for channel in &rule.channels {
+                if alerts
+                    .channel(channel)
+                    .is_none_or(|c| c.kind != crate::notify::ChannelKind::Alertmanager)
+                {
+                    continue;
+                }
+                let notice = self.notice(alerts, project, rule, state, Change::Reminder, now);
+                by_group
+                    .entry((rule.group.clone(), channel.clone()))
+                    .or_default()
+                    .push(notice);
+            }
+        }
+        let mut payloads = Vec::new();
+        for ((group, channel_name), notices) in by_group {
+            if let Some(channel) = alerts.channel(&channel_name) {
+                for mut rendered in render(channel, &group, &notices, now) {
+                    // Not an outbox entry: an id of its own, so receivers never take a re-post
+                    // for a repeat of the notification it repeats.
+                    rendered.id = format!("{}-{now}", rendered.id);
+                    payloads.push((channel_name.clone(), rendered));
+                }
+            }
+        }
+        payloads
     }
 
     fn forget_quiet_series(&mut self, now: i64) {

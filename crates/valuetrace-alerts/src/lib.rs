@@ -12,9 +12,11 @@
 //!   [`evaluate`] judges one rule at `now`; [`state`] steps inactive → pending → firing →
 //!   resolved; [`engine`] runs all rules of a project, keeps history and silences, groups
 //!   notices and puts the rendered [`notify`] payloads in the [`outbox`]; [`deliver`] sends them
-//!   (after the [`ssrf`] check) with retries.
+//!   (after the [`ssrf`] check) with retries; a 4xx other than 408/429 is refused for good
+//!   and not retried. [`test_send`] sends a marked test notification through a rule's channels.
 //! - [`collect`] + [`exposition`]: the catalog as Prometheus text with a cardinality guard.
 //! - [`orphans`]: catalog metrics without data.
+//! - [`rule_series`]: a rule's value over a range next to its bounds (the Alerts page's charts).
 //!
 //! Time is always passed in (`now`, ms since the epoch): tests drive a clock by hand. The crate
 //! sits above the store and the answers and below the server, which runs the evaluation loop,
@@ -35,6 +37,7 @@ pub mod measure;
 pub mod notify;
 pub mod orphans;
 pub mod outbox;
+pub mod rule_series;
 pub mod rules;
 pub mod seasonal;
 pub mod selector;
@@ -42,6 +45,7 @@ pub mod source;
 pub mod ssrf;
 pub mod state;
 pub mod store_source;
+pub mod test_send;
 
 pub use catalog::{Catalog, MetricDef};
 pub use config::{AlertsConfig, ProjectAlerts};

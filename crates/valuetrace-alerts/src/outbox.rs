@@ -5,6 +5,10 @@
 //! remembered for `DELIVERED_MEMORY_MS`, so enqueuing the same id again (a re-evaluation after a
 //! crash) is a no-op. A crash after a 2xx but before the state is saved sends it once more with
 //! the same id: at least once, and receivers de-duplicate by id.
+//!
+//! A receiver that refuses a notification for good (a 4xx other than 408 and 429: a bad
+//! payload, a revoked webhook) will refuse every retry too: it is dropped at once, counted in
+//! `rejected`, and kept in `rejections` (the last [`REJECTIONS_KEPT`]) with the receiver's answer.
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -13,6 +17,8 @@ use std::collections::VecDeque;
 pub const DELIVERED_MEMORY_MS: i64 = 7 * 86_400_000;
 /// Longest wait between two attempts.
 pub const MAX_BACKOFF_MS: i64 = 5 * 60_000;
+/// Rejected notifications kept with the receiver's answer.
+pub const REJECTIONS_KEPT: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
@@ -35,6 +41,24 @@ pub struct Outbox {
     /// Notifications dropped after `max_age` without a 2xx.
     #[serde(default)]
     pub abandoned: u64,
+    /// Notifications a receiver refused for good (a 4xx other than 408/429), not retried.
+    #[serde(default)]
+    pub rejected: u64,
+    /// The last rejections, oldest first.
+    #[serde(default)]
+    pub rejections: VecDeque<Rejection>,
+}
+
+/// A notification a receiver refused for good, with its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub id: String,
+    pub channel: String,
+    pub at: i64,
+    pub created_at: i64,
+    pub attempts: u32,
+    /// The receiver's status and the start of its body.
+    pub error: String,
 }
 
 /// Delay before attempt `attempts + 1`: 1 s, 2 s, 4 s … capped at 5 min.
@@ -99,6 +123,27 @@ impl Outbox {
             return Some(self.pending.remove(index));
         }
         None
+    }
+
+    /// Drops an entry the receiver refused for good and records why; returns it.
+    pub fn rejected(&mut self, id: &str, error: String, now: i64) -> Option<OutboxEntry> {
+        let index = self.pending.iter().position(|entry| entry.id == id)?;
+        let mut entry = self.pending.remove(index);
+        entry.attempts += 1;
+        entry.last_error = Some(error.clone());
+        self.rejected += 1;
+        self.rejections.push_back(Rejection {
+            id: entry.id.clone(),
+            channel: entry.channel.clone(),
+            at: now,
+            created_at: entry.created_at,
+            attempts: entry.attempts,
+            error,
+        });
+        while self.rejections.len() > REJECTIONS_KEPT {
+            self.rejections.pop_front();
+        }
+        Some(entry)
     }
 }
 

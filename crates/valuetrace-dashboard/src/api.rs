@@ -11,7 +11,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -133,8 +133,25 @@ impl Api {
         self.fetch(key, &path).await.map(|_| ())
     }
 
+    /// `POST path_and_query` with `key`, never cached (an action, such as sending a test
+    /// notification); the answer, or the API's status and message.
+    pub async fn post(&self, key: &str, path_and_query: &str) -> Result<Value, Failure> {
+        self.request(Method::POST, key, path_and_query).await
+    }
+
     async fn fetch(&self, key: &str, path_and_query: &str) -> Result<Value, Failure> {
-        let request = Request::get(path_and_query)
+        self.request(Method::GET, key, path_and_query).await
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        key: &str,
+        path_and_query: &str,
+    ) -> Result<Value, Failure> {
+        let request = Request::builder()
+            .method(method)
+            .uri(path_and_query)
             .header("authorization", format!("Bearer {key}"))
             .body(Body::empty())
             .map_err(|error| Failure {

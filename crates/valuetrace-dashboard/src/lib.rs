@@ -82,6 +82,7 @@ pub fn router(api: Router, memory: Arc<Memory>) -> Router {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/p/{project}/{page}", get(page))
+        .route("/p/{project}/alerts/test", post(pages::alerts::send_test))
         .with_state(state)
 }
 

@@ -2,7 +2,10 @@
 //! notifications.
 //!
 //! - `GET /api/v1/projects/{project}/alerts/rules|states|history`, `POST .../alerts/test/{rule}`
-//!   (dry run: evaluates now, renders what would be sent, changes nothing), silences
+//!   (dry run: evaluates now, renders what would be sent, changes nothing),
+//!   `POST .../alerts/test/{rule}/send` (a marked test notification through the rule's real
+//!   channels, with each receiver's answer), `GET .../alerts/series/{rule}` (the rule's value
+//!   over a range next to its bounds), silences
 //!   (`GET|POST .../alerts/silences`, `DELETE .../alerts/silences/{id}`): read key.
 //! - `GET /api/v1/projects/{project}/metrics/catalog|orphans`: read key.
 //! - `GET /api/v1/projects/{project}/metrics`: the catalog in the Prometheus text format, for a
@@ -29,13 +32,20 @@ use valuetrace_alerts::{Engine, ProjectAlerts};
 pub struct AlertEngines {
     dir: PathBuf,
     engines: Mutex<HashMap<String, Arc<Mutex<Engine>>>>,
+    /// When a test notification of (project, rule) was last sent: at most one per
+    /// [`TEST_SEND_INTERVAL`], so a read key cannot flood a channel.
+    test_sends: Mutex<HashMap<(String, String), std::time::Instant>>,
 }
+
+/// Shortest time between two test notifications of one rule.
+pub const TEST_SEND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AlertEngines {
     pub fn new(dir: PathBuf) -> Self {
         AlertEngines {
             dir,
             engines: Mutex::new(HashMap::new()),
+            test_sends: Mutex::new(HashMap::new()),
         }
     }
 
@@ -139,6 +149,16 @@ pub async fn states(
         "outbox": {
             "pending": engine.state.outbox.pending.len(),
             "abandoned": engine.state.outbox.abandoned,
+            "rejected": engine.state.outbox.rejected,
+            "rejections": engine.state.outbox.rejections.iter().rev().collect::<Vec<_>>(),
+            "waiting": engine.state.outbox.pending.iter().map(|entry| json!({
+                "id": entry.id,
+                "channel": entry.channel,
+                "created_at": entry.created_at,
+                "attempts": entry.attempts,
+                "next_attempt_at": entry.next_attempt_at,
+                "last_error": entry.last_error,
+            })).collect::<Vec<_>>(),
         },
     })))
 }
@@ -194,6 +214,120 @@ pub async fn test_rule(
     .await
     .map_err(|error| ApiError::internal(&error))?;
     answer.map(Json).map_err(ApiError::unavailable)
+}
+
+/// `POST .../alerts/test/{rule}/send?channel=`: sends a test notification of the rule, marked
+/// as such, through each of its channels (or `channel` only) and returns each receiver's answer.
+/// Nothing else changes (no state, no outbox). One per rule every [`TEST_SEND_INTERVAL`].
+pub async fn send_test(
+    State(state): State<Arc<AppState>>,
+    Path((project, rule)): Path<(String, String)>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    crate::query_api::check_known(&params, &["channel"])?;
+    let alerts = project_alerts(&state, &project);
+    if alerts.rule(&rule).is_none() {
+        return Err(ApiError::not_found(&format!("rule `{rule}`")));
+    }
+    {
+        let mut sends = lock_map(&state.alert_engines.test_sends);
+        let key = (project.clone(), rule.clone());
+        if let Some(at) = sends.get(&key)
+            && at.elapsed() < TEST_SEND_INTERVAL
+        {
+            let wait = (TEST_SEND_INTERVAL - at.elapsed()).as_secs() + 1;
+            return Err(ApiError::new(
+                crate::error::ErrorKind::TooManyRequests,
+                "test_too_soon",
+                format!("a test notification of `{rule}` was just sent; try again in {wait} s"),
+            )
+            .retry_after(wait));
+        }
+        sends.retain(|_, at| at.elapsed() < TEST_SEND_INTERVAL);
+        sends.insert(key, std::time::Instant::now());
+    }
+    let now = (state.clock)();
+    let source = source(&state, now);
+    let only = params.get("channel").cloned();
+    let (rendering, project_name, rule_name) = (alerts.clone(), project.clone(), rule.clone());
+    let payloads = tokio::task::spawn_blocking(move || {
+        valuetrace_alerts::test_send::render_test(
+            &source,
+            &rendering,
+            &project_name,
+            &rule_name,
+            only.as_deref(),
+            now,
+        )
+    })
+    .await
+    .map_err(|error| ApiError::internal(&error))?
+    .map_err(|problem| ApiError::bad_request("invalid_test", problem))?;
+    let results = valuetrace_alerts::test_send::send_test(&alerts, payloads).await;
+    for result in &results {
+        tracing::info!(project, rule, channel = %result.channel, action = result.action, ok = result.ok, status = ?result.status, error = ?result.error, "test notification sent");
+    }
+    let ok = !results.is_empty() && results.iter().all(|r| r.ok);
+    Ok(Json(json!({
+        "project": project,
+        "rule": rule,
+        "sent_at": now,
+        "dry_run": alerts.config.dry_run,
+        "ok": ok,
+        "results": results,
+    })))
+}
+
+/// `GET .../alerts/series/{rule}?since=|from=&to=&points=`: the rule's value at `points`
+/// evaluations over the range (default the last 24 h, 60 points), with its bounds.
+pub async fn series(
+    State(state): State<Arc<AppState>>,
+    Path((project, rule)): Path<(String, String)>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Json<valuetrace_alerts::rule_series::RuleSeries>, ApiError> {
+    authorize(&state, &headers, &project)?;
+    crate::query_api::check_known(&params, &["since", "from", "to", "points"])?;
+    let alerts = project_alerts(&state, &project);
+    if alerts.rule(&rule).is_none() {
+        return Err(ApiError::not_found(&format!("rule `{rule}`")));
+    }
+    let now = (state.clock)();
+    let (from, to) = crate::query_api::window(&params, now)?;
+    let points: usize = match params.get("points") {
+        None => 60,
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|n| (2..=valuetrace_alerts::rule_series::MAX_POINTS).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!(
+                        "`points={text}` must be a number from 2 to {}",
+                        valuetrace_alerts::rule_series::MAX_POINTS
+                    ),
+                )
+            })?,
+    };
+    let source = source(&state, now);
+    tokio::task::spawn_blocking(move || {
+        valuetrace_alerts::rule_series::rule_series(
+            &source, &alerts, &project, &rule, from, to, points,
+        )
+    })
+    .await
+    .map_err(|error| ApiError::internal(&error))?
+    .map(Json)
+    .map_err(|problem| ApiError::bad_request("invalid_parameter", problem))
+}
+
+fn lock_map<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `GET .../alerts/silences`.

@@ -1,7 +1,8 @@
 //! The alert loop: evaluates each project's rules every `evaluation_interval` (the server's
 //! clock) and sends what is due in its outbox every second. Evaluation and the save of its
 //! state and notifications happen under the engine's lock, so the delivery never sends a
-//! notification that is not yet on disk.
+//! notification that is not yet on disk. Firing alerts routed to Alertmanager are posted to it
+//! again every minute (it resolves alerts it stops hearing about).
 
 use crate::AppState;
 use crate::alerts_api::source;
@@ -9,7 +10,7 @@ use crate::error::display_chain;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use valuetrace_alerts::deliver::{deliver_due, lock};
+use valuetrace_alerts::deliver::{deliver_due, lock, refresh_alertmanager};
 use valuetrace_alerts::{Engine, ProjectAlerts};
 
 /// Evaluates each project's rules on its interval and delivers due notifications every second.
@@ -40,10 +41,13 @@ pub async fn alert_loop(state: Arc<AppState>) {
                 evaluate_project(&state, project, &alerts, &engine, now).await;
             }
             let report = deliver_due(&engine, &alerts, project, now).await;
+            let reposts = refresh_alertmanager(&engine, &alerts, project, now).await;
             for (result, count) in [
                 ("delivered", report.delivered),
                 ("failed", report.failed),
                 ("abandoned", report.abandoned),
+                ("rejected", report.rejected),
+                ("repost_failed", reposts.failed),
             ] {
                 if count > 0 {
                     state.metrics.add(

@@ -285,6 +285,14 @@ pub fn api_router(state: Arc<AppState>) -> Router {
             post(alerts_api::test_rule),
         )
         .route(
+            "/api/v1/projects/{project}/alerts/test/{rule}/send",
+            post(alerts_api::send_test),
+        )
+        .route(
+            "/api/v1/projects/{project}/alerts/series/{rule}",
+            get(alerts_api::series),
+        )
+        .route(
             "/api/v1/projects/{project}/alerts/silences",
             get(alerts_api::silences).post(alerts_api::add_silence),
         )

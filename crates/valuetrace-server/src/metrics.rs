@@ -20,7 +20,7 @@ pub const CATALOG: &[(&str, &str, &str)] = &[
     (
         "valuetrace_alert_notifications_total",
         "counter",
-        "Notification deliveries by project and result: delivered, failed (will retry), abandoned (older than max_delivery_age).",
+        "Notification deliveries by project and result: delivered, failed (will retry), abandoned (older than max_delivery_age), rejected (a 4xx other than 408/429: refused for good, not retried), repost_failed (an Alertmanager re-post of a firing alert failed).",
     ),
     (
         "valuetrace_ingest_requests_total",

@@ -1,40 +1,42 @@
-//! The Alertmanager webhook payload, version 4 (what Alertmanager sends its webhook receivers),
-//! so tools that already consume Alertmanager notifications take ours unchanged.
+//! Alertmanager's alerts API: `POST <url>/api/v2/alerts` with `PostableAlerts`, a JSON array of
+//! `{labels, annotations, startsAt, endsAt, generatorURL}` — what Prometheus sends it.
+//!
+//! Alertmanager keeps an alert firing only while it hears of it: an alert posted without
+//! `endsAt` ends `resolve_timeout` (default 5 min) after it was last received. So a firing alert
+//! is posted without `endsAt` (its end then counts from when Alertmanager received it, however
+//! late a retry delivers it) and re-posted every [`RESEND_MS`] while it fires
+//! ([`crate::deliver::refresh_alertmanager`]); a resolve carries `endsAt` = when it resolved.
+//! If valuetrace stops, Alertmanager resolves the alert by itself after `resolve_timeout`.
+//! A test notification ends [`TEST_LIFETIME_MS`] after it starts.
 
 use super::{ChannelDef, Notice, Rendered};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use valuetrace_model::time::format_rfc3339;
 
-/// Alertmanager's "not ended" time.
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+/// The path of Alertmanager's alerts API.
+pub const ALERTS_PATH: &str = "/api/v2/alerts";
+/// How often a firing alert is posted again: well under Alertmanager's default
+/// `resolve_timeout` of 5 min (Prometheus re-sends every minute too).
+pub const RESEND_MS: i64 = 60_000;
+/// A test alert ends by itself after this.
+pub const TEST_LIFETIME_MS: i64 = 5 * 60_000;
 
-pub fn render(channel: &ChannelDef, id: String, group: &str, notices: &[Notice]) -> Rendered {
+/// `base` with `/api/v2/alerts` appended, unless it already ends with it.
+pub fn alerts_api_url(base: &str) -> String {
+    let trimmed = base.trim_end_matches('/');
+    if trimmed.ends_with(ALERTS_PATH) {
+        trimmed.to_owned()
+    } else {
+        format!("{trimmed}{ALERTS_PATH}")
+    }
+}
+
+pub fn render(_channel: &ChannelDef, id: String, group: &str, notices: &[Notice]) -> Rendered {
     let alerts: Vec<Value> = notices.iter().map(|n| alert(n, group)).collect();
-    let firing = notices.iter().any(|n| !n.is_resolved());
-    let label_sets: Vec<BTreeMap<String, String>> =
-        notices.iter().map(|n| full_labels(n, group)).collect();
-    let common_labels = common(&label_sets);
-    let annotation_sets: Vec<BTreeMap<String, String>> = notices.iter().map(annotations).collect();
-    let external = notices
-        .first()
-        .map(|n| n.dashboard_url.clone())
-        .unwrap_or_default();
-    let body = json!({
-        "version": "4",
-        "groupKey": format!("{{}}:{{group=\"{group}\"}}"),
-        "truncatedAlerts": 0,
-        "status": if firing { "firing" } else { "resolved" },
-        "receiver": channel.name,
-        "groupLabels": {"group": group},
-        "commonLabels": common_labels,
-        "commonAnnotations": common(&annotation_sets),
-        "externalURL": external,
-        "alerts": alerts,
-    });
     Rendered {
         id,
-        body: body.to_string(),
+        body: Value::Array(alerts).to_string(),
         headers: Vec::new(),
     }
 }
@@ -43,6 +45,9 @@ fn full_labels(notice: &Notice, group: &str) -> BTreeMap<String, String> {
     let mut labels = notice.labels.clone();
     labels.insert("group".into(), group.to_owned());
     labels.insert("project".into(), notice.project.clone());
+    if notice.test {
+        labels.insert("valuetrace_test".into(), "true".into());
+    }
     labels
 }
 
@@ -62,26 +67,46 @@ fn annotations(notice: &Notice) -> BTreeMap<String, String> {
     annotations
 }
 
+/// One `PostableAlert`.
 fn alert(notice: &Notice, group: &str) -> Value {
-    json!({
-        "status": if notice.is_resolved() { "resolved" } else { "firing" },
-        "labels": full_labels(notice, group),
-        "annotations": annotations(notice),
-        "startsAt": format_rfc3339(notice.starts_at),
-        "endsAt": notice.ends_at.map_or(ZERO_TIME.to_owned(), format_rfc3339),
-        "generatorURL": notice.dashboard_url,
-        "fingerprint": notice.fingerprint,
-    })
+    let mut alert = Map::new();
+    alert.insert("labels".into(), json!(full_labels(notice, group)));
+    alert.insert("annotations".into(), json!(annotations(notice)));
+    alert.insert("startsAt".into(), json!(format_rfc3339(notice.starts_at)));
+    let ends_at = match (notice.is_resolved(), notice.test) {
+        (true, _) => notice.ends_at,
+        (false, true) => Some(notice.starts_at + TEST_LIFETIME_MS),
+        (false, false) => None,
+    };
+    if let Some(ends_at) = ends_at {
+        alert.insert(
+            "endsAt".into(),
+            json!(format_rfc3339(ends_at.max(notice.starts_at))),
+        );
+    }
+    if !notice.dashboard_url.is_empty() {
+        alert.insert("generatorURL".into(), json!(notice.dashboard_url));
+    }
+    Value::Object(alert)
 }
 
-/// The pairs every set has.
-fn common(sets: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
-    let Some(first) = sets.first() else {
-        return BTreeMap::new();
-    };
-    first
-        .iter()
-        .filter(|(name, value)| sets.iter().all(|set| set.get(*name) == Some(value)))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_is_the_base_or_the_alerts_api_itself() {
+        for base in [
+            "http://am:9093",
+            "http://am:9093/",
+            "http://am:9093/api/v2/alerts",
+            "http://am:9093/api/v2/alerts/",
+        ] {
+            assert_eq!(alerts_api_url(base), "http://am:9093/api/v2/alerts");
+        }
+        assert_eq!(
+            alerts_api_url("https://proxy/alertmanager"),
+            "https://proxy/alertmanager/api/v2/alerts"
+        );
+    }
 }

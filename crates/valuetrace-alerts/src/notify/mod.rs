@@ -10,7 +10,12 @@
 //!   `dedup_key` (the incident).
 //! - `webhook`: generic JSON, signed: `X-Valuetrace-Signature: sha256=<hex>` is
 //!   HMAC-SHA256(secret, `<X-Valuetrace-Timestamp>.<body>`).
-//! - `alertmanager`: the Alertmanager webhook payload, version 4.
+//! - `alertmanager`: `PostableAlerts` for Alertmanager's `POST /api/v2/alerts` (what Prometheus
+//!   sends it), re-posted every minute while firing ([`crate::deliver::refresh_alertmanager`]).
+//!
+//! Every link (Slack, PagerDuty `links`, the webhook's `dashboard_url`, Alertmanager's
+//! `generatorURL`) is [`dashboard_link`]: the dashboard's Alerts page of the project, which asks
+//! for a sign-in first and then opens it.
 
 pub mod alertmanager;
 pub mod pagerduty;
@@ -66,19 +71,26 @@ pub struct ChannelDef {
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 impl ChannelDef {
-    /// The target URL, read now (an environment variable may hold it).
+    /// The URL to POST to, read now (an environment variable may hold it). An Alertmanager
+    /// channel's `url` is Alertmanager's base URL (`http://alertmanager:9093`); its alerts API
+    /// `/api/v2/alerts` is appended unless the URL already ends with it.
     pub fn target(&self) -> Result<String, String> {
-        if let Some(variable) = &self.url_env {
-            return std::env::var(variable)
+        let url = if let Some(variable) = &self.url_env {
+            std::env::var(variable)
                 .ok()
                 .filter(|url| !url.is_empty())
-                .ok_or_else(|| format!("environment variable {variable} (url_env) is not set"));
-        }
-        match (&self.url, self.kind) {
-            (Some(url), _) => Ok(url.clone()),
-            (None, ChannelKind::Pagerduty) => Ok(PAGERDUTY_EVENTS_URL.into()),
-            (None, _) => Err("no url".into()),
-        }
+                .ok_or_else(|| format!("environment variable {variable} (url_env) is not set"))?
+        } else {
+            match (&self.url, self.kind) {
+                (Some(url), _) => url.clone(),
+                (None, ChannelKind::Pagerduty) => PAGERDUTY_EVENTS_URL.into(),
+                (None, _) => return Err("no url".into()),
+            }
+        };
+        Ok(match self.kind {
+            ChannelKind::Alertmanager => alertmanager::alerts_api_url(&url),
+            _ => url,
+        })
     }
 
     /// A secret given inline or, failing that, by the environment variable `variable` names.
@@ -154,6 +166,9 @@ pub struct Notice {
     pub dashboard_url: String,
     pub runbook: String,
     pub docs: String,
+    /// A test notification (`alerts test --send`): marked as such in every payload.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 impl Notice {
@@ -180,11 +195,49 @@ impl Notice {
         } else {
             format!(" {{{}}}", series.join(", "))
         };
+        let test = if self.test { "[TEST] " } else { "" };
         format!(
-            "{}{series} {state}: {value} ({})",
+            "{test}{}{series} {state}: {value} ({})",
             self.rule, self.threshold
         )
     }
+}
+
+/// The dashboard's view of `rule`: `<dashboard_url>/p/<project>/alerts?rule=<rule>&from=&to=`
+/// (RFC 3339) with the rule's section as the fragment. Empty without a `dashboard_url`.
+pub fn dashboard_link(
+    dashboard_url: &str,
+    project: &str,
+    rule: &str,
+    from: i64,
+    to: i64,
+) -> String {
+    use valuetrace_model::time::format_rfc3339;
+    if dashboard_url.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{}/p/{}/alerts?rule={}&from={}&to={}#rule-{}",
+        dashboard_url.trim_end_matches('/'),
+        encode(project),
+        encode(rule),
+        encode(&format_rfc3339(from)),
+        encode(&format_rfc3339(to)),
+        encode(rule)
+    )
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 pub fn format_value(value: f64) -> String {

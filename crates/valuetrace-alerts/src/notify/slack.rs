@@ -12,6 +12,11 @@ pub fn render(id: String, group: &str, notices: &[Notice]) -> Rendered {
         (0, _) => format!(":white_check_mark: {resolved} resolved · {group}"),
         _ => format!(":rotating_light: {firing} firing, {resolved} resolved · {group}"),
     };
+    let title = if notices.iter().any(|n| n.test) {
+        format!(":test_tube: TEST, no action needed · {title}")
+    } else {
+        title
+    };
     let mut blocks = vec![json!({
         "type": "header",
         "text": {"type": "plain_text", "text": title.chars().take(150).collect::<String>()}

@@ -20,7 +20,7 @@ pub fn render(
     created_at: i64,
 ) -> Rendered {
     let firing = notices.iter().any(|n| !n.is_resolved());
-    let body = json!({
+    let mut body = json!({
         "id": id,
         "version": 1,
         "project": notices.first().map(|n| n.project.clone()).unwrap_or_default(),
@@ -28,8 +28,11 @@ pub fn render(
         "status": if firing { "firing" } else { "resolved" },
         "created_at": created_at,
         "alerts": notices,
-    })
-    .to_string();
+    });
+    if notices.iter().any(|n| n.test) {
+        body["test"] = json!(true);
+    }
+    let body = body.to_string();
     let secret = channel.hmac_secret().unwrap_or_default();
     let signature = sign(secret.as_bytes(), created_at, &body);
     Rendered {

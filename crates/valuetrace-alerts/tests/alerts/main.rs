@@ -1,7 +1,10 @@
 //! The alerts crate end to end: every rule type driven by a hand-moved clock over a fake
 //! source, notifications captured by a local HTTP receiver (with a restart in the middle of
-//! delivery), and the exposition checked by promtool.
+//! delivery), permanent refusals not retried, a real Alertmanager fed and resolved, and the
+//! exposition checked by promtool.
 
+mod alertmanager;
+mod delivery;
 mod exposition;
 mod notifications;
 mod rules;

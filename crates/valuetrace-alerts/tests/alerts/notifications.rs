@@ -211,7 +211,7 @@ async fn every_kind_reaches_the_receiver_with_its_schema() {
     );
     assert!(
         section.contains(
-            "<https://valuetrace.example.com/projects/shop/alerts/ConversionRateDegrade?from="
+            "<https://valuetrace.example.com/p/shop/alerts?rule=ConversionRateDegrade&from="
         ),
         "{section}"
     );
@@ -260,24 +260,30 @@ async fn every_kind_reaches_the_receiver_with_its_schema() {
     assert_eq!(body["status"], "firing");
     assert_eq!(body["alerts"][0]["labels"]["team"], "payments");
 
-    let manager = json(by_path(&requests, "/alertmanager"));
-    assert_eq!(manager["version"], "4");
-    assert_eq!(manager["status"], "firing");
-    assert_eq!(manager["receiver"], "alertmanager");
-    assert_eq!(manager["groupLabels"]["group"], "payments");
-    assert_eq!(
-        manager["commonLabels"]["alertname"],
-        "ConversionRateDegrade"
-    );
-    let alert = &manager["alerts"][0];
+    // Alertmanager's own API: PostableAlerts (a JSON array) at <url>/api/v2/alerts.
+    let manager = json(by_path(&requests, "/alertmanager/api/v2/alerts"));
+    let alert = &manager[0];
+    assert_eq!(manager.as_array().map(Vec::len), Some(1), "{manager}");
+    assert_eq!(alert["labels"]["alertname"], "ConversionRateDegrade");
     assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["labels"]["group"], "payments");
     assert_eq!(alert["startsAt"], "2026-03-02T00:05:00.000Z");
-    assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    assert!(
+        alert.get("endsAt").is_none(),
+        "firing: no endsAt, so it ends resolve_timeout after the last post: {alert}"
+    );
     assert_eq!(
         alert["annotations"]["runbook_url"],
         "https://wiki.example.com/runbooks/conversion-rate"
     );
-    assert_eq!(alert["fingerprint"].as_str().map(str::len), Some(16));
+    assert!(
+        alert["generatorURL"]
+            .as_str()
+            .is_some_and(|url| url.starts_with(
+                "https://valuetrace.example.com/p/shop/alerts?rule=ConversionRateDegrade&from="
+            )),
+        "{alert}"
+    );
 
     // Conversion recovers after the first hour: one resolve per channel, PagerDuty with the
     // same dedup_key.
@@ -300,9 +306,11 @@ async fn every_kind_reaches_the_receiver_with_its_schema() {
     let pagerduty = json(by_path(&requests, "/pagerduty"));
     assert_eq!(pagerduty["event_action"], "resolve");
     assert_eq!(pagerduty["dedup_key"], dedup_key.as_str());
-    let manager = json(by_path(&requests, "/alertmanager"));
-    assert_eq!(manager["status"], "resolved");
-    assert_ne!(manager["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    let manager = json(by_path(&requests, "/alertmanager/api/v2/alerts"));
+    assert_eq!(
+        manager[0]["endsAt"],
+        valuetrace_model::time::format_rfc3339(resolved_at)
+    );
     assert!(
         json(by_path(&requests, "/slack"))["text"]
             .as_str()

@@ -29,9 +29,17 @@ pub enum AlertsCommand {
         limit: usize,
     },
     /// Evaluate a rule now and show what would fire and the payloads each channel would get
-    /// (nothing is sent, no state changes).
+    /// (nothing is sent, no state changes); with --send, send a test notification (marked as a
+    /// test) through the rule's real channels and show each receiver's answer.
     Test {
         rule: String,
+        /// Send a test notification through the rule's channels and report the receivers'
+        /// answers (status and the start of the body); fails if one did not accept it.
+        #[arg(long)]
+        send: bool,
+        /// With --send: only this channel.
+        #[arg(long, requires = "send")]
+        channel: Option<String>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -210,12 +218,33 @@ async fn ask(command: AlertsCommand) -> anyhow::Result<()> {
                 None,
             )
         }
-        AlertsCommand::Test { rule, connection } => (
+        AlertsCommand::Test {
+            rule,
+            send: false,
+            connection,
+            ..
+        } => (
             connection,
             Method::POST,
-            format!("alerts/test/{rule}"),
+            format!("alerts/test/{}", encode(rule)),
             None,
         ),
+        AlertsCommand::Test {
+            rule,
+            send: true,
+            channel,
+            connection,
+        } => {
+            let only = channel
+                .as_ref()
+                .map_or(String::new(), |c| format!("?channel={}", encode(c)));
+            (
+                connection,
+                Method::POST,
+                format!("alerts/test/{}/send{only}", encode(rule)),
+                None,
+            )
+        }
         AlertsCommand::Silence {
             rule,
             duration,
@@ -248,10 +277,62 @@ async fn ask(command: AlertsCommand) -> anyhow::Result<()> {
     let answer = call(&target, method, &path, body).await?;
     if connection.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
-        return Ok(());
+    } else {
+        print(&command, &answer);
     }
-    print(&command, &answer);
+    if matches!(command, AlertsCommand::Test { send: true, .. }) && answer["ok"] != true {
+        if answer["dry_run"] == true {
+            bail!(
+                "nothing was sent: the project's alerts are in dry-run mode (alerts.dry_run = true)"
+            );
+        }
+        bail!("not every channel accepted the test notification");
+    }
     Ok(())
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `slack (notify): 200 ok` and the start of the receiver's body, one line per payload sent.
+fn print_sent(answer: &Value) {
+    let rule = text(&answer["rule"]);
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    println!("test notification of {rule} (marked [TEST]):");
+    for result in &results {
+        let answer = match (&result["status"], result["error"].as_str()) {
+            (Value::Number(status), _) => {
+                let verdict = if result["ok"] == true {
+                    "accepted"
+                } else {
+                    "NOT accepted"
+                };
+                format!("HTTP {status}, {verdict}")
+            }
+            (_, Some(error)) if error.starts_with("dry run") => error.to_owned(),
+            (_, Some(error)) => format!("not sent: {error}"),
+            _ => "no answer".to_owned(),
+        };
+        println!(
+            "  {} ({}, {}): {answer}",
+            text(&result["channel"]),
+            text(&result["kind"]),
+            text(&result["action"])
+        );
+        if let Some(body) = result["body"].as_str().filter(|b| !b.is_empty()) {
+            println!("    receiver said: {body}");
+        }
+    }
 }
 
 fn print(command: &AlertsCommand, answer: &Value) {
@@ -378,6 +459,7 @@ fn print(command: &AlertsCommand, answer: &Value) {
                 )
             );
         }
+        AlertsCommand::Test { send: true, .. } => print_sent(answer),
         AlertsCommand::Test { rule, .. } => {
             let rows = list("observations")
                 .iter()
