@@ -176,7 +176,7 @@ const TIME_STEPS: &[i64] = &[
     30 * 86_400_000,
 ];
 
-/// X ticks on round times within `[x0, x1]` (multiples of a step of [`TIME_STEPS`]: 00:00, 06:00,
+/// X ticks on round times within `[x0, x1]` (multiples of a step of `TIME_STEPS`: 00:00, 06:00,
 /// 12:00 …, never the range's own odd start) and the step.
 pub fn time_ticks(x0: i64, x1: i64) -> (Vec<i64>, i64) {
     let span = (x1 - x0).max(1);
