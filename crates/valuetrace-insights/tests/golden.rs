@@ -793,7 +793,19 @@ fn latency_conversion() {
         assert_close_opt(a.conversion_below_threshold.rate, Some(0.75));
         // Value at risk: (0.75 − 0.6667) × 3 sessions × 85 average purchase = 21.25.
         assert_close_opt(a.average_outcome_value, Some(85.0));
-        assert_close(a.value_at_risk, 21.25);
+        assert_close_opt(a.value_at_risk, Some(21.25));
+        assert!(!a.value_at_risk_low_sample);
+        // Issue 18 (7a): above 3000 ms only s4 (1 session, below min_bucket_sessions 2): no value
+        // at risk from one session.
+        let spec = LatencySpec {
+            threshold_ms: 3000.0,
+            ..latency_spec()
+        };
+        let a = insights
+            .latency_conversion(store, &day(), &config(), &spec)
+            .unwrap();
+        assert_eq!(a.sessions_above_threshold, 1);
+        assert_eq!((a.value_at_risk, a.value_at_risk_low_sample), (None, true));
     });
 }
 

@@ -304,9 +304,12 @@ fn retention_counts_cohorts_returns_value_and_completeness() {
     );
     assert_eq!(answer.cohorts[0].periods[1].value, 50.0);
     // Average over complete cohorts: period 1 (1 + 1) / (2 + 1); period 2 only day 0: 1 / 2.
-    assert!((answer.average[1].rate - 2.0 / 3.0).abs() < 1e-12);
-    assert_eq!(answer.average[2].rate, 0.5);
-    assert!(!answer.average[3].complete);
+    assert!((answer.average[1].rate.expect("complete") - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(answer.average[2].rate, Some(0.5));
+    // Issue 18 (7d): no complete cohort in period 3: nothing to average, not `rate 0, value -0`.
+    let last = &answer.average[3];
+    assert!(!last.complete);
+    assert_eq!((last.actors, last.rate, last.value), (None, None, None));
 }
 
 /// An experiment `reco` with 10 control and 10 `ml_v2` users, each making 10 calls of
