@@ -48,7 +48,8 @@ pub struct ImpactRow {
     /// Users of the endpoint ÷ active users of the project (of the same group).
     pub adoption: Option<f64>,
     pub adoption_previous: Option<f64>,
-    /// Change in percentage points vs the previous period of the same length.
+    /// Change in percentage points vs the previous period of the same length; null when that
+    /// period is not fully covered by data (it starts before the project's first call).
     pub adoption_change_pp: Option<f64>,
     pub calls_per_user: Option<f64>,
     pub calls_per_session: Option<f64>,
@@ -189,10 +190,16 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
         let active = parts.current.active.get(&group).map_or(0, BitSet::len);
         let active_prev = parts.previous.active.get(&group).map_or(0, BitSet::len);
         let adoption = ratio(u.users.len() as f64, active as f64);
+        // Only a previous period fully covered by data is compared with: one that starts before
+        // the first event would count its missing days as lost adoption.
+        let previous_complete = ctx
+            .data_start
+            .is_some_and(|start| start <= ctx.question.from - ctx.question.span());
         let adoption_previous = parts
             .previous
             .keys
             .get(endpoint, group)
+            .filter(|_| previous_complete)
             .and_then(|p| ratio(p.users.len() as f64, active_prev as f64));
         let cost = parts
             .costs

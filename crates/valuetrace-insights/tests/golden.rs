@@ -71,7 +71,8 @@ fn webhook(ts: i64, order: &str) -> ApiCall {
 fn dataset() -> Vec<Event> {
     let t = |offset: i64| T0 + offset;
     let calls = vec![
-        // Previous period [T0 - 1 day, T0).
+        // Previous period [T0 - 1 day, T0), covered by data from its first instant.
+        /* p0 */ call(t(-24 * HOUR), "GET /health", 200, 5.0),
         /* p1 */ by(search(t(-20 * HOUR), 200, 100.0), "u1", "s0a"),
         /* p2 */ by(search(t(-19 * HOUR), 200, 100.0), "u2", "s0b"),
         /* p3 */ by(cart(t(-19 * HOUR + 5 * MIN), 200, 100.0), "u2", "s0b"),
@@ -440,6 +441,46 @@ fn impact() {
         // Outbound calls never touch: nothing is attributed.
         assert_close(b.attributed_outcome_value, 0.0);
     });
+}
+
+/// Issue 18 (7c): without p0 the data begins at T0 − 20 h, inside the previous period
+/// [T0 − 1 day, T0): that period is not fully covered, so there is no previous adoption and no
+/// change (before, search compared 4 of 4 with 3 of 3 users of a period a sixth missing).
+#[test]
+fn adoption_change_needs_a_previous_period_covered_by_data() {
+    let events: Vec<Event> = dataset()
+        .into_iter()
+        .filter(
+            |e| !matches!(e, Event::ApiCall(c) if c.route == "/health" && c.timestamp == T0 - DAY),
+        )
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &events, NOW);
+    let a = Insights::default()
+        .impact(&store, &day(), &config())
+        .unwrap();
+    for endpoint in ["GET /api/search", "POST /api/cart"] {
+        let r = row(&a, endpoint);
+        assert_close_opt(
+            r.adoption,
+            if endpoint == "POST /api/cart" {
+                Some(0.75)
+            } else {
+                Some(1.0)
+            },
+        );
+        assert_eq!(
+            (r.adoption_previous, r.adoption_change_pp),
+            (None, None),
+            "{endpoint}"
+        );
+    }
+    // With the data from the previous period's first instant (p0), the change is given.
+    let store = store_with(tempfile::tempdir().unwrap().path(), &dataset(), NOW);
+    let a = Insights::default()
+        .impact(&store, &day(), &config())
+        .unwrap();
+    assert_close_opt(row(&a, "POST /api/cart").adoption_change_pp, Some(41.667));
 }
 
 #[test]
