@@ -483,6 +483,43 @@ fn adoption_change_needs_a_previous_period_covered_by_data() {
     assert_close_opt(row(&a, "POST /api/cart").adoption_change_pp, Some(41.667));
 }
 
+/// Issue 18 (7b): a tiny endpoint (5 requests, one buyer of 200) must not outrank checkout
+/// (1,000 requests by 100 buyers of 10 each) on a ratio of shares it earns by its size.
+#[test]
+fn impact_ranks_endpoints_with_enough_volume_first() {
+    let mut events = Vec::new();
+    for i in 0..1000i64 {
+        let user = format!("u{}", i % 100);
+        let c = call(T0 + HOUR + i * SEC, "POST /api/checkout", 200, 50.0)
+            .user(&user)
+            .value(10.0);
+        events.push(Event::ApiCall(c));
+    }
+    for i in 0..5i64 {
+        let c = call(T0 + 2 * HOUR + i * SEC, "GET /api/tiny", 200, 50.0)
+            .user("t1")
+            .value(40.0);
+        events.push(Event::ApiCall(c));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &events, NOW);
+    let a = Insights::default()
+        .impact(&store, &day(), &config())
+        .unwrap();
+    let order: Vec<(&str, bool)> = a
+        .rows
+        .iter()
+        .map(|r| (r.endpoint.as_str(), r.low_volume))
+        .collect();
+    assert_eq!(
+        order,
+        [("POST /api/checkout", false), ("GET /api/tiny", true)]
+    );
+    // The tiny endpoint's score is still shown, and is the higher one: only its rank moved.
+    let score = |e: &str| row(&a, e).score.expect("score");
+    assert!(score("GET /api/tiny") > score("POST /api/checkout"));
+}
+
 #[test]
 fn impact_by_plan() {
     on_both_paths(|store, insights| {
