@@ -59,7 +59,7 @@ pub fn two_proportion_interval(
 ) -> Option<[f64; 2]> {
     let valid = |s: f64, n: f64| n.is_finite() && n > 0.0 && s >= 0.0 && s <= n;
     let sides_ok = valid(control_successes, control_n) && valid(treatment_successes, treatment_n);
-    if !sides_ok || !(level > 0.0 && level < 1.0) {
+    if !(sides_ok && level > 0.0 && level < 1.0) {
         return None;
     }
     let score = Score {
