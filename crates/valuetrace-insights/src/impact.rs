@@ -6,6 +6,11 @@
 //! over the answer's rows; `score = (w_value · value_share + w_engagement · engagement_share) /
 //! cost_share`. A score of 1 means the endpoint brings exactly its share of cost in value and
 //! engagement; 3 means three times its share.
+//!
+//! Ranking: rows are ordered by score among those with at least [`MIN_RANK_SHARE`] of the answer's
+//! requests; smaller rows follow (also by score) and are marked `low_volume`. A ratio of shares
+//! is unstable on a few dozen requests: one buyer can give an endpoint with 53 requests a score
+//! far above checkout's.
 
 use crate::Ctx;
 use crate::attribution::{Attribution, attribute};
@@ -48,7 +53,8 @@ pub struct ImpactRow {
     /// Users of the endpoint ÷ active users of the project (of the same group).
     pub adoption: Option<f64>,
     pub adoption_previous: Option<f64>,
-    /// Change in percentage points vs the previous period of the same length.
+    /// Change in percentage points vs the previous period of the same length; null when that
+    /// period is not fully covered by data (it starts before the project's first call).
     pub adoption_change_pp: Option<f64>,
     pub calls_per_user: Option<f64>,
     pub calls_per_session: Option<f64>,
@@ -70,7 +76,12 @@ pub struct ImpactRow {
     /// `invest` (high value, unreliable), `protect` (high value, reliable), `cut` (low value,
     /// high cost), `maintain` (low value, low cost).
     pub quadrant: String,
+    /// Fewer than [`MIN_RANK_SHARE`] of the answer's requests: ranked after the others.
+    pub low_volume: bool,
 }
+
+/// Share of the answer's requests a row needs to be ranked by its score with the others (1%).
+pub const MIN_RANK_SHARE: f64 = 0.01;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImpactAnswer {
@@ -194,10 +205,16 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
         let active = parts.current.active.get(&group).map_or(0, BitSet::len);
         let active_prev = parts.previous.active.get(&group).map_or(0, BitSet::len);
         let adoption = ratio(u.users.len() as f64, active as f64);
+        // Only a previous period fully covered by data is compared with: one that starts before
+        // the first event would count its missing days as lost adoption.
+        let previous_complete = ctx
+            .data_start
+            .is_some_and(|start| start <= ctx.question.from - ctx.question.span());
         let adoption_previous = parts
             .previous
             .keys
             .get(endpoint, group)
+            .filter(|_| previous_complete)
             .and_then(|p| ratio(p.users.len() as f64, active_prev as f64));
         let cost = parts
             .costs
@@ -236,6 +253,7 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
                 cost_basis: if cost.is_some() { "cost" } else { "requests" }.into(),
             },
             quadrant: String::new(),
+            low_volume: false,
         });
     }
     let total_value: f64 = rows.iter().map(|r| r.attributed_value).sum();
@@ -269,10 +287,18 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
         }
         .into();
     }
+    let total_requests: f64 = rows.iter().map(|r| r.requests).sum();
+    for row in &mut rows {
+        row.low_volume = row.requests < MIN_RANK_SHARE * total_requests;
+    }
     rows.sort_by(|a, b| {
-        b.score
-            .unwrap_or(f64::NEG_INFINITY)
-            .total_cmp(&a.score.unwrap_or(f64::NEG_INFINITY))
+        a.low_volume
+            .cmp(&b.low_volume)
+            .then_with(|| {
+                b.score
+                    .unwrap_or(f64::NEG_INFINITY)
+                    .total_cmp(&a.score.unwrap_or(f64::NEG_INFINITY))
+            })
             .then_with(|| a.endpoint.cmp(&b.endpoint))
             .then_with(|| a.group.cmp(&b.group))
     });

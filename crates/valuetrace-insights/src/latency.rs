@@ -2,7 +2,9 @@
 //! on it; per bucket the share of sessions with the conversion outcome, with a 95% Wilson
 //! interval. Buckets with fewer sessions than `min_bucket_sessions` are marked `low_sample` (shown,
 //! never hidden) and cannot be the best bucket. Value at risk above the threshold: (conversion
-//! below − conversion above) × sessions above × average value of the outcome.
+//! below − conversion above) × sessions above × average value of the outcome, given only when both
+//! sides of the threshold have at least `min_bucket_sessions` sessions: from one slow session the
+//! difference of conversions is noise, and a headline built on it misleads.
 
 use crate::config::route_matches;
 use crate::stats::{Rate, wilson};
@@ -62,7 +64,11 @@ pub struct LatencyAnswer {
     pub conversion_below_threshold: Rate,
     pub conversion_above_threshold: Rate,
     pub average_outcome_value: Option<f64>,
-    pub value_at_risk: f64,
+    /// Null when a side of the threshold has fewer than `min_bucket_sessions` sessions
+    /// (`value_at_risk_low_sample`).
+    pub value_at_risk: Option<f64>,
+    /// True when a side of the threshold has too few sessions for a value at risk.
+    pub value_at_risk_low_sample: bool,
 }
 
 pub fn answer(ctx: &Ctx, spec: &LatencySpec) -> Result<LatencyAnswer> {
@@ -175,9 +181,10 @@ pub fn answer(ctx: &Ctx, spec: &LatencySpec) -> Result<LatencyAnswer> {
     let below_rate = wilson(below_conv as f64, below as f64);
     let above_rate = wilson(above_conv as f64, above as f64);
     let average_value = conversions.average_value();
+    let low_sample = above < min || below < min;
     let value_at_risk = match (below_rate.rate, above_rate.rate, average_value) {
-        (Some(b), Some(a), Some(v)) => ((b - a) * above as f64 * v).max(0.0),
-        _ => 0.0,
+        (Some(b), Some(a), Some(v)) if !low_sample => Some(((b - a) * above as f64 * v).max(0.0)),
+        _ => None,
     };
     Ok(LatencyAnswer {
         project: q.project.clone(),
@@ -195,5 +202,6 @@ pub fn answer(ctx: &Ctx, spec: &LatencySpec) -> Result<LatencyAnswer> {
         conversion_above_threshold: above_rate,
         average_outcome_value: average_value,
         value_at_risk,
+        value_at_risk_low_sample: low_sample,
     })
 }

@@ -55,6 +55,9 @@ pub struct Ctx<'a> {
     pub scope: Scope,
     pub question: &'a Question,
     pub config: &'a AnalysisConfig,
+    /// The project's earliest call (any time, not only in the loaded range): a previous period
+    /// that starts before it is not covered by data and is not compared with.
+    pub data_start: Option<i64>,
 }
 
 /// The business answers over one store, with the fact cache they share.
@@ -90,11 +93,18 @@ impl Insights {
             config,
         )?;
         let scope = Scope::new(Arc::clone(&facts.names), &question.slice, question.by);
+        let data_start = store
+            .existing_project(&question.project)
+            .and_then(|project| {
+                let data = project.read().ok()?;
+                data.table(valuetrace_store::Table::ApiCalls).first_ts()
+            });
         Ok(Ctx {
             facts,
             scope,
             question,
             config,
+            data_start,
         })
     }
 

@@ -71,7 +71,8 @@ fn webhook(ts: i64, order: &str) -> ApiCall {
 fn dataset() -> Vec<Event> {
     let t = |offset: i64| T0 + offset;
     let calls = vec![
-        // Previous period [T0 - 1 day, T0).
+        // Previous period [T0 - 1 day, T0), covered by data from its first instant.
+        /* p0 */ call(t(-24 * HOUR), "GET /health", 200, 5.0),
         /* p1 */ by(search(t(-20 * HOUR), 200, 100.0), "u1", "s0a"),
         /* p2 */ by(search(t(-19 * HOUR), 200, 100.0), "u2", "s0b"),
         /* p3 */ by(cart(t(-19 * HOUR + 5 * MIN), 200, 100.0), "u2", "s0b"),
@@ -442,6 +443,83 @@ fn impact() {
     });
 }
 
+/// Issue 18 (7c): without p0 the data begins at T0 − 20 h, inside the previous period
+/// [T0 − 1 day, T0): that period is not fully covered, so there is no previous adoption and no
+/// change (before, search compared 4 of 4 with 3 of 3 users of a period a sixth missing).
+#[test]
+fn adoption_change_needs_a_previous_period_covered_by_data() {
+    let events: Vec<Event> = dataset()
+        .into_iter()
+        .filter(
+            |e| !matches!(e, Event::ApiCall(c) if c.route == "/health" && c.timestamp == T0 - DAY),
+        )
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &events, NOW);
+    let a = Insights::default()
+        .impact(&store, &day(), &config())
+        .unwrap();
+    for endpoint in ["GET /api/search", "POST /api/cart"] {
+        let r = row(&a, endpoint);
+        assert_close_opt(
+            r.adoption,
+            if endpoint == "POST /api/cart" {
+                Some(0.75)
+            } else {
+                Some(1.0)
+            },
+        );
+        assert_eq!(
+            (r.adoption_previous, r.adoption_change_pp),
+            (None, None),
+            "{endpoint}"
+        );
+    }
+    // With the data from the previous period's first instant (p0), the change is given.
+    let store = store_with(tempfile::tempdir().unwrap().path(), &dataset(), NOW);
+    let a = Insights::default()
+        .impact(&store, &day(), &config())
+        .unwrap();
+    assert_close_opt(row(&a, "POST /api/cart").adoption_change_pp, Some(41.667));
+}
+
+/// Issue 18 (7b): a tiny endpoint (5 requests, one buyer of 200) must not outrank checkout
+/// (1,000 requests by 100 buyers of 10 each) on a ratio of shares it earns by its size.
+#[test]
+fn impact_ranks_endpoints_with_enough_volume_first() {
+    let mut events = Vec::new();
+    for i in 0..1000i64 {
+        let user = format!("u{}", i % 100);
+        let c = call(T0 + HOUR + i * SEC, "POST /api/checkout", 200, 50.0)
+            .user(&user)
+            .value(10.0);
+        events.push(Event::ApiCall(c));
+    }
+    for i in 0..5i64 {
+        let c = call(T0 + 2 * HOUR + i * SEC, "GET /api/tiny", 200, 50.0)
+            .user("t1")
+            .value(40.0);
+        events.push(Event::ApiCall(c));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &events, NOW);
+    let a = Insights::default()
+        .impact(&store, &day(), &config())
+        .unwrap();
+    let order: Vec<(&str, bool)> = a
+        .rows
+        .iter()
+        .map(|r| (r.endpoint.as_str(), r.low_volume))
+        .collect();
+    assert_eq!(
+        order,
+        [("POST /api/checkout", false), ("GET /api/tiny", true)]
+    );
+    // The tiny endpoint's score is still shown, and is the higher one: only its rank moved.
+    let score = |e: &str| row(&a, e).score.expect("score");
+    assert!(score("GET /api/tiny") > score("POST /api/checkout"));
+}
+
 #[test]
 fn impact_by_plan() {
     on_both_paths(|store, insights| {
@@ -793,7 +871,19 @@ fn latency_conversion() {
         assert_close_opt(a.conversion_below_threshold.rate, Some(0.75));
         // Value at risk: (0.75 − 0.6667) × 3 sessions × 85 average purchase = 21.25.
         assert_close_opt(a.average_outcome_value, Some(85.0));
-        assert_close(a.value_at_risk, 21.25);
+        assert_close_opt(a.value_at_risk, Some(21.25));
+        assert!(!a.value_at_risk_low_sample);
+        // Issue 18 (7a): above 3000 ms only s4 (1 session, below min_bucket_sessions 2): no value
+        // at risk from one session.
+        let spec = LatencySpec {
+            threshold_ms: 3000.0,
+            ..latency_spec()
+        };
+        let a = insights
+            .latency_conversion(store, &day(), &config(), &spec)
+            .unwrap();
+        assert_eq!(a.sessions_above_threshold, 1);
+        assert_eq!((a.value_at_risk, a.value_at_risk_low_sample), (None, true));
     });
 }
 

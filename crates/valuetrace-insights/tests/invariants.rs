@@ -207,7 +207,7 @@ proptest! {
         let sessions: u64 = latency.buckets.iter().map(|b| b.sessions).sum();
         let below = latency.conversion_below_threshold.trials as u64;
         prop_assert_eq!(sessions, latency.sessions_above_threshold + below);
-        prop_assert!(latency.value_at_risk >= 0.0);
+        prop_assert!(latency.value_at_risk.is_none_or(|v| v >= 0.0));
 
         // Scorecard: ranks in [0, 1], scores in [0, 100].
         let scorecard = insights.scorecard(&store, &q, &config).unwrap();

@@ -6,12 +6,17 @@
 //! - latency quantiles: percentile bootstrap ([`bootstrap_quantile_diff`]);
 //! - assignment health: sample-ratio-mismatch chi-square test ([`sample_ratio_mismatch`]);
 //! - many metrics at once: Holm–Bonferroni adjusted p-values ([`holm`], the default; it controls
-//!   the family-wise error rate). [`benjamini_hochberg`] (false discovery rate) is offered too.
+//!   the family-wise error rate). [`benjamini_hochberg`] (false discovery rate) is offered too;
+//! - intervals that agree with adjusted p-values ([`holm_levels`] and the intervals of
+//!   [`adjusted`]).
 //!
 //! Distributions (normal, Student's t, chi-square) come from `statrs`. Reference values from
 //! scipy/statsmodels are checked in `tests/abstats_scipy.rs`. No function returns NaN: invalid
 //! input gives `None`.
 
+pub mod adjusted;
+
+pub use adjusted::{bootstrap_interval, holm_levels, two_proportion_interval, welch_interval};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal, StudentsT};
 
@@ -280,6 +285,18 @@ pub fn bootstrap_quantile_diff(
     resamples: usize,
     seed: u64,
 ) -> Option<Comparison> {
+    bootstrap_quantile_diff_draws(control, treatment, q, resamples, seed).map(|(c, _)| c)
+}
+
+/// [`bootstrap_quantile_diff`] with its resampled differences, sorted ascending (for intervals
+/// at other levels: [`bootstrap_interval`]).
+pub fn bootstrap_quantile_diff_draws(
+    control: &[f64],
+    treatment: &[f64],
+    q: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<(Comparison, Vec<f64>)> {
     if !(0.0..=1.0).contains(&q) || resamples == 0 {
         return None;
     }
@@ -298,7 +315,8 @@ pub fn bootstrap_quantile_diff(
         diffs.iter().filter(|&&d| d * side <= 0.0).count()
     };
     let p = 2.0 * (beyond as f64 + 1.0) / (resamples as f64 + 1.0);
-    Some(Comparison::new(c.estimate, t.estimate, difference, ci95, p))
+    let comparison = Comparison::new(c.estimate, t.estimate, difference, ci95, p);
+    Some((comparison, diffs))
 }
 
 /// One side of the bootstrap: sorted (sub)sample, point estimate on all values, and the scaling of

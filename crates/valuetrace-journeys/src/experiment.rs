@@ -11,13 +11,24 @@
 //!
 //! Each treatment is compared with the control: conversion and error rates with the two-proportion
 //! z-test, value per actor with Welch's t-test, latency quantiles with a bootstrap (2,000
-//! resamples, fixed seed). A chi-square test checks the sample ratio against equal shares. All the
-//! p-values of one answer are adjusted together with Holm's method (family-wise error ≤ 5%); the
-//! unadjusted p-value is kept beside it.
+//! resamples, fixed seed). A chi-square test checks the sample ratio against equal shares.
+//!
+//! Multiplicity: the p-values are adjusted with Holm's method (family-wise error ≤ 5%) in two
+//! separate families, so that a verdict on the primary metrics does not depend on how many endpoints
+//! are looked at:
+//! - `primary`: conversion and value per actor of every treatment, adjusted among themselves only
+//!   (with one treatment, a family of two);
+//! - `guardrail`: the per-endpoint error rates and latency quantiles, adjusted among themselves.
+//!
+//! The unadjusted p-value and 95% interval are kept beside the adjusted ones. The interval `ci`
+//! shown with an adjusted p-value is computed at the level Holm tested that hypothesis at
+//! ([`holm_levels`]) by the interval that inverts the same test, so it excludes 0 exactly when the
+//! adjusted p-value is below 0.05.
 
 use crate::abstats::{
-    Comparison, Srm, Welford, bootstrap_quantile_diff, holm, sample_ratio_mismatch, two_proportion,
-    welch,
+    ALPHA, Comparison, Srm, Summary, Welford, bootstrap_interval, bootstrap_quantile_diff_draws,
+    holm, holm_levels, sample_ratio_mismatch, two_proportion, two_proportion_interval, welch,
+    welch_interval,
 };
 use crate::pass::Cx;
 use crate::{Error, Result};
@@ -75,6 +86,16 @@ pub struct EndpointStats {
     pub variants: Vec<EndpointVariant>,
 }
 
+/// The group of comparisons a p-value is adjusted within (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Conversion and value per actor: the experiment's verdict.
+    Primary,
+    /// Per-endpoint error rates and latencies: checks that nothing broke.
+    Guardrail,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricComparison {
     /// `conversion`, `value_per_actor`, `error_rate`, `latency_p50` or `latency_p95`.
@@ -82,10 +103,24 @@ pub struct MetricComparison {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     pub variant: String,
-    /// With the Holm-adjusted p-value (`significant` follows it).
+    /// The family its p-value is adjusted within.
+    pub family: Family,
+    /// With the Holm-adjusted p-value (`significant` follows it) and the unadjusted `ci95`.
     #[serde(flatten)]
     pub comparison: Comparison,
     pub p_value_unadjusted: f64,
+    /// Interval of `difference` that agrees with the adjusted `p_value`: it excludes 0 iff
+    /// `p_value < 0.05`. Its confidence is `ci_level`.
+    pub ci: [f64; 2],
+    /// Confidence of `ci`: 1 − the level Holm tested this comparison at (0.95 / m … 0.95).
+    pub ci_level: f64,
+}
+
+/// What a comparison's interval is recomputed from at another level.
+enum Source {
+    Rates([f64; 4]),
+    Means(Summary, Summary),
+    Draws(Vec<f64>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -300,20 +335,25 @@ pub fn answer(
         .collect();
     let observed: Vec<f64> = exposed.iter().map(|e| *e as f64).collect();
     let sample_ratio = sample_ratio_mismatch(&observed, &vec![1.0; width]);
-    let mut comparisons = Vec::new();
+    let mut primary: Vec<(MetricComparison, Source)> = Vec::new();
+    let mut guardrails: Vec<(MetricComparison, Source)> = Vec::new();
     let treatments: Vec<usize> = (0..width).filter(|v| *v != control).collect();
     for &v in &treatments {
         let c = control;
-        if let Some(cmp) = two_proportion(
+        let counts = [
             conversions[c] as f64,
             exposed[c] as f64,
             conversions[v] as f64,
             exposed[v] as f64,
-        ) {
-            comparisons.push(metric("conversion", None, &variants[v], cmp));
+        ];
+        if let Some(cmp) = two_proportion(counts[0], counts[1], counts[2], counts[3]) {
+            let m = metric("conversion", None, &variants[v], Family::Primary, cmp);
+            primary.push((m, Source::Rates(counts)));
         }
-        if let Some(cmp) = welch(&values[c].summary(), &values[v].summary()) {
-            comparisons.push(metric("value_per_actor", None, &variants[v], cmp));
+        let (sc, sv) = (values[c].summary(), values[v].summary());
+        if let Some(cmp) = welch(&sc, &sv) {
+            let m = metric("value_per_actor", None, &variants[v], Family::Primary, cmp);
+            primary.push((m, Source::Means(sc, sv)));
         }
     }
     let wanted = |e: usize| {
@@ -368,28 +408,24 @@ pub fn answer(
         });
         for &v in &treatments {
             let (c, t) = (acc(control), acc(v));
-            if let Some(cmp) = two_proportion(c.errors, c.calls, t.errors, t.calls) {
-                comparisons.push(metric("error_rate", Some(&label), &variants[v], cmp));
+            let counts = [c.errors, c.calls, t.errors, t.calls];
+            if let Some(cmp) = two_proportion(counts[0], counts[1], counts[2], counts[3]) {
+                let m = metric("error_rate", Some(&label), &variants[v], GUARD, cmp);
+                guardrails.push((m, Source::Rates(counts)));
             }
             for (name, q) in [("latency_p50", 0.5), ("latency_p95", 0.95)] {
                 let seed = (e as u64) << 8 | v as u64;
-                if let Some(cmp) =
-                    bootstrap_quantile_diff(&sorted[control], &sorted[v], q, RESAMPLES, seed)
+                if let Some((cmp, draws)) =
+                    bootstrap_quantile_diff_draws(&sorted[control], &sorted[v], q, RESAMPLES, seed)
                 {
-                    comparisons.push(metric(name, Some(&label), &variants[v], cmp));
+                    let m = metric(name, Some(&label), &variants[v], GUARD, cmp);
+                    guardrails.push((m, Source::Draws(draws)));
                 }
             }
         }
     }
-    let adjusted = holm(
-        &comparisons
-            .iter()
-            .map(|m| m.p_value_unadjusted)
-            .collect::<Vec<_>>(),
-    );
-    for (m, p) in comparisons.iter_mut().zip(adjusted) {
-        m.comparison = m.comparison.clone().with_p_value(p);
-    }
+    let mut comparisons = adjust(primary);
+    comparisons.extend(adjust(guardrails));
     Ok(ExperimentAnswer {
         project: question.project.clone(),
         from,
@@ -477,17 +513,50 @@ fn expose(slot: &mut (i64, u16), t: i64, variant: u16) {
     }
 }
 
+const GUARD: Family = Family::Guardrail;
+
 fn metric(
     name: &str,
     endpoint: Option<&str>,
     variant: &str,
+    family: Family,
     comparison: Comparison,
 ) -> MetricComparison {
     MetricComparison {
         metric: name.into(),
         endpoint: endpoint.map(Into::into),
         variant: variant.into(),
+        family,
         p_value_unadjusted: comparison.p_value,
+        ci: comparison.ci95,
+        ci_level: 0.95,
         comparison,
     }
+}
+
+/// Holm-adjusts one family's p-values and gives each the interval at the level it was tested at
+/// (see the module doc), so interval and adjusted p-value never disagree.
+fn adjust(family: Vec<(MetricComparison, Source)>) -> Vec<MetricComparison> {
+    let p: Vec<f64> = family.iter().map(|(m, _)| m.p_value_unadjusted).collect();
+    let (adjusted, levels) = (holm(&p), holm_levels(&p, ALPHA));
+    family
+        .into_iter()
+        .zip(adjusted.into_iter().zip(levels))
+        .map(|((mut m, source), (p, level))| {
+            m.comparison = m.comparison.clone().with_p_value(p);
+            let difference = m.comparison.difference;
+            let interval = match &source {
+                Source::Rates([cs, cn, ts, tn]) => {
+                    two_proportion_interval(*cs, *cn, *ts, *tn, level)
+                }
+                Source::Means(c, t) => welch_interval(c, t, level),
+                Source::Draws(draws) => bootstrap_interval(draws, difference, level),
+            };
+            if let Some(interval) = interval {
+                m.ci = interval;
+                m.ci_level = 1.0 - level;
+            }
+            m
+        })
+        .collect()
 }

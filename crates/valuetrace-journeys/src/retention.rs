@@ -127,7 +127,19 @@ pub struct RetentionAnswer {
     pub period: Period,
     pub cohorts: Vec<Cohort>,
     /// Over all cohorts, counting only the cohorts whose period is complete.
-    pub average: Vec<PeriodCell>,
+    pub average: Vec<AverageCell>,
+}
+
+/// One period of the average over the cohorts whose period is complete. With no complete cohort
+/// there is nothing to average: `actors`, `rate` and `value` are null (not a rate of 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AverageCell {
+    pub period: usize,
+    pub actors: Option<u64>,
+    pub rate: Option<f64>,
+    /// Sum of the values of the complete cohorts' outcomes in this period.
+    pub value: Option<f64>,
+    pub complete: bool,
 }
 
 pub fn answer(
@@ -213,12 +225,13 @@ pub fn answer(
                 .collect();
             let size: u64 = done.iter().map(|c| c.size).sum();
             let actors: u64 = done.iter().map(|c| c.periods[period].actors).sum();
-            PeriodCell {
+            let complete = !done.is_empty();
+            AverageCell {
                 period,
-                actors,
-                rate: actors as f64 / size.max(1) as f64,
-                value: done.iter().map(|c| c.periods[period].value).sum(),
-                complete: !done.is_empty(),
+                actors: complete.then_some(actors),
+                rate: complete.then(|| actors as f64 / size.max(1) as f64),
+                value: complete.then(|| done.iter().map(|c| c.periods[period].value).sum()),
+                complete,
             }
         })
         .collect();

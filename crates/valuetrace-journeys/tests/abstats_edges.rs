@@ -161,3 +161,145 @@ fn multiple_comparison_edges() {
     let adjusted = c.with_p_value(0.2);
     assert!(!adjusted.significant && adjusted.p_value == 0.2);
 }
+
+/// Issue 18 (6): an interval shown next to an adjusted p-value excludes 0 exactly when that
+/// p-value is below α, for every Holm step, for rates, means and bootstrapped quantiles.
+#[test]
+fn issue_18_adjusted_intervals_exclude_zero_iff_adjusted_p_is_below_alpha() {
+    use valuetrace_journeys::abstats::{
+        bootstrap_interval, bootstrap_quantile_diff_draws, holm_levels, two_proportion_interval,
+        welch_interval,
+    };
+    let mut state = 0x9e37_79b9_u64;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    let mut checked = [0usize; 2];
+    for round in 0..400 {
+        // A family of m rate comparisons with effects from none to large.
+        let m = 1 + next(12) as usize;
+        let tests: Vec<[f64; 4]> = (0..m)
+            .map(|_| {
+                let (cn, tn) = (20 + next(400), 20 + next(400));
+                let cs = next(cn + 1);
+                let ts = (cs * tn / cn + next(tn / 4 + 1)).min(tn);
+                [cs as f64, cn as f64, ts as f64, tn as f64]
+            })
+            .collect();
+        let compared: Vec<Comparison> = tests
+            .iter()
+            .map(|t| two_proportion(t[0], t[1], t[2], t[3]).expect("valid"))
+            .collect();
+        let p: Vec<f64> = compared.iter().map(|c| c.p_value).collect();
+        let (adjusted, levels) = (holm(&p), holm_levels(&p, 0.05));
+        for ((t, c), (adj, level)) in tests
+            .iter()
+            .zip(&compared)
+            .zip(adjusted.iter().zip(&levels))
+        {
+            let ci = two_proportion_interval(t[0], t[1], t[2], t[3], *level).expect("valid");
+            let excludes = ci[0] > 0.0 || ci[1] < 0.0;
+            assert_eq!(
+                excludes,
+                *adj < 0.05,
+                "round {round}: {t:?} {c:?} {ci:?} {adj} {level}"
+            );
+            assert!(ci[0] <= c.difference + 1e-12 && c.difference <= ci[1] + 1e-12);
+            checked[usize::from(excludes)] += 1;
+        }
+        // Means: Welch's interval at the same levels.
+        let summaries: Vec<(Summary, Summary)> = (0..m)
+            .map(|_| {
+                let n = 5.0 + next(200) as f64;
+                let c = Summary {
+                    n,
+                    mean: 10.0,
+                    variance: 1.0 + next(30) as f64,
+                };
+                let shift = next(40) as f64 / 10.0 - 1.0;
+                let t = Summary {
+                    n: n + 3.0,
+                    mean: 10.0 + shift,
+                    variance: 1.0 + next(30) as f64,
+                };
+                (c, t)
+            })
+            .collect();
+        let p: Vec<f64> = summaries
+            .iter()
+            .map(|(c, t)| welch(c, t).expect("valid").p_value)
+            .collect();
+        let (adjusted, levels) = (holm(&p), holm_levels(&p, 0.05));
+        for ((c, t), (adj, level)) in summaries.iter().zip(adjusted.iter().zip(&levels)) {
+            let ci = welch_interval(c, t, *level).expect("valid");
+            assert_eq!(
+                ci[0] > 0.0 || ci[1] < 0.0,
+                *adj < 0.05,
+                "{c:?} {t:?} {ci:?} {adj}"
+            );
+        }
+    }
+    assert!(checked[0] > 100 && checked[1] > 100, "{checked:?}");
+    // Bootstrapped quantiles: families of latency shifts.
+    for m in [1usize, 4, 30, 80] {
+        let draws: Vec<(Comparison, Vec<f64>)> = (0..m)
+            .map(|i| {
+                let control: Vec<f64> = (0..300).map(|j| ((j * 37) % 100) as f64).collect();
+                let shift = (i % 7) as f64 * 2.0;
+                let treatment: Vec<f64> = control.iter().map(|x| x + shift).collect();
+                bootstrap_quantile_diff_draws(&control, &treatment, 0.5, 2000, i as u64)
+                    .expect("valid")
+            })
+            .collect();
+        let p: Vec<f64> = draws.iter().map(|(c, _)| c.p_value).collect();
+        let (adjusted, levels) = (holm(&p), holm_levels(&p, 0.05));
+        for ((c, d), (adj, level)) in draws.iter().zip(adjusted.iter().zip(&levels)) {
+            let ci = bootstrap_interval(d, c.difference, *level).expect("valid");
+            assert_eq!(
+                ci[0] > 0.0 || ci[1] < 0.0,
+                *adj < 0.05,
+                "m={m} {c:?} {ci:?} {adj}"
+            );
+        }
+    }
+}
+
+/// The score interval of a rate difference at 95% against an independent computation: the
+/// Farrington–Manning restricted rates in closed form (the cubic of Miettinen & Nurminen 1985),
+/// and the bounds where the score statistic equals ±1.96.
+#[test]
+fn score_interval_matches_the_closed_form_restricted_rates() {
+    use valuetrace_journeys::abstats::two_proportion_interval;
+    // Treatment 1, control 2 as in the paper: statistic (p̂1 − p̂2 − δ)/√V(δ).
+    let statistic = |s1: f64, n1: f64, s2: f64, n2: f64, delta: f64| {
+        let (p1, p2) = (s1 / n1, s2 / n2);
+        let theta = n2 / n1;
+        let a = 1.0 + theta;
+        let b = -(1.0 + theta + p1 + theta * p2 + delta * (theta + 2.0));
+        let c = delta * delta + delta * (2.0 * p1 + theta + 1.0) + p1 + theta * p2;
+        let d = -p1 * delta * (1.0 + delta);
+        let v = b.powi(3) / (27.0 * a.powi(3)) - b * c / (6.0 * a * a) + d / (2.0 * a);
+        let u = v.signum() * (b * b / (9.0 * a * a) - c / (3.0 * a)).sqrt();
+        let w = (std::f64::consts::PI + (v / u.powi(3)).clamp(-1.0, 1.0).acos()) / 3.0;
+        let r1 = 2.0 * u * w.cos() - b / (3.0 * a);
+        let r2 = r1 - delta;
+        (p1 - p2 - delta) / (r1 * (1.0 - r1) / n1 + r2 * (1.0 - r2) / n2).sqrt()
+    };
+    for (s1, n1, s2, n2) in [
+        (56.0, 70.0, 48.0, 80.0),
+        (9.0, 10.0, 3.0, 10.0),
+        (85.0, 300.0, 60.0, 300.0),
+    ] {
+        let ci = two_proportion_interval(s2, n2, s1, n1, 0.05).expect("valid");
+        for bound in ci {
+            let z = statistic(s1, n1, s2, n2, bound).abs();
+            assert!(
+                (z - 1.959_963_985).abs() < 1e-6,
+                "{s1}/{n1} vs {s2}/{n2}: {ci:?} z={z}"
+            );
+        }
+    }
+}

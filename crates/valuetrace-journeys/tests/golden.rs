@@ -304,9 +304,12 @@ fn retention_counts_cohorts_returns_value_and_completeness() {
     );
     assert_eq!(answer.cohorts[0].periods[1].value, 50.0);
     // Average over complete cohorts: period 1 (1 + 1) / (2 + 1); period 2 only day 0: 1 / 2.
-    assert!((answer.average[1].rate - 2.0 / 3.0).abs() < 1e-12);
-    assert_eq!(answer.average[2].rate, 0.5);
-    assert!(!answer.average[3].complete);
+    assert!((answer.average[1].rate.expect("complete") - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(answer.average[2].rate, Some(0.5));
+    // Issue 18 (7d): no complete cohort in period 3: nothing to average, not `rate 0, value -0`.
+    let last = &answer.average[3];
+    assert!(!last.complete);
+    assert_eq!((last.actors, last.rate, last.value), (None, None, None));
 }
 
 /// An experiment `reco` with 10 control and 10 `ml_v2` users, each making 10 calls of
@@ -411,6 +414,109 @@ fn experiments_compare_variants_per_endpoint_with_corrected_p_values() {
     let conversion = &answer.comparisons[0];
     assert_eq!(conversion.metric, "conversion");
     assert!((conversion.comparison.difference - 0.3).abs() < 1e-12);
+}
+
+/// Issue 18 (6): 300 users per variant, each calling 10 endpoints; conversion 60/300 vs 85/300
+/// (p ≈ 0.017 alone). The verdict on a primary metric must not depend on how many endpoints are
+/// compared as guardrails, and every interval shown next to an adjusted p-value must agree with it.
+#[test]
+fn issue_18_primary_verdicts_do_not_depend_on_the_number_of_endpoints_compared() {
+    use valuetrace_journeys::experiment::{ExperimentSpec, Family};
+    let mut events = Vec::new();
+    for (variant, converters) in [("control", 60), ("ml_v2", 85)] {
+        for i in 0..300i64 {
+            let user = format!("{variant}{i}");
+            for k in 0..10i64 {
+                let t = T0 + HOUR + i * SEC + k;
+                let endpoint = format!("GET /api/e{k}");
+                // Endpoint 0 is slower and fails more in the treatment: a real guardrail signal.
+                let slower = if variant == "ml_v2" && k == 0 {
+                    30.0
+                } else {
+                    0.0
+                };
+                let status = if variant == "ml_v2" && k == 0 && i % 10 == 0 {
+                    500
+                } else {
+                    200
+                };
+                let latency = 20.0 + ((i * 37 + k * 11) % 50) as f64 + slower;
+                let mut call = call(t, &endpoint, status, latency).user(&user);
+                call.experiments.insert("reco".into(), variant.into());
+                events.push(Event::ApiCall(call));
+            }
+            if i < converters {
+                let buy = outcome(T0 + 2 * HOUR, "purchase").user(&user).value(100.0);
+                events.push(Event::Outcome(buy));
+            }
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store_with(dir.path(), &events, T0 + DAY);
+    let insights = Insights::default();
+    let journeys = Journeys {
+        insights: &insights,
+        store: &store,
+    };
+    let run = |top_endpoints: usize| {
+        let spec = ExperimentSpec {
+            experiment: "reco".into(),
+            control: None,
+            conversion: "purchase".into(),
+            top_endpoints,
+            endpoints: None,
+        };
+        journeys
+            .experiment(
+                &question(T0, T0 + DAY, T0 + DAY),
+                &AnalysisConfig::default(),
+                Actor::User,
+                &spec,
+            )
+            .expect("experiment")
+    };
+    let (three, ten) = (run(3), run(10));
+    assert_eq!((three.endpoints.len(), ten.endpoints.len()), (3, 10));
+    let conversion = |answer: &valuetrace_journeys::experiment::ExperimentAnswer| {
+        answer
+            .comparisons
+            .iter()
+            .find(|m| m.metric == "conversion")
+            .expect("conversion compared")
+            .clone()
+    };
+    let (c3, c10) = (conversion(&three), conversion(&ten));
+    assert_eq!(
+        c3, c10,
+        "the conversion verdict moved with the endpoints compared"
+    );
+    assert_eq!(c10.family, Family::Primary);
+    // Alone p ≈ 0.017; Holm among the two primary metrics (value per actor has the same
+    // relative difference and p ≈ 0.017 too): still below 0.05.
+    assert!(c10.p_value_unadjusted < 0.02, "{c10:?}");
+    assert!(c10.comparison.significant, "{c10:?}");
+    for answer in [&three, &ten] {
+        let guardrails = answer
+            .comparisons
+            .iter()
+            .filter(|m| m.family == Family::Guardrail)
+            .count();
+        assert_eq!(guardrails, 3 * answer.endpoints.len());
+        for m in &answer.comparisons {
+            let excludes_zero = m.ci[0] > 0.0 || m.ci[1] < 0.0;
+            assert_eq!(excludes_zero, m.comparison.p_value < 0.05, "{m:?}");
+            assert!(m.ci[0] <= m.comparison.difference && m.comparison.difference <= m.ci[1]);
+            assert!(m.comparison.p_value >= m.p_value_unadjusted, "{m:?}");
+            assert!((0.95..1.0).contains(&m.ci_level), "{m:?}");
+        }
+    }
+    // Endpoint 0's 30 ms slowdown survives the guardrail correction.
+    let p50 = ten
+        .comparisons
+        .iter()
+        .find(|m| m.metric == "latency_p50" && m.endpoint.as_deref() == Some("GET /api/e0"))
+        .expect("e0 p50");
+    assert!(p50.comparison.significant, "{p50:?}");
 }
 
 /// Time to first value over two days (start: any API call, value: a purchase):

@@ -206,7 +206,7 @@ proptest! {
                 prop_assert_eq!(cohort.periods[0].actors, cohort.size);
                 prop_assert!(cohort.periods.iter().all(|p| p.actors <= cohort.size));
             }
-            prop_assert!(answer.average.iter().all(|p| (0.0..=1.0).contains(&p.rate)));
+            prop_assert!(answer.average.iter().all(|p| p.rate.is_none_or(|r| (0.0..=1.0).contains(&r))));
         }
     }
 }

@@ -655,10 +655,11 @@ proptest! {
                     }
                 }
                 for cell in &answer.average {
-                    prop_assert!((0.0..=1.0).contains(&cell.rate), "{per:?} {:?}", answer.average);
+                    prop_assert_eq!(cell.rate.is_some(), cell.complete);
+                    prop_assert!(cell.rate.is_none_or(|r| (0.0..=1.0).contains(&r)), "{per:?} {:?}", answer.average);
                 }
                 if answer.average[0].complete {
-                    prop_assert_eq!(answer.average[0].rate, 1.0);
+                    prop_assert_eq!(answer.average[0].rate, Some(1.0));
                 }
                 let totals: Vec<u64> = (0..periods)
                     .map(|n| answer.cohorts.iter().map(|c| c.periods[n].actors).sum())

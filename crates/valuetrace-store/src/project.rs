@@ -73,6 +73,26 @@ impl ScanSet {
 }
 
 impl TableData {
+    /// The earliest row timestamp of the table (buffered, being persisted or in a file); `None`
+    /// when it holds no row. Answers that compare with a previous period use it to tell a period
+    /// before the data began from a quiet one.
+    pub fn first_ts(&self) -> Option<i64> {
+        let first_day = |days: &BTreeMap<i64, Vec<BufferedBatch>>| {
+            let batches = days.values().find(|batches| !batches.is_empty())?;
+            batches.iter().map(|b| b.min_ts).min()
+        };
+        let files = self.files.values().find(|files| !files.is_empty());
+        let file_min = files.and_then(|files| files.iter().map(|f| f.min_ts).min());
+        [
+            first_day(&self.buffer),
+            first_day(&self.persisting),
+            file_min,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
     pub fn scan_set(&self, from: i64, to: i64) -> ScanSet {
         let mut set = ScanSet::default();
         let first_day = from.div_euclid(DAY_MS) * DAY_MS;

@@ -1,5 +1,6 @@
 //! Growth Engineering: experiments (per variant: exposure, conversion with its 95% interval, value
-//! per user; each treatment against the control with 95% intervals and Holm-adjusted p-values;
+//! per user; each treatment against the control with Holm-adjusted p-values and the intervals that
+//! agree with them;
 //! per-endpoint results), churn-risk accounts, latency vs conversion on a route, feature priority.
 
 use super::Ctx;
@@ -376,13 +377,13 @@ fn experiment_section(ctx: &Ctx<'_>, answer: &Value) -> Markup {
             @let difference = num(c, "difference").unwrap_or(0.0);
             @let significant = c["significant"] == true;
             @let (words, class, _) = verdict(metric, difference, significant);
-            @let ci = list(c, "ci95");
+            @let (low, high, level) = adjusted_ci(c);
             p {
                 strong { (metric_name(metric)) } ": " code { (text(c, "variant")) } " vs " code { (control) } " "
                 span class=(class) { (difference_text(metric, difference)) }
-                " (" (value_text(metric, num(c, "treatment").unwrap_or(0.0))) " vs " (value_text(metric, num(c, "control").unwrap_or(0.0))) "; 95% CI "
-                (difference_text(metric, ci.first().and_then(Value::as_f64).unwrap_or(0.0))) " to " (difference_text(metric, ci.get(1).and_then(Value::as_f64).unwrap_or(0.0)))
-                "), p = " (format!("{:.3}", num(c, "p_value").unwrap_or(1.0))) " after Holm (" (format!("{:.3}", num(c, "p_value_unadjusted").unwrap_or(1.0))) " alone): "
+                " (" (value_text(metric, num(c, "treatment").unwrap_or(0.0))) " vs " (value_text(metric, num(c, "control").unwrap_or(0.0))) "; " (level) " CI "
+                (difference_text(metric, low)) " to " (difference_text(metric, high))
+                "), p = " (format!("{:.3}", num(c, "p_value").unwrap_or(1.0))) " after Holm among the primary metrics (" (format!("{:.3}", num(c, "p_value_unadjusted").unwrap_or(1.0))) " alone): "
                 strong class=(class) { (words) }
             }
         }
@@ -412,11 +413,12 @@ fn experiment_section(ctx: &Ctx<'_>, answer: &Value) -> Markup {
         p.note {
             "Sample ratio χ² p = " (or_dash(num(srm, "p_value"), |p| format!("{p:.3}"))) "; "
             (count(num(answer, "mixed").unwrap_or(0.0))) " users seen in two variants left out. "
-            "All p-values of the experiment are adjusted together (" (text(answer, "correction")) "), so with many endpoints compared a difference needs more evidence."
+            "p-values are adjusted (" (text(answer, "correction")) ") in two families: the primary metrics (conversion, value per user) among themselves, the per-endpoint guardrails among themselves, so comparing more endpoints never changes the verdict on conversion. "
+            "Each interval is at the level its adjusted p-value was tested at (wider than 95% after adjustment): it excludes 0 exactly when p < 0.05."
         }
         @if !by_metric.is_empty() {
-            h3 { "Per endpoint: treatment − control with 95% intervals" }
-            p.note { "Right of the dashed line: the treatment is higher. Green: significantly better, vermillion: significantly worse, grey: no clear difference (Holm-adjusted p ≥ 0.05). p50 latency is in the table below." }
+            h3 { "Per endpoint: treatment − control with Holm-adjusted intervals" }
+            p.note { "Right of the dashed line: the treatment is higher. Green: significantly better, vermillion: significantly worse, grey: no clear difference (p ≥ 0.05 after Holm among the guardrails; the interval then contains 0). p50 latency is in the table below." }
             @for (metric, rows) in by_metric.iter().filter(|(m, _)| **m != "latency_p50") {
                 h3 { (metric_name(metric)) }
                 (chart::intervals(&format!("{metric} difference per endpoint"), &comparison_rows(rows, treatments > 1), Some(0.0), &|x| difference_text(metric, x)))
@@ -427,14 +429,14 @@ fn experiment_section(ctx: &Ctx<'_>, answer: &Value) -> Markup {
                 thead { tr {
                     th data-sort { "Endpoint" } th data-sort { "Metric" } th data-sort { "Variant" }
                     th.num data-sort { "Control" } th.num data-sort { "Treatment" } th.num data-sort { "Difference" }
-                    th.num { "95% CI" } th.num data-sort { "p (Holm)" } th.num data-sort { "p alone" } th data-sort { "Verdict" }
+                    th.num { "Adjusted CI" } th.num data-sort { "p (Holm)" } th.num data-sort { "p alone" } th data-sort { "Verdict" }
                 } }
                 tbody {
                     @for c in comparisons {
                         @let metric = text(c, "metric");
                         @let difference = num(c, "difference").unwrap_or(0.0);
                         @let (words, class, _) = verdict(metric, difference, c["significant"] == true);
-                        @let ci = list(c, "ci95");
+                        @let (low, high, level) = adjusted_ci(c);
                         @let endpoint = text(c, "endpoint");
                         tr {
                             td { @if endpoint.is_empty() { "(per user)" } @else { a href=(ctx.endpoint_link(endpoint)) { (endpoint) } } }
@@ -443,7 +445,7 @@ fn experiment_section(ctx: &Ctx<'_>, answer: &Value) -> Markup {
                             td.num data-v=(num(c, "control").unwrap_or(0.0)) { (value_text(metric, num(c, "control").unwrap_or(0.0))) }
                             td.num data-v=(num(c, "treatment").unwrap_or(0.0)) { (value_text(metric, num(c, "treatment").unwrap_or(0.0))) }
                             td.num data-v=(difference) class=(class) { (difference_text(metric, difference)) }
-                            td.num { "[" (difference_text(metric, ci.first().and_then(Value::as_f64).unwrap_or(0.0))) ", " (difference_text(metric, ci.get(1).and_then(Value::as_f64).unwrap_or(0.0))) "]" }
+                            td.num title=(format!("{level} interval")) { "[" (difference_text(metric, low)) ", " (difference_text(metric, high)) "]" }
                             td.num data-v=(num(c, "p_value").unwrap_or(1.0)) { (format!("{:.3}", num(c, "p_value").unwrap_or(1.0))) }
                             td.num data-v=(num(c, "p_value_unadjusted").unwrap_or(1.0)) { (format!("{:.3}", num(c, "p_value_unadjusted").unwrap_or(1.0))) }
                             td class=(class) { (words) }
@@ -482,14 +484,26 @@ fn experiment_section(ctx: &Ctx<'_>, answer: &Value) -> Markup {
     }
 }
 
+/// The interval that goes with a comparison's adjusted p-value (`ci`, at `ci_level`) and its
+/// level as text (`99.4%`); the unadjusted `ci95` for answers without it.
+fn adjusted_ci(c: &Value) -> (f64, f64, String) {
+    let difference = num(c, "difference").unwrap_or(0.0);
+    let (ci, level) = match num(c, "ci_level") {
+        Some(level) => (list(c, "ci"), level),
+        None => (list(c, "ci95"), 0.95),
+    };
+    let low = ci.first().and_then(Value::as_f64).unwrap_or(difference);
+    let high = ci.get(1).and_then(Value::as_f64).unwrap_or(difference);
+    let level = format!("{:.1}%", level * 100.0).replace(".0%", "%");
+    (low, high, level)
+}
+
 fn comparison_rows(rows: &[&Value], with_variant: bool) -> Vec<Interval> {
     rows.iter()
         .map(|c| {
             let metric = text(c, "metric");
             let difference = num(c, "difference").unwrap_or(0.0);
-            let ci = list(c, "ci95");
-            let low = ci.first().and_then(Value::as_f64).unwrap_or(difference);
-            let high = ci.get(1).and_then(Value::as_f64).unwrap_or(difference);
+            let (low, high, level) = adjusted_ci(c);
             let (words, _, color) = verdict(metric, difference, c["significant"] == true);
             let p = num(c, "p_value").unwrap_or(1.0);
             Interval {
@@ -503,7 +517,7 @@ fn comparison_rows(rows: &[&Value], with_variant: bool) -> Vec<Interval> {
                 high,
                 color,
                 title: format!(
-                    "{} {} → {}: {} (95% CI {} to {}), p = {p:.3} after Holm: {words}",
+                    "{} {} → {}: {} ({level} CI {} to {}), p = {p:.3} after Holm: {words}",
                     metric_name(metric),
                     value_text(metric, num(c, "control").unwrap_or(0.0)),
                     value_text(metric, num(c, "treatment").unwrap_or(0.0)),
@@ -669,7 +683,11 @@ fn latency_section(answer: &Value) -> Markup {
             (tile("Best bucket", &best.map_or_else(|| "–".to_owned(), |b| buckets.iter().find(|x| num(x, "from_ms") == Some(b)).map_or_else(|| format!("from {b:.0} ms"), bucket_label)), "highest conversion with enough sessions"))
             (tile(&format!("Conversion under {}", ms(threshold)), &or_dash(num(below, "rate"), pct), &format!("{} sessions", count(num(below, "trials").unwrap_or(0.0)))))
             (tile(&format!("Conversion at {}+", ms(threshold)), &or_dash(num(above, "rate"), pct), &format!("{} sessions", count(num(answer, "sessions_above_threshold").unwrap_or(0.0)))))
-            (tile("Value at risk", &money(num(answer, "value_at_risk").unwrap_or(0.0)), &format!("conversions lost above {} × {} average", ms(threshold), or_dash(num(answer, "average_outcome_value"), money))))
+            @match num(answer, "value_at_risk") {
+                Some(value) => (tile("Value at risk", &money(value), &format!("conversions lost above {} × {} average", ms(threshold), or_dash(num(answer, "average_outcome_value"), money)))),
+                // Too few sessions on a side of the threshold: no headline from a handful.
+                None => (tile("Value at risk", "–", &format!("fewer than {} sessions above or below {}: too few to say", count(num(answer, "min_bucket_sessions").unwrap_or(0.0)), ms(threshold)))),
+            }
         }
         @if sessions == 0.0 {
             p.empty { "No session called " code { (text(answer, "route")) } " in this range and slice." }

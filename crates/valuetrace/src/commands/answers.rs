@@ -431,7 +431,13 @@ pub fn print_latency(answer: &Value, out: &mut Output) {
         count(&answer["sessions_above_threshold"]),
         text_rate(&answer["conversion_above_threshold"]),
         text_rate(&answer["conversion_below_threshold"]),
-        group_thousands(answer["value_at_risk"].as_f64().unwrap_or(0.0), 0),
+        match answer["value_at_risk"].as_f64() {
+            Some(value) => group_thousands(value, 0),
+            None => format!(
+                "– (fewer than {} sessions on a side of the threshold)",
+                text(&answer["min_bucket_sessions"])
+            ),
+        },
     ));
 }
 

@@ -264,13 +264,20 @@ pub fn print_experiment(answer: &Value, out: &mut Output) {
         "control",
         "treatment",
         "difference",
-        "95% CI",
+        "adjusted CI (level)",
         "p (Holm)",
         "significant",
     ]);
     for c in items(&answer["comparisons"]) {
-        let ci = match (c["ci95"][0].as_f64(), c["ci95"][1].as_f64()) {
-            (Some(lo), Some(hi)) => format!("[{lo:.3}, {hi:.3}]"),
+        // The interval at the level Holm tested this comparison at: it excludes 0 iff p < 0.05.
+        let ci = match (
+            c["ci"][0].as_f64(),
+            c["ci"][1].as_f64(),
+            c["ci_level"].as_f64(),
+        ) {
+            (Some(lo), Some(hi), Some(level)) => {
+                format!("[{lo:.3}, {hi:.3}] ({:.1}%)", level * 100.0)
+            }
             _ => "–".into(),
         };
         t.add_row(vec![
@@ -290,4 +297,7 @@ pub fn print_experiment(answer: &Value, out: &mut Output) {
         ]);
     }
     out.table("comparisons", t);
+    out.line(
+        "p (Holm): conversion and value/actor adjusted among themselves, per-endpoint rows among themselves",
+    );
 }
