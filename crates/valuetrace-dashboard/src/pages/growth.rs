@@ -686,7 +686,7 @@ fn latency_section(answer: &Value) -> Markup {
             @match num(answer, "value_at_risk") {
                 Some(value) => (tile("Value at risk", &money(value), &format!("conversions lost above {} × {} average", ms(threshold), or_dash(num(answer, "average_outcome_value"), money)))),
                 // Too few sessions on a side of the threshold: no headline from a handful.
-                None => (tile("Value at risk", "–", &format!("fewer than {} sessions above or below {}: too few to say", count(num(answer, "min_bucket_sessions").unwrap_or(0.0)), ms(threshold)))),
+                None => (tile("Value at risk", "–", &format!("fewer than {} sessions above or below {}: too few to say ({} average order)", count(num(answer, "min_bucket_sessions").unwrap_or(0.0)), ms(threshold), or_dash(num(answer, "average_outcome_value"), money)))),
             }
         }
         @if sessions == 0.0 {
