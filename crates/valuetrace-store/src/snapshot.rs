@@ -7,7 +7,7 @@
 //! append-only and compaction keeps rows), and otherwise rebuilds the day from Parquet.
 //!
 //! ```text
-//! magic "VTSNAP\0\0" | version u32 = 1 | day i64 | rows u64
+//! magic "VTSNAP\0\0" | version u32 = 2 | day i64 | rows u64
 //! strings: count u32, then (len u32, UTF-8 bytes)*        -- ids below index this table (0 = none)
 //! cells:   count u32, then (level u8, bucket i64, route u32, method u32, service u32,
 //!                           provider u32, outbound u8, is_detail u8, [plan u32, segment u32,
@@ -24,7 +24,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"VTSNAP\0\0";
-const VERSION: u32 = 1;
+/// 2: cells keep raw, client-sketched and sampled users apart (older snapshots are rebuilt
+/// from Parquet).
+const VERSION: u32 = 2;
 pub const FILE_NAME: &str = "rollups.snapshot";
 
 /// A decoded snapshot: its day, the rows it covers, and its cells with ids interned into the
