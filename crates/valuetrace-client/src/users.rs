@@ -26,7 +26,10 @@ pub fn user_hash(user_id: &[u8]) -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserSketch {
     /// `(register << 8) | rank` of the set registers, unordered, first `len` entries.
-    Inline { entries: [u32; INLINE], len: u8 },
+    Inline {
+        entries: [u32; INLINE],
+        len: u8,
+    },
     Dense(Box<[u8; REGISTERS]>),
 }
 

@@ -151,7 +151,9 @@ impl Reader<'_, '_> {
             if *rank == 0 || *rank > u64::from(MAX_RANK) {
                 return Err(ValidationError::new(
                     at(),
-                    format!("rank {rank} is out of range: ranks are 1 to {MAX_RANK} (leave empty registers out)"),
+                    format!(
+                        "rank {rank} is out of range: ranks are 1 to {MAX_RANK} (leave empty registers out)"
+                    ),
                 ));
             }
             if registers

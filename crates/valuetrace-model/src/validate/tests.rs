@@ -478,7 +478,11 @@ fn aggregate_mistakes_name_their_field() {
 #[test]
 fn an_aggregate_may_carry_a_user_sketch_and_malformed_ones_are_named() {
     let valid = validate_event(
-        &with(aggregate(), "user_sketch", json!([[0, 1], [17, 3], [4095, 53]])),
+        &with(
+            aggregate(),
+            "user_sketch",
+            json!([[0, 1], [17, 3], [4095, 53]]),
+        ),
         NOW,
         &Limits::default(),
     )

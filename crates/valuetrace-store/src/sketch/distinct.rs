@@ -218,6 +218,30 @@ mod tests {
         x ^ (x >> 31)
     }
 
+    /// Issue 18, point 4: the 95% interval of a registers-only sketch (as clients ship) covers
+    /// the true count in about 95% of repetitions, from a handful of users to the HyperLogLog
+    /// range.
+    #[test]
+    fn the_95_percent_interval_covers_the_truth_over_many_repetitions() {
+        for (n, repetitions) in [(20u64, 400u64), (320, 400), (3_000, 200), (40_000, 60)] {
+            let mut covered = 0;
+            for repetition in 0..repetitions {
+                let mut sketch = DistinctSketch::Registers(Box::new([0; REGISTERS]));
+                for i in 0..n {
+                    sketch.insert(mix(repetition << 32 | i));
+                }
+                let (low, high) = sketch.interval95();
+                assert!(low <= sketch.estimate() && sketch.estimate() <= high);
+                covered += u64::from(low <= n && n <= high);
+            }
+            let rate = covered as f64 / repetitions as f64;
+            assert!(
+                (0.90..=1.0).contains(&rate),
+                "n={n}: the interval covered the truth in {rate:.3} of {repetitions} repetitions"
+            );
+        }
+    }
+
     #[test]
     fn exact_when_small() {
         let mut sketch = DistinctSketch::default();
