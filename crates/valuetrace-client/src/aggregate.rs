@@ -19,6 +19,8 @@ use std::sync::Mutex;
 use valuetrace_model::ApiAggregate;
 use valuetrace_model::event::{latency_bucket, latency_bucket_value};
 
+use crate::users::{UserSketch, user_hash};
+
 pub const SHARDS: usize = 16;
 
 /// What one aggregate counts.
@@ -44,14 +46,18 @@ pub struct CallKey<'a> {
     pub plan: Option<&'a str>,
     pub experiments: &'a BTreeMap<String, String>,
     pub provider: Option<&'a str>,
+    /// The caller's user id, counted in the key's distinct-user sketch (never stored).
+    pub user_id: Option<&'a str>,
 }
 
-/// Counts and a latency histogram (dense: `buckets[b]` counts bucket `b`, grown on demand).
+/// Counts, a latency histogram (dense: `buckets[b]` counts bucket `b`, grown on demand) and the
+/// distinct users.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Aggregate {
     pub count: u64,
     pub latency_sum_ms: f64,
     pub buckets: Vec<u64>,
+    pub users: UserSketch,
 }
 
 /// The histogram bucket of a latency (0 for ≤ 0.01 ms; ~1,400 buckets reach an hour).
@@ -210,6 +216,8 @@ impl Aggregator {
     ) -> f64 {
         let class = (call.status / 100).clamp(1, 5) as u8;
         let hash = key_hash(call, class);
+        // Hashed before the lock is taken.
+        let user = call.user_id.map(|id| user_hash(id.as_bytes()));
         let Ok(mut shard) = self.shards[shard_of_thread()].lock() else {
             return memo(); // a poisoned shard loses counts; it never panics the host
         };
@@ -244,6 +252,9 @@ impl Aggregator {
         aggregate.count += 1;
         aggregate.latency_sum_ms += latency_ms;
         aggregate.add(latency_ms, 1);
+        if let Some(user) = user {
+            aggregate.users.insert(user);
+        }
         *memo
     }
 
@@ -265,6 +276,7 @@ impl Aggregator {
                 for (mine, theirs) in into.buckets.iter_mut().zip(&aggregate.buckets) {
                     *mine += theirs;
                 }
+                into.users.merge(&aggregate.users);
             }
         }
         let mut out: Vec<_> = merged.into_iter().collect();
@@ -319,6 +331,9 @@ pub fn to_events(drained: Vec<(AggregateKey, Aggregate)>, window: Window) -> Vec
                 .filter(|(_, calls)| **calls > 0)
                 .map(|(bucket, calls)| (bucket as u32, *calls))
                 .collect(),
+            // Always present (empty: no call named a user), so the server knows these calls'
+            // users are all in it.
+            user_sketch: Some(aggregate.users.registers()),
             ..ApiAggregate::default()
         })
         .collect()
@@ -346,6 +361,7 @@ mod tests {
                             plan,
                             experiments: &experiments,
                             provider: None,
+                            user_id: Some("u1"),
                         };
                         aggregator.record(&call, f64::from(i % 100));
                     }
@@ -378,6 +394,7 @@ mod tests {
                 plan: None,
                 experiments: &experiments,
                 provider: None,
+                user_id: None,
             };
             aggregator.record(&call, f64::from(i) / 10.0);
         }

@@ -50,5 +50,6 @@ pub mod recorder;
 pub mod sampling;
 pub mod sender;
 pub mod small_string;
+pub mod users;
 
 pub use client::{Client, ClientConfig, ClientStats};

@@ -161,6 +161,7 @@ impl Recorder {
                 plan: who.plan.as_deref(),
                 experiments: &who.experiments,
                 provider: call.provider,
+                user_id: who.user_id.as_deref(),
             },
             call.latency_ms,
             || self.policy.route_weight(call.method, call.route),

@@ -170,6 +170,12 @@ pub struct ApiAggregate {
     /// latencies ≤ 0.01 ms, bucket `b ≥ 1` those in `(0.01·1.02^(b-1), 0.01·1.02^b]` ms
     /// ([`latency_bucket`]); the calls sum to `count`.
     pub latency_buckets: Vec<(u32, u64)>,
+    /// The distinct users of the counted calls as HyperLogLog registers ([`crate::users`]):
+    /// sparse `(register, rank)` pairs, registers strictly ascending, ranks 1 to
+    /// [`crate::users::MAX_RANK`]; empty when no call named a user. Absent (older clients): the
+    /// server can only count the users of the sampled raw calls, and says so (a lower bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_sketch: Option<Vec<(u16, u8)>>,
 }
 
 /// The longest window an [`ApiAggregate`] may cover: one hour.

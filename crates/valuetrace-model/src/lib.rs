@@ -15,6 +15,7 @@
 pub mod event;
 pub mod pattern;
 pub mod time;
+pub mod users;
 pub mod validate;
 pub mod wire;
 

@@ -5,14 +5,14 @@ use crate::Result;
 use crate::filter::{Filter, RawDims};
 use crate::summary::{EndpointKey, Summary};
 use std::collections::HashMap;
-use valuetrace_store::aggregate_table::parse_buckets;
+use valuetrace_store::aggregate_table::{parse_buckets, parse_user_sketch};
 use valuetrace_store::call_columns::optional_text;
 use valuetrace_store::project::ScanSet;
 use valuetrace_store::rollup::{AggregateFacts, Cell};
 use valuetrace_store::schema::Columns;
 
 /// The columns an edge scan of aggregates reads.
-const AGGREGATE_COLUMNS: [&str; 12] = [
+const AGGREGATE_COLUMNS: [&str; 13] = [
     "timestamp",
     "service",
     "method",
@@ -25,6 +25,7 @@ const AGGREGATE_COLUMNS: [&str; 12] = [
     "count",
     "latency_sum_ms",
     "latency_buckets",
+    "user_sketch",
 ];
 
 /// Adds the aggregates whose window ends in `[from, to)` and that match `filter` to `summary`.
@@ -46,6 +47,8 @@ pub fn scan_raw(
         let status_class = c.u16("status_class")?;
         let (count, latency_sum) = (c.u64("count")?, c.f64("latency_sum_ms")?);
         let buckets = c.text("latency_buckets")?;
+        // Absent in files written before aggregates carried a sketch.
+        let user_sketch = c.text("user_sketch").ok();
         for row in 0..batch.num_rows() {
             let ts = timestamp.value(row);
             if ts < from || ts >= to {
@@ -65,12 +68,14 @@ pub fn scan_raw(
                 continue;
             }
             let latency_buckets = parse_buckets(buckets.value(row));
+            let sketch = parse_user_sketch(user_sketch.and_then(|c| optional_text(c, row)));
             let facts = AggregateFacts {
                 timestamp: ts,
                 count: count.value(row),
                 status_class: status_class.value(row) as u8,
                 latency_sum_ms: latency_sum.value(row),
                 latency_buckets: &latency_buckets,
+                user_sketch: sketch.as_deref(),
             };
             let key = EndpointKey {
                 route: dims.route.to_owned(),

@@ -63,6 +63,14 @@ pub struct EndpointRow {
     pub requests: u64,
     pub requests_per_minute: f64,
     pub unique_users: u64,
+    /// How `unique_users` was obtained: `exact`, `estimate` (HyperLogLog: client sketches of
+    /// SDK traffic, or more than 512 users in a cell) or `lower_bound` (some counted calls came
+    /// from clients that ship no user sketch: only their sampled users are known).
+    #[serde(default = "exact")]
+    pub users_kind: String,
+    /// 95% interval of the distinct users `[low, high]`; `high` is null for a lower bound.
+    #[serde(default)]
+    pub users_ci95: Option<(u64, Option<u64>)>,
     /// Share of 5xx responses.
     pub server_error_rate: f64,
     /// Share of 4xx responses.
@@ -109,9 +117,13 @@ impl Default for Accuracy {
         Accuracy {
             counts: "exact".into(),
             quantile_relative_error: RELATIVE_ERROR,
-            unique_users: "exact up to 512 distinct users per rollup cell, else HyperLogLog with 1.6% standard error".into(),
+            unique_users: "per row (`users_kind`, `users_ci95`): exact up to 512 distinct users per rollup cell, else HyperLogLog (1.6% standard error); SDK traffic from the client's sketch (an estimate); a lower bound where aggregates came without a sketch".into(),
         }
     }
+}
+
+fn exact() -> String {
+    "exact".into()
 }
 
 pub fn check_window(from: i64, to: i64) -> Result<()> {
@@ -152,6 +164,7 @@ pub fn run(store: &EmbeddedStore, query: &EndpointsQuery) -> Result<EndpointsAns
 }
 
 pub fn row_of(key: &EndpointKey, accum: &Accum, minutes: f64) -> EndpointRow {
+    let users = accum.users.report();
     let share = |count: u64| {
         if accum.counts.count == 0 {
             0.0
@@ -171,7 +184,9 @@ pub fn row_of(key: &EndpointKey, accum: &Accum, minutes: f64) -> EndpointRow {
         } else {
             0.0
         },
-        unique_users: accum.users.estimate(),
+        unique_users: users.value,
+        users_kind: users.kind.as_str().into(),
+        users_ci95: Some((users.low, users.high)),
         server_error_rate: share(accum.counts.status_classes[4]),
         client_error_rate: share(accum.counts.status_classes[3]),
         errors: accum.counts.errors,

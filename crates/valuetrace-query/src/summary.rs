@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use valuetrace_store::call_columns::{CALL_COLUMNS, CallColumns, optional_text};
 use valuetrace_store::project::ScanSet;
 use valuetrace_store::rollup::{Cell, Counts, RouteKey};
-use valuetrace_store::sketch::{DistinctSketch, LatencyAccumulator};
+use valuetrace_store::sketch::{CellUsers, LatencyAccumulator};
 use valuetrace_store::{EmbeddedStore, Table};
 
 /// An endpoint by name: route template, method, service and provider (outbound calls).
@@ -25,7 +25,7 @@ pub struct EndpointKey {
 pub struct Accum {
     pub counts: Counts,
     pub latency: LatencyAccumulator,
-    pub users: DistinctSketch,
+    pub users: CellUsers,
 }
 
 impl Accum {

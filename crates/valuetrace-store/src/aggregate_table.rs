@@ -33,6 +33,9 @@ pub fn api_aggregates_schema() -> SchemaRef {
                 Field::new("count", DataType::UInt64, false),
                 Field::new("latency_sum_ms", DataType::Float64, false),
                 text("latency_buckets", false),
+                // `[[register, rank], ...]` as JSON; null from clients that send no sketch
+                // (and in files written before the column existed).
+                text("user_sketch", true),
             ]);
             Arc::new(Schema::new(fields))
         })
@@ -42,6 +45,11 @@ pub fn api_aggregates_schema() -> SchemaRef {
 /// `[[bucket, calls], ...]` as JSON text.
 pub fn buckets_json(buckets: &[(u32, u64)]) -> String {
     serde_json::to_string(buckets).unwrap_or_else(|_| "[]".into())
+}
+
+/// The `(register, rank)` pairs of a `user_sketch` cell; `None` when null or unreadable.
+pub fn parse_user_sketch(text: Option<&str>) -> Option<Vec<(u16, u8)>> {
+    serde_json::from_str(text?).ok()
 }
 
 /// The pairs of a `latency_buckets` cell; empty when unreadable.
@@ -61,6 +69,7 @@ pub fn to_batch(rows: &[&StoredEvent]) -> Result<RecordBatch> {
     let mut count = UInt64Builder::new();
     let mut latency_sum = Float64Builder::new();
     let mut buckets = StringBuilder::new();
+    let mut user_sketch = StringBuilder::new();
     for row in rows {
         let Event::ApiAggregate(a) = &row.event else {
             return Err(Error::Internal(
@@ -91,6 +100,11 @@ pub fn to_batch(rows: &[&StoredEvent]) -> Result<RecordBatch> {
         count.append_value(a.count);
         latency_sum.append_value(a.latency_sum_ms);
         buckets.append_value(buckets_json(&a.latency_buckets));
+        user_sketch.append_option(
+            a.user_sketch
+                .as_ref()
+                .and_then(|pairs| serde_json::to_string(pairs).ok()),
+        );
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(event_id.finish()),
@@ -113,6 +127,7 @@ pub fn to_batch(rows: &[&StoredEvent]) -> Result<RecordBatch> {
     columns.push(Arc::new(count.finish()));
     columns.push(Arc::new(latency_sum.finish()));
     columns.push(Arc::new(buckets.finish()));
+    columns.push(Arc::new(user_sketch.finish()));
     Ok(RecordBatch::try_new(api_aggregates_schema(), columns)?)
 }
 
@@ -139,6 +154,8 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<StoredEvent>> {
         c.f64("latency_sum_ms")?,
         c.text("latency_buckets")?,
     );
+    // Absent in batches read from files written before the column existed.
+    let user_sketch = c.text("user_sketch").ok();
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         rows.push(StoredEvent {
@@ -165,6 +182,9 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<StoredEvent>> {
                 count: count.value(row),
                 latency_sum_ms: latency_sum.value(row),
                 latency_buckets: parse_buckets(buckets.value(row)),
+                user_sketch: parse_user_sketch(
+                    user_sketch.and_then(|c| optional_text(c, row)).as_deref(),
+                ),
             }),
             received_at: received_at.value(row),
             skew_ms: skew.value(row),
@@ -194,6 +214,7 @@ mod tests {
             count: 5,
             latency_sum_ms: 101.5,
             latency_buckets: vec![(400, 2), (410, 3)],
+            user_sketch: Some(vec![(7, 2), (4000, 1)]),
             ..ApiAggregate::default()
         };
         let stored = StoredEvent {

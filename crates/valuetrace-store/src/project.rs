@@ -214,6 +214,7 @@ pub fn aggregate_facts(aggregate: &valuetrace_model::ApiAggregate) -> AggregateF
         status_class: aggregate.status_class,
         latency_sum_ms: aggregate.latency_sum_ms,
         latency_buckets: &aggregate.latency_buckets,
+        user_sketch: aggregate.user_sketch.as_deref(),
     }
 }
 

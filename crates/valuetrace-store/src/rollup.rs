@@ -11,7 +11,7 @@
 
 use crate::fast_hash::FxHashMap;
 use crate::interner::Interner;
-use crate::sketch::{DistinctSketch, LatencySketch};
+use crate::sketch::{CellUsers, LatencySketch};
 use std::collections::BTreeMap;
 use valuetrace_model::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
@@ -135,7 +135,7 @@ impl Counts {
 pub struct Cell {
     pub counts: Counts,
     pub latency: LatencySketch,
-    pub users: DistinctSketch,
+    pub users: CellUsers,
 }
 
 /// The fields of one API call that rollups need.
@@ -161,6 +161,8 @@ pub struct AggregateFacts<'a> {
     pub status_class: u8,
     pub latency_sum_ms: f64,
     pub latency_buckets: &'a [(u32, u64)],
+    /// The calls' users as HyperLogLog registers; `None` from clients that send none.
+    pub user_sketch: Option<&'a [(u16, u8)]>,
 }
 
 impl Cell {
@@ -175,6 +177,7 @@ impl Cell {
             counts.errors += facts.count;
         }
         counts.latency_sum_ms += facts.latency_sum_ms;
+        self.users.add_aggregate(facts.user_sketch, facts.count);
         for &(bucket, calls) in facts.latency_buckets {
             let value = valuetrace_model::event::latency_bucket_value(bucket);
             self.latency
@@ -182,11 +185,12 @@ impl Cell {
         }
     }
 
-    /// A call a client aggregate already counted: only its user and its value are new (an
-    /// aggregate carries neither; value-carrying calls are never sampled away).
+    /// A call a client aggregate already counted: only its value is new (value-carrying calls
+    /// are never sampled away). Its user goes to the sampled users, used only where an
+    /// aggregate came without a sketch (the sketch holds every user of its calls).
     pub fn add_aggregated_call(&mut self, facts: &CallFacts) {
         if let Some(hash) = facts.user_hash {
-            self.users.insert(hash);
+            self.users.sampled.insert(hash);
         }
         if let Some(value) = facts.value
             && facts.status < 400
@@ -199,7 +203,7 @@ impl Cell {
         self.counts.add(facts);
         self.latency.insert(facts.latency_ms);
         if let Some(hash) = facts.user_hash {
-            self.users.insert(hash);
+            self.users.raw.insert(hash);
         }
     }
 
@@ -245,7 +249,7 @@ impl Cell {
         Some(Cell {
             counts,
             latency: LatencySketch::decode(input)?,
-            users: DistinctSketch::decode(input)?,
+            users: CellUsers::decode(input)?,
         })
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! magic "VTSNAP\0\0" | version u32 = 2 | day i64 | rows u64   (v2: a cell's counts end with
-//!                                                             its value currency, u32; a v1
+//!                                                             its value currency, u32, and its
+//!                                                             users are three sketches; a v1
 //!                                                             snapshot is rebuilt from Parquet)
 //! strings: count u32, then (len u32, UTF-8 bytes)*        -- ids below index this table (0 = none)
 //! cells:   count u32, then (level u8, bucket i64, route u32, method u32, service u32,
@@ -26,6 +27,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"VTSNAP\0\0";
+/// 2: a cell's counts end with its value currency; cells keep raw, client-sketched and sampled
+/// users apart (older snapshots are rebuilt from Parquet).
 const VERSION: u32 = 2;
 pub const FILE_NAME: &str = "rollups.snapshot";
 

@@ -3,6 +3,7 @@
 use super::{MAX_LATENCY_MS, Reader, Result, ValidationError};
 use crate::SCHEMA_VERSION;
 use crate::event::{ApiAggregate, Direction, MAX_AGGREGATE_WINDOW_MS, MAX_LATENCY_BUCKET};
+use crate::users::{MAX_RANK, PRECISION, REGISTERS};
 use crate::wire::WireValue;
 
 /// The most calls one aggregate may count (a million calls a second for an hour).
@@ -28,6 +29,7 @@ pub(super) const API_AGGREGATE_FIELDS: &[&str] = &[
     "count",
     "latency_sum_ms",
     "latency_buckets",
+    "user_sketch",
 ];
 
 impl Reader<'_, '_> {
@@ -77,6 +79,7 @@ impl Reader<'_, '_> {
             ));
         }
         let latency_buckets = self.latency_buckets(count)?;
+        let user_sketch = self.user_sketch()?;
         Ok(ApiAggregate {
             schema_version: SCHEMA_VERSION,
             event_id: self.event_id()?,
@@ -96,7 +99,75 @@ impl Reader<'_, '_> {
             count,
             latency_sum_ms,
             latency_buckets,
+            user_sketch,
         })
+    }
+
+    /// `[[register, rank], ...]` (optional): registers strictly ascending below
+    /// [`REGISTERS`], ranks 1 to [`MAX_RANK`].
+    fn user_sketch(&mut self) -> Result<Option<Vec<(u16, u8)>>> {
+        const FIELD: &str = "user_sketch";
+        const PAIR: &str = "must be a [register, rank] pair of non-negative integers";
+        let items = match self.get(FIELD) {
+            None | Some(WireValue::Null) => return Ok(None),
+            Some(WireValue::Array(items)) => items,
+            Some(other) => {
+                return Err(ValidationError::new(
+                    FIELD,
+                    format!(
+                        "must be an array of [register, rank] pairs (HyperLogLog registers, precision {PRECISION}), got {}",
+                        other.kind()
+                    ),
+                ));
+            }
+        };
+        if items.len() > REGISTERS {
+            return Err(ValidationError::new(
+                FIELD,
+                format!(
+                    "has {} pairs; a sketch has at most {REGISTERS} registers",
+                    items.len()
+                ),
+            ));
+        }
+        let mut registers: Vec<(u16, u8)> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let at = || format!("{FIELD}[{i}]");
+            let (WireValue::U64(register), WireValue::U64(rank)) = (match item {
+                WireValue::Array(pair) if pair.len() == 2 => (&pair[0], &pair[1]),
+                _ => return Err(ValidationError::new(at(), PAIR)),
+            }) else {
+                return Err(ValidationError::new(at(), PAIR));
+            };
+            if *register >= REGISTERS as u64 {
+                return Err(ValidationError::new(
+                    at(),
+                    format!(
+                        "register {register} is out of range: precision {PRECISION} has registers 0 to {}",
+                        REGISTERS - 1
+                    ),
+                ));
+            }
+            if *rank == 0 || *rank > u64::from(MAX_RANK) {
+                return Err(ValidationError::new(
+                    at(),
+                    format!(
+                        "rank {rank} is out of range: ranks are 1 to {MAX_RANK} (leave empty registers out)"
+                    ),
+                ));
+            }
+            if registers
+                .last()
+                .is_some_and(|(last, _)| u64::from(*last) >= *register)
+            {
+                return Err(ValidationError::new(
+                    at(),
+                    "registers must be strictly ascending (each register once)",
+                ));
+            }
+            registers.push((*register as u16, *rank as u8));
+        }
+        Ok(Some(registers))
     }
 
     /// `[[bucket, calls], ...]`: buckets strictly ascending, each at most the highest bucket,

@@ -476,6 +476,63 @@ fn aggregate_mistakes_name_their_field() {
 }
 
 #[test]
+fn an_aggregate_may_carry_a_user_sketch_and_malformed_ones_are_named() {
+    let valid = validate_event(
+        &with(
+            aggregate(),
+            "user_sketch",
+            json!([[0, 1], [17, 3], [4095, 53]]),
+        ),
+        NOW,
+        &Limits::default(),
+    )
+    .expect("valid sketch");
+    let Event::ApiAggregate(a) = valid.event else {
+        panic!("aggregate expected")
+    };
+    assert_eq!(a.user_sketch, Some(vec![(0, 1), (17, 3), (4095, 53)]));
+    // Without one (older clients) the aggregate is still accepted, with no sketch.
+    let valid = validate_event(&aggregate(), NOW, &Limits::default()).expect("valid");
+    let Event::ApiAggregate(a) = valid.event else {
+        panic!("aggregate expected")
+    };
+    assert_eq!(a.user_sketch, None);
+    let cases = [
+        (
+            json!({"3": 1}),
+            "user_sketch: must be an array of [register, rank] pairs (HyperLogLog registers, precision 12), got an object",
+        ),
+        (
+            json!([[4096, 1]]),
+            "user_sketch[0]: register 4096 is out of range: precision 12 has registers 0 to 4095",
+        ),
+        (
+            json!([[1, 0]]),
+            "user_sketch[0]: rank 0 is out of range: ranks are 1 to 53 (leave empty registers out)",
+        ),
+        (
+            json!([[1, 54]]),
+            "user_sketch[0]: rank 54 is out of range: ranks are 1 to 53 (leave empty registers out)",
+        ),
+        (
+            json!([[5, 1], [5, 2]]),
+            "user_sketch[1]: registers must be strictly ascending (each register once)",
+        ),
+        (
+            json!([[5, 1], ["u1", 2]]),
+            "user_sketch[1]: must be a [register, rank] pair of non-negative integers",
+        ),
+        (
+            json!([[5]]),
+            "user_sketch[0]: must be a [register, rank] pair of non-negative integers",
+        ),
+    ];
+    for (sketch, expected) in cases {
+        assert_eq!(error_of(with(aggregate(), "user_sketch", sketch)), expected);
+    }
+}
+
+#[test]
 fn the_aggregated_flag_is_a_boolean() {
     let valid = validate_event(
         &with(call(), "aggregated", json!(true)),

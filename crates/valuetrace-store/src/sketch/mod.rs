@@ -8,6 +8,8 @@
 
 mod distinct;
 mod latency;
+mod users;
 
 pub use distinct::DistinctSketch;
 pub use latency::{LatencyAccumulator, LatencySketch, RELATIVE_ERROR};
+pub use users::{CellUsers, UsersKind, UsersReport};

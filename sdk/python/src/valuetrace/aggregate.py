@@ -14,6 +14,8 @@ import math
 import threading
 import time
 
+from . import users as _users
+
 MIN_MS = 0.01
 GAMMA = 1.02
 MAX_BUCKET = 2048
@@ -63,23 +65,31 @@ class Aggregator:
         #: Requests recorded since the start (exact).
         self.requests = 0
 
-    def record(self, key: tuple, latency_ms: float) -> None:
+    def record(self, key: tuple, latency_ms: float, user_id: str | None = None) -> None:
         """Counts one request under ``key`` = (method, route, status class, plan, experiments)
-        where experiments is a sorted tuple of (name, variant) pairs or None."""
+        where experiments is a sorted tuple of (name, variant) pairs or None; ``user_id`` enters
+        the key's distinct-user sketch (``users``; hashed before the lock is taken)."""
         b = bucket(latency_ms)
+        register = None if user_id is None else _users.register_of(_users.user_hash(user_id))
         with self._lock:
             self.requests += 1
             entry = self._table.get(key)
             if entry is None:
-                self._table[key] = [1, latency_ms, {b: 1}]
+                entry = self._table[key] = [1, latency_ms, {b: 1}, {}]
             else:
                 entry[0] += 1
                 entry[1] += latency_ms
                 buckets = entry[2]
                 buckets[b] = buckets.get(b, 0) + 1
+            if register is not None:
+                sketch = entry[3]
+                index, rank = register
+                if sketch.get(index, 0) < rank:
+                    sketch[index] = rank
 
     def drain(self) -> tuple[float, float, dict[tuple, list]]:
-        """(window start, window end, {key: [count, latency sum ms, {bucket: count}]}) of every
+        """(window start, window end, {key: [count, latency sum ms, {bucket: count},
+        {register: rank}]}) of every
         request recorded since the last drain; resets."""
         with self._lock:
             table, self._table = self._table, {}

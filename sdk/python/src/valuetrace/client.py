@@ -138,7 +138,8 @@ class Client:
                 else:
                     experiments = None
                 new_user = identity.new_user
-            self.aggregator.record((method, route, status_class, plan, experiments), latency_ms)
+            self.aggregator.record((method, route, status_class, plan, experiments), latency_ms,
+                                   user)
 
             policy = self.sampling
             if (status >= 500 or (status >= 400 and policy.keep_client_errors)

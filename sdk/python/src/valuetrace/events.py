@@ -8,6 +8,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from . import users
+
 __version__ = "0.1.0"
 SDK = f"valuetrace-python/{__version__}"
 #: The route of requests that matched no route of the app (never their raw path).
@@ -80,7 +82,8 @@ def api_aggregates(window_start: float, window_end: float, table: dict, service:
     """One ``api_aggregate`` event per key of a drained aggregator table."""
     start, end = rfc3339(window_start), rfc3339(window_end)
     events = []
-    for (method, route, status_class, plan, experiments), (count, latency_sum, buckets) in sorted(
+    for (method, route, status_class, plan, experiments), (count, latency_sum, buckets,
+                                                            sketch) in sorted(
         table.items(), key=lambda item: repr(item[0])
     ):
         event = {
@@ -97,6 +100,9 @@ def api_aggregates(window_start: float, window_end: float, table: dict, service:
             "count": count,
             "latency_sum_ms": round(latency_sum, 3),
             "latency_buckets": [[b, buckets[b]] for b in sorted(buckets)],
+            # Always present (empty: no call named a user): the server then knows that every
+            # user of these calls is in it.
+            "user_sketch": users.registers(sketch),
             "sdk": sdk,
         }
         if plan is not None:
