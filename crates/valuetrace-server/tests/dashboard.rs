@@ -465,7 +465,10 @@ async fn journeys_growth_and_quality_show_the_datasets_numbers() {
     );
     // Latency vs conversion on the payments route: one session, it converted, order value 120.
     // One session: too few for a value-at-risk headline (issue 18, point 7), the average is shown.
-    assert!(growth.contains("too few to say (€120.00 average order)"), "average order value");
+    assert!(
+        growth.contains("too few to say (€120.00 average order)"),
+        "average order value"
+    );
     assert!(
         growth.contains("No features configured"),
         "empty state names the config"
