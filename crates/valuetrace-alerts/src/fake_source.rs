@@ -34,7 +34,7 @@ impl LatencyView for SortedLatencies {
         if n == 0 {
             return None;
         }
-        let rank = (q * (n - 1) as f64).floor() as u64;
+        let rank = valuetrace_model::quantile::nearest_rank(n, q);
         let mut seen = 0;
         self.0.iter().find_map(|(latency, count)| {
             seen += count;

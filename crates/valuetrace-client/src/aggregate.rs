@@ -87,7 +87,7 @@ impl Aggregate {
         if self.count == 0 {
             return None;
         }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let rank = valuetrace_model::quantile::nearest_rank(self.count, q) + 1;
         let mut seen = 0;
         for (bucket, count) in self.buckets.iter().enumerate() {
             seen += count;

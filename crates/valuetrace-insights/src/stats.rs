@@ -44,7 +44,7 @@ pub fn quantile(values: &mut [f32], q: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1;
+    let rank = valuetrace_model::quantile::nearest_rank(values.len() as u64, q) as usize;
     let (_, value, _) = values.select_nth_unstable_by(rank, f32::total_cmp);
     Some(f64::from(*value))
 }
@@ -54,7 +54,7 @@ pub fn quantile_ms(values: &mut [i64], q: f64) -> Option<i64> {
     if values.is_empty() {
         return None;
     }
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1;
+    let rank = valuetrace_model::quantile::nearest_rank(values.len() as u64, q) as usize;
     let (_, value, _) = values.select_nth_unstable(rank);
     Some(*value)
 }

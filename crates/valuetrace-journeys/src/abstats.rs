@@ -229,9 +229,10 @@ fn finite(values: &[f64]) -> bool {
     values.iter().all(|x| x.is_finite())
 }
 
-/// The `q`-quantile of ascending `sorted` values with linear interpolation, numpy's default
-/// (`np.quantile(x, q)`, method "linear"): h = (len − 1)·q, interpolate between
-/// `sorted[⌊h⌋]` and `sorted[⌊h⌋ + 1]`. `None` when empty or `q` is not in `[0, 1]`.
+/// The `q`-quantile of ascending `sorted` values at the product's nearest rank
+/// ([`valuetrace_model::quantile::nearest_rank`]: 1-based rank ⌈q·n⌉, numpy's
+/// `method="inverted_cdf"`), as endpoint health, funnels and time to first value read them.
+/// `None` when empty or `q` is not in `[0, 1]`.
 pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     if !(0.0..=1.0).contains(&q) {
         return None;
@@ -244,10 +245,15 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     })
 }
 
+/// The index of the `q`-quantile and the fraction towards the next value: the product's nearest
+/// rank, so the fraction is always 0 (callers keep the interpolating shape of numpy's methods,
+/// unused).
 fn virtual_index(len: usize, q: f64) -> (usize, f64) {
-    let h = len.saturating_sub(1) as f64 * q;
-    let lo = h.floor();
-    (lo as usize, h - lo)
+    if len == 0 {
+        return (0, 0.0);
+    }
+    let index = valuetrace_model::quantile::nearest_rank(len as u64, q);
+    (index as usize, 0.0)
 }
 
 /// numpy's `_lerp`: the formula is switched at 0.5 so that `frac = 1` gives `b` exactly.

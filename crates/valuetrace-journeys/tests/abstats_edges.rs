@@ -107,7 +107,9 @@ fn quantile_edges() {
     assert_eq!(quantile(&[1.0], f64::NAN), None);
     assert_eq!(quantile(&[7.0], 0.3), Some(7.0));
     assert_eq!(quantile(&[1.0, 2.0], 1.0), Some(2.0));
-    assert_eq!(quantile(&[1.0, 2.0], 0.25), Some(1.25));
+    // Nearest rank (issue 18, point 7): an observed value, never an interpolation.
+    assert_eq!(quantile(&[1.0, 2.0], 0.25), Some(1.0));
+    assert_eq!(quantile(&[1.0, 2.0], 0.75), Some(2.0));
 }
 
 #[test]

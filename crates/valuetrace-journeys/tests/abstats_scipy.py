@@ -71,11 +71,11 @@ for (nc, mc, vc), (nt, mt, vt) in SUMMARIES:
     r = [d, d - half, d + half, res.pvalue, df]
     print("(" + ", ".join(repr(float(x)) for x in r) + "),")
 
-# --- numpy's default quantile (method="linear")
+# --- the product's quantile: nearest rank (numpy method="inverted_cdf")
 QVALUES = [9.0, 1.5, 7.25, 3.0, 3.0, 12.0, -2.0, 5.5, 8.0, 0.25, 3.0]
 QS = [0.0, 0.1, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0]
 print("\n# quantile of QVALUES at QS")
-print(repr([float(np.quantile(QVALUES, q)) for q in QS]))
+print(repr([float(np.quantile(QVALUES, q, method="inverted_cdf")) for q in QS]))
 
 
 # --- bootstrap: only the point estimate is deterministic across implementations
@@ -88,7 +88,7 @@ def latencies():
 c, t = latencies()
 print("\n# bootstrap point estimates: q, control_q, treatment_q, difference")
 for q in [0.5, 0.9, 0.99]:
-    qc, qt = float(np.quantile(c, q)), float(np.quantile(t, q))
+    qc, qt = (float(np.quantile(c, q, method="inverted_cdf")), float(np.quantile(t, q, method="inverted_cdf")))
     print(f"({q!r}, {qc!r}, {qt!r}, {qt - qc!r}),")
 
 # --- sample-ratio mismatch: scipy.stats.chisquare with expected = total * normalized shares

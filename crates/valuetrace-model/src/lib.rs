@@ -14,6 +14,7 @@
 
 pub mod event;
 pub mod pattern;
+pub mod quantile;
 pub mod time;
 pub mod users;
 pub mod validate;

@@ -303,9 +303,9 @@ pub fn brute_force(
     out
 }
 
-/// Exact lower-rank quantile: the value at rank floor(q × (n − 1)) of the sorted sample.
+/// Exact nearest-rank quantile: the value at 1-based rank ⌈q × n⌉ of the sorted sample.
 pub fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 pub fn close(got: f64, want: f64, scale: f64) -> bool {

@@ -298,12 +298,13 @@ impl LatencyAccumulator {
         self.total
     }
 
-    /// The quantile `q` in [0, 1] by the lower rank convention (rank = q × (n − 1)).
+    /// The quantile `q` in [0, 1] at the product's nearest rank
+    /// ([`valuetrace_model::quantile::nearest_rank`]).
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.total == 0 {
             return None;
         }
-        let rank = (q.clamp(0.0, 1.0) * (self.total - 1) as f64).floor() as u64;
+        let rank = valuetrace_model::quantile::nearest_rank(self.total, q);
         if self.min <= self.max {
             if rank == 0 {
                 return Some(self.min);
@@ -343,7 +344,7 @@ mod tests {
     use super::*;
 
     fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
-        sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+        valuetrace_model::quantile::quantile_of_sorted(sorted, q).expect("a sample")
     }
 
     #[test]
