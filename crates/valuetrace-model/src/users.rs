@@ -4,7 +4,7 @@
 //!
 //! A 64-bit hash picks register `hash >> (64 − 12)` and ranks `1 + leading zeros` of the other 52
 //! bits (at most [`MAX_RANK`]); a register keeps the highest rank it saw. The client hashes the
-//! raw user id itself ([`user_hash`] in the Rust client, `user_hash` in the Python package); only
+//! raw user id itself (`user_hash` in the Rust client, `user_hash` in the Python package); only
 //! the registers leave the process: a register is a small number, not an id (docs/events.md,
 //! "Distinct users from the client").
 
