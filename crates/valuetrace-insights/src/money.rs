@@ -110,19 +110,10 @@ impl Conversion {
         config: &AnalysisConfig,
         counts: impl Iterator<Item = (&'a str, u64)>,
     ) -> Conversion {
-        let currency = config.reporting_currency.clone().or_else(|| {
-            let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
-            for (code, rows) in counts {
-                *totals.entry(code).or_default() += rows;
-            }
-            totals
-                .into_iter()
-                .fold(None, |best: Option<(&str, u64)>, (code, rows)| match best {
-                    Some((_, most)) if most >= rows => best,
-                    _ => Some((code, rows)),
-                })
-                .map(|(code, _)| code.to_owned())
-        });
+        let currency = config
+            .reporting_currency
+            .clone()
+            .or_else(|| valuetrace_query::currency::most_frequent(counts));
         Conversion {
             currency,
             rates: config.currency_rates.clone(),

@@ -24,19 +24,13 @@ impl CurrencyRule {
         if self.reporting.is_some() {
             return self.reporting.clone();
         }
-        let mut calls: BTreeMap<String, u64> = BTreeMap::new();
-        for accum in accums {
-            if let Some(code) = currency_code(accum.counts.value_currency) {
-                *calls.entry(code).or_default() += accum.counts.value_calls;
-            }
-        }
-        calls
-            .into_iter()
-            .fold(None, |best: Option<(String, u64)>, (code, n)| match best {
-                Some((_, most)) if most >= n => best,
-                _ => Some((code, n)),
+        let codes: Vec<(String, u64)> = accums
+            .filter_map(|accum| {
+                currency_code(accum.counts.value_currency)
+                    .map(|code| (code, accum.counts.value_calls))
             })
-            .map(|(code, _)| code)
+            .collect();
+        most_frequent(codes.iter().map(|(code, n)| (code.as_str(), *n)))
     }
 
     /// `counts.value_sum` in `reporting`; `None` when it cannot be converted.
@@ -53,6 +47,25 @@ impl CurrencyRule {
             Some(code) => self.rates.get(&code).map(|rate| rate * counts.value_sum),
         }
     }
+}
+
+/// The code with the most valued events among `(code, events)` pairs (a code may repeat); ties go
+/// to the alphabetically first, so the choice never depends on the order sources were read in.
+pub fn most_frequent<'a>(counts: impl Iterator<Item = (&'a str, u64)>) -> Option<String> {
+    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for (code, events) in counts {
+        *totals.entry(code).or_default() += events;
+    }
+    totals
+        .into_iter()
+        .fold(
+            None,
+            |best: Option<(&str, u64)>, (code, events)| match best {
+                Some((_, most)) if most >= events => best,
+                _ => Some((code, events)),
+            },
+        )
+        .map(|(code, _)| code.to_owned())
 }
 
 /// The currency of a sum as answers show it: its code, `mixed`, or `None`.
