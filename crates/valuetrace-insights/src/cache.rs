@@ -200,7 +200,8 @@ impl FactsCache {
     }
 
     /// Puts every value in the reporting currency: segments with values in another currency are
-    /// replaced by converted copies (cached under the conversion's fingerprint).
+    /// replaced by converted copies (cached under the conversion's fingerprint). `used` names the
+    /// source of each segment: the calls' first, then the outcomes', as `load` pushed them.
     fn convert(
         &self,
         state: &ProjectFacts,
@@ -222,43 +223,44 @@ impl FactsCache {
             });
         let conversion = Conversion::resolve(config, counts);
         let fingerprint = conversion.fingerprint();
-        let raw_keys: Vec<SourceKey> = used.clone();
-        let (mut call_index, mut outcome_index) = (0, 0);
-        for (source, _) in raw_keys {
-            let key = (source, fingerprint);
-            // `used` lists the call sources first, then the outcome sources, as `facts` does.
-            if call_index < facts.calls.len() {
-                let raw = facts.calls[call_index].clone();
-                call_index += 1;
-                if !conversion.converts(&raw.currency) {
-                    continue;
-                }
-                let seg = self.cached_or(state, key, tick, || {
-                    let mut seg = raw.with_values(conversion.convert(&raw.value, &raw.currency));
-                    summarize(&mut seg);
-                    Seg::Calls(Arc::new(seg))
-                })?;
-                if let Seg::Calls(seg) = seg {
-                    facts.calls[call_index - 1] = seg;
-                }
-                facts.mixed.calls.push(raw);
-            } else {
-                let raw = facts.outcomes[outcome_index].clone();
-                outcome_index += 1;
-                if !conversion.converts(&raw.currency) {
-                    continue;
-                }
-                let seg = self.cached_or(state, key, tick, || {
-                    let seg = raw.with_values(conversion.convert(&raw.value, &raw.currency));
-                    Seg::Outcomes(Arc::new(seg))
-                })?;
-                if let Seg::Outcomes(seg) = seg {
-                    facts.outcomes[outcome_index - 1] = seg;
-                }
-                facts.mixed.outcomes.push(raw);
+        debug_assert_eq!(used.len(), facts.calls.len() + facts.outcomes.len());
+        let (call_sources, outcome_sources) = used.split_at(facts.calls.len());
+        let mut converted = Vec::new();
+        for (seg, (source, _)) in facts.calls.iter_mut().zip(call_sources) {
+            if !conversion.converts(&seg.currency) {
+                continue;
             }
-            used.push(key);
+            let key = (*source, fingerprint);
+            let raw = Arc::clone(seg);
+            let copy = self.cached_or(state, key, tick, || {
+                let mut copy = raw.with_values(conversion.convert(&raw.value, &raw.currency));
+                summarize(&mut copy);
+                Seg::Calls(Arc::new(copy))
+            })?;
+            if let Seg::Calls(copy) = copy {
+                *seg = copy;
+            }
+            facts.mixed.calls.push(raw);
+            converted.push(key);
         }
+        for (seg, (source, _)) in facts.outcomes.iter_mut().zip(outcome_sources) {
+            if !conversion.converts(&seg.currency) {
+                continue;
+            }
+            let key = (*source, fingerprint);
+            let raw = Arc::clone(seg);
+            let copy = self.cached_or(state, key, tick, || {
+                Seg::Outcomes(Arc::new(
+                    raw.with_values(conversion.convert(&raw.value, &raw.currency)),
+                ))
+            })?;
+            if let Seg::Outcomes(copy) = copy {
+                *seg = copy;
+            }
+            facts.mixed.outcomes.push(raw);
+            converted.push(key);
+        }
+        used.extend(converted);
         facts.conversion = conversion;
         Ok(())
     }
