@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use valuetrace_alerts::notify::encode;
 
 use super::query::{Target, resolve_target};
 
@@ -289,19 +290,6 @@ async fn ask(command: AlertsCommand) -> anyhow::Result<()> {
         bail!("not every channel accepted the test notification");
     }
     Ok(())
-}
-
-/// Percent-encodes a path segment or query value.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// `slack (notify): 200 ok` and the start of the receiver's body, one line per payload sent.

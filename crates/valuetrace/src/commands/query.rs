@@ -455,19 +455,7 @@ fn params(common: &CommonArgs) -> Vec<(&'static str, String)> {
 fn encode(params: &[(&str, String)]) -> String {
     params
         .iter()
-        .map(|(name, value)| {
-            let escaped: String = value
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            format!("{name}={escaped}")
-        })
+        .map(|(name, value)| format!("{name}={}", valuetrace_alerts::notify::encode(value)))
         .collect::<Vec<_>>()
         .join("&")
 }
