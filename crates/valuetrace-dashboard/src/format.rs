@@ -32,6 +32,38 @@ pub fn count(x: f64) -> String {
     }
 }
 
+/// A user count `v[field]` marked by `v[field_kind]`: `≈1,234` for an estimate (the SDKs'
+/// sketches), `≥25` for a lower bound (sampled calls no aggregate counted), bare when exact.
+pub fn users(v: &Value, field: &str) -> String {
+    let n = count(num(v, field).unwrap_or(0.0));
+    match text(v, &format!("{field}_kind")) {
+        "estimate" => format!("≈{n}"),
+        "lower_bound" => format!("≥{n}"),
+        _ => n,
+    }
+}
+
+/// A row's `adoption` as a percentage, `≈` when its users are an estimate; `–` when unknown.
+pub fn adoption(v: &Value) -> String {
+    let approx = if v.get("adoption_ci95").is_some_and(Value::is_array) {
+        "≈"
+    } else {
+        ""
+    };
+    or_dash(num(v, "adoption"), |a| format!("{approx}{}", pct(a)))
+}
+
+/// The 95% interval of a row's adoption (`95% interval 40.1%–50.2%`), empty when exact.
+pub fn adoption_interval(v: &Value) -> String {
+    match list(v, "adoption_ci95") {
+        [low, high] => match (low.as_f64(), high.as_f64()) {
+            (Some(low), Some(high)) => format!("95% interval {}–{}", pct(low), pct(high)),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
 /// An axis tick of a count chart: whole like [`count`], but a fractional tick of a small range
 /// keeps its decimal (ticks 0.5 apart must not print the same).
 pub fn tick(x: f64) -> String {

@@ -9,7 +9,7 @@
 //! slices keep the estimates.
 
 use crate::errors::ExactCounts;
-use crate::impact::ExactUsage;
+use crate::impact::{ExactUsage, SketchedUsers};
 use crate::{Ctx, Error, Question, Result};
 use std::collections::HashMap;
 use valuetrace_store::EmbeddedStore;
@@ -40,17 +40,22 @@ fn summarize(
     question: &Question,
     filter: &valuetrace_query::Filter,
 ) -> Result<valuetrace_query::summary::Summary> {
-    valuetrace_query::summary::summarize(
-        store,
-        &question.project,
-        question.from,
-        question.to,
-        filter,
+    summarize_window(store, question, filter, question.from, question.to)
+}
+
+fn summarize_window(
+    store: &EmbeddedStore,
+    question: &Question,
+    filter: &valuetrace_query::Filter,
+    from: i64,
+    to: i64,
+) -> Result<valuetrace_query::summary::Summary> {
+    valuetrace_query::summary::summarize(store, &question.project, from, to, filter).map_err(
+        |error| match error {
+            valuetrace_query::Error::InvalidQuery(message) => Error::InvalidQuery(message),
+            valuetrace_query::Error::Store(error) => Error::Store(error),
+        },
     )
-    .map_err(|error| match error {
-        valuetrace_query::Error::InvalidQuery(message) => Error::InvalidQuery(message),
-        valuetrace_query::Error::Store(error) => Error::Store(error),
-    })
 }
 
 /// [calls, failed (status ≥ 400), server errors (5xx)] of rollup counts.
@@ -74,10 +79,9 @@ pub fn error_counts(store: &EmbeddedStore, question: &Question) -> Result<Option
     Ok(Some(ExactCounts { calls, failed }))
 }
 
-/// Whether the window's calls in scope include aggregated ones and no call sampled without an
-/// aggregate (the health counts are then exact and hold calls the facts never saw).
-fn aggregates_cover(ctx: &Ctx) -> bool {
-    let (from, to) = (ctx.question.from, ctx.question.to);
+/// Whether the calls in scope of `[from, to)` include aggregated ones and no call sampled without
+/// an aggregate (the health counts are then exact and hold calls the facts never saw).
+fn aggregates_cover(ctx: &Ctx, from: i64, to: i64) -> bool {
     let everything = ctx.scope.is_everything();
     let (mut aggregated, mut sampled_alone) = (false, false);
     for seg in &ctx.facts.calls {
@@ -96,14 +100,16 @@ fn aggregates_cover(ctx: &Ctx) -> bool {
     aggregated && !sampled_alone
 }
 
-/// Exact requests per endpoint for `impact` without a breakdown, when the aggregates cover the
-/// window; `None` otherwise (or when an endpoint of the counts has no id: none of its calls was
-/// kept, and the answer keeps its estimates rather than drop the endpoint).
+/// Exact requests per endpoint for `impact` without a breakdown, and the users of the clients'
+/// sketches, when the aggregates cover the window; `None` otherwise (or when an endpoint of the
+/// counts has no id: none of its calls was kept, and the answer keeps its estimates rather than
+/// drop the endpoint).
 pub fn requests(store: &EmbeddedStore, ctx: &Ctx) -> Result<Option<ExactUsage>> {
     let Some(filter) = filter_of(ctx.question) else {
         return Ok(None);
     };
-    if ctx.question.by.is_some() || !aggregates_cover(ctx) {
+    let (from, to, span) = (ctx.question.from, ctx.question.to, ctx.question.span());
+    if ctx.question.by.is_some() || !aggregates_cover(ctx, from, to) {
         return Ok(None);
     }
     let ids: HashMap<(&str, &str, &str, bool, Option<&str>), u32> = ctx
@@ -124,7 +130,7 @@ pub fn requests(store: &EmbeddedStore, ctx: &Ctx) -> Result<Option<ExactUsage>> 
         })
         .collect();
     let summary = summarize(store, ctx.question, &filter)?;
-    let mut exact = ExactUsage::new();
+    let mut exact = ExactUsage::default();
     for (key, accum) in &summary.endpoints {
         let name = (
             key.method.as_str(),
@@ -136,7 +142,28 @@ pub fn requests(store: &EmbeddedStore, ctx: &Ctx) -> Result<Option<ExactUsage>> 
         let Some(&id) = ids.get(&name) else {
             return Ok(None);
         };
-        exact.insert((id, 0), triple(&accum.counts));
+        exact.calls.insert((id, 0), triple(&accum.counts));
+        exact.users.keys.insert((id, 0), accum.users.clone());
+        exact.users.active.merge(&accum.users);
+    }
+    // The previous period is compared with only when its users come from sketches too.
+    if aggregates_cover(ctx, from - span, from) {
+        let previous = summarize_window(store, ctx.question, &filter, from - span, from)?;
+        let mut users = SketchedUsers::default();
+        for (key, accum) in &previous.endpoints {
+            let name = (
+                key.method.as_str(),
+                key.route.as_str(),
+                key.service.as_str(),
+                key.outbound,
+                key.provider.as_deref(),
+            );
+            if let Some(&id) = ids.get(&name) {
+                users.keys.insert((id, 0), accum.users.clone());
+            }
+            users.active.merge(&accum.users);
+        }
+        exact.previous_users = Some(users);
     }
     Ok(Some(exact))
 }

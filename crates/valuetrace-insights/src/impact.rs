@@ -17,8 +17,10 @@ use crate::attribution::{Attribution, attribute};
 use crate::cost::costs;
 use crate::stats::{Tally, ratio, round};
 use crate::usage::{BitSet, SessionConversions, Usage, UsagePass, session_conversions, usage};
+use crate::users::{Kind, UserCount};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use valuetrace_store::sketch::CellUsers;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assisted {
@@ -50,8 +52,15 @@ pub struct ImpactRow {
     /// Share of calls that were not 5xx.
     pub success_rate: Option<f64>,
     pub users: usize,
+    /// How `users` was obtained (`exact`, `estimate` from the SDKs' sketches, `lower_bound` from
+    /// sampled calls no aggregate counted); adoption inherits it ([`crate::users`]).
+    pub users_kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users_ci95: Option<[u64; 2]>,
     /// Users of the endpoint ÷ active users of the project (of the same group).
     pub adoption: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adoption_ci95: Option<[f64; 2]>,
     pub adoption_previous: Option<f64>,
     /// Change in percentage points vs the previous period of the same length; null when that
     /// period is not fully covered by data (it starts before the project's first call).
@@ -92,6 +101,9 @@ pub struct ImpactAnswer {
     pub attribution_window_ms: i64,
     pub weights: [f64; 2],
     pub active_users: usize,
+    pub active_users_kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_users_ci95: Option<[u64; 2]>,
     pub conversions: f64,
     /// All calls in converting sessions ÷ their conversions.
     pub session_quality: Option<f64>,
@@ -114,6 +126,58 @@ pub struct ImpactParts {
     pub previous: UsagePass,
     pub attribution: Attribution,
     pub costs: Option<HashMap<(u32, u32), f64>>,
+    /// The current window's users from the clients' sketches, when their aggregates cover it,
+    /// and the previous period's when they cover it too.
+    pub sketched_users: Option<SketchedUsers>,
+    pub sketched_previous: Option<SketchedUsers>,
+}
+
+/// Users per (endpoint, group) and active users, from the clients' sketches.
+#[derive(Debug, Clone, Default)]
+pub struct SketchedUsers {
+    pub keys: HashMap<(u32, u32), CellUsers>,
+    pub active: CellUsers,
+}
+
+impl ImpactParts {
+    /// The users of (endpoint, group) in the current window.
+    pub fn users(&self, endpoint: u32, group: u32, u: &Usage) -> UserCount {
+        match self.sketched_users.as_ref() {
+            Some(s) => s
+                .keys
+                .get(&(endpoint, group))
+                .map_or(UserCount::of_facts(0, false), UserCount::of_sketch),
+            None => UserCount::of_facts(u.users.len(), u.requests.sampled()),
+        }
+    }
+
+    /// Adoption of (endpoint, group) in the previous period, counted the way the current one is
+    /// (sketches with sketches, kept users with kept users); `None` when it cannot be.
+    pub fn previous_adoption(&self, endpoint: u32, group: u32) -> Option<f64> {
+        match (&self.sketched_users, &self.sketched_previous) {
+            (Some(_), Some(previous)) => {
+                let users = UserCount::of_sketch(previous.keys.get(&(endpoint, group))?);
+                users.share_of(&UserCount::of_sketch(&previous.active)).0
+            }
+            (Some(_), None) => None,
+            (None, _) => {
+                let users = self.previous.keys.get(endpoint, group)?.users.len();
+                let active = self.previous.active.get(&group).map_or(0, BitSet::len);
+                ratio(users as f64, active as f64)
+            }
+        }
+    }
+
+    /// The active users of `group` in the current window.
+    pub fn active(&self, group: u32) -> UserCount {
+        match self.sketched_users.as_ref() {
+            Some(s) => UserCount::of_sketch(&s.active),
+            None => UserCount::of_facts(
+                self.current.active.get(&group).map_or(0, BitSet::len),
+                self.current.requests.sampled() || self.current.outbound_requests.sampled(),
+            ),
+        }
+    }
 }
 
 pub fn parts(ctx: &Ctx) -> ImpactParts {
@@ -149,6 +213,8 @@ pub fn parts(ctx: &Ctx) -> ImpactParts {
         previous,
         attribution,
         costs,
+        sketched_users: None,
+        sketched_previous: None,
     }
 }
 
@@ -202,20 +268,18 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
         let attributed = u.direct.sum + model_value;
         let mut contributors = u.direct_users.clone();
         contributors.union_with(credit.map_or(&empty, |c| &c.users));
-        let active = parts.current.active.get(&group).map_or(0, BitSet::len);
-        let active_prev = parts.previous.active.get(&group).map_or(0, BitSet::len);
-        let adoption = ratio(u.users.len() as f64, active as f64);
+        let users = parts.users(endpoint, group, u);
+        let (adoption, adoption_ci95) = users.share_of(&parts.active(group));
         // Only a previous period fully covered by data is compared with: one that starts before
         // the first event would count its missing days as lost adoption.
         let previous_complete = ctx
             .data_start
             .is_some_and(|start| start <= ctx.question.from - ctx.question.span());
-        let adoption_previous = parts
-            .previous
-            .keys
-            .get(endpoint, group)
-            .filter(|_| previous_complete)
-            .and_then(|p| ratio(p.users.len() as f64, active_prev as f64));
+        let adoption_previous = if previous_complete {
+            parts.previous_adoption(endpoint, group)
+        } else {
+            None
+        };
         let cost = parts
             .costs
             .as_ref()
@@ -228,13 +292,16 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
             requests: u.requests.sum,
             requests_ci95: u.requests.interval(),
             success_rate: u.success_rate(),
-            users: u.users.len(),
+            users: users.value,
+            users_kind: users.kind,
+            users_ci95: users.ci95,
             adoption,
+            adoption_ci95,
             adoption_previous,
             adoption_change_pp: adoption
                 .zip(adoption_previous)
                 .map(|(a, b)| round((a - b) * 100.0, 3)),
-            calls_per_user: ratio(u.requests.sum, u.users.len() as f64),
+            calls_per_user: ratio(u.requests.sum, users.value as f64),
             calls_per_session: ratio(u.calls_in_sessions, u.sessions.len() as f64),
             session_quality: ratio(u.calls_in_converting_sessions, u.conversions_in_sessions),
             direct_value: u.direct.sum,
@@ -305,15 +372,21 @@ pub fn rows(ctx: &Ctx, parts: &ImpactParts) -> Vec<ImpactRow> {
     rows
 }
 
-/// Exact [requests, failed (≥ 400), server errors (5xx)] per (endpoint, group), from the clients'
-/// aggregates ([`crate::exact`]).
-pub type ExactUsage = HashMap<(u32, u32), [f64; 3]>;
+/// What the clients' aggregates give per (endpoint, group) ([`crate::exact`]): exact [requests,
+/// failed (≥ 400), server errors (5xx)], and the users of their sketches.
+#[derive(Debug, Clone, Default)]
+pub struct ExactUsage {
+    pub calls: HashMap<(u32, u32), [f64; 3]>,
+    pub users: SketchedUsers,
+    /// The previous period's, when the aggregates cover it too.
+    pub previous_users: Option<SketchedUsers>,
+}
 
 /// Puts exact counts in place of the estimates from sampled calls: the keys' requests and
 /// failures, and the pass's totals (no interval: nothing is estimated).
 fn use_exact(pass: &mut UsagePass, exact: &ExactUsage, ctx: &Ctx) {
     let (mut inbound, mut outbound) = (Tally::default(), Tally::default());
-    for (&(endpoint, group), &[calls, failed, server]) in exact {
+    for (&(endpoint, group), &[calls, failed, server]) in &exact.calls {
         let u = pass.keys.get_mut(endpoint, group);
         u.requests = Tally {
             sum: calls,
@@ -340,10 +413,12 @@ pub fn answer(ctx: &Ctx) -> ImpactAnswer {
 /// The answer, with exact request counts where the clients' aggregates give them.
 pub fn answer_with(ctx: &Ctx, exact: Option<&ExactUsage>) -> ImpactAnswer {
     let mut parts = parts(ctx);
-    // Users and values still come from the sampled calls: the answer stays an estimate.
+    // Values still come from the sampled calls, users from the sketches: an estimate.
     let sampled = parts.current.requests.sampled() || parts.current.outbound_requests.sampled();
     if let Some(exact) = exact {
         use_exact(&mut parts.current, exact, ctx);
+        parts.sketched_users = Some(exact.users.clone());
+        parts.sketched_previous = exact.previous_users.clone();
         parts.costs = costs(
             &ctx.config.costs,
             &ctx.scope.names.endpoints,
@@ -363,6 +438,10 @@ pub fn answer_with(ctx: &Ctx, exact: Option<&ExactUsage>) -> ImpactAnswer {
         .filter(|(e, _, _)| !ctx.scope.names.endpoint(*e).outbound)
         .map(|(_, _, u)| u.calls_in_converting_sessions)
         .sum();
+    let active = match parts.sketched_users.as_ref() {
+        Some(s) => UserCount::of_sketch(&s.active),
+        None => UserCount::of_facts(parts.current.active_all.len(), sampled),
+    };
     let total = if ctx.question.slice.direction.as_deref() == Some("outbound") {
         &parts.current.outbound_requests
     } else {
@@ -378,7 +457,9 @@ pub fn answer_with(ctx: &Ctx, exact: Option<&ExactUsage>) -> ImpactAnswer {
             ctx.config.impact_weights.value,
             ctx.config.impact_weights.engagement,
         ],
-        active_users: parts.current.active_all.len(),
+        active_users: active.value,
+        active_users_kind: active.kind,
+        active_users_ci95: active.ci95,
         conversions: parts.conversions.total,
         session_quality: ratio(calls_in_converting, parts.conversions.total),
         attributed_outcome_value: parts.attribution.attributed,

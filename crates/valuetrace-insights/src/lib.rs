@@ -29,6 +29,7 @@ pub mod scorecard;
 pub mod stats;
 pub mod usage;
 pub mod usage_summary;
+pub mod users;
 
 pub use cache::{Facts, FactsCache};
 pub use config::AnalysisConfig;
@@ -215,7 +216,8 @@ impl Insights {
             Self::impact_lookback(question, config),
             0,
         )?;
-        Ok(priority::answer(&ctx))
+        let exact = exact::requests(store, &ctx)?;
+        Ok(priority::answer_with(&ctx, exact.as_ref()))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Feature priority: features are groups of routes with an effort estimate (config).
 //!
-//! `adoption` = users of any of the feature's routes ÷ active users; `engagement_depth` = the
+//! `adoption` = users of any of the feature's routes ÷ active users (from the SDKs' user sketches
+//! where their aggregates cover the window: `users_kind`, `adoption_ci95`, see [`crate::users`]); `engagement_depth` = the
 //! feature's calls per session that used it; `value` = direct value plus linear assisted value of
 //! its endpoints; `development_cost` = effort_hours × hourly_cost;
 //! `score = adoption × engagement_depth × value ÷ development_cost` (the seed's formula);
@@ -9,17 +10,24 @@
 
 use crate::Ctx;
 use crate::config::route_matches;
-use crate::impact::parts;
+use crate::impact::{ExactUsage, parts};
 use crate::stats::ratio;
 use crate::usage::BitSet;
+use crate::users::{Kind, UserCount};
 use serde::{Deserialize, Serialize};
+use valuetrace_store::sketch::CellUsers;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureRow {
     pub feature: String,
     pub endpoints: Vec<String>,
     pub users: usize,
+    pub users_kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users_ci95: Option<[u64; 2]>,
     pub adoption: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adoption_ci95: Option<[f64; 2]>,
     pub engagement_depth: Option<f64>,
     pub value: f64,
     pub effort_hours: f64,
@@ -36,16 +44,29 @@ pub struct PriorityAnswer {
     pub from: i64,
     pub to: i64,
     pub active_users: usize,
+    pub active_users_kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_users_ci95: Option<[u64; 2]>,
     pub hourly_cost: f64,
     pub thresholds: [f64; 2],
     pub features: Vec<FeatureRow>,
 }
 
 pub fn answer(ctx: &Ctx) -> PriorityAnswer {
+    answer_with(ctx, None)
+}
+
+/// The answer, with users from the clients' sketches where their aggregates cover the window.
+pub fn answer_with(ctx: &Ctx, exact: Option<&ExactUsage>) -> PriorityAnswer {
     let q = ctx.question;
     let names = &ctx.scope.names;
     let parts = parts(ctx);
-    let active = parts.current.active_all.len();
+    let sketched = exact.map(|e| &e.users);
+    let sampled = parts.current.requests.sampled() || parts.current.outbound_requests.sampled();
+    let active = match sketched {
+        Some(s) => UserCount::of_sketch(&s.active),
+        None => UserCount::of_facts(parts.current.active_all.len(), sampled),
+    };
     let years = q.span() as f64 / (365.0 * 86_400_000.0);
     let mut features = Vec::new();
     for feature in &ctx.config.features {
@@ -58,6 +79,8 @@ pub fn answer(ctx: &Ctx) -> PriorityAnswer {
                     .any(|p| route_matches(p, &key.method, &key.route))
         };
         let mut users = BitSet::default();
+        let mut sketch = CellUsers::default();
+        let mut sampled_calls = false;
         let mut sessions = BitSet::default();
         let (mut calls_in_sessions, mut value) = (0.0, 0.0);
         let mut endpoints = Vec::new();
@@ -67,6 +90,10 @@ pub fn answer(ctx: &Ctx) -> PriorityAnswer {
             }
             endpoints.push(names.endpoint(endpoint).label());
             users.union_with(&u.users);
+            sampled_calls |= u.requests.sampled();
+            if let Some(key) = sketched.and_then(|s| s.keys.get(&(endpoint, group))) {
+                sketch.merge(key);
+            }
             sessions.union_with(&u.sessions);
             calls_in_sessions += u.calls_in_sessions;
             value += u.direct.sum
@@ -85,7 +112,11 @@ pub fn answer(ctx: &Ctx) -> PriorityAnswer {
         }
         endpoints.sort();
         endpoints.dedup();
-        let adoption = ratio(users.len() as f64, active as f64);
+        let users = match sketched {
+            Some(_) => UserCount::of_sketch(&sketch),
+            None => UserCount::of_facts(users.len(), sampled_calls),
+        };
+        let (adoption, adoption_ci95) = users.share_of(&active);
         let depth = ratio(calls_in_sessions, sessions.len() as f64);
         let cost = feature.effort_hours * ctx.config.hourly_cost;
         let score = adoption.zip(depth).map(|(a, d)| a * d * value / cost);
@@ -97,8 +128,11 @@ pub fn answer(ctx: &Ctx) -> PriorityAnswer {
         features.push(FeatureRow {
             feature: feature.name.clone(),
             endpoints,
-            users: users.len(),
+            users: users.value,
+            users_kind: users.kind,
+            users_ci95: users.ci95,
             adoption,
+            adoption_ci95,
             engagement_depth: depth,
             value,
             effort_hours: feature.effort_hours,
@@ -119,7 +153,9 @@ pub fn answer(ctx: &Ctx) -> PriorityAnswer {
         project: q.project.clone(),
         from: q.from,
         to: q.to,
-        active_users: active,
+        active_users: active.value,
+        active_users_kind: active.kind,
+        active_users_ci95: active.ci95,
         hourly_cost: ctx.config.hourly_cost,
         thresholds: [ctx.config.high_priority, ctx.config.medium_priority],
         features,

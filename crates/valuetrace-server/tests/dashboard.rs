@@ -956,3 +956,96 @@ async fn issue_18_a_currency_without_a_rate_is_reported_apart_never_summed() {
         "no sum across currencies"
     );
 }
+
+/// SDK traffic: 300 users of `GET /api/products` counted in one window's aggregates (with their
+/// user sketch), and the raw calls of the users sampling keeps (rate 0.08, `aggregated`).
+fn sdk_events(users: usize) -> (Vec<Value>, usize) {
+    use valuetrace_client::aggregate::{Aggregator, CallKey, Window, to_events};
+    use valuetrace_client::sampling::{stable_hash, threshold};
+    let aggregator = Aggregator::default();
+    let experiments = std::collections::BTreeMap::new();
+    let t = NOW - 30 * MIN;
+    let mut events = Vec::new();
+    for u in 0..users {
+        let user = format!("sdk-user-{u}");
+        aggregator.record(
+            &CallKey {
+                route: "/api/products",
+                method: "GET",
+                status: 200,
+                plan: None,
+                experiments: &experiments,
+                provider: None,
+                user_id: Some(&user),
+            },
+            30.0,
+        );
+        if stable_hash(&user) <= threshold(0.08) {
+            events.push(call_event(
+                &format!("raw-{u}"),
+                t,
+                "GET",
+                "/api/products",
+                200,
+                &user,
+                "free",
+                json!({"aggregated": true, "sample_rate": 0.08}),
+            ));
+        }
+    }
+    let sampled = events.len();
+    let window = Window {
+        service: "shop",
+        start_ms: t - 10_000,
+        end_ms: t,
+        id_prefix: "host-1",
+        flush: 0,
+    };
+    for aggregate in to_events(aggregator.drain(), window) {
+        events
+            .push(serde_json::to_value(valuetrace_model::Event::ApiAggregate(aggregate)).unwrap());
+    }
+    (events, sampled)
+}
+
+#[tokio::test]
+async fn issue_18_users_of_sdk_traffic_print_as_estimates_that_cover_the_truth() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    let truth = 300;
+    let (events, sampled) = sdk_events(truth);
+    assert!(sampled < truth / 5, "a sample of the users sent raw calls");
+    let (status, answer) = call(
+        &server,
+        batch_request(Some(&format!("Bearer {SHOP_INGEST}")), &events),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let impact = api(&server, "/api/v1/projects/shop/impact?since=24h").await;
+    let row = &impact["rows"][0];
+    assert_eq!(row["users_kind"], "estimate", "{row}");
+    let ci = row["users_ci95"].as_array().expect("an interval");
+    let (low, high) = (ci[0].as_u64().unwrap(), ci[1].as_u64().unwrap());
+    assert!(
+        low as usize <= truth && truth <= high as usize,
+        "{truth} users reported as {} [{low}, {high}] ({sampled} sampled)",
+        row["users"]
+    );
+    let users = row["users"].as_f64().expect("users");
+
+    let cookie = session_of_shop(&server).await;
+    let (_, _, health) = page(&server, Some(&cookie), "/p/shop/health?since=24h").await;
+    let header = row_cells(
+        &health.replace("<th", "<td").replace("</th>", "</td>"),
+        ">Endpoint</td>",
+    );
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let cells = row_cells(&health, ">GET /api/products</a>");
+    assert_eq!(cells[column("Users")], format!("≈{users:.0}"));
+    assert_eq!(cells[column("Adoption")], "≈100.0%");
+    let active = tile_value(&health, "Active users").expect("active users tile");
+    assert_eq!(
+        active,
+        format!("≈{:.0}", impact["active_users"].as_f64().unwrap())
+    );
+}

@@ -17,18 +17,18 @@ def sketch_of(ids):
 def test_user_hash_and_registers_are_pinned_across_languages():
     assert [users.user_hash(i) for i in ["", "u1", "user-42", "alice@example.com", "日本"]] == [
         4050258365532094138,
-        8189856113488197832,
-        9000658762259855503,
-        15099937082144671119,
-        16337658044257068134,
+        17823158690666160282,
+        17667317780497923817,
+        7219092594553260037,
+        3859317665778449600,
     ]
     small = users.registers(sketch_of(f"user-{i}" for i in range(5)))
-    assert small == [[719, 2], [874, 2], [1823, 1], [3841, 1], [3944, 2]]
+    assert small == [[692, 2], [697, 2], [1231, 1], [1408, 2], [2949, 2]]
     large = users.registers(sketch_of(f"user-{i}" for i in range(1000)))
     digest = 0
     for index, rank in large:
         digest = mix(digest ^ (index << 8 | rank))
-    assert (len(large), digest) == (886, 6702637307170939487)
+    assert (len(large), digest) == (882, 16217573977041251095)
 
 
 def test_ranks_match_the_rust_register_math():

@@ -88,7 +88,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
                 @let assisted = (num(r, "attributed_value").unwrap_or(direct) - direct).max(0.0);
                 (tile("Direct value", &money(direct), "carried by its own successful calls"))
                 (tile("Assisted value", &money(assisted), "outcomes of users who called it within the attribution window (the same revenue seen from the outcomes: never add the two)"))
-                (tile("Adoption", &or_dash(num(r, "adoption"), pct), &or_dash(num(r, "adoption_change_pp"), |v| format!("{v:+.1} pp vs previous period"))))
+                (tile("Adoption", &crate::format::adoption(r), &[crate::format::adoption_interval(r), or_dash(num(r, "adoption_change_pp"), |v| format!("{v:+.1} pp vs previous period"))].iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" · ")))
                 (tile("Impact score", &or_dash(num(r, "score"), |v| format!("{v:.2}")), text(r, "quadrant")))
                 (tile("Calls per user", &or_dash(num(r, "calls_per_user"), |v| format!("{v:.1}")), &format!("{} per session", or_dash(num(r, "calls_per_session"), |v| format!("{v:.1}")))))
             }

@@ -781,8 +781,8 @@ fn priority_section(answer: &Value) -> Markup {
                 @for f in features {
                     tr {
                         td title=(list(f, "endpoints").iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")) { (text(f, "feature")) }
-                        td.num data-v=(num(f, "users").unwrap_or(0.0)) { (count(num(f, "users").unwrap_or(0.0))) }
-                        td.num data-v=(num(f, "adoption").unwrap_or(-1.0)) { (or_dash(num(f, "adoption"), pct)) }
+                        td.num data-v=(num(f, "users").unwrap_or(0.0)) { (crate::format::users(f, "users")) }
+                        td.num data-v=(num(f, "adoption").unwrap_or(-1.0)) title=(crate::format::adoption_interval(f)) { (crate::format::adoption(f)) }
                         td.num data-v=(num(f, "engagement_depth").unwrap_or(-1.0)) { (or_dash(num(f, "engagement_depth"), |d| format!("{d:.2}"))) }
                         td.num data-v=(num(f, "value").unwrap_or(0.0)) { (money(num(f, "value").unwrap_or(0.0))) }
                         td.num data-v=(num(f, "effort_hours").unwrap_or(0.0)) { (count(num(f, "effort_hours").unwrap_or(0.0))) " h" }

@@ -172,7 +172,7 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
             (tile("Direct value", &money(revenue.direct), "carried by the API's own calls (e.g. the payment call)"))
             (tile("Attributed outcome value", &money(revenue.outcomes), &format!("outcomes credited to the calls before them ({} model, {} window); the same revenue as direct value seen from the outcomes: never add the two", text(&impact, "model"), crate::format::duration(num(&impact, "attribution_window_ms").unwrap_or(0.0)))))
             (tile("Requests", &count(total_requests), if impact["estimate"] == true { "estimate (sampled data)" } else { "" }))
-            (tile("Active users", &count(num(&impact, "active_users").unwrap_or(0.0)), ""))
+            (tile("Active users", &crate::format::users(&impact, "active_users"), match text(&impact, "active_users_kind") { "estimate" => "estimate from the SDKs' user sketches", "lower_bound" => "at least: sampled calls only", _ => "" }))
             (tile("Server error rate", &or_dash((total_requests > 0.0).then(|| server_errors / total_requests), pct), "5xx ÷ requests"))
             (tile("Conversions", &count(num(&impact, "conversions").unwrap_or(0.0)), &format!("session quality {} calls per conversion", or_dash(num(&impact, "session_quality"), |q| format!("{q:.1}")))))
         }
@@ -203,8 +203,8 @@ pub async fn render(ctx: &Ctx<'_>) -> Markup {
                             tr {
                                 td { a href=(ctx.endpoint_link(endpoint)) { (endpoint) } }
                                 td.num data-v=(num(row, "requests").unwrap_or(0.0)) { (count(num(row, "requests").unwrap_or(0.0))) }
-                                td.num data-v=(num(row, "users").unwrap_or(0.0)) { (count(num(row, "users").unwrap_or(0.0))) }
-                                td.num data-v=(num(row, "adoption").unwrap_or(-1.0)) { (or_dash(num(row, "adoption"), pct)) }
+                                td.num data-v=(num(row, "users").unwrap_or(0.0)) { (crate::format::users(row, "users")) }
+                                td.num data-v=(num(row, "adoption").unwrap_or(-1.0)) title=(crate::format::adoption_interval(row)) { (crate::format::adoption(row)) }
                                 td.num data-v=(error_rate.unwrap_or(-1.0)) { (or_dash(error_rate, pct)) }
                                 td.num data-v=(p95.unwrap_or(-1.0)) { (or_dash(p95, ms)) }
                                 @let (direct, assisted) = views(row);

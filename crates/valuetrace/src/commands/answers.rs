@@ -64,6 +64,34 @@ pub(super) fn pct(value: &Value) -> Cell {
     Cell::new(text).set_alignment(CellAlignment::Right)
 }
 
+/// A row's `users`, marked by how it was obtained: `≈1,234` for an estimate from the SDKs'
+/// sketches, `≥25` for a lower bound (sampled calls no aggregate counted).
+fn users(row: &Value) -> Cell {
+    let n = group_thousands(row["users"].as_f64().unwrap_or(0.0), 0);
+    let text = match row["users_kind"].as_str() {
+        Some("estimate") => format!("≈{n}"),
+        Some("lower_bound") => format!("≥{n}"),
+        _ => n,
+    };
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
+/// A row's `adoption`, with its 95% interval when the users are an estimate.
+fn adoption(row: &Value) -> Cell {
+    let ci = row["adoption_ci95"].as_array();
+    let text = match (
+        row["adoption"].as_f64(),
+        ci.map(|c| (c[0].as_f64(), c[1].as_f64())),
+    ) {
+        (Some(a), Some((Some(lo), Some(hi)))) => {
+            format!("≈{:.1}% [{:.1}–{:.1}]", a * 100.0, lo * 100.0, hi * 100.0)
+        }
+        (Some(a), _) => format!("{:.1}%", a * 100.0),
+        (None, _) => "–".into(),
+    };
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
 fn pp(value: &Value) -> Cell {
     let text = value
         .as_f64()
@@ -140,8 +168,8 @@ pub fn print_impact(answer: &Value, limit: usize, out: &mut Output) {
             num(&row["attributed_value"], 0),
             num(&row["direct_value"], 0),
             num(&row["assisted_value"][model.as_str()], 0),
-            num(&row["users"], 0),
-            pct(&row["adoption"]),
+            users(row),
+            adoption(row),
             pp(&row["adoption_change_pp"]),
             num(&row["calls_per_user"], 1),
             pct(&row["success_rate"]),
@@ -153,7 +181,11 @@ pub fn print_impact(answer: &Value, limit: usize, out: &mut Output) {
     out.line(format!(
         "model {model} · window {} h · active users {} · conversions {} · calls per conversion {} · attributed {} · unattributed {}{}",
         answer["attribution_window_ms"].as_f64().unwrap_or(0.0) / 3_600_000.0,
-        count(&answer["active_users"]),
+        match answer["active_users_kind"].as_str() {
+            Some("estimate") => format!("≈{}", count(&answer["active_users"])),
+            Some("lower_bound") => format!("≥{}", count(&answer["active_users"])),
+            _ => count(&answer["active_users"]),
+        },
         count(&answer["conversions"]),
         answer["session_quality"]
             .as_f64()
@@ -522,7 +554,7 @@ pub fn print_priority(answer: &Value, out: &mut Output) {
             Cell::new(text(&row["feature"])),
             num(&row["score"], 2),
             Cell::new(text(&row["recommendation"])),
-            pct(&row["adoption"]),
+            adoption(&row),
             num(&row["engagement_depth"], 2),
             num(&row["value"], 0),
             num(&row["effort_hours"], 0),

@@ -32,13 +32,14 @@ def mix(x: int) -> int:
 
 def stable_hash(text: str) -> int:
     """The Rust ``stable_hash``: 8 UTF-8 bytes per step (little-endian, the last word
-    zero-padded, the length in the seed), each step a rotate by 5, xor and multiply, then
-    SplitMix64's finalizer."""
+    zero-padded, the length in the seed), each step an xor and a folded multiply (the low and
+    high halves of the 128-bit product, xored), then SplitMix64's finalizer."""
     data = text.encode("utf-8")
     h = _SEED ^ len(data)
     for at in range(0, len(data), 8):
         word = int.from_bytes(data[at : at + 8], "little")
-        h = ((((h << 5) | (h >> 59)) & MASK64 ^ word) * _STEP) & MASK64
+        product = (h ^ word) * _STEP
+        h = (product & MASK64) ^ (product >> 64)
     return mix(h)
 
 
