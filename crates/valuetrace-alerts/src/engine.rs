@@ -274,6 +274,7 @@ impl Engine {
             change,
             labels,
             value: state.value,
+            currency: state.currency.clone(),
             threshold: state.threshold.clone(),
             summary: def.summary.clone(),
             description: def.description.clone(),

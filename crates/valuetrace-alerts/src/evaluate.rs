@@ -20,6 +20,9 @@ pub struct Observation {
     /// Whether the condition holds now.
     pub active: bool,
     pub value: Option<f64>,
+    /// The currency of `value` when it is money (a value sum compared with a threshold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// What the value was compared against, in words (`< 94`, `outside [0.5, 2] × 412.3`).
     pub threshold: String,
     pub severity: Severity,
@@ -34,6 +37,7 @@ impl Observation {
             labels: SeriesLabels::new(),
             active: false,
             value,
+            currency: None,
             threshold,
             severity,
             skipped: None,
@@ -73,6 +77,7 @@ pub fn evaluate(
                 format!("{} {threshold}", op.symbol()),
                 severity,
             );
+            seen.currency = current.currency.clone();
             if current.volume < def.min_volume {
                 seen = seen.skip(format!(
                     "volume {} below min_volume {}",

@@ -140,6 +140,7 @@ impl MetricSource for FakeSource {
                     status_classes: [0; 5],
                     errors: 0,
                     value_sum: 0.0,
+                    currency: None,
                     latency_sum_ms: 0.0,
                     latency: Arc::new(SortedLatencies(Vec::new())),
                 };
@@ -177,6 +178,7 @@ impl MetricSource for FakeSource {
         Ok(OutcomeStats {
             count,
             value_sum: 0.0,
+            currency: None,
         })
     }
 

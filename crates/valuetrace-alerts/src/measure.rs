@@ -13,10 +13,12 @@ use crate::source::{EndpointStats, MetricSource, SourceError};
 
 /// A metric's value in a window (`None`: undefined, e.g. a ratio over no traffic) and the
 /// number of events it rests on (see `Definition::volume_selector`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
     pub value: Option<f64>,
     pub volume: u64,
+    /// The currency of a value sum (`None` for every other metric, or no currency named).
+    pub currency: Option<String>,
 }
 
 /// Events matching a selector in `[from, to)`: calls (by status) or outcomes.
@@ -40,20 +42,24 @@ pub fn selected_calls(rows: &[EndpointStats], selector: &Selector) -> u64 {
     rows.iter().map(|row| row.selected(selector)).sum()
 }
 
+/// The value sum and its currency.
 fn value_sum(
     source: &dyn MetricSource,
     project: &str,
     selector: &Selector,
     from: i64,
     to: i64,
-) -> Result<f64, SourceError> {
+) -> Result<(f64, Option<String>), SourceError> {
     match &selector.outcome {
-        Some(name) => Ok(source.outcomes(project, name, from, to)?.value_sum),
-        None => Ok(source
-            .calls(project, selector, from, to)?
-            .iter()
-            .map(|row| row.value_sum)
-            .sum()),
+        Some(name) => {
+            let stats = source.outcomes(project, name, from, to)?;
+            Ok((stats.value_sum, stats.currency))
+        }
+        None => {
+            let rows = source.calls(project, selector, from, to)?;
+            let currency = rows.iter().find_map(|row| row.currency.clone());
+            Ok((rows.iter().map(|row| row.value_sum).sum(), currency))
+        }
     }
 }
 
@@ -76,6 +82,7 @@ pub fn measure(
             Measurement {
                 value: Some(n as f64),
                 volume: n,
+                currency: None,
             }
         }
         Definition::Rate(select) => {
@@ -83,6 +90,7 @@ pub fn measure(
             Measurement {
                 value: (seconds > 0.0).then(|| n as f64 / seconds),
                 volume: n,
+                currency: None,
             }
         }
         Definition::Ratio {
@@ -95,6 +103,7 @@ pub fn measure(
             Measurement {
                 value: share(top, bottom, *scale),
                 volume: bottom,
+                currency: None,
             }
         }
         Definition::LatencyQuantile { select, quantile } => {
@@ -102,6 +111,7 @@ pub fn measure(
             Measurement {
                 value: latency.quantile_ms(*quantile).map(|ms| ms / 1000.0),
                 volume: latency.count(),
+                currency: None,
             }
         }
         Definition::Latency { select, .. } => {
@@ -111,13 +121,16 @@ pub fn measure(
             Measurement {
                 value: (calls > 0).then(|| sum_ms / calls as f64 / 1000.0),
                 volume: calls,
+                currency: None,
             }
         }
         Definition::ValueSum(select) => {
             let volume = count(source, project, select, from, to)?;
+            let (sum, currency) = value_sum(source, project, select, from, to)?;
             Measurement {
-                value: Some(value_sum(source, project, select, from, to)?),
+                value: Some(sum),
                 volume,
+                currency,
             }
         }
         Definition::DistinctUsers(select) => {
@@ -125,6 +138,7 @@ pub fn measure(
             Measurement {
                 value: Some(users as f64),
                 volume: users,
+                currency: None,
             }
         }
         Definition::Gap {
@@ -139,6 +153,7 @@ pub fn measure(
             Measurement {
                 value: share(started.saturating_sub(arrived), started, *scale),
                 volume: started,
+                currency: None,
             }
         }
         Definition::FunnelConversion {
@@ -151,6 +166,7 @@ pub fn measure(
             Measurement {
                 value: share(stats.converted, stats.entered, *scale),
                 volume: stats.entered,
+                currency: None,
             }
         }
     })

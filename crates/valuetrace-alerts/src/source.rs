@@ -55,7 +55,12 @@ pub struct EndpointStats {
     pub status_classes: [u64; 5],
     /// 5xx or with an `error_type`.
     pub errors: u64,
+    /// Value carried by the calls, in `currency`: never a sum over currencies (values that no
+    /// rate converts are left out).
     pub value_sum: f64,
+    /// The currency of `value_sum` (the project's reporting currency; `None` when no value named
+    /// one).
+    pub currency: Option<String>,
     pub latency_sum_ms: f64,
     pub latency: Arc<dyn LatencyView>,
 }
@@ -75,10 +80,12 @@ impl EndpointStats {
 }
 
 /// Outcomes of one name in a window.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutcomeStats {
     pub count: u64,
+    /// In `currency`, as [`EndpointStats::value_sum`].
     pub value_sum: f64,
+    pub currency: Option<String>,
 }
 
 /// Conversion of a funnel whose first step happened in the window.

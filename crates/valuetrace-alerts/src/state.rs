@@ -46,6 +46,9 @@ pub struct AlertState {
     pub resolved_at: Option<i64>,
     pub evaluated_at: i64,
     pub value: Option<f64>,
+    /// The currency of `value` when it is money.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     pub threshold: String,
     pub severity: Severity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,6 +88,7 @@ impl AlertState {
             resolved_at: None,
             evaluated_at: now,
             value: observation.value,
+            currency: observation.currency.clone(),
             threshold: observation.threshold.clone(),
             severity: observation.severity,
             skipped: None,
@@ -114,6 +118,7 @@ impl AlertState {
         let active = observation.is_some_and(|o| o.active);
         if let Some(observation) = observation {
             self.value = observation.value;
+            self.currency = observation.currency.clone();
             self.threshold = observation.threshold.clone();
             self.severity = observation.severity;
             self.skipped = observation.skipped.clone();
@@ -201,6 +206,7 @@ mod tests {
             labels: SeriesLabels::new(),
             active,
             value: Some(1.0),
+            currency: None,
             threshold: "< 2".into(),
             severity: Severity::Critical,
             skipped: None,

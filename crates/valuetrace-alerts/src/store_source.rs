@@ -95,6 +95,14 @@ impl MetricSource for StoreSource {
     ) -> Result<Vec<EndpointStats>, SourceError> {
         let summary =
             summarize(&self.store, project, from, to, &filter_of(selector)).map_err(store_error)?;
+        // Values in the reporting currency; a sum in a currency without a rate, or over mixed
+        // currencies, is left out (never added to money in another currency).
+        let config = self.analysis.get(project).cloned().unwrap_or_default();
+        let rule = valuetrace_query::currency::CurrencyRule {
+            reporting: config.reporting_currency.clone(),
+            rates: config.currency_rates.clone(),
+        };
+        let currency = rule.resolve(summary.endpoints.values());
         let mut rows = Vec::new();
         for (key, accum) in summary.endpoints {
             let provider = key.provider.clone().unwrap_or_default();
@@ -114,7 +122,10 @@ impl MetricSource for StoreSource {
                 count: accum.counts.count,
                 status_classes: accum.counts.status_classes,
                 errors: accum.counts.errors,
-                value_sum: accum.counts.value_sum,
+                value_sum: rule
+                    .value_in(currency.as_deref(), &accum.counts)
+                    .unwrap_or(0.0),
+                currency: currency.clone(),
                 latency_sum_ms: accum.counts.latency_sum_ms,
                 latency: Arc::new(SketchLatency(accum.latency)),
             });
@@ -202,6 +213,7 @@ impl MetricSource for StoreSource {
             .iter()
             .filter_map(|(code, (_, sum))| conversion.factor(code.as_deref()).map(|f| f * sum))
             .sum();
+        stats.currency = conversion.currency;
         Ok(stats)
     }
 

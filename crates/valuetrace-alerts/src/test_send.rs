@@ -133,6 +133,7 @@ fn current(
             labels: SeriesLabels::new(),
             active: false,
             value: None,
+            currency: None,
             threshold: String::new(),
             severity: rule.def.severity,
             skipped: None,

@@ -64,6 +64,9 @@ fn annotations(notice: &Notice) -> BTreeMap<String, String> {
     if let Some(value) = notice.value {
         annotations.insert("value".into(), value.to_string());
     }
+    if let Some(code) = &notice.currency {
+        annotations.insert("currency".into(), code.clone());
+    }
     annotations
 }
 

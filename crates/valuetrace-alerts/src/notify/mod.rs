@@ -152,6 +152,9 @@ pub struct Notice {
     /// Series labels plus the rule's labels, `alertname` and `severity`.
     pub labels: SeriesLabels,
     pub value: Option<f64>,
+    /// The currency of `value` when it is money (a value-sum metric against a threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     pub threshold: String,
     pub summary: String,
     pub description: String,
@@ -176,6 +179,15 @@ impl Notice {
         self.change == Change::Resolved
     }
 
+    /// The value as notifications print it: `91.2`, money with its currency (`1523.4 EUR`).
+    pub fn value_text(&self) -> String {
+        match (self.value, &self.currency) {
+            (None, _) => "no value".to_owned(),
+            (Some(value), None) => format_value(value),
+            (Some(value), Some(code)) => format!("{} {code}", format_value(value)),
+        }
+    }
+
     /// `ConversionRateDegrade firing: 91.2 (< 94)`.
     pub fn headline(&self) -> String {
         let state = if self.is_resolved() {
@@ -183,7 +195,7 @@ impl Notice {
         } else {
             "firing"
         };
-        let value = self.value.map_or("no value".to_owned(), format_value);
+        let value = self.value_text();
         let series = self
             .labels
             .iter()

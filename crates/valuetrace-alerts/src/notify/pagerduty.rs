@@ -43,6 +43,7 @@ pub fn render(channel: &ChannelDef, notice: &Notice) -> Rendered {
                 "class": notice.rule,
                 "custom_details": {
                     "value": notice.value,
+                    "currency": notice.currency,
                     "threshold": notice.threshold,
                     "labels": notice.labels,
                     "description": notice.description,

@@ -1,7 +1,7 @@
 //! Slack incoming-webhook message: one message per group, one section per alert with the value
 //! against the threshold and a link to the dashboard view.
 
-use super::{Notice, Rendered, format_value};
+use super::{Notice, Rendered};
 use serde_json::json;
 
 pub fn render(id: String, group: &str, notices: &[Notice]) -> Rendered {
@@ -26,7 +26,7 @@ pub fn render(id: String, group: &str, notices: &[Notice]) -> Rendered {
         if !notice.summary.is_empty() {
             text.push_str(&format!("\n{}", escape(&notice.summary)));
         }
-        let value = notice.value.map_or("no value".to_owned(), format_value);
+        let value = notice.value_text();
         text.push_str(&format!(
             "\nvalue *{value}* · threshold `{}` · severity {:?} · owner {}",
             escape(&notice.threshold),

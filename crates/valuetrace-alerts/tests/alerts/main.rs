@@ -6,6 +6,7 @@
 mod alertmanager;
 mod delivery;
 mod exposition;
+mod money;
 mod notifications;
 mod rules;
 mod tls;

@@ -32,15 +32,15 @@ fn labels(v: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// An alert's value; money in its currency (`€1,137`).
 fn value(v: &Value) -> String {
+    let currency = v.get("currency").and_then(Value::as_str);
     num(v, "value").map_or_else(
         || "–".to_owned(),
-        |x| {
-            if x.abs() >= 100.0 {
-                format!("{x:.0}")
-            } else {
-                format!("{x:.3}")
-            }
+        |x| match currency {
+            Some(code) => crate::format::money_in(x, Some(code)),
+            None if x.abs() >= 100.0 => format!("{x:.0}"),
+            None => format!("{x:.3}"),
         },
     )
 }
