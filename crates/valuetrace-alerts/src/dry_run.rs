@@ -5,7 +5,7 @@ use crate::config::ProjectAlerts;
 use crate::engine::Engine;
 use crate::evaluate::{Observation, evaluate};
 use crate::notify::{Rendered, render};
-use crate::source::MetricSource;
+use crate::source::{MetricSource, SourceError};
 use crate::state::{AlertState, Change, Phase};
 use serde::Serialize;
 
@@ -22,19 +22,29 @@ pub struct DryRun {
     pub payloads: Vec<(String, Rendered)>,
 }
 
+/// Why a dry run has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DryRunError {
+    #[error("no rule named `{0}`")]
+    UnknownRule(String),
+    /// The rule could not be evaluated: its metric's definition (`Invalid`, safe to show) or the
+    /// store (`Store`, internal: logged, not shown to API clients).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
 pub fn dry_run(
     source: &dyn MetricSource,
     alerts: &ProjectAlerts,
     project: &str,
     rule_name: &str,
     now: i64,
-) -> Result<DryRun, String> {
+) -> Result<DryRun, DryRunError> {
     let rule = alerts
         .rule(rule_name)
-        .ok_or_else(|| format!("no rule named `{rule_name}`"))?;
+        .ok_or_else(|| DryRunError::UnknownRule(rule_name.to_owned()))?;
     let now = now - now.rem_euclid(60_000);
-    let observations =
-        evaluate(source, &alerts.catalog, project, rule, now).map_err(|e| e.to_string())?;
+    let observations = evaluate(source, &alerts.catalog, project, rule, now)?;
     let scratch = Engine::in_memory();
     let notices: Vec<_> = observations
         .iter()

@@ -213,7 +213,18 @@ pub async fn test_rule(
     })
     .await
     .map_err(|error| ApiError::internal(&error))?;
-    answer.map(Json).map_err(ApiError::unavailable)
+    answer.map(Json).map_err(|error| {
+        use valuetrace_alerts::dry_run::DryRunError;
+        use valuetrace_alerts::source::SourceError;
+        match error {
+            DryRunError::UnknownRule(rule) => ApiError::not_found(&format!("rule `{rule}`")),
+            DryRunError::Source(SourceError::Invalid(problem)) => {
+                ApiError::bad_request("invalid_rule", problem)
+            }
+            // The store's text can name files: the log has it, the client a generic 500.
+            DryRunError::Source(error @ SourceError::Store(_)) => ApiError::internal(&error),
+        }
+    })
 }
 
 /// `POST .../alerts/test/{rule}/send?channel=`: sends a test notification of the rule, marked

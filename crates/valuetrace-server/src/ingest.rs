@@ -1,71 +1,24 @@
-//! `POST /v1/batch`: decode, validate each event, keep the valid ones, answer per event.
+//! `POST /v1/batch`, the JSON front-end of the one ingest path ([`crate::ingestor`]): admit the
+//! request, read and decode its body, cut it into events, and hand them over.
 //!
 //! Limits are checked in order of cost: key, content type, body size (while reading),
 //! decompressed size (while decompressing, so a gzip bomb stops at the limit), event count, and
-//! event size. A bad event is reported by index and never takes its neighbours down.
+//! (in the ingest path) event size.
 
 use crate::AppState;
-use crate::admission::{Reservation, TokenBucket};
+use crate::admission::Reservation;
 use crate::error::{ApiError, ErrorKind};
-use crate::pipeline::PipelineError;
+use crate::ingestor::{BatchResponse, Incoming, Ingestor, record};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
-use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
-use valuetrace_model::validate_json;
-use valuetrace_store::{Store, StoredEvent};
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct BatchResponse {
-    pub accepted: usize,
-    pub duplicates: usize,
-    pub rejected: Vec<Rejected>,
-    /// Accepted events whose timestamp lay too far in the future and was set to the receive time.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub clamped: usize,
-}
-
-fn is_zero(count: &usize) -> bool {
-    *count == 0
-}
-
-impl BatchResponse {
-    /// Whether the batch held events and none of them is stored: none accepted now and none
-    /// already stored (a duplicate). Answered 400 with this same body, so a client that only
-    /// checks the status never takes a wholly rejected batch for stored data. An empty batch
-    /// stores nothing but loses nothing either: it stays 200.
-    pub fn nothing_stored(&self) -> bool {
-        self.accepted == 0 && self.duplicates == 0 && !self.rejected.is_empty()
-    }
-
-    /// 200, or 400 when [`Self::nothing_stored`].
-    pub fn status(&self) -> StatusCode {
-        if self.nothing_stored() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        }
-    }
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Rejected {
-    pub index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<String>,
-    pub error: String,
-    /// Bounded label for metrics (see `ValidationError::reason`).
-    #[serde(skip)]
-    pub reason: &'static str,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFormat {
@@ -96,68 +49,6 @@ pub async fn batch(
     result.map(|response| (response.status(), Json(response)))
 }
 
-/// Counts the request, its events and its rejections by reason.
-fn record(state: &AppState, project: &str, result: &Result<BatchResponse, ApiError>) {
-    let metrics = &state.metrics;
-    match result {
-        Ok(response) => {
-            let code = if response.nothing_stored() {
-                "all_rejected"
-            } else {
-                "ok"
-            };
-            metrics.inc(
-                "valuetrace_ingest_requests_total",
-                &[("project", project), ("code", code)],
-            );
-            for (outcome, count) in [
-                ("accepted", response.accepted),
-                ("duplicate", response.duplicates),
-                ("rejected", response.rejected.len()),
-            ] {
-                if count > 0 {
-                    metrics.add(
-                        "valuetrace_ingest_events_total",
-                        &[("project", project), ("outcome", outcome)],
-                        count as f64,
-                    );
-                }
-            }
-            for rejected in &response.rejected {
-                metrics.inc(
-                    "valuetrace_ingest_rejected_events_total",
-                    &[("project", project), ("reason", rejected.reason)],
-                );
-            }
-            if response.clamped > 0 {
-                metrics.add(
-                    "valuetrace_ingest_clamped_events_total",
-                    &[("project", project)],
-                    response.clamped as f64,
-                );
-            }
-        }
-        Err(error) => {
-            metrics.inc(
-                "valuetrace_ingest_requests_total",
-                &[("project", project), ("code", error.code)],
-            );
-            match error.code {
-                "rate_limited" => metrics.inc(
-                    "valuetrace_ingest_rate_limited_requests_total",
-                    &[("project", project)],
-                ),
-                "in_flight_full" | "writer_behind" | "wal_unavailable" => metrics.inc(
-                    "valuetrace_ingest_overloaded_requests_total",
-                    &[("reason", error.code)],
-                ),
-                "body_timeout" => metrics.inc("valuetrace_http_body_timeouts_total", &[]),
-                _ => {}
-            }
-        }
-    }
-}
-
 /// The cheap refusals first (nothing read yet), then the body within its limits and timeout,
 /// then the work on a blocking thread.
 async fn admit_and_process(
@@ -167,11 +58,7 @@ async fn admit_and_process(
     body: Body,
 ) -> Result<BatchResponse, ApiError> {
     if !state.pipeline.is_ready() {
-        return Err(ApiError::overloaded(
-            "wal_unavailable",
-            "the server cannot make writes durable right now (write-ahead log failed, e.g. disk full); retry later",
-        )
-        .retry_after(5));
+        return Err(wal_unavailable());
     }
     let store = state.pipeline.store();
     let (held, project_held) = store.rows_in_memory(&project);
@@ -225,15 +112,7 @@ async fn admit_and_process(
     );
     let worker = state.clone();
     tokio::task::spawn_blocking(move || {
-        process(
-            &worker,
-            &project,
-            format,
-            encoding,
-            &raw,
-            &mut reservation,
-            bucket.as_deref(),
-        )
+        process(&worker, &project, format, encoding, &raw, &mut reservation)
     })
     .await
     .map_err(|error| ApiError::internal(&error))?
@@ -270,7 +149,16 @@ async fn read_body(
     }
 }
 
-fn rate_limited(project: &str, wait: std::time::Duration) -> ApiError {
+/// 503: writes cannot be made durable now.
+pub(crate) fn wal_unavailable() -> ApiError {
+    ApiError::overloaded(
+        "wal_unavailable",
+        "the server cannot make writes durable right now (write-ahead log failed, e.g. disk full); retry later",
+    )
+    .retry_after(5)
+}
+
+pub(crate) fn rate_limited(project: &str, wait: std::time::Duration) -> ApiError {
     ApiError::new(
         ErrorKind::TooManyRequests,
         "rate_limited",
@@ -309,6 +197,8 @@ impl Drop for InFlightGauge<'_> {
     }
 }
 
+/// The JSON front-end's share: decompress within the budget, cut the body into events, then
+/// the one ingest path.
 fn process(
     state: &AppState,
     project: &str,
@@ -316,7 +206,6 @@ fn process(
     encoding: Encoding,
     raw: &[u8],
     reservation: &mut Reservation,
-    bucket: Option<&TokenBucket>,
 ) -> Result<BatchResponse, ApiError> {
     let limits = &state.limits;
     // The reservation holds the body; a decoded copy is reserved while it grows, then the
@@ -335,120 +224,17 @@ fn process(
             decoded.len() as f64,
         );
     }
-    let items = split_events(&decoded, format, limits.max_batch_events)?;
-    if let Some(bucket) = bucket {
-        bucket
-            .take(items.len() as f64, std::time::Instant::now())
-            .map_err(|wait| rate_limited(project, wait))?;
-    }
-    let live = state.live();
-    let runtime = live
-        .projects
-        .get(project)
-        .ok_or_else(|| ApiError::not_found("project"))?;
-    let received_at = (state.clock)();
-    let mut response = BatchResponse {
-        accepted: 0,
-        duplicates: 0,
-        rejected: Vec::new(),
-        clamped: 0,
-    };
-    // The data-quality ledger's share of this request, merged with one lock at the end.
-    let mut quality = crate::quality::QualityDelta::new(received_at);
-    let mut fresh = Vec::with_capacity(items.len());
-    let mut seen_in_batch = HashSet::new();
-    let mut candidates = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        let text = match item {
-            Ok(text) => text,
-            Err(error) => {
-                response.rejected.push(Rejected {
-                    index,
-                    event_id: None,
-                    error,
-                    reason: "json",
-                });
-                continue;
-            }
-        };
-        if text.len() > limits.max_event_bytes {
-            let error = format!(
-                "event is {} bytes; the limit is {} (max_event_bytes)",
-                text.len(),
-                limits.max_event_bytes
-            );
-            response.rejected.push(Rejected {
-                index,
-                event_id: None,
+    let items = split_events(&decoded, format, limits.max_batch_events)?
+        .into_iter()
+        .map(|item| match item {
+            Ok(text) => Incoming::Json(text),
+            Err(error) => Incoming::Refused {
                 error,
-                reason: "size",
-            });
-            continue;
-        }
-        match validate_json(text, received_at, &state.validation) {
-            Ok(valid) => {
-                if seen_in_batch.insert(valid.event.event_id().to_owned()) {
-                    candidates.push(valid);
-                } else {
-                    response.duplicates += 1;
-                }
-            }
-            Err(error) => response.rejected.push(Rejected {
-                index,
-                event_id: event_id_of(text),
-                error: error.to_string(),
-                reason: error.reason(),
-            }),
-        }
-    }
-    let known = state.pipeline.store().contains_any(
-        project,
-        candidates.iter().map(|valid| valid.event.event_id()),
-    );
-    for (valid, known) in candidates.into_iter().zip(known) {
-        if known {
-            response.duplicates += 1;
-            continue;
-        }
-        let mut event = valid.event;
-        runtime.pseudonymizer.apply(&mut event);
-        response.clamped += usize::from(valid.clamped);
-        quality.event(&event, valid.skew_ms, valid.clamped);
-        fresh.push(StoredEvent {
-            event,
-            received_at,
-            skew_ms: valid.skew_ms,
-        });
-    }
-    if !fresh.is_empty() {
-        let outcome = state.pipeline.commit(project, fresh).map_err(|error| match error {
-            PipelineError::Wal(detail) => {
-                tracing::error!(error = %detail, project, "write-ahead log failed; refusing writes until it recovers");
-                ApiError::overloaded(
-                    "wal_unavailable",
-                    "the server cannot make writes durable right now (write-ahead log failed, e.g. disk full); retry later",
-                )
-                .retry_after(5)
-            }
-            PipelineError::Store(detail) => ApiError::internal(&detail),
-        })?;
-        response.accepted = outcome.stored;
-        response.duplicates += outcome.duplicates;
-    }
-    quality.finish(
-        response.accepted,
-        response.duplicates,
-        response.rejected.iter().map(|rejected| rejected.reason),
-    );
-    state.quality.record(project, quality);
-    if !response.rejected.is_empty() {
-        tracing::debug!(
-            project,
-            rejected = response.rejected.len(),
-            "events rejected"
-        );
-    }
-    Ok(response)
+                reason: "json",
+            },
+        })
+        .collect();
+    Ingestor::new(state).accept(project, items, (state.clock)())
 }
 
 fn too_large(what: &str, size: usize, limit: usize, setting: &str) -> ApiError {
@@ -748,15 +534,4 @@ fn check_event_count(count: usize, max_events: usize) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-/// The number of elements of a JSON array, counted without keeping them.
-/// The `event_id` of a rejected event, when it has a readable one (at most 128 characters).
-fn event_id_of(text: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct IdOnly {
-        event_id: Option<serde_json::Value>,
-    }
-    let id = serde_json::from_str::<IdOnly>(text).ok()?.event_id?;
-    id.as_str().map(|id| id.chars().take(128).collect())
 }

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod ingestor;
 pub mod insights_api;
 pub mod journeys_api;
 pub mod listener;
