@@ -283,7 +283,7 @@ impl MetricSource for StoreSource {
             by: None,
         };
         let journeys = valuetrace_journeys::Journeys {
-            insights: &self.insights,
+            facts: &self.insights.cache,
             store: &self.store,
         };
         let answer = journeys

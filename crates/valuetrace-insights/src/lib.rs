@@ -12,67 +12,52 @@
 //! kernel → a serde answer type shared by the JSON API and the CLI.
 
 pub mod attribution;
-pub mod cache;
-pub mod config;
 pub mod cost;
 pub mod errors;
 pub mod exact;
-pub mod facts;
 pub mod gaps;
 pub mod impact;
 pub mod integrations;
 pub mod latency;
-pub mod money;
 pub mod priority;
-pub mod scope;
 pub mod scorecard;
-pub mod stats;
 pub mod usage;
 pub mod usage_summary;
 pub mod users;
 
-pub use cache::{Facts, FactsCache};
-pub use config::AnalysisConfig;
-pub use scope::{Dim, Question, Scope, Slice};
+// The fact engine's modules, under the names the answers have always used.
+pub use valuetrace_facts::{
+    AnalysisConfig, Ctx, Dim, Error, Facts, FactsCache, Question, Result, Scope, Slice,
+};
+pub use valuetrace_facts::{cache, config, facts, money, scope, stats};
 
-use std::sync::Arc;
 use valuetrace_store::EmbeddedStore;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The question itself is wrong: the message says what to change.
-    #[error("{0}")]
-    InvalidQuery(String),
-    #[error("store error")]
-    Store(#[from] valuetrace_store::Error),
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What a kernel reads: the facts of the window (and its look-back), the resolved scope, the
-/// question and the project's analysis settings.
-pub struct Ctx<'a> {
-    pub facts: Facts,
-    pub scope: Scope,
-    pub question: &'a Question,
-    pub config: &'a AnalysisConfig,
-    /// The project's earliest call (any time, not only in the loaded range): a previous period
-    /// that starts before it is not covered by data and is not compared with.
-    pub data_start: Option<i64>,
-}
-
 /// The business answers over one store, with the fact cache they share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Insights {
     pub cache: FactsCache,
+}
+
+impl Default for Insights {
+    fn default() -> Self {
+        Insights::new(6 << 30)
+    }
 }
 
 const DAY_MS: i64 = 86_400_000;
 
 impl Insights {
+    /// A fact cache that keeps the business answers' summaries with each segment it builds.
+    pub fn cache(cache_budget_bytes: usize) -> FactsCache {
+        FactsCache::new(cache_budget_bytes)
+            .on_build(scorecard::summarize)
+            .on_build(usage_summary::SegUsage::keep_usual)
+    }
+
     pub fn new(cache_budget_bytes: usize) -> Self {
         Insights {
-            cache: FactsCache::new(cache_budget_bytes),
+            cache: Self::cache(cache_budget_bytes),
         }
     }
 
@@ -85,28 +70,8 @@ impl Insights {
         lookback: i64,
         lookahead: i64,
     ) -> Result<Ctx<'a>> {
-        question.check()?;
-        let facts = self.cache.load(
-            store,
-            &question.project,
-            question.from - lookback,
-            question.to.saturating_add(lookahead),
-            config,
-        )?;
-        let scope = Scope::new(Arc::clone(&facts.names), &question.slice, question.by);
-        let data_start = store
-            .existing_project(&question.project)
-            .and_then(|project| {
-                let data = project.read().ok()?;
-                data.table(valuetrace_store::Table::ApiCalls).first_ts()
-            });
-        Ok(Ctx {
-            facts,
-            scope,
-            question,
-            config,
-            data_start,
-        })
+        self.cache
+            .context(store, question, config, lookback, lookahead)
     }
 
     /// The currency of the answers to `question` and the values of its window that no rate in

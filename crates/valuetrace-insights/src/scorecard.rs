@@ -262,6 +262,19 @@ struct Failed {
     zero: f64,
 }
 
+/// Made with each call segment the business answers' cache builds
+/// ([`crate::Insights::cache`]): the first scorecard after a restart then merges summaries instead
+/// of scanning every row.
+pub fn summarize(seg: &crate::facts::CallSeg) {
+    seg.extensions.get_or_init(|| SegSummary::of(seg));
+}
+
+impl valuetrace_facts::extensions::SegExtension for SegSummary {
+    fn bytes(&self) -> usize {
+        SegSummary::bytes(self)
+    }
+}
+
 impl SegSummary {
     pub fn bytes(&self) -> usize {
         self.first_success.len() * 16
@@ -324,7 +337,7 @@ fn first_seen(ctx: &Ctx, to: i64) -> (Vec<i64>, Vec<i64>) {
         || (vec![i64::MAX; accounts], vec![i64::MAX; users]),
         |(account_first, user_first), seg| {
             if seg.max_ts < to
-                && let Some(summary) = seg.scorecard.get()
+                && let Some(summary) = seg.extensions.get::<SegSummary>()
             {
                 for (firsts, seen) in [
                     (&mut *account_first, &summary.account_first),
@@ -453,7 +466,7 @@ pub fn answer(ctx: &Ctx) -> ScorecardAnswer {
         |pass, seg| {
             let whole = seg.min_ts >= from && seg.max_ts < to;
             if whole && ctx.scope.is_everything() && ctx.scope.by().is_none() {
-                let summary = seg.scorecard.get_or_init(|| SegSummary::of(seg));
+                let summary = seg.extensions.get_or_init(|| SegSummary::of(seg));
                 for &(account, endpoint, t) in &summary.first_success {
                     let new = new_index[account as usize];
                     if new != u32::MAX {

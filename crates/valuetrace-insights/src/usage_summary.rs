@@ -3,7 +3,7 @@
 //! the pass with the window's session conversions.
 //!
 //! A summary of a whole segment without a slice depends only on the segment and the breakdown,
-//! never on the window: such summaries are kept with the segment ([`CallSeg::usage`]), so an
+//! never on the window: such summaries are kept with the segment ([`KeptUsage`], one of its [`SegExtensions`](valuetrace_facts::extensions::SegExtensions)), so an
 //! answer whose window holds the segment merges it instead of reading its rows again (the
 //! breakdown-less one is built with the segment's facts, the others by the first answer that
 //! asks). Segments at the window's edges and sliced questions summarize their rows on the fly.
@@ -199,7 +199,7 @@ impl SegUsage {
             |_| true,
             |row| seg.plan[row],
         );
-        if let Ok(mut kept) = seg.usage.lock() {
+        if let Ok(mut kept) = seg.extensions.get_or_init(KeptUsage::default).0.lock() {
             kept.push((None, Arc::new(none)));
             kept.push((Some(Dim::Plan), Arc::new(by_plan)));
         }
@@ -209,7 +209,8 @@ impl SegUsage {
     /// first use.
     pub fn whole(seg: &CallSeg, scope: &Scope) -> Arc<SegUsage> {
         let by = scope.by();
-        if let Ok(kept) = seg.usage.lock()
+        let kept = seg.extensions.get_or_init(KeptUsage::default);
+        if let Ok(kept) = kept.0.lock()
             && let Some((_, summary)) = kept.iter().find(|(b, _)| *b == by)
         {
             return Arc::clone(summary);
@@ -221,7 +222,7 @@ impl SegUsage {
             |_| true,
             |row| scope.group(seg, row),
         ));
-        if let Ok(mut kept) = seg.usage.lock()
+        if let Ok(mut kept) = kept.0.lock()
             && !kept.iter().any(|(b, _)| *b == by)
         {
             kept.push((by, Arc::clone(&summary)));
@@ -293,5 +294,14 @@ impl SegUsage {
     }
 }
 
-/// Which breakdown a kept summary was built for.
-pub type KeptUsage = std::sync::Mutex<Vec<(Option<Dim>, Arc<SegUsage>)>>;
+/// The usage summaries kept with a segment, each with the breakdown it was built for.
+#[derive(Default)]
+pub struct KeptUsage(std::sync::Mutex<Vec<(Option<Dim>, Arc<SegUsage>)>>);
+
+impl valuetrace_facts::extensions::SegExtension for KeptUsage {
+    fn bytes(&self) -> usize {
+        self.0.lock().map_or(0, |kept| {
+            kept.iter().map(|(_, summary)| summary.bytes()).sum()
+        })
+    }
+}

@@ -17,7 +17,7 @@ use crate::step::Actor;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use valuetrace_insights::stats::ratio;
+use valuetrace_facts::stats::ratio;
 use valuetrace_model::time::DAY_MS;
 
 #[derive(Debug, Clone)]
@@ -167,7 +167,7 @@ fn scores(activity: &Activity, as_of: i64, spec: &ChurnSpec) -> Vec<(usize, f64)
 
 pub fn answer(
     cx: &Cx,
-    question: &valuetrace_insights::Question,
+    question: &valuetrace_facts::Question,
     spec: &ChurnSpec,
     ids: &dyn Fn(usize) -> String,
 ) -> Result<ChurnAnswer> {

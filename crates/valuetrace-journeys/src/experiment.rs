@@ -34,7 +34,7 @@ use crate::pass::Cx;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use valuetrace_insights::config::route_matches;
+use valuetrace_facts::config::route_matches;
 
 /// Endpoints with fewer calls than this in the control or a treatment are not compared.
 pub const MIN_CALLS: f64 = 100.0;
@@ -180,7 +180,7 @@ struct CallAcc {
 
 pub fn answer(
     cx: &Cx,
-    question: &valuetrace_insights::Question,
+    question: &valuetrace_facts::Question,
     spec: &ExperimentSpec,
 ) -> Result<ExperimentAnswer> {
     let names = cx.names();
@@ -327,7 +327,7 @@ pub fn answer(
             conversion_rate: (exposed[v] > 0).then(|| conversions[v] as f64 / exposed[v] as f64),
             conversion_ci95: {
                 let rate =
-                    valuetrace_insights::stats::wilson(conversions[v] as f64, exposed[v] as f64);
+                    valuetrace_facts::stats::wilson(conversions[v] as f64, exposed[v] as f64);
                 rate.ci_low.zip(rate.ci_high).map(|(low, high)| [low, high])
             },
             value_per_actor: (exposed[v] > 0).then(|| values[v].summary().mean),

@@ -15,7 +15,7 @@ use crate::step::{Step, StepText, code_label};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use valuetrace_insights::stats::{quantile_ms, ratio};
+use valuetrace_facts::stats::{quantile_ms, ratio};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -185,7 +185,7 @@ fn stopped(reached: &Reached) -> (Vec<Key>, Vec<u8>) {
 
 pub fn answer(
     cx: &Cx,
-    question: &valuetrace_insights::Question,
+    question: &valuetrace_facts::Question,
     spec: &FunnelSpec,
     noise: &[bool],
 ) -> FunnelAnswer {
@@ -264,11 +264,7 @@ impl Table {
         }
     }
 
-    fn steps(
-        &self,
-        spec: &FunnelSpec,
-        names: &valuetrace_insights::facts::Names,
-    ) -> Vec<FunnelStep> {
+    fn steps(&self, spec: &FunnelSpec, names: &valuetrace_facts::facts::Names) -> Vec<FunnelStep> {
         let mut out = Vec::new();
         for (i, text) in spec.steps.iter().enumerate() {
             let previous = if i == 0 {

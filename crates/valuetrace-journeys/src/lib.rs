@@ -2,7 +2,7 @@
 //! (retention, time to first value, churn risk) and whether an experiment helped (per-endpoint A/B
 //! statistics).
 //!
-//! Layout: the same fact cache as the business answers (`valuetrace_insights::FactsCache`):
+//! Layout: the fact engine (`valuetrace_facts::FactsCache`, shared with the business answers):
 //! compact per-segment columns with dense per-project ids for users, sessions and accounts. Every
 //! journey answer is a few parallel scans ([`pass`]) into dense per-actor arrays — the earliest
 //! matching event after a per-actor position, or the next distinct event — so a funnel is one scan
@@ -25,7 +25,7 @@ pub mod ttv;
 
 pub use step::Actor;
 
-use valuetrace_insights::{AnalysisConfig, Insights, Question};
+use valuetrace_facts::{AnalysisConfig, FactsCache, Question};
 use valuetrace_store::EmbeddedStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,14 +34,14 @@ pub enum Error {
     #[error("{0}")]
     InvalidQuery(String),
     #[error(transparent)]
-    Insights(#[from] valuetrace_insights::Error),
+    Facts(#[from] valuetrace_facts::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Journey answers over the business answers' fact cache.
 pub struct Journeys<'a> {
-    pub insights: &'a Insights,
+    pub facts: &'a FactsCache,
     pub store: &'a EmbeddedStore,
 }
 
@@ -56,7 +56,7 @@ impl Journeys<'_> {
         answer: impl FnOnce(&pass::Cx, &[bool]) -> T,
     ) -> Result<T> {
         let ctx = self
-            .insights
+            .facts
             .context(self.store, question, config, back, ahead)?;
         let cx = pass::Cx {
             facts: &ctx.facts,
@@ -91,7 +91,7 @@ impl Journeys<'_> {
         spec: &funnel::FunnelSpec,
     ) -> Result<funnel::FunnelAnswer> {
         let ctx = self
-            .insights
+            .facts
             .context(self.store, question, config, 0, spec.window_ms)?;
         let cx = pass::Cx {
             facts: &ctx.facts,
@@ -115,7 +115,7 @@ impl Journeys<'_> {
             (0, spec.window_ms)
         };
         let ctx = self
-            .insights
+            .facts
             .context(self.store, question, config, back, ahead)?;
         let cx = pass::Cx {
             facts: &ctx.facts,
@@ -181,8 +181,7 @@ impl Journeys<'_> {
             Actor::Account => "account",
         };
         let resolve = |id: usize| {
-            self.insights
-                .cache
+            self.facts
                 .resolve_ids(&question.project, kind, &[id as u32])
                 .pop()
                 .unwrap_or_default()

@@ -14,9 +14,9 @@
 //! ordered by code, the same way in every answer.
 
 use crate::step::{Actor, Step, call_code, outcome_code};
-use valuetrace_insights::facts::{CallSeg, Names, OutcomeSeg};
-use valuetrace_insights::usage::par_calls;
-use valuetrace_insights::{Facts, Scope};
+use valuetrace_facts::facts::{CallSeg, Names, OutcomeSeg};
+use valuetrace_facts::par::par_calls;
+use valuetrace_facts::{Facts, Scope};
 
 /// A position in an actor's event order: (timestamp, event code).
 pub type Key = (i64, u32);

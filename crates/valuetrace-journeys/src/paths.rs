@@ -139,7 +139,7 @@ impl Trie {
             event: label(self.codes[node]),
             actors: self.counts[node],
             dropped: self.ends[node],
-            share_of_parent: valuetrace_insights::stats::ratio(
+            share_of_parent: valuetrace_facts::stats::ratio(
                 self.counts[node] as f64,
                 parent as f64,
             )
@@ -185,7 +185,7 @@ pub fn walk(cx: &Cx, spec: &PathSpec, noise: &[bool], (from, to): (i64, i64)) ->
 
 pub fn answer(
     cx: &Cx,
-    question: &valuetrace_insights::Question,
+    question: &valuetrace_facts::Question,
     spec: &PathSpec,
     noise: &[bool],
 ) -> PathsAnswer {
@@ -239,7 +239,7 @@ pub fn answer(
             TopPath {
                 events,
                 actors: n,
-                share: valuetrace_insights::stats::ratio(n as f64, actors as f64).unwrap_or(0.0),
+                share: valuetrace_facts::stats::ratio(n as f64, actors as f64).unwrap_or(0.0),
             }
         })
         .collect();

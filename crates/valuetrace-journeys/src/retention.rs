@@ -144,7 +144,7 @@ pub struct AverageCell {
 
 pub fn answer(
     cx: &Cx,
-    question: &valuetrace_insights::Question,
+    question: &valuetrace_facts::Question,
     spec: &RetentionSpec,
 ) -> RetentionAnswer {
     let (from, to) = (question.from, question.to);

@@ -10,8 +10,8 @@
 //! Example: `POST /api/payments/process status=2xx provider=stripe`.
 
 use crate::{Error, Result};
-use valuetrace_insights::config::{parse_status, route_matches};
-use valuetrace_insights::facts::{CallSeg, Names, OutcomeSeg, property_value};
+use valuetrace_facts::config::{parse_status, route_matches};
+use valuetrace_facts::facts::{CallSeg, Names, OutcomeSeg, property_value};
 
 /// Who a journey follows: funnels, paths and retention count distinct actors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -14,7 +14,7 @@ use crate::retention::{LOOKBACK_MS, Period};
 use crate::step::StepText;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use valuetrace_insights::stats::{quantile_ms, ratio};
+use valuetrace_facts::stats::{quantile_ms, ratio};
 use valuetrace_model::time::format_day;
 
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ fn stats(new_actors: u64, mut delays: Vec<i64>) -> TtvStats {
     }
 }
 
-pub fn answer(cx: &Cx, question: &valuetrace_insights::Question, spec: &TtvSpec) -> TtvAnswer {
+pub fn answer(cx: &Cx, question: &valuetrace_facts::Question, spec: &TtvSpec) -> TtvAnswer {
     let (from, to) = (question.from, question.to);
     let names = cx.names();
     let start = first_match(

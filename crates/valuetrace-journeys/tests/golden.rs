@@ -64,7 +64,7 @@ fn run<T>(f: impl FnOnce(&Journeys) -> T) -> T {
     let store = store_with(dir.path(), &events(), T0 + DAY);
     let insights = Insights::default();
     let journeys = Journeys {
-        insights: &insights,
+        facts: &insights.cache,
         store: &store,
     };
     f(&journeys)
@@ -259,7 +259,7 @@ fn retention_counts_cohorts_returns_value_and_completeness() {
     let store = store_with(dir.path(), &events, T0 + 4 * DAY);
     let insights = Insights::default();
     let journeys = Journeys {
-        insights: &insights,
+        facts: &insights.cache,
         store: &store,
     };
     let spec = RetentionSpec::new("any", "any", Period::Day, 4).expect("valid");
@@ -348,7 +348,7 @@ fn experiments_compare_variants_per_endpoint_with_corrected_p_values() {
     let store = store_with(dir.path(), &events, T0 + DAY);
     let insights = Insights::default();
     let journeys = Journeys {
-        insights: &insights,
+        facts: &insights.cache,
         store: &store,
     };
     let spec = ExperimentSpec {
@@ -455,7 +455,7 @@ fn issue_18_primary_verdicts_do_not_depend_on_the_number_of_endpoints_compared()
     let store = store_with(dir.path(), &events, T0 + DAY);
     let insights = Insights::default();
     let journeys = Journeys {
-        insights: &insights,
+        facts: &insights.cache,
         store: &store,
     };
     let run = |top_endpoints: usize| {
@@ -547,7 +547,7 @@ fn time_to_first_value_counts_new_actors_and_their_delays() {
     let store = store_with(dir.path(), &events, T0 + 2 * DAY);
     let insights = Insights::default();
     let journeys = Journeys {
-        insights: &insights,
+        facts: &insights.cache,
         store: &store,
     };
     let spec = TtvSpec::new("/*", "outcome:purchase", Period::Day, None).expect("valid");
@@ -604,7 +604,7 @@ fn churn_risk_scores_falling_activity_and_backtests_against_churn_outcomes() {
     let store = store_with(dir.path(), &events, T0 + 28 * DAY);
     let insights = Insights::default();
     let journeys = Journeys {
-        insights: &insights,
+        facts: &insights.cache,
         store: &store,
     };
     let spec = ChurnSpec {

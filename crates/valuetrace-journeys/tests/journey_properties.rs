@@ -136,7 +136,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store_with(dir.path(), &events, T0 + 2 * DAY);
         let insights = Insights::default();
-        let journeys = Journeys { insights: &insights, store: &store };
+        let journeys = Journeys { facts: &insights.cache, store: &store };
         let config = AnalysisConfig::default();
         let texts: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
         for (order, strict) in [(Order::Sequential, false), (Order::Strict, true)] {
@@ -168,7 +168,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store_with(dir.path(), &events, T0 + 2 * DAY);
         let insights = Insights::default();
-        let journeys = Journeys { insights: &insights, store: &store };
+        let journeys = Journeys { facts: &insights.cache, store: &store };
         let config = AnalysisConfig::default();
         let q = question(T0, T0 + DAY, T0 + 2 * DAY);
         let texts: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
@@ -196,7 +196,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store_with(dir.path(), &events, T0 + 2 * DAY);
         let insights = Insights::default();
-        let journeys = Journeys { insights: &insights, store: &store };
+        let journeys = Journeys { facts: &insights.cache, store: &store };
         let spec = RetentionSpec::new("any", "GET /a", Period::Day, 3).expect("valid");
         for per in [Actor::User, Actor::Session] {
             let answer = journeys

@@ -332,7 +332,7 @@ impl Fixture {
 
     fn journeys(&self) -> Journeys<'_> {
         Journeys {
-            insights: &self.insights,
+            facts: &self.insights.cache,
             store: &self.store,
         }
     }

@@ -30,7 +30,7 @@ impl From<valuetrace_journeys::Error> for ApiError {
             valuetrace_journeys::Error::InvalidQuery(message) => {
                 ApiError::bad_request("invalid_query", message)
             }
-            valuetrace_journeys::Error::Insights(error) => error.into(),
+            valuetrace_journeys::Error::Facts(error) => error.into(),
         }
     }
 }
@@ -94,7 +94,7 @@ async fn answer<T: Serialize + Send + 'static>(
 ) -> Result<Json<WithMoney<T>>, ApiError> {
     let result = tokio::task::spawn_blocking(move || {
         let journeys = Journeys {
-            insights: &asked.insights,
+            facts: &asked.insights.cache,
             store: &asked.store,
         };
         let answer = compute(&journeys, &asked.question, &asked.config)?;

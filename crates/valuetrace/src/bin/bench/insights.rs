@@ -153,7 +153,10 @@ fn answers(
         route: "POST /api/checkout".into(),
         ..LatencySpec::default()
     };
-    let journeys = Journeys { insights, store };
+    let journeys = Journeys {
+        facts: &insights.cache,
+        store,
+    };
     let day = 86_400_000;
     let funnel = FunnelSpec::parse(
         &[

@@ -196,12 +196,8 @@ pub struct CallSeg {
     pub props_text: Vec<Box<str>>,
     pub min_ts: i64,
     pub max_ts: i64,
-    /// The scorecard's summary of this segment over every row, without a breakdown (built with
-    /// the segment; the rows never change).
-    pub scorecard: std::sync::OnceLock<crate::scorecard::SegSummary>,
-    /// Usage summaries of this segment over every row, per breakdown
-    /// ([`crate::usage_summary`]).
-    pub usage: crate::usage_summary::KeptUsage,
+    /// Summaries the answers keep with this segment ([`crate::extensions`]).
+    pub extensions: crate::extensions::SegExtensions,
 }
 
 /// Outcome rows of one source.
@@ -234,13 +230,7 @@ impl CallSeg {
         self.len() * 60
             + self.currency.bytes()
             + self.props_text.iter().map(|p| p.len() + 16).sum::<usize>()
-            + self
-                .scorecard
-                .get()
-                .map_or(0, crate::scorecard::SegSummary::bytes)
-            + self.usage.lock().map_or(0, |kept| {
-                kept.iter().map(|(_, summary)| summary.bytes()).sum()
-            })
+            + self.extensions.bytes()
     }
 
     /// The properties JSON object of a row, if any.
@@ -307,8 +297,7 @@ impl CallSeg {
             props_text: self.props_text.clone(),
             min_ts: self.min_ts,
             max_ts: self.max_ts,
-            scorecard: Default::default(),
-            usage: Default::default(),
+            extensions: Default::default(),
         }
     }
 

@@ -64,6 +64,8 @@ pub struct FactsCache {
     projects: RwLock<HashMap<String, Arc<ProjectFacts>>>,
     budget_bytes: usize,
     tick: std::sync::atomic::AtomicU64,
+    /// Run on every call segment built (and every converted copy): the answers' summaries.
+    on_build: Vec<fn(&CallSeg)>,
 }
 
 impl Default for FactsCache {
@@ -84,6 +86,21 @@ impl FactsCache {
             projects: RwLock::new(HashMap::new()),
             budget_bytes,
             tick: Default::default(),
+            on_build: Vec::new(),
+        }
+    }
+
+    /// Runs `hook` on every call segment this cache builds, before it is shared: an answer's
+    /// summary of the segment ([`crate::extensions`]) made with the segment costs a few % of its
+    /// build and saves a scan of every row on the first question after a restart.
+    pub fn on_build(mut self, hook: fn(&CallSeg)) -> Self {
+        self.on_build.push(hook);
+        self
+    }
+
+    fn summarize(&self, seg: &CallSeg) {
+        for hook in &self.on_build {
+            hook(seg);
         }
     }
 
@@ -178,6 +195,9 @@ impl FactsCache {
                     Some(seg) => seg,
                     None => {
                         let seg = build(&state.ids, table, file, batch)?;
+                        if let Seg::Calls(seg) = &seg {
+                            self.summarize(seg);
+                        }
                         facts.built += 1;
                         state
                             .segments
@@ -233,8 +253,8 @@ impl FactsCache {
             let key = (*source, fingerprint);
             let raw = Arc::clone(seg);
             let copy = self.cached_or(state, key, tick, || {
-                let mut copy = raw.with_values(conversion.convert(&raw.value, &raw.currency));
-                summarize(&mut copy);
+                let copy = raw.with_values(conversion.convert(&raw.value, &raw.currency));
+                self.summarize(&copy);
                 Seg::Calls(Arc::new(copy))
             })?;
             if let Seg::Calls(copy) = copy {
@@ -302,14 +322,6 @@ impl FactsCache {
     }
 }
 
-/// Summarized with the facts (a few % of their build time): the first scorecard after a restart
-/// then merges summaries instead of scanning every row.
-fn summarize(seg: &mut CallSeg) {
-    let summary = crate::scorecard::SegSummary::of(seg);
-    let _ = seg.scorecard.set(summary);
-    crate::usage_summary::SegUsage::keep_usual(seg);
-}
-
 fn build(
     ids: &Mutex<Ids>,
     table: Table,
@@ -345,7 +357,6 @@ fn build(
             }
             drop(ids);
             seg.sort_by_session();
-            summarize(&mut seg);
             Seg::Calls(Arc::new(seg))
         }
         Table::Outcomes => {
