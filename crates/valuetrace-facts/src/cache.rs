@@ -13,11 +13,12 @@ use crate::facts::{
     add_outcomes,
 };
 use crate::money::{Conversion, Mixed};
+use crate::source::{FactSource, FactTable};
 use crate::{AnalysisConfig, Error, Result};
 use arrow_array::RecordBatch;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use valuetrace_store::{EmbeddedStore, SourceId, Table, parquet_io};
+use valuetrace_store::SourceId;
 
 /// The facts of one query: every segment that may hold rows of its range, and the names of ids.
 #[derive(Debug, Default, Clone)]
@@ -148,39 +149,26 @@ impl FactsCache {
 
     /// The facts of `project` that may hold rows in `[from, to)`, with values in the reporting
     /// currency that `config` gives (see [`crate::money`]).
-    pub fn load(
+    pub fn load<S: FactSource>(
         &self,
-        store: &EmbeddedStore,
+        store: &S,
         project: &str,
         from: i64,
         to: i64,
         config: &AnalysisConfig,
     ) -> Result<Facts> {
         let mut facts = Facts::default();
-        let Some(shared) = store.existing_project(project) else {
+        let calls = store.sources(project, FactTable::Calls, from, to)?;
+        let outcomes = store.sources(project, FactTable::Outcomes, from, to)?;
+        if calls.is_empty() && outcomes.is_empty() {
             return Ok(facts);
-        };
-        let (calls, outcomes) = {
-            let data = shared.read().map_err(|_| poisoned())?;
-            (
-                data.table(Table::ApiCalls).scan_set(from, to),
-                data.table(Table::Outcomes).scan_set(from, to),
-            )
-        };
+        }
         let state = self.project(project)?;
         let tick = self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut used = Vec::new();
-        for (table, set) in [(Table::ApiCalls, &calls), (Table::Outcomes, &outcomes)] {
-            let sources = set
-                .files
-                .iter()
-                .map(|file| ((file.source, 0), Some(file), None))
-                .chain(
-                    set.batches
-                        .iter()
-                        .map(|scanned| ((scanned.source, 0), None, Some(&scanned.batch))),
-                );
-            for (key, file, batch) in sources {
+        for (table, sources) in [(FactTable::Calls, &calls), (FactTable::Outcomes, &outcomes)] {
+            for (id, source) in sources {
+                let key = (*id, 0);
                 used.push(key);
                 let cached = state
                     .segments
@@ -194,7 +182,7 @@ impl FactsCache {
                 let seg = match cached {
                     Some(seg) => seg,
                     None => {
-                        let seg = build(&state.ids, table, file, batch)?;
+                        let seg = build(store, &state.ids, table, source)?;
                         if let Seg::Calls(seg) = &seg {
                             self.summarize(seg);
                         }
@@ -322,35 +310,24 @@ impl FactsCache {
     }
 }
 
-fn build(
+fn build<S: FactSource>(
+    store: &S,
     ids: &Mutex<Ids>,
-    table: Table,
-    file: Option<&parquet_io::FileInfo>,
-    batch: Option<&RecordBatch>,
+    table: FactTable,
+    source: &S::Source,
 ) -> Result<Seg> {
-    let mut batches = Vec::new();
-    if let Some(file) = file {
-        let columns: &[&str] = match table {
-            Table::ApiCalls => &CALL_FACT_COLUMNS,
-            Table::Outcomes => &OUTCOME_FACT_COLUMNS,
-            Table::ApiAggregates => {
-                return Err(valuetrace_store::Error::Internal(
-                    "business answers read raw calls and outcomes, not aggregates".into(),
-                )
-                .into());
-            }
-        };
-        parquet_io::read_range(file, i64::MIN, i64::MAX, columns, |batch| {
-            batches.push(batch.clone());
-            Ok(())
-        })?;
-    }
-    if let Some(batch) = batch {
+    let columns: &[&str] = match table {
+        FactTable::Calls => &CALL_FACT_COLUMNS,
+        FactTable::Outcomes => &OUTCOME_FACT_COLUMNS,
+    };
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    store.read(source, columns, &mut |batch| {
         batches.push(batch.clone());
-    }
+        Ok(())
+    })?;
     let mut ids = ids.lock().map_err(|_| poisoned())?;
     Ok(match table {
-        Table::ApiCalls => {
+        FactTable::Calls => {
             let mut seg = CallSeg::default();
             for batch in &batches {
                 add_calls(&mut seg, &mut ids, batch)?;
@@ -359,18 +336,12 @@ fn build(
             seg.sort_by_session();
             Seg::Calls(Arc::new(seg))
         }
-        Table::Outcomes => {
+        FactTable::Outcomes => {
             let mut seg = OutcomeSeg::default();
             for batch in &batches {
                 add_outcomes(&mut seg, &mut ids, batch)?;
             }
             Seg::Outcomes(Arc::new(seg))
-        }
-        Table::ApiAggregates => {
-            return Err(valuetrace_store::Error::Internal(
-                "business answers read raw calls and outcomes, not aggregates".into(),
-            )
-            .into());
         }
     })
 }

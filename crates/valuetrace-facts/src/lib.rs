@@ -20,14 +20,16 @@ pub mod facts;
 pub mod money;
 pub mod par;
 pub mod scope;
+pub mod source;
 pub mod stats;
 
 pub use cache::{Facts, FactsCache};
 pub use config::AnalysisConfig;
 
 pub use scope::{Dim, Question, Scope, Slice};
+pub use source::{FactSource, FactTable};
+
 use std::sync::Arc;
-use valuetrace_store::EmbeddedStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -54,9 +56,9 @@ pub struct Ctx<'a> {
 
 impl FactsCache {
     /// Loads the facts of `[from - lookback, to + lookahead)` and resolves the scope.
-    pub fn context<'a>(
+    pub fn context<'a, S: FactSource>(
         &self,
-        store: &EmbeddedStore,
+        store: &S,
         question: &'a Question,
         config: &'a AnalysisConfig,
         lookback: i64,
@@ -71,12 +73,7 @@ impl FactsCache {
             config,
         )?;
         let scope = Scope::new(Arc::clone(&facts.names), &question.slice, question.by);
-        let data_start = store
-            .existing_project(&question.project)
-            .and_then(|project| {
-                let data = project.read().ok()?;
-                data.table(valuetrace_store::Table::ApiCalls).first_ts()
-            });
+        let data_start = store.first_call(&question.project);
         Ok(Ctx {
             facts,
             scope,

@@ -423,7 +423,7 @@ fn warm_fact_cache(state: &AppState) {
     for project in store.project_names() {
         let started = std::time::Instant::now();
         match state.insights.cache.load(
-            store,
+            store.as_ref(),
             &project,
             now - 30 * 86_400_000,
             now,

@@ -63,7 +63,7 @@ pub fn run(data: std::path::PathBuf, runs: usize) -> anyhow::Result<()> {
     let state = server.state.clone();
     let warm = Instant::now();
     state.insights.cache.load(
-        state.pipeline.store(),
+        state.pipeline.store().as_ref(),
         "bench",
         now - 30 * 86_400_000,
         now,
