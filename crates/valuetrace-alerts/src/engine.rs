@@ -11,7 +11,7 @@ use crate::evaluate::{Observation, evaluate};
 use crate::notify::{Notice, Rendered, render};
 use crate::outbox::{Outbox, OutboxEntry};
 use crate::source::MetricSource;
-use crate::state::{AlertState, Change, Phase, Silence, fingerprint, hex};
+use crate::state::{AlertState, Change, Phase, Silence, fingerprint};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
@@ -268,7 +268,7 @@ impl Engine {
             now,
         );
         Notice {
-            id: hex(&hash.finalize()[..16]),
+            id: hex::encode(&hash.finalize()[..16]),
             project: project.to_owned(),
             rule: def.name.clone(),
             change,
@@ -355,7 +355,7 @@ impl Engine {
         if silence.id.is_empty() {
             let mut hash = Sha256::new();
             hash.update(format!("{silence:?}/{now}/{}", self.state.silences.len()).as_bytes());
-            silence.id = hex(&hash.finalize()[..8]);
+            silence.id = hex::encode(&hash.finalize()[..8]);
         }
         if silence.starts_at == 0 {
             silence.starts_at = now;

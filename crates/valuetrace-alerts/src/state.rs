@@ -70,11 +70,7 @@ pub fn fingerprint(rule: &str, labels: &SeriesLabels) -> String {
         hash.update([1]);
         hash.update(value.as_bytes());
     }
-    hex(&hash.finalize()[..8])
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&hash.finalize()[..8])
 }
 
 impl AlertState {

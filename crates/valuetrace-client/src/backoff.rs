@@ -32,11 +32,8 @@ impl Backoff {
         if attempt >= self.max_attempts {
             return None;
         }
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
+        let z = valuetrace_model::mix::SplitMix64(self.state).next_u64();
+        self.state = self.state.wrapping_add(valuetrace_model::mix::GOLDEN_GAMMA);
         Some(z % (self.ceiling(attempt) + 1))
     }
 }

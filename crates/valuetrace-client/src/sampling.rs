@@ -59,12 +59,7 @@ impl Default for SamplingPolicy {
 pub use valuetrace_model::pattern::glob;
 
 /// SplitMix64's finalizer: a well-mixed 64-bit hash of a number (no allocation).
-pub fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use valuetrace_model::mix::mix;
 
 /// A hash of the text's UTF-8 bytes, stable across processes and languages (the Python package
 /// computes the same, so both sample the same sessions): eight bytes per step (little-endian,

@@ -492,13 +492,7 @@ fn sample_latencies(
     )
 }
 
-/// SplitMix64's finalizer: a well-mixed 64-bit hash of `x`.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+use valuetrace_model::mix::mix;
 
 /// Records an exposure: the earliest call wins; a second variant marks the actor mixed.
 #[inline]

@@ -13,6 +13,7 @@
 //! its limit), to `docs/events.md`, and to the store's Arrow schema.
 
 pub mod event;
+pub mod mix;
 pub mod pattern;
 pub mod quantile;
 pub mod time;

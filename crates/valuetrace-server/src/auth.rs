@@ -23,7 +23,7 @@ pub fn hash_key(key: &str) -> [u8; 32] {
 
 /// `sha256:<hex>` of a key, the form kept in the configuration.
 pub fn key_hash_string(key: &str) -> String {
-    format!("sha256:{}", hex(&hash_key(key)))
+    format!("sha256:{}", hex::encode(hash_key(key)))
 }
 
 pub fn parse_key_hash(text: &str) -> Option<[u8; 32]> {
@@ -32,20 +32,8 @@ pub fn parse_key_hash(text: &str) -> Option<[u8; 32]> {
         return None;
     }
     let mut hash = [0u8; 32];
-    for (index, byte) in hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(digits.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(digits, &mut hash).ok()?;
     Some(hash)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    text
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -90,5 +78,5 @@ impl KeyRing {
 pub fn generate_key(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the operating system's random source is available");
-    format!("{prefix}_{}", hex(&bytes))
+    format!("{prefix}_{}", hex::encode(bytes))
 }

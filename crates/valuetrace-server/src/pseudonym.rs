@@ -10,7 +10,6 @@
 //! cannot be translated without keeping the old secret, which is the point of rotating); a
 //! user's journey is split at the rotation.
 
-use crate::auth::hex;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::io::Write;
@@ -48,9 +47,9 @@ impl Pseudonymizer {
         mac.update(raw.as_bytes());
         let digest = mac.finalize().into_bytes();
         if self.version <= 1 {
-            hex(&digest[..16])
+            hex::encode(&digest[..16])
         } else {
-            format!("v{}.{}", self.version, hex(&digest[..16]))
+            format!("v{}.{}", self.version, hex::encode(&digest[..16]))
         }
     }
 

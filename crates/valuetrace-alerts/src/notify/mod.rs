@@ -239,17 +239,16 @@ pub fn dashboard_link(
     )
 }
 
+/// Everything but RFC 3986's unreserved characters (`A–Z a–z 0–9 - _ . ~`).
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
 pub fn format_value(value: f64) -> String {
@@ -299,5 +298,5 @@ fn group_id(channel: &str, notices: &[Notice]) -> String {
         hash.update([0]);
         hash.update(notice.id.as_bytes());
     }
-    crate::state::hex(&hash.finalize()[..16])
+    hex::encode(&hash.finalize()[..16])
 }

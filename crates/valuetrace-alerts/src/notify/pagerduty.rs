@@ -69,5 +69,5 @@ pub fn channel_notice_id(channel: &str, notice: &str) -> String {
     hash.update(channel.as_bytes());
     hash.update([0]);
     hash.update(notice.as_bytes());
-    crate::state::hex(&hash.finalize()[..16])
+    hex::encode(&hash.finalize()[..16])
 }

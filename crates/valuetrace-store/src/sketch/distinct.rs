@@ -211,12 +211,7 @@ fn hll_estimate_and_range(registers: &[u8; REGISTERS]) -> (f64, bool) {
 mod tests {
     use super::*;
 
-    fn mix(mut x: u64) -> u64 {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
+    use valuetrace_model::mix::mix;
 
     /// Issue 18, point 4: the 95% interval of a registers-only sketch (as clients ship) covers
     /// the true count in about 95% of repetitions, from a handful of users to the HyperLogLog
