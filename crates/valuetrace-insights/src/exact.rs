@@ -100,6 +100,19 @@ fn aggregates_cover(ctx: &Ctx, from: i64, to: i64) -> bool {
     aggregated && !sampled_alone
 }
 
+/// An endpoint by its names: method, route, service, direction, provider.
+type EndpointName<'a> = (&'a str, &'a str, &'a str, bool, Option<&'a str>);
+
+fn name_of(key: &valuetrace_query::summary::EndpointKey) -> EndpointName<'_> {
+    (
+        key.method.as_str(),
+        key.route.as_str(),
+        key.service.as_str(),
+        key.outbound,
+        key.provider.as_deref(),
+    )
+}
+
 /// Exact requests per endpoint for `impact` without a breakdown, and the users of the clients'
 /// sketches, when the aggregates cover the window; `None` otherwise (or when an endpoint of the
 /// counts has no id: none of its calls was kept, and the answer keeps its estimates rather than
@@ -112,7 +125,7 @@ pub fn requests(store: &EmbeddedStore, ctx: &Ctx) -> Result<Option<ExactUsage>> 
     if ctx.question.by.is_some() || !aggregates_cover(ctx, from, to) {
         return Ok(None);
     }
-    let ids: HashMap<(&str, &str, &str, bool, Option<&str>), u32> = ctx
+    let ids: HashMap<EndpointName, u32> = ctx
         .scope
         .names
         .endpoints
@@ -132,14 +145,7 @@ pub fn requests(store: &EmbeddedStore, ctx: &Ctx) -> Result<Option<ExactUsage>> 
     let summary = summarize(store, ctx.question, &filter)?;
     let mut exact = ExactUsage::default();
     for (key, accum) in &summary.endpoints {
-        let name = (
-            key.method.as_str(),
-            key.route.as_str(),
-            key.service.as_str(),
-            key.outbound,
-            key.provider.as_deref(),
-        );
-        let Some(&id) = ids.get(&name) else {
+        let Some(&id) = ids.get(&name_of(key)) else {
             return Ok(None);
         };
         exact.calls.insert((id, 0), triple(&accum.counts));
@@ -151,14 +157,7 @@ pub fn requests(store: &EmbeddedStore, ctx: &Ctx) -> Result<Option<ExactUsage>> 
         let previous = summarize_window(store, ctx.question, &filter, from - span, from)?;
         let mut users = SketchedUsers::default();
         for (key, accum) in &previous.endpoints {
-            let name = (
-                key.method.as_str(),
-                key.route.as_str(),
-                key.service.as_str(),
-                key.outbound,
-                key.provider.as_deref(),
-            );
-            if let Some(&id) = ids.get(&name) {
+            if let Some(&id) = ids.get(&name_of(key)) {
                 users.keys.insert((id, 0), accum.users.clone());
             }
             users.active.merge(&accum.users);
