@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod ingestor;
+pub mod lifecycle;
 pub mod insights_api;
 pub mod journeys_api;
 pub mod listener;
