@@ -7,7 +7,6 @@
 //! sums, ratios (numerator and denominator add up) and histograms.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 pub const OTHER: &str = "other";
 
@@ -188,8 +187,7 @@ fn merge_into(
 
 /// One metric family: `# HELP`, `# TYPE` and its samples.
 pub fn render_family(out: &mut String, name: &str, help: &str, kind: &str, series: &[Series]) {
-    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+    text::header(out, name, help, kind);
     for s in series {
         match &s.value {
             SeriesValue::Sum(value) => sample(out, name, &s.labels, None, *value),
@@ -252,48 +250,68 @@ fn sample(
     extra: Option<(&str, String)>,
     value: f64,
 ) {
-    out.push_str(name);
-    let mut pairs: Vec<(&str, String)> = labels
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.clone()))
-        .collect();
-    pairs.extend(extra);
-    if !pairs.is_empty() {
-        out.push('{');
-        for (index, (label, value)) in pairs.iter().enumerate() {
-            if index > 0 {
-                out.push(',');
+    let pairs = labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    match &extra {
+        Some((label, extra)) => {
+            text::sample(out, name, pairs.chain([(*label, extra.as_str())]), value)
+        }
+        None => text::sample(out, name, pairs, value),
+    }
+}
+
+pub use text::format_float;
+
+/// The Prometheus text exposition format (0.0.4), written in one place for both endpoints that
+/// speak it: the catalog's `/api/v1/projects/{project}/metrics` and the server's own `/metrics`.
+pub mod text {
+    use std::fmt::Write;
+
+    /// `# HELP` (escaped) and `# TYPE` of a family.
+    pub fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+    }
+
+    /// One sample line: `name{label="value",...} value`, label values escaped.
+    pub fn sample<'a>(
+        out: &mut String,
+        name: &str,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+        value: f64,
+    ) {
+        out.push_str(name);
+        let mut first = true;
+        for (label, text) in labels {
+            out.push(if first { '{' } else { ',' });
+            first = false;
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = write!(out, "{label}=\"{escaped}\"");
+        }
+        if !first {
+            out.push('}');
+        }
+        let _ = writeln!(out, " {}", format_float(value));
+    }
+
+    /// A sample value: `NaN`, `+Inf`, `-Inf`, or the shortest decimal that reads back the same
+    /// (`1` for 1.0).
+    pub fn format_float(value: f64) -> String {
+        if value.is_nan() {
+            "NaN".into()
+        } else if value.is_infinite() {
+            if value > 0.0 {
+                "+Inf".into()
+            } else {
+                "-Inf".into()
             }
-            let _ = write!(out, "{label}=\"{}\"", escape_label(value));
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {}", format_float(value));
-}
-
-pub fn format_float(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".into()
-    } else if value.is_infinite() {
-        if value > 0.0 {
-            "+Inf".into()
         } else {
-            "-Inf".into()
+            format!("{value}")
         }
-    } else {
-        format!("{value}")
     }
-}
-
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn escape_help(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 #[cfg(test)]

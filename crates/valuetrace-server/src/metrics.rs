@@ -7,7 +7,6 @@
 //! mutex is cheap enough.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 
 /// Every metric the server exports: name, type, help.
@@ -216,62 +215,37 @@ pub struct HistogramSample {
     pub count: u64,
 }
 
-/// Renders samples and histograms with `# HELP`/`# TYPE` from the catalog, in catalog order.
+/// Renders samples and histograms with `# HELP`/`# TYPE` from the catalog, in catalog order,
+/// through the one Prometheus text writer ([`valuetrace_alerts::exposition::text`]).
 pub fn render(samples: &[Sample], histograms: &[HistogramSample]) -> String {
-    let mut text = String::with_capacity(8 << 10);
+    use valuetrace_alerts::exposition::text;
+    let mut out = String::with_capacity(8 << 10);
     for (name, kind, help) in CATALOG {
-        let series: Vec<&Sample> = samples.iter().filter(|s| s.name == *name).collect();
-        let histogram = histograms.iter().find(|h| h.name == *name);
-        let _ = writeln!(text, "# HELP {name} {help}");
-        let _ = writeln!(text, "# TYPE {name} {kind}");
-        for sample in series {
-            let _ = writeln!(
-                text,
-                "{name}{} {}",
-                label_text(&sample.labels),
-                number(sample.value)
+        text::header(&mut out, name, help, kind);
+        for sample in samples.iter().filter(|s| s.name == *name) {
+            let labels = sample
+                .labels
+                .iter()
+                .map(|(key, value)| (*key, value.as_str()));
+            text::sample(&mut out, name, labels, sample.value);
+        }
+        if let Some(histogram) = histograms.iter().find(|h| h.name == *name) {
+            let bucket = format!("{name}_bucket");
+            for (index, count) in histogram.cumulative.iter().enumerate() {
+                let bound = histogram.bounds.get(index).map_or(f64::INFINITY, |b| *b);
+                let bound = text::format_float(bound);
+                text::sample(&mut out, &bucket, [("le", bound.as_str())], *count as f64);
+            }
+            text::sample(&mut out, &format!("{name}_sum"), [], histogram.sum);
+            text::sample(
+                &mut out,
+                &format!("{name}_count"),
+                [],
+                histogram.count as f64,
             );
         }
-        if let Some(histogram) = histogram {
-            for (index, count) in histogram.cumulative.iter().enumerate() {
-                let bound = histogram
-                    .bounds
-                    .get(index)
-                    .map_or_else(|| "+Inf".to_owned(), |b| number(*b));
-                let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {count}");
-            }
-            let _ = writeln!(text, "{name}_sum {}", number(histogram.sum));
-            let _ = writeln!(text, "{name}_count {}", histogram.count);
-        }
     }
-    text
-}
-
-fn label_text(labels: &Labels) -> String {
-    let pairs: Vec<String> = labels
-        .iter()
-        .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
-        .collect();
-    if pairs.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", pairs.join(","))
-    }
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
-    }
+    out
 }
 
 #[cfg(test)]
