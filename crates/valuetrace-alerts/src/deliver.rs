@@ -60,9 +60,24 @@ impl Reply {
     }
 }
 
+/// Why a notification got no answer from its receiver.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The target: no URL, refused by the SSRF check, unresolvable.
+    #[error(transparent)]
+    Target(#[from] crate::ssrf::TargetError),
+    #[error("http client: {0}")]
+    Client(String),
+    #[error("channel `{0}` is no longer configured")]
+    Unconfigured(String),
+    /// Connection failed, TLS, timeout: the error and its causes, one line.
+    #[error("{0}")]
+    Transport(String),
+}
+
 /// One POST of `entry` to `channel`; the receiver's answer, whatever its status, or why there
 /// was none (no URL, refused by the SSRF check, connection failed, timeout).
-pub async fn send(channel: &ChannelDef, entry: &OutboxEntry) -> Result<Reply, String> {
+pub async fn send(channel: &ChannelDef, entry: &OutboxEntry) -> Result<Reply, SendError> {
     let url = channel.target()?;
     let (host, address) = crate::ssrf::resolve_checked(&url, channel.allow_private_targets).await?;
     install_tls_provider();
@@ -71,7 +86,7 @@ pub async fn send(channel: &ChannelDef, entry: &OutboxEntry) -> Result<Reply, St
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|error| format!("http client: {error}"))?;
+        .map_err(|error| SendError::Client(error.to_string()))?;
     let mut request = client
         .post(&url)
         .header("content-type", "application/json")
@@ -81,7 +96,10 @@ pub async fn send(channel: &ChannelDef, entry: &OutboxEntry) -> Result<Reply, St
     for (name, value) in &entry.headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    let mut response = request.send().await.map_err(|error| chain(&error))?;
+    let mut response = request
+        .send()
+        .await
+        .map_err(|error| SendError::Transport(chain(&error)))?;
     let status = response.status().as_u16();
     let mut bytes = Vec::new();
     while bytes.len() < BODY_READ_LIMIT {
@@ -148,10 +166,7 @@ pub async fn deliver_due(
     let mut results = Vec::with_capacity(due.len());
     for entry in &due {
         let result = match alerts.channel(&entry.channel) {
-            None => Err(format!(
-                "channel `{}` is no longer configured",
-                entry.channel
-            )),
+            None => Err(SendError::Unconfigured(entry.channel.clone())),
             Some(_) if alerts.config.dry_run => {
                 tracing::info!(project, channel = %entry.channel, id = %entry.id, body = %entry.body, "dry run: notification not sent");
                 Ok(Reply {
@@ -177,7 +192,7 @@ pub async fn deliver_due(
                 report.rejected += 1;
             }
             result => {
-                let error = result.map_or_else(|error| error, |reply| reply.describe());
+                let error = result.map_or_else(|error| error.to_string(), |reply| reply.describe());
                 tracing::warn!(project, %channel, %id, %error, "notification not delivered; will retry");
                 report.failed += 1;
                 if let Some(dropped) =
@@ -240,7 +255,7 @@ pub async fn refresh_alertmanager(
         match send(channel, &entry).await {
             Ok(reply) if reply.is_success() => report.delivered += 1,
             result => {
-                let error = result.map_or_else(|error| error, |reply| reply.describe());
+                let error = result.map_or_else(|error| error.to_string(), |reply| reply.describe());
                 tracing::warn!(project, channel = %channel_name, %error, "alertmanager re-post failed; the next one follows in a minute");
                 report.failed += 1;
             }

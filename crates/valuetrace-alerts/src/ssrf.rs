@@ -43,16 +43,43 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved
 }
 
+/// Why a channel's target cannot be posted to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("environment variable {0} (url_env) is not set")]
+    EnvUnset(String),
+    #[error("no url")]
+    NoUrl,
+    #[error("`{url}` is not a URL: {reason}")]
+    NotUrl { url: String, reason: String },
+    #[error("`{0}`: only http and https targets")]
+    Scheme(String),
+    #[error("`{0}` has no host")]
+    NoHost(String),
+    #[error("`{0}` is a loopback or private address; set allow_private_targets = true to allow it")]
+    Private(String),
+    #[error("cannot resolve `{host}`: {reason}")]
+    Unresolvable { host: String, reason: String },
+    #[error("`{0}` resolves to no address")]
+    NoAddress(String),
+    #[error(
+        "`{host}` resolves to {ip} (loopback or private); set allow_private_targets = true to allow it"
+    )]
+    ResolvesPrivate { host: String, ip: IpAddr },
+}
+
 /// The scheme, host and port of an http(s) URL, refusing what can be judged without DNS.
-pub fn check_url(url: &str, allow_private: bool) -> Result<(String, u16), String> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|error| format!("`{url}` is not a URL: {error}"))?;
+pub fn check_url(url: &str, allow_private: bool) -> Result<(String, u16), TargetError> {
+    let parsed = reqwest::Url::parse(url).map_err(|error| TargetError::NotUrl {
+        url: url.to_owned(),
+        reason: error.to_string(),
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("`{url}`: only http and https targets"));
+        return Err(TargetError::Scheme(url.to_owned()));
     }
     let host = parsed
         .host_str()
-        .ok_or_else(|| format!("`{url}` has no host"))?
+        .ok_or_else(|| TargetError::NoHost(url.to_owned()))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_ascii_lowercase();
@@ -64,9 +91,7 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<(String, u16), String
             || host.ends_with(".local")
             || host.ends_with(".internal");
         if local_name || literal.is_some_and(is_internal) {
-            return Err(format!(
-                "`{host}` is a loopback or private address; set allow_private_targets = true to allow it"
-            ));
+            return Err(TargetError::Private(host));
         }
     }
     Ok((host, port))
@@ -76,11 +101,14 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<(String, u16), String
 pub async fn resolve_checked(
     url: &str,
     allow_private: bool,
-) -> Result<(String, SocketAddr), String> {
+) -> Result<(String, SocketAddr), TargetError> {
     let (host, port) = check_url(url, allow_private)?;
     let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
-        .map_err(|error| format!("cannot resolve `{host}`: {error}"))?
+        .map_err(|error| TargetError::Unresolvable {
+            host: host.clone(),
+            reason: error.to_string(),
+        })?
         .collect();
     let first = refuse_internal(&host, &addresses, allow_private)?;
     Ok((host, first))
@@ -91,15 +119,15 @@ pub fn refuse_internal(
     host: &str,
     addresses: &[SocketAddr],
     allow_private: bool,
-) -> Result<SocketAddr, String> {
+) -> Result<SocketAddr, TargetError> {
     let first = *addresses
         .first()
-        .ok_or_else(|| format!("`{host}` resolves to no address"))?;
+        .ok_or_else(|| TargetError::NoAddress(host.to_owned()))?;
     if !allow_private && let Some(bad) = addresses.iter().find(|a| is_internal(a.ip())) {
-        return Err(format!(
-            "`{host}` resolves to {} (loopback or private); set allow_private_targets = true to allow it",
-            bad.ip()
-        ));
+        return Err(TargetError::ResolvesPrivate {
+            host: host.to_owned(),
+            ip: bad.ip(),
+        });
     }
     Ok(first)
 }

@@ -190,7 +190,7 @@ pub async fn send_test(alerts: &ProjectAlerts, payloads: Vec<TestPayload>) -> Ve
                 result.status = Some(reply.status);
                 result.body = reply.body;
             }
-            Err(error) => result.error = Some(error),
+            Err(error) => result.error = Some(error.to_string()),
         }
         results.push(result);
     }

@@ -74,17 +74,18 @@ impl ChannelDef {
     /// The URL to POST to, read now (an environment variable may hold it). An Alertmanager
     /// channel's `url` is Alertmanager's base URL (`http://alertmanager:9093`); its alerts API
     /// `/api/v2/alerts` is appended unless the URL already ends with it.
-    pub fn target(&self) -> Result<String, String> {
+    pub fn target(&self) -> Result<String, crate::ssrf::TargetError> {
+        use crate::ssrf::TargetError;
         let url = if let Some(variable) = &self.url_env {
             std::env::var(variable)
                 .ok()
                 .filter(|url| !url.is_empty())
-                .ok_or_else(|| format!("environment variable {variable} (url_env) is not set"))?
+                .ok_or_else(|| TargetError::EnvUnset(variable.clone()))?
         } else {
             match (&self.url, self.kind) {
                 (Some(url), _) => url.clone(),
                 (None, ChannelKind::Pagerduty) => PAGERDUTY_EVENTS_URL.into(),
-                (None, _) => return Err("no url".into()),
+                (None, _) => return Err(TargetError::NoUrl),
             }
         };
         Ok(match self.kind {

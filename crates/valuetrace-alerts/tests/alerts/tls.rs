@@ -48,7 +48,11 @@ async fn https_targets_speak_tls() {
         .await
         .expect_err("a plain HTTP server cannot complete a TLS handshake");
     eprintln!("https to a plain server: {error}");
-    let lower = error.to_ascii_lowercase();
+    assert!(
+        matches!(error, valuetrace_alerts::deliver::SendError::Transport(_)),
+        "a transport failure, not a refused target: {error:?}"
+    );
+    let lower = error.to_string().to_ascii_lowercase();
     assert!(
         !lower.contains("scheme")
             && (lower.contains("tls")
