@@ -62,6 +62,21 @@ pub struct Engine {
     pub alertmanager_refreshed_at: Option<i64>,
 }
 
+/// Why an alert state file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not an alert state file: {source}", path.display())]
+    Corrupt {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+}
+
 impl Engine {
     pub fn in_memory() -> Engine {
         Engine {
@@ -76,17 +91,24 @@ impl Engine {
 
     /// Loads the state file, or starts empty if there is none. An unreadable file is an error
     /// (the caller decides; starting empty would re-send what was delivered).
-    pub fn open(path: &Path) -> Result<Engine, String> {
+    pub fn open(path: &Path) -> Result<Engine, StateFileError> {
         let mut engine = Engine::in_memory();
         engine.path = Some(path.to_owned());
         match std::fs::read(path) {
             Ok(bytes) => {
-                engine.state = serde_json::from_slice(&bytes).map_err(|error| {
-                    format!("{}: not an alert state file: {error}", path.display())
-                })?;
+                engine.state =
+                    serde_json::from_slice(&bytes).map_err(|source| StateFileError::Corrupt {
+                        path: path.to_owned(),
+                        source,
+                    })?;
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+            Err(source) => {
+                return Err(StateFileError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         }
         Ok(engine)
     }

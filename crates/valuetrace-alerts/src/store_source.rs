@@ -11,8 +11,9 @@ use crate::source::{
 use arrow_array::{Array, Float64Array, StringArray, TimestampMillisecondArray};
 use std::collections::HashMap;
 use std::sync::Arc;
-use valuetrace_insights::money::Conversion;
-use valuetrace_insights::{AnalysisConfig, Insights, Question, Slice};
+use valuetrace_facts::money::Conversion;
+use valuetrace_facts::{AnalysisConfig, Question, Slice};
+use valuetrace_insights::Insights;
 use valuetrace_query::Filter;
 use valuetrace_query::summary::summarize;
 use valuetrace_store::sketch::LatencyAccumulator;

@@ -49,7 +49,10 @@ impl AlertEngines {
         }
     }
 
-    pub fn get(&self, project: &str) -> Result<Arc<Mutex<Engine>>, String> {
+    pub fn get(
+        &self,
+        project: &str,
+    ) -> Result<Arc<Mutex<Engine>>, valuetrace_alerts::engine::StateFileError> {
         let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(engine) = engines.get(project) {
             return Ok(engine.clone());

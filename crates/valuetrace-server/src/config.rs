@@ -172,7 +172,7 @@ pub struct ProjectConfig {
     pub burst_events: Option<f64>,
     /// Business analysis settings: attribution, costs, error rules, gap pairs, features.
     #[serde(default)]
-    pub analysis: valuetrace_insights::AnalysisConfig,
+    pub analysis: valuetrace_facts::AnalysisConfig,
     /// The metric catalog (`[[projects.metrics]]`): business metrics as code.
     #[serde(default)]
     pub metrics: Vec<valuetrace_alerts::MetricDef>,

@@ -10,9 +10,10 @@ use axum::http::HeaderMap;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
+use valuetrace_facts::money::WithMoney;
+use valuetrace_facts::{AnalysisConfig, Dim, Question, Slice};
+use valuetrace_insights::Insights;
 use valuetrace_insights::latency::LatencySpec;
-use valuetrace_insights::money::WithMoney;
-use valuetrace_insights::{AnalysisConfig, Dim, Insights, Question, Slice};
 use valuetrace_model::time::parse_duration;
 use valuetrace_store::EmbeddedStore;
 
@@ -34,13 +35,13 @@ const COMMON: &[&str] = &[
     "by",
 ];
 
-impl From<valuetrace_insights::Error> for ApiError {
-    fn from(error: valuetrace_insights::Error) -> Self {
+impl From<valuetrace_facts::Error> for ApiError {
+    fn from(error: valuetrace_facts::Error) -> Self {
         match error {
-            valuetrace_insights::Error::InvalidQuery(message) => {
+            valuetrace_facts::Error::InvalidQuery(message) => {
                 ApiError::bad_request("invalid_query", message)
             }
-            valuetrace_insights::Error::Store(error) => ApiError::internal(&display_chain(&error)),
+            valuetrace_facts::Error::Store(error) => ApiError::internal(&display_chain(&error)),
         }
     }
 }
@@ -127,7 +128,7 @@ async fn run<T: Serialize + Send + 'static>(
         &EmbeddedStore,
         &Question,
         &AnalysisConfig,
-    ) -> valuetrace_insights::Result<T>
+    ) -> valuetrace_facts::Result<T>
     + Send
     + 'static,
 ) -> Result<Json<WithMoney<T>>, ApiError> {
@@ -135,7 +136,7 @@ async fn run<T: Serialize + Send + 'static>(
         let (insights, store) = (&asked.insights, &asked.store);
         let answer = answer(insights, store, &asked.question, &asked.config)?;
         let money = insights.money(store, &asked.question, &asked.config)?;
-        Ok::<_, valuetrace_insights::Error>(WithMoney { answer, money })
+        Ok::<_, valuetrace_facts::Error>(WithMoney { answer, money })
     })
     .await
     .map_err(|error| ApiError::internal(&error))??;

@@ -407,7 +407,7 @@ async fn persist_loop(state: Arc<AppState>, durations: StorageDurations, max_row
 }
 
 /// The analysis settings of `project` (defaults for a project no longer configured).
-pub(crate) fn analysis(state: &AppState, project: &str) -> valuetrace_insights::AnalysisConfig {
+pub(crate) fn analysis(state: &AppState, project: &str) -> valuetrace_facts::AnalysisConfig {
     state
         .live()
         .projects

@@ -690,14 +690,14 @@ pub async fn data_quality(
     Path(project): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Result<Json<valuetrace_insights::money::WithMoney<DataQualityAnswer>>, ApiError> {
+) -> Result<Json<valuetrace_facts::money::WithMoney<DataQualityAnswer>>, ApiError> {
     query_api::authorize(&state, &headers, &project)?;
     query_api::check_known(&params, &["from", "to", "since"])?;
     let now = (state.clock)();
     let (from, to) = query_api::window(&params, now)?;
     let answer = state.quality.answer(&project, from, to);
     // Values in a currency without a rate: counted here, left out of every money figure.
-    let question = valuetrace_insights::Question {
+    let question = valuetrace_facts::Question {
         project: project.clone(),
         from,
         to,
@@ -710,10 +710,7 @@ pub async fn data_quality(
     let money = tokio::task::spawn_blocking(move || insights.money(&store, &question, &config))
         .await
         .map_err(|error| ApiError::internal(&error))??;
-    Ok(Json(valuetrace_insights::money::WithMoney {
-        answer,
-        money,
-    }))
+    Ok(Json(valuetrace_facts::money::WithMoney { answer, money }))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub struct ProjectRuntime {
     /// `None`: no rate limit.
     pub bucket: Option<Arc<TokenBucket>>,
     rate: (f64, f64),
-    pub analysis: Arc<valuetrace_insights::AnalysisConfig>,
+    pub analysis: Arc<valuetrace_facts::AnalysisConfig>,
     /// The metric catalog, alert rules and channels, checked.
     pub alerts: Arc<valuetrace_alerts::ProjectAlerts>,
     /// SHA-256 hashes of the tokens that may scrape the project's catalog metrics.

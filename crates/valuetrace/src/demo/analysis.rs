@@ -1,7 +1,7 @@
 //! The demo shop's business settings (`[projects.analysis]`), shared by `valuetrace demo` and the
 //! insights benchmark.
 
-use valuetrace_insights::config::{AnalysisConfig, CostRule, ErrorRule, Feature, GapRule};
+use valuetrace_facts::config::{AnalysisConfig, CostRule, ErrorRule, Feature, GapRule};
 
 /// The demo shop's business settings: what its infrastructure costs, how errors are classed,
 /// which webhook must follow a payment, and the features the team weighs.

@@ -8,8 +8,9 @@
 use crate::demo::analysis::demo_analysis;
 use crate::demo::traffic::{Generator, TrafficConfig};
 use std::time::Instant;
+use valuetrace_facts::{Dim, Question, Slice};
+use valuetrace_insights::Insights;
 use valuetrace_insights::latency::LatencySpec;
-use valuetrace_insights::{Dim, Insights, Question, Slice};
 use valuetrace_journeys::churn::ChurnSpec;
 use valuetrace_journeys::experiment::ExperimentSpec;
 use valuetrace_journeys::funnel::{FunnelSpec, Order};
