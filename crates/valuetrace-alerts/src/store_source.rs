@@ -285,7 +285,7 @@ impl MetricSource for StoreSource {
         };
         let journeys = valuetrace_journeys::Journeys {
             facts: &self.insights.cache,
-            store: &self.store,
+            store: self.store.as_ref(),
         };
         let answer = journeys
             .funnel(&question, &config, valuetrace_journeys::Actor::User, &spec)

@@ -45,6 +45,34 @@ pub trait FactSource {
     fn first_call(&self, project: &str) -> Option<i64>;
 }
 
+/// A shared backend reads as the backend itself.
+impl<T: FactSource + ?Sized> FactSource for std::sync::Arc<T> {
+    type Source = T::Source;
+
+    fn sources(
+        &self,
+        project: &str,
+        table: FactTable,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(SourceId, Self::Source)>> {
+        (**self).sources(project, table, from, to)
+    }
+
+    fn read(
+        &self,
+        source: &Self::Source,
+        columns: &[&str],
+        each: &mut dyn FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        (**self).read(source, columns, each)
+    }
+
+    fn first_call(&self, project: &str) -> Option<i64> {
+        (**self).first_call(project)
+    }
+}
+
 /// A source of the embedded store: a Parquet file, or a batch still in memory.
 pub enum EmbeddedSource {
     File(FileInfo),

@@ -8,11 +8,11 @@
 //! provider, direction, plan, segment and variant, not app versions or route patterns: other
 //! slices keep the estimates.
 
+use crate::Backend;
 use crate::errors::ExactCounts;
 use crate::impact::{ExactUsage, SketchedUsers};
 use crate::{Ctx, Error, Question, Result};
 use std::collections::HashMap;
-use valuetrace_store::EmbeddedStore;
 
 /// The rollup filter of a question's slice, `None` when the slice names something rollups lack.
 fn filter_of(question: &Question) -> Option<valuetrace_query::Filter> {
@@ -36,7 +36,7 @@ fn filter_of(question: &Question) -> Option<valuetrace_query::Filter> {
 }
 
 fn summarize(
-    store: &EmbeddedStore,
+    store: &impl Backend,
     question: &Question,
     filter: &valuetrace_query::Filter,
 ) -> Result<valuetrace_query::summary::Summary> {
@@ -44,18 +44,18 @@ fn summarize(
 }
 
 fn summarize_window(
-    store: &EmbeddedStore,
+    store: &impl Backend,
     question: &Question,
     filter: &valuetrace_query::Filter,
     from: i64,
     to: i64,
 ) -> Result<valuetrace_query::summary::Summary> {
-    valuetrace_query::summary::summarize(store, &question.project, from, to, filter).map_err(
-        |error| match error {
+    store
+        .summary(&question.project, from, to, filter)
+        .map_err(|error| match error {
             valuetrace_query::Error::InvalidQuery(message) => Error::InvalidQuery(message),
             valuetrace_query::Error::Store(error) => Error::Store(error),
-        },
-    )
+        })
 }
 
 /// [calls, failed (status ≥ 400), server errors (5xx)] of rollup counts.
@@ -71,7 +71,7 @@ fn triple(counts: &valuetrace_store::rollup::Counts) -> [f64; 3] {
 /// The window's calls and failed calls from the health counts; `None` when the slice names a
 /// dimension they lack. The caller checks that no call of the scope was sampled without an
 /// aggregate counting it.
-pub fn error_counts(store: &EmbeddedStore, question: &Question) -> Result<Option<ExactCounts>> {
+pub fn error_counts(store: &impl Backend, question: &Question) -> Result<Option<ExactCounts>> {
     let Some(filter) = filter_of(question) else {
         return Ok(None);
     };
@@ -117,7 +117,7 @@ fn name_of(key: &valuetrace_query::summary::EndpointKey) -> EndpointName<'_> {
 /// sketches, when the aggregates cover the window; `None` otherwise (or when an endpoint of the
 /// counts has no id: none of its calls was kept, and the answer keeps its estimates rather than
 /// drop the endpoint).
-pub fn requests(store: &EmbeddedStore, ctx: &Ctx) -> Result<Option<ExactUsage>> {
+pub fn requests(store: &impl Backend, ctx: &Ctx) -> Result<Option<ExactUsage>> {
     let Some(filter) = filter_of(ctx.question) else {
         return Ok(None);
     };

@@ -31,7 +31,11 @@ pub use valuetrace_facts::{
 };
 pub use valuetrace_facts::{cache, config, facts, money, scope, stats};
 
-use valuetrace_store::EmbeddedStore;
+/// What the business answers read: the fact engine's rows ([`valuetrace_facts::FactSource`])
+/// and the health counts ([`valuetrace_query::QueryBackend`]); the embedded store is one.
+pub trait Backend: valuetrace_facts::FactSource + valuetrace_query::QueryBackend {}
+
+impl<S: valuetrace_facts::FactSource + valuetrace_query::QueryBackend> Backend for S {}
 
 /// The business answers over one store, with the fact cache they share.
 #[derive(Debug)]
@@ -64,7 +68,7 @@ impl Insights {
     /// Loads the facts of `[from - lookback, to + lookahead)` and resolves the scope.
     pub fn context<'a>(
         &self,
-        store: &EmbeddedStore,
+        store: &impl Backend,
         question: &'a Question,
         config: &'a AnalysisConfig,
         lookback: i64,
@@ -78,7 +82,7 @@ impl Insights {
     /// `config` converts (reported apart, never summed).
     pub fn money(
         &self,
-        store: &EmbeddedStore,
+        store: &impl Backend,
         question: &Question,
         config: &AnalysisConfig,
     ) -> Result<money::MoneyNote> {
@@ -96,7 +100,7 @@ impl Insights {
 
     pub fn impact(
         &self,
-        store: &EmbeddedStore,
+        store: &impl Backend,
         question: &Question,
         config: &AnalysisConfig,
     ) -> Result<impact::ImpactAnswer> {
@@ -113,7 +117,7 @@ impl Insights {
 
     pub fn errors(
         &self,
-        store: &EmbeddedStore,
+        store: &impl Backend,
         question: &Question,
         config: &AnalysisConfig,
     ) -> Result<errors::ErrorsAnswer> {
@@ -127,7 +131,7 @@ impl Insights {
 
     pub fn integrations(
         &self,
-        store: &EmbeddedStore,
+        store: &impl Backend,
         question: &Question,
         config: &AnalysisConfig,
     ) -> Result<integrations::IntegrationsAnswer> {
@@ -137,7 +141,7 @@ impl Insights {
 
     pub fn gaps(
         &self,
-        store: &EmbeddedStore,
+        store: &impl Backend,
         question: &Question,
         config: &AnalysisConfig,
     ) -> Result<gaps::GapsAnswer> {
@@ -148,7 +152,7 @@ impl Insights {
 
     pub fn latency_conversion(
         &self,
-        store: &EmbeddedStore,
+        store: &impl Backend,
         question: &Question,
         config: &AnalysisConfig,
         spec: &latency::LatencySpec,
@@ -159,7 +163,7 @@ impl Insights {
 
     pub fn scorecard(
         &self,
-        store: &EmbeddedStore,
+        store: &impl Backend,
         question: &Question,
         config: &AnalysisConfig,
     ) -> Result<scorecard::ScorecardAnswer> {
@@ -170,7 +174,7 @@ impl Insights {
 
     pub fn priority(
         &self,
-        store: &EmbeddedStore,
+        store: &impl Backend,
         question: &Question,
         config: &AnalysisConfig,
     ) -> Result<priority::PriorityAnswer> {

@@ -25,8 +25,8 @@ pub mod ttv;
 
 pub use step::Actor;
 
+use valuetrace_facts::FactSource;
 use valuetrace_facts::{AnalysisConfig, FactsCache, Question};
-use valuetrace_store::EmbeddedStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -40,12 +40,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Journey answers over the business answers' fact cache.
-pub struct Journeys<'a> {
+pub struct Journeys<'a, S: FactSource> {
     pub facts: &'a FactsCache,
-    pub store: &'a EmbeddedStore,
+    /// Where the facts come from (the embedded store, or any other backend).
+    pub store: &'a S,
 }
 
-impl Journeys<'_> {
+impl<S: FactSource> Journeys<'_, S> {
     /// The facts of the question's window plus `back` before and `ahead` after, followed `per`.
     fn with<T>(
         &self,

@@ -59,7 +59,7 @@ fn events() -> Vec<Event> {
     events
 }
 
-fn run<T>(f: impl FnOnce(&Journeys) -> T) -> T {
+fn run<T>(f: impl FnOnce(&Journeys<valuetrace_store::EmbeddedStore>) -> T) -> T {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = store_with(dir.path(), &events(), T0 + DAY);
     let insights = Insights::default();

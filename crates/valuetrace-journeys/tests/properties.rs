@@ -330,7 +330,7 @@ impl Fixture {
         }
     }
 
-    fn journeys(&self) -> Journeys<'_> {
+    fn journeys(&self) -> Journeys<'_, valuetrace_store::EmbeddedStore> {
         Journeys {
             facts: &self.insights.cache,
             store: &self.store,

@@ -27,6 +27,36 @@ pub use timeseries::{Interval, Metric, TimeseriesAnswer, TimeseriesPoint, Timese
 pub trait QueryBackend: Send + Sync {
     fn endpoints(&self, query: &EndpointsQuery) -> Result<EndpointsAnswer>;
     fn timeseries(&self, query: &TimeseriesQuery) -> Result<TimeseriesAnswer>;
+    /// The health counts of the project's calls in `[from, to)` matching `filter`, per endpoint
+    /// (counts, latency, users): what the business answers take where aggregates make it exact.
+    fn summary(
+        &self,
+        project: &str,
+        from: i64,
+        to: i64,
+        filter: &Filter,
+    ) -> Result<summary::Summary>;
+}
+
+/// A shared backend answers as the backend itself.
+impl<T: QueryBackend + ?Sized> QueryBackend for std::sync::Arc<T> {
+    fn endpoints(&self, query: &EndpointsQuery) -> Result<EndpointsAnswer> {
+        (**self).endpoints(query)
+    }
+
+    fn timeseries(&self, query: &TimeseriesQuery) -> Result<TimeseriesAnswer> {
+        (**self).timeseries(query)
+    }
+
+    fn summary(
+        &self,
+        project: &str,
+        from: i64,
+        to: i64,
+        filter: &Filter,
+    ) -> Result<summary::Summary> {
+        (**self).summary(project, from, to, filter)
+    }
 }
 
 impl QueryBackend for valuetrace_store::EmbeddedStore {
@@ -36,6 +66,16 @@ impl QueryBackend for valuetrace_store::EmbeddedStore {
 
     fn timeseries(&self, query: &TimeseriesQuery) -> Result<TimeseriesAnswer> {
         timeseries::run(self, query)
+    }
+
+    fn summary(
+        &self,
+        project: &str,
+        from: i64,
+        to: i64,
+        filter: &Filter,
+    ) -> Result<summary::Summary> {
+        summary::summarize(self, project, from, to, filter)
     }
 }
 

@@ -88,14 +88,18 @@ impl Own<'_> {
 
 async fn answer<T: Serialize + Send + 'static>(
     asked: Asked,
-    compute: impl FnOnce(&Journeys, &Question, &AnalysisConfig) -> valuetrace_journeys::Result<T>
+    compute: impl FnOnce(
+        &Journeys<valuetrace_store::EmbeddedStore>,
+        &Question,
+        &AnalysisConfig,
+    ) -> valuetrace_journeys::Result<T>
     + Send
     + 'static,
 ) -> Result<Json<WithMoney<T>>, ApiError> {
     let result = tokio::task::spawn_blocking(move || {
         let journeys = Journeys {
             facts: &asked.insights.cache,
-            store: &asked.store,
+            store: asked.store.as_ref(),
         };
         let answer = compute(&journeys, &asked.question, &asked.config)?;
         let money = asked
