@@ -1,6 +1,6 @@
 //! The valuetrace wire and domain model: the events clients send and the rules they must satisfy.
 //!
-//! This crate is a leaf (serde only) so that client middleware can depend on it without pulling in
+//! This crate is a leaf (serde, and humantime for durations) so that client middleware can depend on it without pulling in
 //! the server or the store.
 //!
 //! - [`event`]: the typed events ([`ApiCall`], [`Outcome`], [`ApiAggregate`]) in wire format v1; `Serialize` produces

@@ -140,26 +140,56 @@ pub fn parse_time(text: &str) -> Option<i64> {
     parse_rfc3339(text)
 }
 
-/// Parses a duration such as `90s`, `15m`, `24h`, `7d` or `500ms` into milliseconds.
+/// Parses a duration such as `90s`, `15m`, `24h`, `7d`, `500ms` or `1h30m` into milliseconds
+/// (`humantime`'s grammar: numbers each with a unit, `ms` `s` `m` `h` `d` `w` and their long
+/// names, optionally separated by spaces, `1.5h` too; a number without a unit, and months and
+/// years, are refused).
 pub fn parse_duration(text: &str) -> Option<i64> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(split);
-    let amount: i64 = digits.parse().ok()?;
-    let unit_ms = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => MINUTE_MS,
-        "h" => HOUR_MS,
-        "d" => DAY_MS,
-        "w" => 7 * DAY_MS,
-        _ => return None,
-    };
-    amount.checked_mul(unit_ms)
+    let text = text.trim();
+    // humantime takes a leading `+`; a sign has no place in a duration here.
+    if text.starts_with(['+', '-']) {
+        return None;
+    }
+    // Months and years have no fixed length, and `1M` (a month) is too close to `1m`.
+    const UNITS: [&str; 24] = [
+        "ms", "msec", "millis", "s", "sec", "secs", "second", "seconds", "m", "min", "mins",
+        "minute", "minutes", "h", "hr", "hrs", "hour", "hours", "d", "day", "days", "w", "week",
+        "weeks",
+    ];
+    if text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .any(|unit| !unit.is_empty() && !UNITS.contains(&unit))
+    {
+        return None;
+    }
+    let duration = humantime::parse_duration(text).ok()?;
+    i64::try_from(duration.as_millis()).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_units_and_combinations() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("90s", 90_000),
+            ("15m", 15 * MINUTE_MS),
+            ("24h", DAY_MS),
+            ("7d", 7 * DAY_MS),
+            ("2w", 14 * DAY_MS),
+            ("1h30m", 90 * MINUTE_MS),
+            ("1h 30m", 90 * MINUTE_MS),
+            ("0s", 0),
+            ("1.5h", 90 * MINUTE_MS),
+        ] {
+            assert_eq!(parse_duration(text), Some(ms), "{text}");
+        }
+        for bad in ["", "10", "-1h", "+1h", "1x", "h", "1M", "2y", "1month"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn round_trips_known_instants() {

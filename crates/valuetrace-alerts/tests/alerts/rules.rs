@@ -468,7 +468,7 @@ name = "A"
 kind = "threshold"
 metric = "checkout_requests_total"
 op = "<"
-window = "5 minutes"
+window = "five minutes"
 
 [[alerts.rules]]
 name = "B"
@@ -486,7 +486,7 @@ objective = 100
     .join("\n");
     for expected in [
         "metrics (checkout_requests_total).channels: `nowhere`",
-        "rules[0] (A).window: `5 minutes` is not a duration",
+        "rules[0] (A).window: `five minutes` is not a duration",
         "rules[0] (A).threshold: required",
         "rules[1] (B).metric: `missing_metric_total` is not in",
         "rules[1] (B).band:",
