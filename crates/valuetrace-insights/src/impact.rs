@@ -168,6 +168,17 @@ impl ImpactParts {
         }
     }
 
+    /// The active users of the whole slice in the current window.
+    pub fn active_all(&self) -> UserCount {
+        match self.sketched_users.as_ref() {
+            Some(s) => UserCount::of_sketch(&s.active),
+            None => UserCount::of_facts(
+                self.current.active_all.len(),
+                self.current.requests.sampled() || self.current.outbound_requests.sampled(),
+            ),
+        }
+    }
+
     /// The active users of `group` in the current window.
     pub fn active(&self, group: u32) -> UserCount {
         match self.sketched_users.as_ref() {
@@ -438,10 +449,7 @@ pub fn answer_with(ctx: &Ctx, exact: Option<&ExactUsage>) -> ImpactAnswer {
         .filter(|(e, _, _)| !ctx.scope.names.endpoint(*e).outbound)
         .map(|(_, _, u)| u.calls_in_converting_sessions)
         .sum();
-    let active = match parts.sketched_users.as_ref() {
-        Some(s) => UserCount::of_sketch(&s.active),
-        None => UserCount::of_facts(parts.current.active_all.len(), sampled),
-    };
+    let active = parts.active_all();
     let total = if ctx.question.slice.direction.as_deref() == Some("outbound") {
         &parts.current.outbound_requests
     } else {

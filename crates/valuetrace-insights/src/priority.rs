@@ -60,13 +60,10 @@ pub fn answer(ctx: &Ctx) -> PriorityAnswer {
 pub fn answer_with(ctx: &Ctx, exact: Option<&ExactUsage>) -> PriorityAnswer {
     let q = ctx.question;
     let names = &ctx.scope.names;
-    let parts = parts(ctx);
-    let sketched = exact.map(|e| &e.users);
-    let sampled = parts.current.requests.sampled() || parts.current.outbound_requests.sampled();
-    let active = match sketched {
-        Some(s) => UserCount::of_sketch(&s.active),
-        None => UserCount::of_facts(parts.current.active_all.len(), sampled),
-    };
+    let mut parts = parts(ctx);
+    parts.sketched_users = exact.map(|e| e.users.clone());
+    let sketched = parts.sketched_users.as_ref();
+    let active = parts.active_all();
     let years = q.span() as f64 / (365.0 * 86_400_000.0);
     let mut features = Vec::new();
     for feature in &ctx.config.features {

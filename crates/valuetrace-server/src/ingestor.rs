@@ -122,7 +122,7 @@ impl<'a> Ingestor<'a> {
         let mut seen_in_batch = HashSet::new();
         let mut candidates = Vec::with_capacity(events.len());
         for (index, item) in events.into_iter().enumerate() {
-            let (validated, text) = match item {
+            let (validated, id_of_rejected) = match item {
                 Incoming::Refused { error, reason } => {
                     response.rejected.push(Rejected {
                         index,
@@ -148,25 +148,12 @@ impl<'a> Ingestor<'a> {
                 }
                 Incoming::Json(text) => (
                     validate_json(text, received_at, &state.validation),
-                    Some(text),
+                    IdOf::Text(text),
                 ),
-                Incoming::Value(value) => {
-                    let validated = validate_event(&value, received_at, &state.validation);
-                    let id = value
-                        .get("event_id")
-                        .and_then(serde_json::Value::as_str)
-                        .map(|id| id.chars().take(128).collect());
-                    if let Err(error) = validated {
-                        response.rejected.push(Rejected {
-                            index,
-                            event_id: id,
-                            error: error.to_string(),
-                            reason: error.reason(),
-                        });
-                        continue;
-                    }
-                    (validated, None)
-                }
+                Incoming::Value(value) => (
+                    validate_event(&value, received_at, &state.validation),
+                    IdOf::Value(value),
+                ),
             };
             match validated {
                 Ok(valid) => {
@@ -178,7 +165,7 @@ impl<'a> Ingestor<'a> {
                 }
                 Err(error) => response.rejected.push(Rejected {
                     index,
-                    event_id: text.and_then(event_id_of),
+                    event_id: id_of_rejected.event_id(),
                     error: error.to_string(),
                     reason: error.reason(),
                 }),
@@ -294,12 +281,23 @@ pub fn record(state: &AppState, project: &str, result: &Result<BatchResponse, Ap
     }
 }
 
-/// The `event_id` of a rejected event, when it has a readable one (at most 128 characters).
-fn event_id_of(text: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct IdOnly {
-        event_id: Option<serde_json::Value>,
+/// Where a rejected event's id is read from.
+enum IdOf<'a> {
+    Text(&'a str),
+    Value(serde_json::Value),
+}
+
+impl IdOf<'_> {
+    /// The `event_id` of a rejected event, when it has a readable one (at most 128 characters).
+    fn event_id(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct IdOnly {
+            event_id: Option<serde_json::Value>,
+        }
+        let id = match self {
+            IdOf::Text(text) => serde_json::from_str::<IdOnly>(text).ok()?.event_id?,
+            IdOf::Value(value) => value.get("event_id")?.clone(),
+        };
+        id.as_str().map(|id| id.chars().take(128).collect())
     }
-    let id = serde_json::from_str::<IdOnly>(text).ok()?.event_id?;
-    id.as_str().map(|id| id.chars().take(128).collect())
 }
